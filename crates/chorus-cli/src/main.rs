@@ -1,1 +1,32 @@
-fn main() {}
+//! `chorus`: the Chorus collaboration server.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chorus",
+    version,
+    about = "Real-time collaboration server for Yjs clients"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (y-websocket endpoint at ws://HOST:PORT/ws/<document>).
+    Serve(chorus_server::Config),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(config) => {
+            chorus_server::telemetry::init(config.log_format);
+            let app = chorus_server::Application::build(config).await?;
+            app.run_until_stopped(chorus_server::shutdown::signal())
+                .await
+        }
+    }
+}

@@ -1,1 +1,28 @@
+//! The Chorus collaboration server as a library: a y-websocket endpoint that standard Yjs clients
+//! use unchanged, one actor per document, snapshots in a [`chorus_store::SnapshotStore`].
+//!
+//! ```text
+//! browser ─ws─▶ connection task ─RoomCmd─▶ room actor ─▶ SnapshotStore
+//!                 (decode frames)            (yrs doc, awareness, fan-out)
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`Config`], every setting with its flag, env var and default.
+//! - [`app`]: [`Application`]: binds, serves the router, shuts down gracefully.
+//! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
+//! - [`conn`]: connection ids, outboxes and close signals.
+//! - [`room`]: the room actor, its handle and registry, document and awareness state.
+//! - [`error`]: HTTP errors.
+//! - [`telemetry`], [`shutdown`]: logging and signals.
 
+pub mod app;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod room;
+pub mod shutdown;
+pub mod telemetry;
+pub mod ws;
+
+pub use app::Application;
+pub use config::{Config, LogFormat};

@@ -1,0 +1,189 @@
+//! The application: shared state, the router, binding and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
+use axum::routing::{any, get};
+use chorus_store::{FsStore, SnapshotStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::room::{RoomSettings, Rooms};
+use crate::ws;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The settings the server started with.
+    pub config: Arc<Config>,
+    /// The rooms of this server.
+    pub rooms: Rooms,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Rooms and connections, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    ready: Arc<AtomicBool>,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates `config`, opens the data directory and binds the listening socket.
+    ///
+    /// # Errors
+    /// Invalid settings (every problem listed), an unusable data directory, or a port that
+    /// cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config
+            .validate()
+            .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+        let store = FsStore::open(&config.data_dir).with_context(|| {
+            format!(
+                "opening the data directory {} (set --data-dir or CHORUS_DATA_DIR to a writable directory)",
+                config.data_dir.display()
+            )
+        })?;
+        Self::build_with_store(config, Arc::new(store)).await
+    }
+
+    /// As [`Application::build`], with a store of the caller's choice.
+    ///
+    /// # Errors
+    /// Invalid settings or a port that cannot be bound.
+    pub async fn build_with_store(
+        config: Config,
+        store: Arc<dyn SnapshotStore>,
+    ) -> anyhow::Result<Self> {
+        config
+            .validate()
+            .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "binding {} (is another server running? choose another --listen / CHORUS_LISTEN)",
+                config.listen
+            )
+        })?;
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let settings = RoomSettings {
+            snapshot_interval: config.snapshot_interval,
+            idle_timeout: config.room_idle_timeout,
+            awareness_timeout: config.awareness_timeout,
+        };
+        let state = AppState {
+            rooms: Rooms::new(store, settings, shutdown.clone(), tracker.clone()),
+            config: Arc::new(config),
+            shutdown,
+            tracker,
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(Self {
+            listener,
+            router: router(state.clone()),
+            state,
+        })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    ///
+    /// # Errors
+    /// If the socket cannot report its address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then shuts down gracefully: readiness turns to 503, no new
+    /// connections are accepted, rooms apply what they have queued, save, and close their
+    /// connections with 1001.
+    ///
+    /// # Errors
+    /// If serving fails.
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            state,
+        } = self;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "listening");
+
+        let shutdown = state.shutdown.clone();
+        let ready = Arc::clone(&state.ready);
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!("shutting down: flushing rooms and closing connections");
+            ready.store(false, Ordering::SeqCst);
+            shutdown.cancel();
+        });
+
+        axum::serve(listener, router)
+            .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
+            .await
+            .context("serving HTTP")?;
+
+        state.tracker.close();
+        let timeout = state.config.shutdown_timeout;
+        if tokio::time::timeout(timeout, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                timeout = %humantime::format_duration(timeout),
+                "rooms or connections did not finish in time; exiting anyway"
+            );
+        } else {
+            tracing::info!("shutdown complete");
+        }
+        Ok(())
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/ws", any(ws::missing_doc))
+        .route("/ws/", any(ws::missing_doc))
+        .route("/ws/{*doc}", any(ws::upgrade));
+    if let Some(dir) = &state.config.static_dir {
+        router = router.fallback_service(ServeDir::new(dir));
+    }
+    router
+        .layer(
+            // The span names the path only: query strings can carry tokens.
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn healthz() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+}

@@ -1,0 +1,159 @@
+//! Server configuration: every setting is a `chorus serve` flag with a `CHORUS_*` environment
+//! variable and a default, so `chorus serve` alone runs a working single-node server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything `chorus serve` can be told.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "CHORUS_LISTEN", default_value = "127.0.0.1:1234")]
+    pub listen: SocketAddr,
+
+    /// Directory where document snapshots are kept (created if missing).
+    #[arg(long, env = "CHORUS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Serve the files of this directory at `/` (e.g. the built web demo, `web-demo/dist`).
+    #[arg(long, env = "CHORUS_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long after a change a room snapshots its document; changes arriving meanwhile
+    /// join the same snapshot.
+    #[arg(long, env = "CHORUS_SNAPSHOT_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub snapshot_interval: Duration,
+
+    /// How long a room with no connections stays in memory before it is saved and unloaded.
+    #[arg(long, env = "CHORUS_ROOM_IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub room_idle_timeout: Duration,
+
+    /// Largest WebSocket message accepted, in bytes; bigger ones close the connection (1009).
+    #[arg(long, env = "CHORUS_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Messages queued for one connection before it counts as too slow and is disconnected
+    /// (it resynchronises when it reconnects).
+    #[arg(long, env = "CHORUS_OUTBOX_CAPACITY", default_value_t = 1024)]
+    pub outbox_capacity: usize,
+
+    /// How often each connection is pinged.
+    #[arg(long, env = "CHORUS_PING_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A connection from which nothing (not even a pong) arrives for this long is dropped.
+    #[arg(long, env = "CHORUS_PEER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub peer_timeout: Duration,
+
+    /// Awareness (presence) states not renewed for this long are removed; clients renew every 15 s.
+    #[arg(long, env = "CHORUS_AWARENESS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub awareness_timeout: Duration,
+
+    /// How long shutdown waits for rooms to flush and connections to close.
+    #[arg(long, env = "CHORUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Checks the settings together and lists every problem, each naming the setting and the fix.
+    ///
+    /// # Errors
+    /// One message per problem, joined by newlines.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.outbox_capacity == 0 {
+            problems
+                .push("--outbox-capacity (CHORUS_OUTBOX_CAPACITY) must be at least 1".to_owned());
+        }
+        if self.max_message_bytes < 1024 {
+            problems.push(
+                "--max-message-bytes (CHORUS_MAX_MESSAGE_BYTES) must be at least 1024; clients send \
+                 whole offline edits in one message"
+                    .to_owned(),
+            );
+        }
+        if self.ping_interval.is_zero() || self.ping_interval >= self.peer_timeout {
+            problems.push(format!(
+                "--ping-interval ({}) must be non-zero and shorter than --peer-timeout ({}), or live \
+                 peers are dropped between pings",
+                humantime::format_duration(self.ping_interval),
+                humantime::format_duration(self.peer_timeout)
+            ));
+        }
+        if self.snapshot_interval.is_zero() {
+            problems.push(
+                "--snapshot-interval (CHORUS_SNAPSHOT_INTERVAL) must be non-zero, e.g. 2s"
+                    .to_owned(),
+            );
+        }
+        if self.awareness_timeout < Duration::from_secs(1) {
+            problems.push(
+                "--awareness-timeout (CHORUS_AWARENESS_TIMEOUT) must be at least 1s".to_owned(),
+            );
+        }
+        if let Some(dir) = &self.static_dir
+            && !dir.is_dir()
+        {
+            problems.push(format!(
+                "--static-dir (CHORUS_STATIC_DIR) {} is not a directory; build the demo first \
+                 (cd web-demo && npm ci && npm run build) or drop the flag",
+                dir.display()
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// A configuration for tests and embedding: defaults, listening on a free loopback port.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            static_dir: None,
+            log_format: LogFormat::Text,
+            snapshot_interval: Duration::from_secs(2),
+            room_idle_timeout: Duration::from_secs(30),
+            max_message_bytes: 16 * 1024 * 1024,
+            outbox_capacity: 1024,
+            ping_interval: Duration::from_secs(15),
+            peer_timeout: Duration::from_secs(30),
+            awareness_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_problems_are_all_listed() {
+        assert_eq!(Config::local("./data").validate(), Ok(()));
+        let mut config = Config::local("./data");
+        config.outbox_capacity = 0;
+        config.ping_interval = Duration::from_secs(60);
+        let problems = config.validate().expect_err("two problems");
+        assert!(problems.contains("--outbox-capacity"), "{problems}");
+        assert!(problems.contains("--ping-interval"), "{problems}");
+    }
+}

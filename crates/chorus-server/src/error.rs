@@ -1,0 +1,34 @@
+//! HTTP errors: one enum, one place that decides the status code.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chorus_protocol::DocNameError;
+
+/// An error answered over HTTP as `{ "error": <code>, "message": <text> }`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The document name in the path is not acceptable.
+    #[error("invalid document name: {0}")]
+    InvalidDocName(#[from] DocNameError),
+    /// The server is draining and takes no new connections.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidDocName(_) => (StatusCode::BAD_REQUEST, "invalid_document_name"),
+            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        (status, Json(body)).into_response()
+    }
+}

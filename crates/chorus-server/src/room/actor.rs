@@ -1,0 +1,481 @@
+//! The room actor: one task per loaded document, owning its yrs document and awareness table.
+//!
+//! Everything that touches a document happens here, one command at a time, so no lock is ever
+//! shared across connections. The data path of a client update, top to bottom:
+//!
+//! 1. the connection decodes the frame (off this task) and sends [`RoomCmd::Message`];
+//! 2. [`Room::accept_update`] applies it to the document, which yields the delta as a frame,
+//!    encoded once;
+//! 3. the frame is fanned out to every other connection as shared bytes (`try_send`: a peer
+//!    whose outbox is full is disconnected, never waited for);
+//! 4. the room is marked dirty, and a snapshot follows `snapshot_interval` later.
+
+use std::collections::HashMap;
+use std::future::{Future, pending};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_protocol::{AwarenessEntry, DocName, Message, SyncMessage};
+use chorus_store::{SnapshotStore, StoreError};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::doc::{DocError, RoomDoc};
+use super::handle::{JoinRefused, RoomCmd};
+use super::presence::{self, Presence};
+use super::registry::Rooms;
+use crate::conn::{ConnId, Peer, close_code};
+
+/// How often the room looks for awareness states that were not renewed in time.
+const PRESENCE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Timing settings of every room.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// Delay between the first unsaved change and the snapshot that saves it.
+    pub snapshot_interval: Duration,
+    /// How long a room without connections stays loaded.
+    pub idle_timeout: Duration,
+    /// How long an awareness state lives without renewal.
+    pub awareness_timeout: Duration,
+}
+
+/// What a room shares with the rest of the server.
+pub(crate) struct RoomContext {
+    pub registry: Rooms,
+    pub store: Arc<dyn SnapshotStore>,
+    pub settings: RoomSettings,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// A snapshot write running in the background.
+type SaveTask = JoinHandle<Result<(), StoreError>>;
+
+pub(crate) struct Room {
+    name: DocName,
+    generation: u64,
+    cmd_rx: mpsc::Receiver<RoomCmd>,
+    ctx: RoomContext,
+    doc: RoomDoc,
+    presence: Presence,
+    peers: HashMap<ConnId, Peer>,
+    /// Changes not yet covered by a stored snapshot.
+    dirty: bool,
+    /// When the next snapshot is due; set by the first change after a snapshot.
+    snapshot_due: Option<Instant>,
+    /// At most one snapshot write is in flight per room.
+    saving: Option<SaveTask>,
+    /// When the room unloads if still nobody is connected.
+    idle_deadline: Instant,
+}
+
+/// How the room's loop ended.
+enum Exit {
+    /// Idle, saved and removed from the registry.
+    Unloaded,
+    /// The server is stopping.
+    Shutdown,
+    /// The document is unusable; the room closed its connections with 1011.
+    Failed,
+}
+
+impl Room {
+    pub(crate) fn new(
+        name: DocName,
+        generation: u64,
+        cmd_rx: mpsc::Receiver<RoomCmd>,
+        ctx: RoomContext,
+    ) -> Result<Self, DocError> {
+        let idle_deadline = Instant::now() + ctx.settings.idle_timeout;
+        Ok(Self {
+            name,
+            generation,
+            cmd_rx,
+            ctx,
+            doc: RoomDoc::new()?,
+            presence: Presence::default(),
+            peers: HashMap::new(),
+            dirty: false,
+            snapshot_due: None,
+            saving: None,
+            idle_deadline,
+        })
+    }
+
+    /// Loads the document, then serves commands until the room unloads, fails or shuts down.
+    pub(crate) async fn run(mut self) {
+        if let Err(error) = self.load().await {
+            tracing::error!(error = %error, "could not load document; refusing connections");
+            self.refuse_all(JoinRefused::LoadFailed);
+            return;
+        }
+        tracing::debug!("room opened");
+        let exit = self.serve().await;
+        match exit {
+            Exit::Unloaded => tracing::info!("room unloaded"),
+            Exit::Shutdown => tracing::debug!("room stopped for shutdown"),
+            Exit::Failed => tracing::warn!("room failed and was dropped; it reloads on next use"),
+        }
+    }
+
+    async fn load(&mut self) -> Result<(), String> {
+        let snapshot = self
+            .ctx
+            .store
+            .load(&self.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(snapshot) = snapshot {
+            self.doc
+                .apply(&snapshot)
+                .map_err(|e| format!("snapshot does not apply: {e}"))?;
+            tracing::info!(bytes = snapshot.len(), "room loaded snapshot");
+        }
+        Ok(())
+    }
+
+    async fn serve(&mut self) -> Exit {
+        let mut sweep = tokio::time::interval(PRESENCE_SWEEP_EVERY);
+        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = self.cmd_rx.recv() => {
+                    // The registry keeps a sender while the room is listed, so `None` means the
+                    // room was removed; nothing can reach it any more.
+                    let Some(cmd) = cmd else { return Exit::Unloaded };
+                    if let Err(DocError::Panicked) = self.handle(cmd) {
+                        return self.fail();
+                    }
+                }
+                () = sleep_until_opt(self.snapshot_due), if self.saving.is_none() => {
+                    if let Err(DocError::Panicked) = self.start_snapshot() {
+                        return self.fail();
+                    }
+                }
+                saved = wait_opt(&mut self.saving) => self.finish_snapshot(saved),
+                _ = sweep.tick() => self.expire_presence(),
+                () = sleep_until(self.idle_deadline), if self.peers.is_empty() => {
+                    if self.try_unload().await {
+                        return Exit::Unloaded;
+                    }
+                }
+                () = self.ctx.shutdown.cancelled() => {
+                    self.shutdown().await;
+                    return Exit::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Handles one command. Only a document panic is returned: everything else is dealt with
+    /// here, by closing the one connection at fault.
+    fn handle(&mut self, cmd: RoomCmd) -> Result<(), DocError> {
+        match cmd {
+            RoomCmd::Join { conn, peer, joined } => self.join(conn, peer, joined),
+            RoomCmd::Message { conn, msg } => self.message(conn, msg),
+            RoomCmd::Leave { conn } => {
+                self.leave(conn);
+                Ok(())
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        conn: ConnId,
+        peer: Peer,
+        joined: tokio::sync::oneshot::Sender<Result<(), JoinRefused>>,
+    ) -> Result<(), DocError> {
+        let step1 = self.doc.step1()?;
+        self.peers.insert(conn, peer);
+        // Two frames, never one: y-websocket reads only the first message of a frame.
+        self.send_to(conn, step1);
+        if let Some(awareness) = self.presence.full_frame() {
+            self.send_to(conn, awareness);
+        }
+        if joined.send(Ok(())).is_err() {
+            // The connection gave up while waiting; forget it.
+            self.leave(conn);
+        }
+        tracing::debug!(%conn, peers = self.peers.len(), "joined");
+        Ok(())
+    }
+
+    fn message(&mut self, conn: ConnId, msg: Message) -> Result<(), DocError> {
+        if !self.peers.contains_key(&conn) {
+            // A message that was queued before its connection was disconnected.
+            return Ok(());
+        }
+        match msg {
+            Message::Sync(SyncMessage::Step1(state_vector)) => {
+                let step2 = self.doc.step2(&state_vector)?;
+                self.send_to(conn, step2);
+            }
+            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
+                self.accept_update(conn, &update)?;
+            }
+            Message::Awareness(update) => {
+                let changed = self.presence.apply(conn, update.entries, Instant::now());
+                self.broadcast_presence(&changed);
+            }
+            Message::QueryAwareness => {
+                if let Some(awareness) = self.presence.full_frame() {
+                    self.send_to(conn, awareness);
+                }
+            }
+            // Clients have nothing to tell the server through auth messages; the reference
+            // server ignores them too.
+            Message::Auth(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Applies a client's update and forwards what it changed to everyone else in the room.
+    fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
+        match self.doc.apply(update) {
+            Ok(Some(delta)) => {
+                self.broadcast(&delta, Some(from));
+                self.mark_dirty();
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(DocError::Invalid(reason)) => {
+                tracing::info!(conn = %from, %reason, "refused an update");
+                self.disconnect(from, close_code::INVALID_PAYLOAD, "invalid update");
+                Ok(())
+            }
+            Err(DocError::Panicked) => Err(DocError::Panicked),
+        }
+    }
+
+    fn leave(&mut self, conn: ConnId) {
+        if self.peers.remove(&conn).is_none() {
+            return;
+        }
+        let removed = self.presence.remove_conn(conn);
+        self.broadcast_presence(&removed);
+        if self.peers.is_empty() {
+            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
+        }
+        tracing::debug!(%conn, peers = self.peers.len(), "left");
+    }
+
+    fn expire_presence(&mut self) {
+        let expired = self
+            .presence
+            .expire(Instant::now(), self.ctx.settings.awareness_timeout);
+        self.broadcast_presence(&expired);
+    }
+
+    /// Sends awareness changes to every connection, the sender included: y-websocket clients
+    /// count their own echoed renewals as liveness and reconnect after 30 s without any message.
+    fn broadcast_presence(&mut self, entries: &[AwarenessEntry]) {
+        if !entries.is_empty() {
+            self.broadcast(&presence::frame(entries), None);
+        }
+    }
+
+    /// Queues `frame` for every connection but `except`. The bytes are shared, not copied.
+    fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
+        let mut too_slow = Vec::new();
+        for (&conn, peer) in &self.peers {
+            if Some(conn) == except {
+                continue;
+            }
+            match peer.outbox.try_send(frame.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => too_slow.push(conn),
+            }
+        }
+        for conn in too_slow {
+            self.disconnect_slow(conn);
+        }
+    }
+
+    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        if peer.outbox.try_send(frame).is_err() {
+            self.disconnect_slow(conn);
+        }
+    }
+
+    /// A peer whose outbox is full is closed rather than waited for or silently skipped: a
+    /// client that misses an update would diverge, while one that reconnects resyncs.
+    fn disconnect_slow(&mut self, conn: ConnId) {
+        if self.peers.contains_key(&conn) {
+            tracing::warn!(%conn, "connection too slow; disconnecting it");
+            self.disconnect(
+                conn,
+                close_code::TRY_AGAIN_LATER,
+                "too slow; reconnect to resync",
+            );
+        }
+    }
+
+    fn disconnect(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+        if let Some(peer) = self.peers.get(&conn) {
+            peer.close.close(code, reason);
+        }
+        self.leave(conn);
+    }
+
+    fn mark_dirty(&mut self) {
+        self.dirty = true;
+        if self.snapshot_due.is_none() {
+            self.snapshot_due = Some(Instant::now() + self.ctx.settings.snapshot_interval);
+        }
+    }
+
+    /// Encodes the document here (cheap, and it must not race with updates) and writes it in
+    /// the background, so the room keeps serving while the store works.
+    fn start_snapshot(&mut self) -> Result<(), DocError> {
+        self.snapshot_due = None;
+        let snapshot = self.doc.snapshot()?;
+        self.dirty = false;
+        let store = Arc::clone(&self.ctx.store);
+        let name = self.name.clone();
+        self.saving = Some(
+            self.ctx
+                .tracker
+                .spawn(async move { store.save(&name, snapshot).await }),
+        );
+        Ok(())
+    }
+
+    fn finish_snapshot(&mut self, result: Result<Result<(), StoreError>, tokio::task::JoinError>) {
+        self.saving = None;
+        match result {
+            Ok(Ok(())) => tracing::debug!("snapshot saved"),
+            Ok(Err(error)) => self.snapshot_failed(&error),
+            Err(join) => self.snapshot_failed(&join),
+        }
+    }
+
+    fn snapshot_failed(&mut self, error: &dyn std::error::Error) {
+        tracing::error!(error = %error, "snapshot failed; will retry");
+        self.mark_dirty();
+    }
+
+    /// Waits for the write in flight, then saves what is still unsaved.
+    ///
+    /// # Errors
+    /// A description of the failure; the room then stays dirty.
+    async fn flush(&mut self) -> Result<(), String> {
+        if let Some(saving) = self.saving.take() {
+            self.finish_snapshot(saving.await);
+        }
+        if !self.dirty {
+            return Ok(());
+        }
+        self.snapshot_due = None;
+        let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
+        match self.ctx.store.save(&self.name, snapshot).await {
+            Ok(()) => {
+                self.dirty = false;
+                Ok(())
+            }
+            Err(error) => {
+                self.snapshot_failed(&error);
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Saves and leaves the registry, unless a connection arrived meanwhile or the save failed
+    /// (then the room stays, and tries again after another idle period).
+    async fn try_unload(&mut self) -> bool {
+        if let Err(error) = self.flush().await {
+            tracing::error!(%error, "not unloading: final snapshot failed");
+            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
+            return false;
+        }
+        if !self
+            .ctx
+            .registry
+            .remove_if_idle(&self.name, self.generation, &self.cmd_rx)
+        {
+            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
+            return false;
+        }
+        // Unlisted: a command can only come from a handle looked up before; refuse it so its
+        // sender retries and finds (or starts) a fresh room, which loads the snapshot just saved.
+        self.cmd_rx.close();
+        while self.cmd_rx.try_recv().is_ok() {}
+        true
+    }
+
+    /// Applies what is already queued, saves, and closes every connection with 1001.
+    async fn shutdown(&mut self) {
+        self.cmd_rx.close();
+        while let Some(cmd) = self.cmd_rx.recv().await {
+            let outcome = match cmd {
+                RoomCmd::Join { joined, .. } => {
+                    let _ = joined.send(Err(JoinRefused::ShuttingDown));
+                    Ok(())
+                }
+                other => self.handle(other),
+            };
+            if outcome.is_err() {
+                self.fail();
+                return;
+            }
+        }
+        if let Err(error) = self.flush().await {
+            tracing::error!(%error, "final snapshot failed at shutdown");
+        }
+        for peer in self.peers.values() {
+            peer.close
+                .close(close_code::GOING_AWAY, "server shutting down");
+        }
+        self.peers.clear();
+        self.ctx.registry.remove(&self.name, self.generation);
+    }
+
+    /// Drops a document that yrs panicked on: it may be corrupt, so it is neither saved nor
+    /// served again. Connections are closed with 1011 and reconnect to a reloaded room.
+    fn fail(&mut self) -> Exit {
+        tracing::error!("document engine panicked; dropping the room without saving");
+        self.ctx.registry.remove(&self.name, self.generation);
+        self.cmd_rx.close();
+        for peer in self.peers.values() {
+            peer.close.close(
+                close_code::INTERNAL_ERROR,
+                "document failed; reconnect to reload",
+            );
+        }
+        self.peers.clear();
+        Exit::Failed
+    }
+
+    /// Turns away every queued join after a failed load.
+    fn refuse_all(&mut self, reason: JoinRefused) {
+        self.ctx.registry.remove(&self.name, self.generation);
+        self.cmd_rx.close();
+        while let Ok(cmd) = self.cmd_rx.try_recv() {
+            if let RoomCmd::Join { joined, .. } = cmd {
+                let _ = joined.send(Err(reason));
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+async fn wait_opt(task: &mut Option<SaveTask>) -> <SaveTask as Future>::Output {
+    match task {
+        Some(task) => task.await,
+        None => pending().await,
+    }
+}

@@ -1,0 +1,108 @@
+//! The only way into a room: a cloneable handle that sends [`RoomCmd`]s to its actor.
+
+use chorus_protocol::{DocName, Message};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{ConnId, Peer};
+
+/// Commands a room's actor takes, in the order they were sent.
+///
+/// Later stages plug in here: relayed updates from other nodes, server-side reads and writes
+/// from the HTTP API.
+#[derive(Debug)]
+pub(crate) enum RoomCmd {
+    /// A connection enters the room. The room queues sync step 1 and the current awareness
+    /// into the peer's outbox before it answers, so they are the first frames the client gets.
+    Join {
+        conn: ConnId,
+        peer: Peer,
+        joined: oneshot::Sender<Result<(), JoinRefused>>,
+    },
+    /// A decoded message from a connection in the room.
+    Message { conn: ConnId, msg: Message },
+    /// A connection has gone; its awareness states go with it.
+    Leave { conn: ConnId },
+}
+
+/// Why a room turned a connection away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefused {
+    /// The document could not be loaded from the store.
+    #[error("the document could not be loaded")]
+    LoadFailed,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// The room is no longer running (it unloaded, failed or shut down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the room is gone")]
+pub struct RoomGone;
+
+/// A cloneable handle to a running room.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    name: DocName,
+    /// Bounded by [`ROOM_INBOX_CAPACITY`](super::ROOM_INBOX_CAPACITY): when it is full, the
+    /// connections sending to it wait, which pushes back on their sockets; the room never waits.
+    cmd_tx: mpsc::Sender<RoomCmd>,
+    generation: u64,
+}
+
+impl RoomHandle {
+    pub(crate) fn new(name: DocName, cmd_tx: mpsc::Sender<RoomCmd>, generation: u64) -> Self {
+        Self {
+            name,
+            cmd_tx,
+            generation,
+        }
+    }
+
+    /// The document this room holds.
+    pub fn name(&self) -> &DocName {
+        &self.name
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// True once the room's actor has stopped taking commands.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.cmd_tx.is_closed()
+    }
+
+    /// Adds a connection to the room.
+    ///
+    /// # Errors
+    /// `Err(None)` when the room is gone (the caller should look it up again), `Err(Some(..))`
+    /// when the room refused the connection.
+    pub(crate) async fn join(&self, conn: ConnId, peer: Peer) -> Result<(), Option<JoinRefused>> {
+        let (joined, answer) = oneshot::channel();
+        self.cmd_tx
+            .send(RoomCmd::Join { conn, peer, joined })
+            .await
+            .map_err(|_| None)?;
+        match answer.await {
+            Ok(result) => result.map_err(Some),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Hands a client's message to the room, waiting while its inbox is full.
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room has stopped.
+    pub(crate) async fn send(&self, conn: ConnId, msg: Message) -> Result<(), RoomGone> {
+        self.cmd_tx
+            .send(RoomCmd::Message { conn, msg })
+            .await
+            .map_err(|_| RoomGone)
+    }
+
+    /// Tells the room a connection has gone. A room that has stopped needs no telling.
+    pub(crate) async fn leave(&self, conn: ConnId) {
+        let _ = self.cmd_tx.send(RoomCmd::Leave { conn }).await;
+    }
+}

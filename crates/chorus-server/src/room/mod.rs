@@ -1,0 +1,22 @@
+//! Rooms: one actor task per loaded document.
+//!
+//! # Layout
+//! - [`actor`]: the room task, owner of the document and the awareness table.
+//! - [`handle`]: [`RoomHandle`], the cloneable way in, and the commands it sends.
+//! - [`registry`]: [`Rooms`], which finds or starts the room of a document.
+//! - [`doc`]: the yrs document behind the few operations a room needs, panic-contained.
+//! - [`presence`]: the awareness table.
+
+pub mod actor;
+pub mod doc;
+pub mod handle;
+pub mod presence;
+pub mod registry;
+
+pub use actor::RoomSettings;
+pub use handle::{JoinRefused, RoomGone, RoomHandle};
+pub use registry::Rooms;
+
+/// Commands a room buffers. When full, connections wait to hand over their messages, which
+/// pushes back on their sockets; 256 lets a burst from many clients queue without that.
+pub const ROOM_INBOX_CAPACITY: usize = 256;

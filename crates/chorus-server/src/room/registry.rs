@@ -1,0 +1,169 @@
+//! Finds the room of a document, starting it on first use.
+//!
+//! The map sits behind a std `Mutex` that is only held for a lookup or an insert, never across an
+//! `.await`; all document work happens inside the rooms, so this is not a lock on the hot path
+//! (connections look their room up once, when they join).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chorus_protocol::DocName;
+use chorus_store::SnapshotStore;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::ROOM_INBOX_CAPACITY;
+use super::actor::{Room, RoomContext, RoomSettings};
+use super::handle::{JoinRefused, RoomCmd, RoomHandle};
+use crate::conn::{ConnId, Peer};
+
+/// How often a join retries when the room it found was just unloading. Each retry finds a new
+/// room (the old one removed itself before closing), so more than one retry is very unlikely.
+const JOIN_ATTEMPTS: usize = 3;
+
+/// Every room of this server.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    rooms: Mutex<HashMap<DocName, RoomHandle>>,
+    next_generation: AtomicU64,
+    store: Arc<dyn SnapshotStore>,
+    settings: RoomSettings,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Rooms {
+    /// A registry whose rooms load from and save to `store`, stop when `shutdown` is cancelled,
+    /// and run as tasks of `tracker` (so shutdown can wait for their final snapshots).
+    pub fn new(
+        store: Arc<dyn SnapshotStore>,
+        settings: RoomSettings,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                rooms: Mutex::new(HashMap::new()),
+                next_generation: AtomicU64::new(1),
+                store,
+                settings,
+                shutdown,
+                tracker,
+            }),
+        }
+    }
+
+    /// Adds a connection to the room of `doc`, starting the room if needed.
+    ///
+    /// # Errors
+    /// [`JoinRefused`] when the server is shutting down or the document cannot be loaded.
+    pub(crate) async fn join(
+        &self,
+        doc: &DocName,
+        conn: ConnId,
+        peer: Peer,
+    ) -> Result<RoomHandle, JoinRefused> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let room = self.get_or_spawn(doc)?;
+            match room.join(conn, peer.clone()).await {
+                Ok(()) => return Ok(room),
+                Err(Some(refused)) => return Err(refused),
+                Err(None) => continue,
+            }
+        }
+        Err(JoinRefused::LoadFailed)
+    }
+
+    /// Number of rooms in memory.
+    pub fn len(&self) -> usize {
+        self.rooms().len()
+    }
+
+    /// True when no room is in memory.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get_or_spawn(&self, doc: &DocName) -> Result<RoomHandle, JoinRefused> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(JoinRefused::ShuttingDown);
+        }
+        let mut rooms = self.rooms();
+        if let Some(room) = rooms.get(doc).filter(|room| !room.is_closed()) {
+            return Ok(room.clone());
+        }
+        let (cmd_tx, cmd_rx) = mpsc::channel(ROOM_INBOX_CAPACITY);
+        let generation = self.inner.next_generation.fetch_add(1, Ordering::Relaxed);
+        let handle = RoomHandle::new(doc.clone(), cmd_tx, generation);
+        rooms.insert(doc.clone(), handle.clone());
+        drop(rooms);
+
+        let ctx = RoomContext {
+            registry: self.clone(),
+            store: Arc::clone(&self.inner.store),
+            settings: self.inner.settings.clone(),
+            shutdown: self.inner.shutdown.child_token(),
+            tracker: self.inner.tracker.clone(),
+        };
+        let room = match Room::new(doc.clone(), generation, cmd_rx, ctx) {
+            Ok(room) => room,
+            Err(error) => {
+                tracing::error!(%doc, %error, "could not create a document");
+                self.remove(doc, generation);
+                return Err(JoinRefused::LoadFailed);
+            }
+        };
+        let span = tracing::info_span!("room", doc = %doc);
+        self.inner.tracker.spawn(room.run().instrument(span));
+        Ok(handle)
+    }
+
+    /// Removes the room `generation` of `doc` if nothing is waiting in its inbox. Called by an
+    /// idle room after its final snapshot; checking the inbox under the map lock guarantees no
+    /// connection found this room and joined it in between.
+    pub(crate) fn remove_if_idle(
+        &self,
+        doc: &DocName,
+        generation: u64,
+        cmd_rx: &mpsc::Receiver<RoomCmd>,
+    ) -> bool {
+        let mut rooms = self.rooms();
+        if !cmd_rx.is_empty() {
+            return false;
+        }
+        if rooms
+            .get(doc)
+            .is_some_and(|room| room.generation() == generation)
+        {
+            rooms.remove(doc);
+        }
+        true
+    }
+
+    /// Forgets the room `generation` of `doc` unconditionally (it failed or shut down).
+    pub(crate) fn remove(&self, doc: &DocName, generation: u64) {
+        let mut rooms = self.rooms();
+        if rooms
+            .get(doc)
+            .is_some_and(|room| room.generation() == generation)
+        {
+            rooms.remove(doc);
+        }
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<DocName, RoomHandle>> {
+        // Every critical section is a single map operation, so a panic cannot leave the map
+        // inconsistent: a poisoned lock is safe to keep using.
+        self.inner
+            .rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

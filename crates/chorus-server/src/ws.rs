@@ -1,0 +1,254 @@
+//! The y-websocket endpoint: `GET /ws/<document>` upgraded to a WebSocket, one connection per
+//! socket.
+//!
+//! A connection is a reader (this task: frames → decoded messages → the room) and a writer task
+//! (the room's outbox → frames, plus pings). Decoding happens here, off the room's task, so rooms
+//! spend their time on documents only. When either half ends, the other is told through the
+//! connection's [`CloseSignal`], the room is told through [`RoomHandle::leave`].
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chorus_protocol::{DocName, Message};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, timeout};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
+use crate::error::ApiError;
+use crate::room::{JoinRefused, RoomHandle};
+
+/// Frames the writer sends in one go before flushing: batching saves system calls when a busy
+/// room queues many small updates, and bounds how long one connection holds its socket.
+const WRITE_BATCH: usize = 64;
+/// How long the writer tries to deliver the close frame to a peer that may not be reading.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Upgrades `GET /ws/<document>`; the name is percent-decoded and validated before the upgrade.
+pub(crate) async fn upgrade(
+    ws: WebSocketUpgrade,
+    Path(doc): Path<String>,
+    State(state): State<AppState>,
+) -> Response {
+    let doc = match DocName::parse(doc) {
+        Ok(doc) => doc,
+        Err(error) => return ApiError::InvalidDocName(error).into_response(),
+    };
+    if state.shutdown.is_cancelled() {
+        return ApiError::ShuttingDown.into_response();
+    }
+    let max = state.config.max_message_bytes;
+    let tracker = state.tracker.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| tracker.track_future(serve(socket, doc, state)))
+}
+
+/// `GET /ws` without a document name.
+pub(crate) async fn missing_doc() -> Response {
+    ApiError::InvalidDocName(chorus_protocol::DocNameError::Empty).into_response()
+}
+
+async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
+    let conn = ConnId::next();
+    let span = tracing::info_span!("conn", %conn, %doc);
+    async move {
+        let (outbox_tx, outbox_rx) = mpsc::channel(state.config.outbox_capacity);
+        let close = CloseSignal::new();
+        let (sink, stream) = socket.split();
+        let writer = tokio::spawn(
+            write_loop(sink, outbox_rx, close.clone(), state.config.ping_interval)
+                .in_current_span(),
+        );
+        let peer = Peer {
+            outbox: outbox_tx,
+            close: close.clone(),
+        };
+        match state.rooms.join(&doc, conn, peer).await {
+            Ok(room) => {
+                tracing::debug!("connected");
+                read_loop(stream, &room, conn, &close, state.config.peer_timeout).await;
+                room.leave(conn).await;
+            }
+            Err(JoinRefused::ShuttingDown) => {
+                close.close(close_code::GOING_AWAY, "server shutting down")
+            }
+            Err(JoinRefused::LoadFailed) => {
+                close.close(close_code::INTERNAL_ERROR, "document could not be loaded")
+            }
+        }
+        let _ = writer.await;
+        if let Some(CloseReason { code, reason }) = close.reason() {
+            tracing::debug!(code, %reason, "disconnected");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads frames until the peer leaves, breaks a rule, goes silent, or the connection is closed
+/// from elsewhere. Every way out raises the close signal, which stops the writer.
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    room: &RoomHandle,
+    conn: ConnId,
+    close: &CloseSignal,
+    peer_timeout: Duration,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = close.closed() => return,
+            next = timeout(peer_timeout, stream.next()) => next,
+        };
+        let frame = match next {
+            Err(_silent) => {
+                close.close(close_code::GOING_AWAY, "no pong or message in time");
+                return;
+            }
+            Ok(None) => {
+                close.close(close_code::GOING_AWAY, "peer gone");
+                return;
+            }
+            Ok(Some(Err(error))) => {
+                close_for_read_error(close, error);
+                return;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame {
+            WsMessage::Binary(bytes) => match Message::decode(&bytes) {
+                Ok(msg) => {
+                    if room.send(conn, msg).await.is_err() {
+                        close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(%error, "malformed message");
+                    close.close(
+                        close_code::INVALID_PAYLOAD,
+                        format!("malformed message: {error}"),
+                    );
+                    return;
+                }
+            },
+            WsMessage::Text(_) => {
+                close.close(
+                    close_code::UNSUPPORTED_DATA,
+                    "binary y-websocket messages only",
+                );
+                return;
+            }
+            // The WebSocket layer answers pings itself; a pong only proves the peer is alive,
+            // which reaching this line already did.
+            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            WsMessage::Close(_) => {
+                close.close(close_code::GOING_AWAY, "peer closed");
+                return;
+            }
+        }
+    }
+}
+
+fn close_for_read_error(close: &CloseSignal, error: axum::Error) {
+    let too_big = error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
+    if too_big {
+        close.close(close_code::TOO_BIG, "message too big");
+    } else {
+        close.close(close_code::GOING_AWAY, "connection error");
+    }
+}
+
+/// Sends the room's frames and pings until the close signal is raised, then sends the close
+/// frame. Frames already queued are still delivered when the server shuts down, so clients get
+/// everything the room accepted before it said goodbye.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut outbox: mpsc::Receiver<Bytes>,
+    close: CloseSignal,
+    ping_interval: Duration,
+) {
+    let mut ping = tokio::time::interval(ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ping.reset();
+    let reason = loop {
+        tokio::select! {
+            biased;
+            reason = close.closed() => break reason,
+            frame = outbox.recv() => {
+                let Some(frame) = frame else {
+                    // The room dropped this connection without a reason: it failed.
+                    close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                    continue;
+                };
+                if send_batch(&mut sink, frame, &mut outbox).await.is_err() {
+                    close.close(close_code::GOING_AWAY, "write failed");
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    close.close(close_code::GOING_AWAY, "write failed");
+                }
+            }
+        }
+    };
+    let goodbye = async {
+        if reason.code == close_code::GOING_AWAY {
+            while let Ok(frame) = outbox.try_recv() {
+                sink.feed(WsMessage::Binary(frame)).await?;
+            }
+        }
+        sink.send(WsMessage::Close(Some(CloseFrame {
+            code: reason.code,
+            reason: truncate_reason(&reason.reason).into(),
+        })))
+        .await
+    };
+    let _ = timeout(CLOSE_GRACE, goodbye).await;
+}
+
+async fn send_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    first: Bytes,
+    outbox: &mut mpsc::Receiver<Bytes>,
+) -> Result<(), axum::Error> {
+    sink.feed(WsMessage::Binary(first)).await?;
+    for _ in 1..WRITE_BATCH {
+        match outbox.try_recv() {
+            Ok(frame) => sink.feed(WsMessage::Binary(frame)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
+/// RFC 6455 limits a close reason to 123 bytes.
+fn truncate_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_reason;
+
+    #[test]
+    fn close_reasons_fit_in_a_control_frame() {
+        assert_eq!(truncate_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123 && long.starts_with(cut));
+    }
+}

@@ -1,0 +1,279 @@
+//! A real server on 127.0.0.1:0 and real WebSocket clients speaking y-websocket through
+//! `chorus-protocol`, each with its own yrs document.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_protocol::message::{SYNC_STEP2, SYNC_UPDATE, sync_frame};
+use chorus_protocol::{AwarenessEntry, AwarenessUpdate, Message, StateVector, SyncMessage};
+use chorus_server::{Application, Config};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, Text, Transact, Update};
+
+/// How long a test waits for something that should happen almost at once.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts a server with default settings on a fresh data directory.
+pub async fn spawn_app() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_with(dir.path().into(), |_| {}).await;
+    (app, dir)
+}
+
+/// Starts a server on `data_dir` with settings adjusted by `configure`.
+pub async fn spawn_app_with(data_dir: PathBuf, configure: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        chorus_server::telemetry::init(chorus_server::LogFormat::Text);
+    }
+    let mut config = Config::local(&data_dir);
+    configure(&mut config);
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.local_addr().expect("bound address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn ws_url(&self, doc: &str) -> String {
+        format!("ws://{}/ws/{doc}", self.addr)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns once the server has exited.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task did not panic")
+                .expect("server shut down cleanly");
+        }
+    }
+
+    /// A plain HTTP GET; returns the status code and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        (status, body)
+    }
+}
+
+/// Polls `condition` until it holds, or panics after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A y-websocket client with its own document, like a browser tab.
+pub struct TestClient {
+    socket: Socket,
+    pub doc: Doc,
+    /// Awareness states this client has seen, by client id (JSON text).
+    pub awareness: HashMap<u64, String>,
+    /// Set when the server closed the connection.
+    pub closed: Option<Option<CloseFrame>>,
+    /// Whether the server has answered our step 1.
+    pub synced: bool,
+    /// Frames received, in order (for protocol-level assertions).
+    pub received: Vec<Bytes>,
+    /// Sync updates received.
+    pub updates_received: usize,
+}
+
+impl TestClient {
+    /// Connects and sends sync step 1, as y-websocket does on open.
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket handshake");
+        let mut client = Self {
+            socket,
+            doc: Doc::new(),
+            awareness: HashMap::new(),
+            closed: None,
+            synced: false,
+            received: Vec::new(),
+            updates_received: 0,
+        };
+        let sv = client.doc.transact().state_vector().encode_v1();
+        let step1 = Message::Sync(SyncMessage::Step1(
+            StateVector::decode(&sv).expect("yrs state vectors decode"),
+        ));
+        client.send_raw(step1.encode()).await;
+        client
+    }
+
+    /// Connects and waits until the server's step 2 arrived.
+    pub async fn connect_synced(url: &str) -> Self {
+        let mut client = Self::connect(url).await;
+        client.until("synced", |c| c.synced).await;
+        client
+    }
+
+    pub async fn send_raw(&mut self, frame: impl Into<Bytes>) {
+        self.socket
+            .send(WsMessage::Binary(frame.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_ws(&mut self, message: WsMessage) {
+        let _ = self.socket.send(message).await;
+    }
+
+    /// Inserts `text` at the end of the shared text "t" and sends the update.
+    pub async fn type_text(&mut self, text: &str) {
+        let update = {
+            let shared = self.doc.get_or_insert_text("t");
+            let mut txn = self.doc.transact_mut();
+            let end = shared.len(&txn);
+            shared.insert(&mut txn, end, text);
+            txn.encode_update_v1()
+        };
+        self.send_raw(sync_frame(SYNC_UPDATE, &update)).await;
+    }
+
+    pub fn text(&self) -> String {
+        let shared = self.doc.get_or_insert_text("t");
+        shared.get_string(&self.doc.transact())
+    }
+
+    pub async fn set_awareness(&mut self, client: u64, clock: u32, state: &str) {
+        let update = AwarenessUpdate {
+            entries: vec![AwarenessEntry {
+                client,
+                clock,
+                state: Bytes::copy_from_slice(state.as_bytes()),
+            }],
+        };
+        self.send_raw(Message::Awareness(update).encode()).await;
+    }
+
+    /// Processes frames until `condition` holds; panics after [`PATIENCE`].
+    pub async fn until(&mut self, what: &str, condition: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !condition(self) {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(remaining, self.socket.next()).await {
+                Err(_) => panic!("timed out waiting until {what}"),
+                Ok(None) | Ok(Some(Err(_))) => {
+                    self.closed.get_or_insert(None);
+                    assert!(condition(self), "connection ended before {what}");
+                    return;
+                }
+                Ok(Some(Ok(frame))) => self.process(frame).await,
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection and returns its close code, if it sent one.
+    pub async fn closed_code(&mut self) -> Option<u16> {
+        self.until("the server closed the connection", |c| c.closed.is_some())
+            .await;
+        self.closed
+            .clone()
+            .flatten()
+            .map(|frame| u16::from(frame.code))
+    }
+
+    async fn process(&mut self, frame: WsMessage) {
+        match frame {
+            WsMessage::Binary(bytes) => {
+                self.received.push(bytes.clone());
+                match Message::decode(&bytes).expect("the server sends valid messages") {
+                    Message::Sync(SyncMessage::Step1(sv)) => {
+                        let sv = yrs::StateVector::decode_v1(&sv.encode()).expect("valid sv");
+                        let diff = self.doc.transact().encode_state_as_update_v1(&sv);
+                        self.send_raw(sync_frame(SYNC_STEP2, &diff)).await;
+                    }
+                    Message::Sync(SyncMessage::Step2(update)) => {
+                        self.apply(&update);
+                        self.synced = true;
+                    }
+                    Message::Sync(SyncMessage::Update(update)) => {
+                        self.updates_received += 1;
+                        self.apply(&update);
+                    }
+                    Message::Awareness(update) => {
+                        for entry in update.entries {
+                            let state = String::from_utf8(entry.state.to_vec()).expect("utf8");
+                            if state == "null" {
+                                self.awareness.remove(&entry.client);
+                            } else {
+                                self.awareness.insert(entry.client, state);
+                            }
+                        }
+                    }
+                    Message::Auth(_) | Message::QueryAwareness => {}
+                }
+            }
+            WsMessage::Close(frame) => self.closed = Some(frame),
+            _ => {}
+        }
+    }
+
+    fn apply(&mut self, update: &[u8]) {
+        let update = Update::decode_v1(update).expect("the server sends valid updates");
+        self.doc
+            .transact_mut()
+            .apply_update(update)
+            .expect("update applies");
+    }
+
+    /// The raw socket, for tests that misbehave on purpose.
+    pub fn socket(&mut self) -> &mut Socket {
+        &mut self.socket
+    }
+}

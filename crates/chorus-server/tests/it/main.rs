@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1:0 and real WebSocket clients.
+
+mod awareness;
+mod helpers;
+mod http;
+mod misbehaviour;
+mod persistence;
+mod sync;
