@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+/// Smallest outbox: a joiner gets sync step 1, awareness and the answer to its step 1 at once.
+const MIN_OUTBOX_CAPACITY: usize = 8;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

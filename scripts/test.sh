@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every Chorus test: Rust unit and integration tests, the Node interop suite against the
+# real binary, and (when present) the browser test of the web demo and the manifest checks.
+# Starts what the tests need; run it from anywhere: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  step "installing $2 (apt)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "$1 is missing; install the Debian package $2 (or run this script as root)" >&2
+    exit 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+need cargo "cargo (install Rust from https://rustup.rs)"
+need node nodejs
+need npm npm
+
+step "building the chorus binary"
+cargo build -p chorus-cli --locked
+export CHORUS_BIN="$PWD/target/debug/chorus"
+
+step "Rust tests (unit, property, integration)"
+cargo test --workspace --locked
+
+step "Node interop: npm yjs + y-websocket against the real server"
+bash tests/interop/run.sh
+
+if [ -x web-demo/e2e/run.sh ]; then
+  step "web demo in headless Chromium"
+  bash web-demo/e2e/run.sh
+fi
+
+if [ -x scripts/validate-k8s.sh ]; then
+  step "Kubernetes manifests"
+  bash scripts/validate-k8s.sh
+fi
+
+step "all tests passed"
