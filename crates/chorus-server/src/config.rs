@@ -80,9 +80,11 @@ impl Config {
     /// One message per problem, joined by newlines.
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
-        if self.outbox_capacity == 0 {
-            problems
-                .push("--outbox-capacity (CHORUS_OUTBOX_CAPACITY) must be at least 1".to_owned());
+        if self.outbox_capacity < MIN_OUTBOX_CAPACITY {
+            problems.push(format!(
+                "--outbox-capacity (CHORUS_OUTBOX_CAPACITY) must be at least {MIN_OUTBOX_CAPACITY}: \
+                 a joining client is sent several messages at once"
+            ));
         }
         if self.max_message_bytes < 1024 {
             problems.push(
