@@ -57,6 +57,12 @@ impl fmt::Display for DocName {
     }
 }
 
+impl std::borrow::Borrow<str> for DocName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for DocName {
     fn as_ref(&self) -> &str {
         &self.0

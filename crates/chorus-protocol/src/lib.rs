@@ -10,6 +10,7 @@
 //! - [`state_vector`]: Yjs v1 state vectors.
 //! - [`awareness`]: awareness (presence) updates.
 //! - [`doc_name`]: validated document names.
+//! - [`update`]: a bounded validator for Yjs v1 updates, run before yrs sees one.
 
 pub mod awareness;
 pub mod doc_name;
@@ -17,9 +18,11 @@ mod error;
 pub mod lib0;
 pub mod message;
 pub mod state_vector;
+pub mod update;
 
 pub use awareness::{AwarenessEntry, AwarenessUpdate};
 pub use doc_name::{DocName, DocNameError};
 pub use error::ProtocolError;
 pub use message::{AuthMessage, Message, SyncMessage};
 pub use state_vector::StateVector;
+pub use update::{UpdateError, UpdateLimits, UpdateSummary, validate_update_v1};

@@ -1,0 +1,60 @@
+//! What the server does with a client update: validate, then hand it to yrs. Every input the
+//! validator accepts must decode in yrs (or fail only on invalid JSON, which the validator
+//! leaves to yrs), apply without panicking to a fresh document and to one that already knows
+//! client 1 and 2 (where clock wrap-around used to panic and free a linked block), and the
+//! resulting state, which the server sends to every joiner, must validate and decode again.
+//! Build with debug assertions (the fuzz profile enables them) so yrs' asserts fire.
+#![no_main]
+
+use chorus_protocol::update::{UpdateLimits, validate_update_v1};
+use libfuzzer_sys::fuzz_target;
+use yrs::encoding::read::Error;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+/// Client 1 typed "hello" into text "t" and client 2 set map "m".k = 1 (v1 updates).
+const SEED_UPDATES: [&[u8]; 2] = [
+    &[
+        0x01, 0x01, 0x01, 0x00, 0x04, 0x01, 0x01, 0x74, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+    ],
+    &[
+        0x01, 0x01, 0x02, 0x00, 0x28, 0x01, 0x01, 0x6d, 0x01, 0x6b, 0x01, 0x7d, 0x01, 0x00,
+    ],
+];
+
+fn apply(doc: &Doc, update: Update) {
+    // An Err is a clean refusal; only a panic (or abort) is a finding.
+    let _ = doc.transact_mut().apply_update(update);
+}
+
+fuzz_target!(|data: &[u8]| {
+    if validate_update_v1(data, &UpdateLimits::default()).is_err() {
+        return;
+    }
+    match Update::decode_v1(data) {
+        Ok(_) => {}
+        Err(Error::InvalidJSON(_)) => return,
+        Err(e) => panic!("validator accepted what yrs cannot decode: {e}"),
+    }
+    // A whole document legitimately names more clients, and nests types deeper (through
+    // references the single-pass check could not follow), than one client update may.
+    let state_limits = UpdateLimits {
+        max_clients: usize::MAX,
+        max_type_depth: usize::MAX,
+        ..UpdateLimits::default()
+    };
+    let fresh = Doc::with_client_id(1000);
+    let known = Doc::with_client_id(1001);
+    for seed in SEED_UPDATES {
+        apply(&known, Update::decode_v1(seed).expect("seed update"));
+    }
+    for doc in [&fresh, &known] {
+        apply(doc, Update::decode_v1(data).expect("decoded above"));
+        let state = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        validate_update_v1(&state, &state_limits)
+            .expect("the server's own state must pass its validator");
+        Update::decode_v1(&state).expect("the server's own state must decode");
+    }
+});

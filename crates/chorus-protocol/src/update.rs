@@ -1,0 +1,462 @@
+//! A bounded, single-pass validator for Yjs v1 updates, run before yrs ever sees one.
+//!
+//! yrs 0.28.1 trusts its input in ways a server cannot afford (see
+//! `shared/reference/yrs-hostile-inputs.md`): a clock that wraps past 2^32, or merely reaches
+//! 2^31, panics and leaves a dangling block in the document ([`MAX_STRUCT_CLOCK`]), client ids
+//! of 2^53 and above are silently aliased, `Any`
+//! values recurse without a depth limit until the stack overflows, a v2 payload on the v1 path
+//! decodes "successfully" as garbage, and thousands of fake client ids in one update make
+//! integration quadratic. [`validate_update_v1`] refuses all of those with an [`UpdateError`]
+//! that names the problem, and otherwise returns an [`UpdateSummary`].
+//!
+//! # The format (lib0 v1 encoding, Yjs `writeClientsStructs` / `writeDeleteSet`)
+//! ```text
+//! update    := structs • deleteSet                      (nothing may follow)
+//! structs   := varUint(sections) • section*
+//! section   := varUint(count ≥ 1) • varUint(client) • varUint(firstClock) • struct{count}
+//! struct    := 0x00 • varUint(len)                      GC
+//!            | 0x0a • varUint(len)                      Skip
+//!            | info • [ID if info&0x80] • [ID if info&0x40]
+//!                   • [if neither: varUint(0) • ID | varUint(1) • varString(root)
+//!                      • [varString(parentSub) if info&0x20]]
+//!                   • content(info & 0x1f)
+//! ID        := varUint(client) • varUint(clock)
+//! deleteSet := varUint(clients) • (varUint(client) • varUint(n) • (varUint(clock) • varUint(len)){n})*
+//! ```
+//! Content kinds: 1 Deleted(len), 3 Binary(bytes), 4 String(UTF-8; its length counts UTF-16
+//! units), 5 Embed(JSON), 6 Format(key, JSON), 7 Type(type ref, element name for XmlElement),
+//! 8 Any(count, lib0 `Any`×count), 9 Doc(guid, `Any` options). Kinds that Yjs and yrs read
+//! differently are refused: see [`UpdateError::UnsupportedContent`] and
+//! [`UpdateError::UnsupportedTypeRef`].
+//!
+//! # Cost
+//! One pass over the input. Every declared count is checked against the bytes left before the
+//! loop that uses it, so no count can make the validator loop or allocate beyond what the input
+//! holds. The only allocations are the set of distinct client ids (at most
+//! [`UpdateLimits::max_clients`] entries) and, for items nested inside shared types created in the
+//! same update, a list of clock spans used to measure type nesting; most updates allocate nothing
+//! for it.
+
+mod clients;
+mod content;
+mod error;
+mod nesting;
+
+use crate::ProtocolError;
+use crate::lib0::Decoder;
+use crate::state_vector::check_count;
+
+use clients::ClientSet;
+use nesting::TypeDepths;
+
+pub use error::{Section, UpdateError};
+
+/// Default for [`UpdateLimits::max_clients`].
+///
+/// Every browser session is a fresh client id, so a long-lived document's full state (uploaded
+/// when a client's offline copy meets a server that lacks it) can name thousands. Fake ids are
+/// free for an attacker and integration is quadratic in conflicting ones: 40 000 ids cost
+/// yrs ~8 s, 4 096 about 1/100 of that.
+pub const DEFAULT_MAX_CLIENTS: usize = 4096;
+
+/// Default for [`UpdateLimits::max_any_depth`]: far beyond what application data nests, and
+/// two orders of magnitude below the ≈6 200 levels where yrs' recursive `Any` decoder
+/// overflows a 2 MiB stack.
+pub const DEFAULT_MAX_ANY_DEPTH: usize = 32;
+
+/// Default for [`UpdateLimits::max_type_depth`]. Rich-text editors nest shared types (list in
+/// list item in list …, table → row → cell → paragraph → text), so this is looser than
+/// [`DEFAULT_MAX_ANY_DEPTH`]; yrs' recursive `to_json` and delete fail near 4 000 levels.
+pub const DEFAULT_MAX_TYPE_DEPTH: usize = 64;
+
+/// Smallest possible client section: count, client and clock (one byte each) and one 2-byte
+/// struct. Lets a section count be refused before looping over it.
+const MIN_SECTION_BYTES: usize = 5;
+
+/// Smallest possible struct: a GC or Skip with a one-byte length. An item needs at least 3.
+const MIN_STRUCT_BYTES: usize = 2;
+
+/// Smallest delete-set entry (client id and a zero range count) and smallest range.
+const MIN_DELETE_ENTRY_BYTES: usize = 2;
+
+/// What a single update may contain. [`UpdateLimits::default`] suits a y-websocket server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateLimits {
+    /// Most distinct client ids the update may mention, structs and delete set together.
+    pub max_clients: usize,
+    /// Deepest nesting of arrays/maps inside one `Any` value (item content, sub-document
+    /// options), and of JSON arrays/objects in embeds and formatting attributes. `[[1]]` is 2.
+    pub max_any_depth: usize,
+    /// Deepest nesting of shared types (a map inside an array inside a map …), counted from the
+    /// root, that the update itself creates. Types nested under types that already exist in the
+    /// document, or under items later in the same update, count as if their unknown parent
+    /// were a root type: the check never over-counts, so it never refuses a legitimate update,
+    /// but a server wanting a hard bound must also check the document.
+    pub max_type_depth: usize,
+}
+
+impl Default for UpdateLimits {
+    fn default() -> Self {
+        Self {
+            max_clients: DEFAULT_MAX_CLIENTS,
+            max_any_depth: DEFAULT_MAX_ANY_DEPTH,
+            max_type_depth: DEFAULT_MAX_TYPE_DEPTH,
+        }
+    }
+}
+
+/// The id of one struct: the client that wrote it and its first clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StructId {
+    /// Client id (below 2^53).
+    pub client: u64,
+    /// Clock of the struct's first element.
+    pub clock: u32,
+}
+
+/// What an accepted update contains, counted during validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateSummary {
+    /// Distinct client ids in the structs and the delete set together.
+    pub clients: usize,
+    /// Client ids that carry structs (the clients of the update's state vector).
+    pub struct_clients: usize,
+    /// Structs of every kind (items, GC, Skip).
+    pub structs: usize,
+    /// Delete-set ranges.
+    pub delete_ranges: usize,
+    /// The first struct in wire order that is not a Skip (a gap marker in merged updates), if
+    /// any. A single-client edit keeps this id when the server re-encodes it for relaying, so
+    /// an observer (e.g. the load tester) can match a delivered update to the edit it sent.
+    pub first_struct: Option<StructId>,
+}
+
+impl UpdateSummary {
+    /// True for an update that changes nothing (`00 00`).
+    pub fn is_empty(&self) -> bool {
+        self.structs == 0 && self.delete_ranges == 0
+    }
+}
+
+/// Checks that `bytes` is one well-formed Yjs v1 update within `limits`.
+///
+/// Accepts everything Yjs 13 and yrs 0.28 encoders write (other than the content kinds the two
+/// decode differently, see [`UpdateError::UnsupportedContent`] and
+/// [`UpdateError::UnsupportedTypeRef`]), and nothing in the hostile classes known to make
+/// yrs wrap a clock, alias a client id, recurse without bound or loop over counts the input
+/// cannot hold. It checks structure only: a well-formed update that is inconsistent with the
+/// document (say, origins pointing into content it also deletes) can still reach bugs in yrs'
+/// integration, so keep applying under the panic containment the server already has (see
+/// `fuzz/README.md` for a known case).
+///
+/// # Errors
+/// An [`UpdateError`] naming the first problem found; [`UpdateError::is_limit`] tells the ones
+/// that come from `limits` apart from malformed input.
+pub fn validate_update_v1(
+    bytes: &[u8],
+    limits: &UpdateLimits,
+) -> Result<UpdateSummary, UpdateError> {
+    let mut parser = Parser {
+        decoder: Decoder::new(bytes),
+        limits,
+        clients: ClientSet::new(limits.max_clients),
+        depths: TypeDepths::default(),
+        summary: UpdateSummary::default(),
+    };
+    parser.structs()?;
+    parser.delete_set()?;
+    if !parser.decoder.is_empty() {
+        // Also what most v2 updates run into: their first byte reads as "no structs" and the
+        // column lengths as a short delete set, leaving the rest unread.
+        return Err(ProtocolError::TrailingBytes(parser.decoder.remaining()).into());
+    }
+    let mut summary = parser.summary;
+    summary.clients = parser.clients.len();
+    summary.struct_clients = parser.clients.struct_clients();
+    Ok(summary)
+}
+
+/// State of one validation pass.
+struct Parser<'a, 'l> {
+    decoder: Decoder<'a>,
+    limits: &'l UpdateLimits,
+    clients: ClientSet,
+    depths: TypeDepths,
+    summary: UpdateSummary,
+}
+
+impl Parser<'_, '_> {
+    fn structs(&mut self) -> Result<(), UpdateError> {
+        let sections = read_count(&mut self.decoder, "client sections", MIN_SECTION_BYTES)?;
+        for _ in 0..sections {
+            let count = read_u32(&mut self.decoder, "struct count")?;
+            let client = read_client(&mut self.decoder)?;
+            if count == 0 {
+                return Err(UpdateError::EmptyClientSection { client });
+            }
+            check(&self.decoder, "structs", u64::from(count), MIN_STRUCT_BYTES)?;
+            self.clients.insert(client, Section::Structs)?;
+            let mut clock = read_u32(&mut self.decoder, "clock")?;
+            for _ in 0..count {
+                let id = StructId { client, clock };
+                let len = self.one_struct(id)?;
+                clock = end_clock(clock, len).ok_or(UpdateError::ClockOverflow {
+                    client,
+                    clock,
+                    len,
+                })?;
+                self.summary.structs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one struct and returns its length in clock ticks.
+    fn one_struct(&mut self, id: StructId) -> Result<u32, UpdateError> {
+        let info = self.decoder.read_u8()?;
+        if info != content::SKIP {
+            self.summary.first_struct.get_or_insert(id);
+        }
+        let len = match info {
+            content::GC | content::SKIP => read_u32(&mut self.decoder, "struct length")?,
+            _ => self.item(id, info)?,
+        };
+        if len == 0 {
+            return Err(UpdateError::EmptyStruct {
+                client: id.client,
+                clock: id.clock,
+            });
+        }
+        Ok(len)
+    }
+
+    fn item(&mut self, id: StructId, info: u8) -> Result<u32, UpdateError> {
+        let kind = content::item_kind(info)?;
+        let left = (info & content::HAS_ORIGIN != 0)
+            .then(|| read_id(&mut self.decoder))
+            .transpose()?;
+        let right = (info & content::HAS_RIGHT_ORIGIN != 0)
+            .then(|| read_id(&mut self.decoder))
+            .transpose()?;
+        let container_depth = if left.is_none() && right.is_none() {
+            // Without origins the item names its parent; with them it inherits the origin's.
+            let depth = match self.decoder.read_var_uint()? {
+                content::PARENT_ROOT => {
+                    self.decoder.read_var_string()?;
+                    0
+                }
+                content::PARENT_ID => self.depths.type_depth(read_id(&mut self.decoder)?),
+                other => return Err(UpdateError::InvalidParentInfo(other)),
+            };
+            if info & content::HAS_PARENT_SUB != 0 {
+                self.decoder.read_var_string()?;
+            }
+            depth
+        } else {
+            let of = |origin: Option<StructId>| origin.map_or(0, |o| self.depths.container(o));
+            of(left).max(of(right))
+        };
+        let content = content::read(&mut self.decoder, kind, self.limits)?;
+        if content.is_type && container_depth >= self.limits.max_type_depth {
+            return Err(UpdateError::TypeTooDeep {
+                limit: self.limits.max_type_depth,
+            });
+        }
+        self.depths
+            .record(id, content.len, container_depth, content.is_type);
+        Ok(content.len)
+    }
+
+    fn delete_set(&mut self) -> Result<(), UpdateError> {
+        let entries = read_count(
+            &mut self.decoder,
+            "delete-set clients",
+            MIN_DELETE_ENTRY_BYTES,
+        )?;
+        for _ in 0..entries {
+            let client = read_client(&mut self.decoder)?;
+            self.clients.insert(client, Section::DeleteSet)?;
+            let ranges = read_count(&mut self.decoder, "delete ranges", MIN_DELETE_ENTRY_BYTES)?;
+            for _ in 0..ranges {
+                let clock = read_u32(&mut self.decoder, "delete clock")?;
+                let len = read_u32(&mut self.decoder, "delete length")?;
+                if len == 0 {
+                    return Err(UpdateError::EmptyDeleteRange { client, clock });
+                }
+                // Delete ranges never take the i32 path, and "everything of client 1" is
+                // written as a range to u32::MAX, so only real overflow is refused here.
+                clock
+                    .checked_add(len)
+                    .ok_or(UpdateError::DeleteRangeOverflow { client, clock, len })?;
+                self.summary.delete_ranges += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest clock a struct may end at. yrs keeps clocks in a `u32` but computes the offset of
+/// an incoming struct against the local state as `local as i32 - clock as i32`
+/// (`update.rs`, `Update::integrate`, yrs 0.28.1): from 2^31 on that difference has the wrong
+/// sign, yrs takes a struct far ahead of its state for one it already holds, and the push
+/// panics at `block_store.rs:317` — the same panic, with the same use-after-free behind it, as
+/// a clock that wraps 2^32. A client that typed 2^31 characters does not exist.
+pub const MAX_STRUCT_CLOCK: u32 = i32::MAX as u32;
+
+/// The clock after `len` ticks from `clock`, if it stays within [`MAX_STRUCT_CLOCK`].
+fn end_clock(clock: u32, len: u32) -> Option<u32> {
+    clock
+        .checked_add(len)
+        .filter(|&end| end <= MAX_STRUCT_CLOCK)
+}
+
+/// Reads a varint that yrs reads as a `u32`.
+fn read_u32(decoder: &mut Decoder<'_>, what: &'static str) -> Result<u32, UpdateError> {
+    decoder.read_var_u32().map_err(|e| match e {
+        ProtocolError::VarIntTooLarge => UpdateError::IntegerTooLarge { what },
+        other => other.into(),
+    })
+}
+
+/// Reads a client id, which must stay below 2^53 (yrs masks larger ones onto other clients).
+fn read_client(decoder: &mut Decoder<'_>) -> Result<u64, UpdateError> {
+    decoder.read_var_uint().map_err(|e| match e {
+        ProtocolError::VarIntTooLarge => UpdateError::ClientIdTooLarge,
+        other => other.into(),
+    })
+}
+
+fn read_id(decoder: &mut Decoder<'_>) -> Result<StructId, UpdateError> {
+    let client = read_client(decoder)?;
+    let clock = read_u32(decoder, "origin clock")?;
+    Ok(StructId { client, clock })
+}
+
+/// Reads an element count (a `u32` in yrs) that the remaining input must be able to hold at
+/// `min_bytes` per element.
+fn read_count(
+    decoder: &mut Decoder<'_>,
+    what: &'static str,
+    min_bytes: usize,
+) -> Result<u32, UpdateError> {
+    let count = read_u32(decoder, what)?;
+    check(decoder, what, u64::from(count), min_bytes)?;
+    Ok(count)
+}
+
+fn check(
+    decoder: &Decoder<'_>,
+    what: &'static str,
+    count: u64,
+    min_bytes: usize,
+) -> Result<(), UpdateError> {
+    check_count(count, decoder.remaining(), min_bytes).map_err(|_| UpdateError::CountTooLarge {
+        what,
+        count,
+        remaining: decoder.remaining(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(bytes: &[u8]) -> Result<UpdateSummary, UpdateError> {
+        validate_update_v1(bytes, &UpdateLimits::default())
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex"))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_the_golden_transcript_update() {
+        // Client 5 types "ab" into text "t".
+        let summary = validate(&hex("010105000401017402616200")).expect("valid update");
+        assert_eq!(
+            summary,
+            UpdateSummary {
+                clients: 1,
+                struct_clients: 1,
+                structs: 1,
+                delete_ranges: 0,
+                first_struct: Some(StructId {
+                    client: 5,
+                    clock: 0
+                }),
+            }
+        );
+    }
+
+    #[test]
+    fn accepts_the_empty_update() {
+        let summary = validate(&[0, 0]).expect("valid update");
+        assert!(summary.is_empty());
+        assert_eq!(summary.first_struct, None);
+    }
+
+    #[test]
+    fn refuses_the_19_byte_clock_wrap() {
+        assert_eq!(
+            validate(&hex("010101ffffffff0f0401047465787402787800")),
+            Err(UpdateError::ClockOverflow {
+                client: 1,
+                clock: u32::MAX,
+                len: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_struct_may_end_exactly_at_the_largest_clock() {
+        // "x" at clock 2^31 − 2: the next clock is 2^31 − 1.
+        assert!(validate(&hex("010101feffffff0704010474657874017800")).is_ok());
+        // At 2^31 − 1 it would end at 2^31.
+        assert_eq!(
+            validate(&hex("010101ffffffff0704010474657874017800")),
+            Err(UpdateError::ClockOverflow {
+                client: 1,
+                clock: MAX_STRUCT_CLOCK,
+                len: 1
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_clocks_yrs_reads_as_negative() {
+        // Found by the validate_then_apply fuzz target: a GC at clock 0x8ffffffc, applied to a
+        // document that knows client 1, panicked in yrs' block store.
+        assert_eq!(
+            validate(&hex("010101fcffffff08001700")),
+            Err(UpdateError::ClockOverflow {
+                client: 1,
+                clock: 0x8fff_fffc,
+                len: 0x17
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_trailing_bytes() {
+        assert_eq!(
+            validate(&[0, 0, 0]),
+            Err(UpdateError::Malformed(ProtocolError::TrailingBytes(1)))
+        );
+    }
+
+    #[test]
+    fn utf16_length_drives_the_clock() {
+        // "😀" is one char, two UTF-16 units: a clock of 2^31 − 2 leaves no room for it.
+        assert_eq!(
+            validate(&hex("010101feffffff070401047465787404f09f988000")),
+            Err(UpdateError::ClockOverflow {
+                client: 1,
+                clock: MAX_STRUCT_CLOCK - 1,
+                len: 2
+            })
+        );
+    }
+}
