@@ -191,6 +191,7 @@ SELF_TEST_CASES=(
   "grace period shorter than shutdown (policy)|k8s/base/deployment.yaml|s/terminationGracePeriodSeconds: 45/terminationGracePeriodSeconds: 30/"
   "Redis password mismatch (policy)|k8s/base/kustomization.yaml|s/REDIS_PASSWORD=insecure-dev-redis-password/REDIS_PASSWORD=other/"
   "writable root filesystem (policy)|k8s/base/redis-statefulset.yaml|s/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/"
+  "emptyDir as large as the storage limit (policy)|k8s/overlays/local/deployment.yaml|s/ephemeral-storage: 1Gi/ephemeral-storage: 512Mi/"
   "Service port name typo (policy)|k8s/base/service.yaml|s/targetPort: http/targetPort: htp/"
   "dev secrets left in production (policy)|k8s/overlays/production/kustomization.yaml|/- path: remove-bundled-redis.yaml/d"
   "root user in image (hadolint, policy)|Dockerfile|s/^USER 65532:65532/USER root/"
@@ -243,8 +244,8 @@ main() {
   rm -rf "$out_dir"
   mkdir -p "$out_dir"
   validate_all "$out_dir" || true
-  say "rendered manifests: $out_dir"
-  say "validate-k8s: $PASSED passed, $FAILED failed ($((SECONDS - started))s)"
+  say "rendered manifests: $out_dir; took $((SECONDS - started))s"
+  say "validate-k8s: $PASSED passed, $FAILED failed"
   [[ $FAILED -eq 0 ]]
 }
 
