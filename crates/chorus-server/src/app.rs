@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing::{any, get};
+use axum::{Json, Router};
 use chorus_store::{FsStore, SnapshotStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::relay::{Relay, RelaySettings};
 use crate::room::{RoomSettings, Rooms};
 use crate::ws;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Rooms and connections, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// The link to the other nodes, with `--redis-url`.
+    pub relay: Option<Relay>,
     ready: Arc<AtomicBool>,
 }
 
@@ -84,9 +87,30 @@ impl Application {
             snapshot_interval: config.snapshot_interval,
             idle_timeout: config.room_idle_timeout,
             awareness_timeout: config.awareness_timeout,
+            relay_resync_interval: config.relay_resync_interval,
+        };
+        let relay = match &config.redis_url {
+            Some(url) => Some(Relay::start(
+                RelaySettings {
+                    url: url.clone(),
+                    prefix: config.redis_prefix.clone(),
+                    heartbeat_interval: config.node_timeout / 5,
+                    node_timeout: config.node_timeout,
+                },
+                shutdown.clone(),
+                &tracker,
+            )?),
+            None => None,
         };
         let state = AppState {
-            rooms: Rooms::new(store, settings, shutdown.clone(), tracker.clone()),
+            rooms: Rooms::new(
+                store,
+                relay.clone(),
+                settings,
+                shutdown.clone(),
+                tracker.clone(),
+            ),
+            relay,
             config: Arc::new(config),
             shutdown,
             tracker,
@@ -180,10 +204,22 @@ async fn healthz() -> StatusCode {
     StatusCode::OK
 }
 
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::SeqCst) {
+/// 503 only while shutting down. A Redis outage is reported but keeps the node ready: it still
+/// serves its own clients, and taking every node out of rotation would turn a relay outage into
+/// a full one.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let redis = match &state.relay {
+        None => "disabled",
+        Some(relay) if relay.is_connected() => "connected",
+        Some(_) => "disconnected",
+    };
+    let (status, text) = if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    }
+    };
+    (
+        status,
+        Json(serde_json::json!({ "status": text, "redis": redis })),
+    )
 }

@@ -68,6 +68,23 @@ pub struct Config {
     #[arg(long, env = "CHORUS_AWARENESS_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub awareness_timeout: Duration,
 
+    /// Redis URL for scale-out (e.g. redis://127.0.0.1:6379): nodes sharing it serve rooms
+    /// together. Without it the server runs as a single node.
+    #[arg(long, env = "CHORUS_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of the Redis channel names, so several deployments can share one Redis.
+    #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = "chorus")]
+    pub redis_prefix: String,
+
+    /// How often nodes sharing a room re-exchange state vectors, repairing anything pub/sub lost.
+    #[arg(long, env = "CHORUS_RELAY_RESYNC_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub relay_resync_interval: Duration,
+
+    /// A node not heard from for this long is considered dead; its clients' presence is removed.
+    #[arg(long, env = "CHORUS_NODE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub node_timeout: Duration,
+
     /// How long shutdown waits for rooms to flush and connections to close.
     #[arg(long, env = "CHORUS_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
@@ -112,6 +129,25 @@ impl Config {
                 "--awareness-timeout (CHORUS_AWARENESS_TIMEOUT) must be at least 1s".to_owned(),
             );
         }
+        if self.node_timeout < Duration::from_secs(1) {
+            problems.push("--node-timeout (CHORUS_NODE_TIMEOUT) must be at least 1s".to_owned());
+        }
+        if self.relay_resync_interval.is_zero() {
+            problems.push(
+                "--relay-resync-interval (CHORUS_RELAY_RESYNC_INTERVAL) must be non-zero, e.g. 30s"
+                    .to_owned(),
+            );
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://"))
+        {
+            problems.push(
+                "--redis-url (CHORUS_REDIS_URL) must start with redis:// (e.g. redis://127.0.0.1:6379)"
+                    .to_owned(),
+            );
+        }
         if let Some(dir) = &self.static_dir
             && !dir.is_dir()
         {
@@ -142,6 +178,10 @@ impl Config {
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(30),
             awareness_timeout: Duration::from_secs(30),
+            redis_url: None,
+            redis_prefix: "chorus".to_owned(),
+            relay_resync_interval: Duration::from_secs(30),
+            node_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
         }
     }

@@ -12,6 +12,7 @@
 //! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
+//! - [`relay`]: scale-out through Redis pub/sub.
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
@@ -19,6 +20,7 @@ pub mod app;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod relay;
 pub mod room;
 pub mod shutdown;
 pub mod telemetry;

@@ -8,7 +8,10 @@
 //!    encoded once;
 //! 3. the frame is fanned out to every other connection as shared bytes (`try_send`: a peer
 //!    whose outbox is full is disconnected, never waited for);
-//! 4. the room is marked dirty, and a snapshot follows `snapshot_interval` later.
+//! 4. the same delta is published to the other nodes holding the room (with `--redis-url`);
+//! 5. the room is marked dirty, and a snapshot follows `snapshot_interval` later.
+//!
+//! Updates from other nodes take steps 2, 3 (to every local connection) and 5.
 
 use std::collections::HashMap;
 use std::future::{Future, pending};
@@ -16,19 +19,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chorus_protocol::{AwarenessEntry, DocName, Message, SyncMessage};
+use chorus_protocol::awareness::encode_entries;
+use chorus_protocol::{
+    AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage,
+};
 use chorus_store::{SnapshotStore, StoreError};
+use serde_bytes::ByteBuf;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::doc::{DocError, RoomDoc};
+use super::doc::{DocError, RoomDoc, sync_payload};
 use super::handle::{JoinRefused, RoomCmd};
-use super::presence::{self, Presence};
+use super::presence::{self, Owner, Presence};
 use super::registry::Rooms;
 use crate::conn::{ConnId, Peer, close_code};
+use crate::relay::{Body, NodeId, Relay};
 
 /// How often the room looks for awareness states that were not renewed in time.
 const PRESENCE_SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -42,11 +50,18 @@ pub struct RoomSettings {
     pub idle_timeout: Duration,
     /// How long an awareness state lives without renewal.
     pub awareness_timeout: Duration,
+    /// How often a room shared with other nodes re-exchanges state vectors with them, in case
+    /// pub/sub lost a message.
+    pub relay_resync_interval: Duration,
 }
 
 /// What a room shares with the rest of the server.
 pub(crate) struct RoomContext {
     pub registry: Rooms,
+    /// The other nodes, when the server runs with `--redis-url`.
+    pub relay: Option<Relay>,
+    /// The room's own inbox, for the relay to deliver into.
+    pub inbox: mpsc::Sender<RoomCmd>,
     pub store: Arc<dyn SnapshotStore>,
     pub settings: RoomSettings,
     pub shutdown: CancellationToken,
@@ -115,7 +130,18 @@ impl Room {
             return;
         }
         tracing::debug!("room opened");
+        if let Some(relay) = self.ctx.relay.clone() {
+            relay.subscribe(&self.name, self.ctx.inbox.clone()).await;
+            if let Err(DocError::Panicked) = self.request_sync() {
+                self.fail();
+                relay.unsubscribe(&self.name);
+                return;
+            }
+        }
         let exit = self.serve().await;
+        if let Some(relay) = &self.ctx.relay {
+            relay.unsubscribe(&self.name);
+        }
         match exit {
             Exit::Unloaded => tracing::info!("room unloaded"),
             Exit::Shutdown => tracing::debug!("room stopped for shutdown"),
@@ -142,6 +168,9 @@ impl Room {
     async fn serve(&mut self) -> Exit {
         let mut sweep = tokio::time::interval(PRESENCE_SWEEP_EVERY);
         sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut resync = tokio::time::interval(self.ctx.settings.relay_resync_interval);
+        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        resync.reset();
         loop {
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
@@ -159,6 +188,11 @@ impl Room {
                 }
                 saved = wait_opt(&mut self.saving) => self.finish_snapshot(saved),
                 _ = sweep.tick() => self.expire_presence(),
+                _ = resync.tick(), if self.ctx.relay.is_some() => {
+                    if let Err(DocError::Panicked) = self.request_sync() {
+                        return self.fail();
+                    }
+                }
                 () = sleep_until(self.idle_deadline), if self.peers.is_empty() => {
                     if self.try_unload().await {
                         return Exit::Unloaded;
@@ -180,6 +214,13 @@ impl Room {
             RoomCmd::Message { conn, msg } => self.message(conn, msg),
             RoomCmd::Leave { conn } => {
                 self.leave(conn);
+                Ok(())
+            }
+            RoomCmd::Remote { origin, body } => self.remote(origin, body),
+            RoomCmd::RelayResync => self.request_sync(),
+            RoomCmd::NodeGone(node) => {
+                let removed = self.presence.remove_owner(Owner::Remote(node));
+                self.broadcast_presence(&removed);
                 Ok(())
             }
         }
@@ -220,8 +261,11 @@ impl Room {
                 self.accept_update(conn, &update)?;
             }
             Message::Awareness(update) => {
-                let changed = self.presence.apply(conn, update.entries, Instant::now());
+                let changed =
+                    self.presence
+                        .apply(Owner::Local(conn), update.entries, Instant::now());
                 self.broadcast_presence(&changed);
+                self.publish_presence(&changed);
             }
             Message::QueryAwareness => {
                 if let Some(awareness) = self.presence.full_frame() {
@@ -240,6 +284,9 @@ impl Room {
         match self.doc.apply(update) {
             Ok(Some(delta)) => {
                 self.broadcast(&delta, Some(from));
+                if let Some(relay) = &self.ctx.relay {
+                    relay.publish_update(&self.name, &sync_payload(&delta));
+                }
                 self.mark_dirty();
                 Ok(())
             }
@@ -257,8 +304,9 @@ impl Room {
         if self.peers.remove(&conn).is_none() {
             return;
         }
-        let removed = self.presence.remove_conn(conn);
+        let removed = self.presence.remove_owner(Owner::Local(conn));
         self.broadcast_presence(&removed);
+        self.publish_presence(&removed);
         if self.peers.is_empty() {
             self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
         }
@@ -269,7 +317,86 @@ impl Room {
         let expired = self
             .presence
             .expire(Instant::now(), self.ctx.settings.awareness_timeout);
-        self.broadcast_presence(&expired);
+        let (local, _): (Vec<_>, Vec<_>) = expired.iter().partition(|(_, local)| *local);
+        let local: Vec<AwarenessEntry> = local.into_iter().map(|(e, _)| e.clone()).collect();
+        let all: Vec<AwarenessEntry> = expired.into_iter().map(|(e, _)| e).collect();
+        self.broadcast_presence(&all);
+        self.publish_presence(&local);
+    }
+
+    /// Applies what another node published.
+    fn remote(&mut self, origin: NodeId, body: Body) -> Result<(), DocError> {
+        match body {
+            Body::Update(update) => match self.doc.apply(&update) {
+                Ok(Some(delta)) => {
+                    self.broadcast(&delta, None);
+                    self.mark_dirty();
+                }
+                Ok(None) => {}
+                Err(DocError::Invalid(reason)) => {
+                    tracing::warn!(node = %origin, %reason, "ignoring an invalid update from another node");
+                }
+                Err(DocError::Panicked) => return Err(DocError::Panicked),
+            },
+            Body::Awareness(update) => {
+                match AwarenessUpdate::decode(&Bytes::from(update.into_vec())) {
+                    Ok(update) => {
+                        let changed = self.presence.apply(
+                            Owner::Remote(origin),
+                            update.entries,
+                            Instant::now(),
+                        );
+                        self.broadcast_presence(&changed);
+                    }
+                    Err(error) => {
+                        tracing::warn!(node = %origin, %error, "ignoring invalid awareness from another node");
+                    }
+                }
+            }
+            Body::SyncRequest(sv) => match StateVector::decode(&sv) {
+                Ok(sv) => self.answer_sync(&sv)?,
+                Err(error) => {
+                    tracing::warn!(node = %origin, %error, "ignoring an invalid sync request");
+                }
+            },
+            Body::Heartbeat => {}
+        }
+        Ok(())
+    }
+
+    /// Another node announced its state: send it what it lacks, ask for what we lack, and tell
+    /// it who is connected here.
+    fn answer_sync(&mut self, theirs: &StateVector) -> Result<(), DocError> {
+        let Some(relay) = self.ctx.relay.clone() else {
+            return Ok(());
+        };
+        if let Some(diff) = self.doc.diff(theirs)? {
+            relay.publish_update(&self.name, &diff);
+        }
+        if self.doc.lacks_any_of(theirs)? {
+            self.request_sync()?;
+        }
+        self.publish_presence(&self.presence.local_entries());
+        Ok(())
+    }
+
+    /// Publishes this room's state vector so the other nodes send what it lacks.
+    fn request_sync(&mut self) -> Result<(), DocError> {
+        let Some(relay) = &self.ctx.relay else {
+            return Ok(());
+        };
+        let sv = self.doc.state_vector()?.encode();
+        relay.publish(&self.name, Body::SyncRequest(ByteBuf::from(sv)));
+        self.publish_presence(&self.presence.local_entries());
+        Ok(())
+    }
+
+    /// Tells the other nodes about presence changes of this node's own connections.
+    fn publish_presence(&self, entries: &[AwarenessEntry]) {
+        if let (Some(relay), false) = (&self.ctx.relay, entries.is_empty()) {
+            let update = encode_entries(entries.iter());
+            relay.publish(&self.name, Body::Awareness(ByteBuf::from(update)));
+        }
     }
 
     /// Sends awareness changes to every connection, the sender included: y-websocket clients
@@ -282,18 +409,17 @@ impl Room {
 
     /// Queues `frame` for every connection but `except`. The bytes are shared, not copied.
     fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
-        let mut too_slow = Vec::new();
+        let mut failed = Vec::new();
         for (&conn, peer) in &self.peers {
             if Some(conn) == except {
                 continue;
             }
-            match peer.outbox.try_send(frame.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_) | TrySendError::Closed(_)) => too_slow.push(conn),
+            if let Err(error) = peer.outbox.try_send(frame.clone()) {
+                failed.push((conn, matches!(error, TrySendError::Full(_))));
             }
         }
-        for conn in too_slow {
-            self.disconnect_slow(conn);
+        for (conn, full) in failed {
+            self.send_failed(conn, full);
         }
     }
 
@@ -301,8 +427,17 @@ impl Room {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
-        if peer.outbox.try_send(frame).is_err() {
+        if let Err(error) = peer.outbox.try_send(frame) {
+            self.send_failed(conn, matches!(error, TrySendError::Full(_)));
+        }
+    }
+
+    /// A full outbox means a slow peer; a closed one, a peer whose `Leave` is on its way.
+    fn send_failed(&mut self, conn: ConnId, full: bool) {
+        if full {
             self.disconnect_slow(conn);
+        } else {
+            self.leave(conn);
         }
     }
 

@@ -122,6 +122,43 @@ impl RoomDoc {
         })
     }
 
+    /// This document's state vector.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn state_vector(&self) -> Result<StateVector, DocError> {
+        guard(|| {
+            let sv = self.doc.transact().state_vector();
+            sv.iter()
+                .map(|(client, &clock)| (client.get(), clock))
+                .collect()
+        })
+    }
+
+    /// True when `other` has seen something of some client that this document has not.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn lacks_any_of(&self, other: &StateVector) -> Result<bool, DocError> {
+        guard(|| {
+            let sv = self.doc.transact().state_vector();
+            other
+                .entries
+                .iter()
+                .any(|&(client, clock)| sv.get(&ClientID::new(client)) < clock)
+        })
+    }
+
+    /// The update a peer with state vector `sv` is missing (structs it lacks and the whole delete
+    /// set), or `None` when that is nothing at all.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn diff(&mut self, sv: &StateVector) -> Result<Option<Bytes>, DocError> {
+        let payload = sync_payload(&self.step2(sv)?);
+        Ok((payload.as_ref() != EMPTY_UPDATE).then_some(payload))
+    }
+
     /// The whole document as a Yjs v1 update, for snapshots. Shares the bytes of the cached
     /// full-state step 2.
     ///
@@ -129,7 +166,7 @@ impl RoomDoc {
     /// [`DocError::Panicked`] if yrs panicked.
     pub fn snapshot(&mut self) -> Result<Bytes, DocError> {
         let frame = self.full_state()?;
-        Ok(step2_payload(&frame))
+        Ok(sync_payload(&frame))
     }
 
     fn full_state(&mut self) -> Result<Bytes, DocError> {
@@ -148,8 +185,11 @@ impl RoomDoc {
     }
 }
 
-/// The update inside a sync step 2 frame made by [`sync_frame`]: it is the frame's tail.
-fn step2_payload(frame: &Bytes) -> Bytes {
+/// A v1 update with no structs and an empty delete set.
+const EMPTY_UPDATE: &[u8] = &[0, 0];
+
+/// The payload of a sync frame made by [`sync_frame`]: it is the frame's tail.
+pub(crate) fn sync_payload(frame: &Bytes) -> Bytes {
     let mut decoder = chorus_protocol::lib0::Decoder::new(frame);
     // The frame was encoded by us a moment ago, so these reads cannot fail; fall back to the
     // empty update rather than panic if that ever changes.
@@ -159,7 +199,7 @@ fn step2_payload(frame: &Bytes) -> Bytes {
         .and_then(|_| decoder.read_var_uint());
     match header {
         Ok(_) => frame.slice(decoder.position()..),
-        Err(_) => Bytes::from_static(&[0, 0]),
+        Err(_) => Bytes::from_static(EMPTY_UPDATE),
     }
 }
 
@@ -205,7 +245,7 @@ mod tests {
         assert_eq!(full.as_ptr(), again.as_ptr(), "encoded once, shared");
 
         let reader = Doc::with_client_id(8);
-        let payload = step2_payload(&full);
+        let payload = sync_payload(&full);
         reader
             .transact_mut()
             .apply_update(Update::decode_v1(&payload).expect("decodes"))

@@ -4,11 +4,9 @@ use chorus_protocol::{DocName, Message};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{ConnId, Peer};
+use crate::relay::{Body, NodeId};
 
 /// Commands a room's actor takes, in the order they were sent.
-///
-/// Later stages plug in here: relayed updates from other nodes, server-side reads and writes
-/// from the HTTP API.
 #[derive(Debug)]
 pub(crate) enum RoomCmd {
     /// A connection enters the room. The room queues sync step 1 and the current awareness
@@ -22,6 +20,12 @@ pub(crate) enum RoomCmd {
     Message { conn: ConnId, msg: Message },
     /// A connection has gone; its awareness states go with it.
     Leave { conn: ConnId },
+    /// What another node published on this room's channel.
+    Remote { origin: NodeId, body: Body },
+    /// Messages between nodes may have been lost: exchange state vectors again.
+    RelayResync,
+    /// A node stopped heartbeating: the presence of its clients goes.
+    NodeGone(NodeId),
 }
 
 /// Why a room turned a connection away.
@@ -62,6 +66,10 @@ impl RoomHandle {
     /// The document this room holds.
     pub fn name(&self) -> &DocName {
         &self.name
+    }
+
+    pub(crate) fn sender(&self) -> mpsc::Sender<RoomCmd> {
+        self.cmd_tx.clone()
     }
 
     pub(crate) fn generation(&self) -> u64 {

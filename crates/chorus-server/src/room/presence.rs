@@ -14,12 +14,22 @@ use chorus_protocol::message::awareness_frame;
 use tokio::time::Instant;
 
 use crate::conn::ConnId;
+use crate::relay::NodeId;
+
+/// Who set a client's state, and so takes it along when it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A connection to this node.
+    Local(ConnId),
+    /// A connection to another node, as relayed.
+    Remote(NodeId),
+}
 
 #[derive(Debug)]
 struct ClientPresence {
     clock: u32,
     state: Bytes,
-    owner: ConnId,
+    owner: Owner,
     renewed: Instant,
 }
 
@@ -34,11 +44,11 @@ impl Presence {
     /// broadcast.
     ///
     /// An entry wins with a newer clock, or with the same clock when it removes the client
-    /// (y-protocols' rule: a removal may repeat the last clock). The connection that last set a
-    /// client's state owns it, so its states go when it disconnects.
+    /// (y-protocols' rule: a removal may repeat the last clock). Whoever last set a client's
+    /// state owns it, so its states go when it disconnects.
     pub fn apply(
         &mut self,
-        conn: ConnId,
+        owner: Owner,
         entries: Vec<AwarenessEntry>,
         now: Instant,
     ) -> Vec<AwarenessEntry> {
@@ -65,7 +75,7 @@ impl Presence {
                     ClientPresence {
                         clock: entry.clock,
                         state: entry.state.clone(),
-                        owner: conn,
+                        owner,
                         renewed: now,
                     },
                 );
@@ -75,14 +85,37 @@ impl Presence {
         accepted
     }
 
-    /// Removes every state `conn` owns and returns the removals to broadcast.
-    pub fn remove_conn(&mut self, conn: ConnId) -> Vec<AwarenessEntry> {
-        self.remove_where(|presence| presence.owner == conn)
+    /// Removes every state `owner` set and returns the removals to broadcast.
+    pub fn remove_owner(&mut self, owner: Owner) -> Vec<AwarenessEntry> {
+        self.remove_where(|presence| presence.owner == owner)
     }
 
-    /// Removes states not renewed within `timeout` and returns the removals to broadcast.
-    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<AwarenessEntry> {
-        self.remove_where(|presence| now.duration_since(presence.renewed) >= timeout)
+    /// Removes states not renewed within `timeout` and returns the removals to broadcast, with
+    /// whether each was set by a local connection.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Vec<(AwarenessEntry, bool)> {
+        let mut expired = Vec::new();
+        self.clients.retain(|&client, presence| {
+            if now.duration_since(presence.renewed) < timeout {
+                return true;
+            }
+            let local = matches!(presence.owner, Owner::Local(_));
+            expired.push((removal(client, presence.clock), local));
+            false
+        });
+        expired
+    }
+
+    /// The states set by this node's own connections, for another node that just arrived.
+    pub fn local_entries(&self) -> Vec<AwarenessEntry> {
+        self.clients
+            .iter()
+            .filter(|(_, presence)| matches!(presence.owner, Owner::Local(_)))
+            .map(|(&client, presence)| AwarenessEntry {
+                client,
+                clock: presence.clock,
+                state: presence.state.clone(),
+            })
+            .collect()
     }
 
     /// An awareness frame with every current state, for a joining or querying client; `None`
@@ -122,14 +155,18 @@ impl Presence {
             if !gone(presence) {
                 return true;
             }
-            removed.push(AwarenessEntry {
-                client,
-                clock: presence.clock,
-                state: Bytes::from_static(NULL_STATE),
-            });
+            removed.push(removal(client, presence.clock));
             false
         });
         removed
+    }
+}
+
+fn removal(client: u64, clock: u32) -> AwarenessEntry {
+    AwarenessEntry {
+        client,
+        clock,
+        state: Bytes::from_static(NULL_STATE),
     }
 }
 
@@ -153,7 +190,7 @@ mod tests {
     #[test]
     fn newer_clocks_win_and_removals_may_repeat_the_clock() {
         let now = Instant::now();
-        let (a, b) = (ConnId::next(), ConnId::next());
+        let (a, b) = (Owner::Local(ConnId::next()), Owner::Local(ConnId::next()));
         let mut presence = Presence::default();
         assert_eq!(
             presence.apply(a, vec![entry(1, 3, "{\"n\":1}")], now).len(),
@@ -177,11 +214,13 @@ mod tests {
     #[test]
     fn a_connection_takes_its_states_with_it() {
         let now = Instant::now();
-        let (a, b) = (ConnId::next(), ConnId::next());
+        let a = Owner::Local(ConnId::next());
+        let b = Owner::Remote(NodeId(9));
         let mut presence = Presence::default();
         presence.apply(a, vec![entry(1, 0, "{}"), entry(2, 0, "{}")], now);
         presence.apply(b, vec![entry(3, 0, "{}")], now);
-        let mut removed: Vec<u64> = presence.remove_conn(a).iter().map(|e| e.client).collect();
+        assert_eq!(presence.local_entries().len(), 2);
+        let mut removed: Vec<u64> = presence.remove_owner(a).iter().map(|e| e.client).collect();
         removed.sort_unstable();
         assert_eq!(removed, [1, 2]);
         assert_eq!(presence.len(), 1);
@@ -190,7 +229,7 @@ mod tests {
     #[test]
     fn unrenewed_states_expire() {
         let start = Instant::now();
-        let conn = ConnId::next();
+        let conn = Owner::Local(ConnId::next());
         let mut presence = Presence::default();
         presence.apply(conn, vec![entry(1, 0, "{}")], start);
         presence.apply(
@@ -199,7 +238,7 @@ mod tests {
             start + Duration::from_secs(20),
         );
         let expired = presence.expire(start + Duration::from_secs(30), Duration::from_secs(30));
-        assert_eq!(expired, vec![entry(1, 0, "null")]);
+        assert_eq!(expired, vec![(entry(1, 0, "null"), true)]);
         assert!(presence.full_frame().is_some());
     }
 }

@@ -19,6 +19,7 @@ use super::ROOM_INBOX_CAPACITY;
 use super::actor::{Room, RoomContext, RoomSettings};
 use super::handle::{JoinRefused, RoomCmd, RoomHandle};
 use crate::conn::{ConnId, Peer};
+use crate::relay::Relay;
 
 /// How often a join retries when the room it found was just unloading. Each retry finds a new
 /// room (the old one removed itself before closing), so more than one retry is very unlikely.
@@ -34,16 +35,19 @@ struct Inner {
     rooms: Mutex<HashMap<DocName, RoomHandle>>,
     next_generation: AtomicU64,
     store: Arc<dyn SnapshotStore>,
+    relay: Option<Relay>,
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Rooms {
-    /// A registry whose rooms load from and save to `store`, stop when `shutdown` is cancelled,
-    /// and run as tasks of `tracker` (so shutdown can wait for their final snapshots).
+    /// A registry whose rooms load from and save to `store`, share their changes through
+    /// `relay` (if any), stop when `shutdown` is cancelled, and run as tasks of `tracker` (so
+    /// shutdown can wait for their final snapshots).
     pub fn new(
         store: Arc<dyn SnapshotStore>,
+        relay: Option<Relay>,
         settings: RoomSettings,
         shutdown: CancellationToken,
         tracker: TaskTracker,
@@ -53,6 +57,7 @@ impl Rooms {
                 rooms: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
                 store,
+                relay,
                 settings,
                 shutdown,
                 tracker,
@@ -107,6 +112,8 @@ impl Rooms {
 
         let ctx = RoomContext {
             registry: self.clone(),
+            relay: self.inner.relay.clone(),
+            inbox: handle.sender(),
             store: Arc::clone(&self.inner.store),
             settings: self.inner.settings.clone(),
             shutdown: self.inner.shutdown.child_token(),
@@ -120,7 +127,8 @@ impl Rooms {
                 return Err(JoinRefused::LoadFailed);
             }
         };
-        let span = tracing::info_span!("room", doc = %doc);
+        // A root span: the room outlives the connection that happened to start it.
+        let span = tracing::info_span!(parent: None, "room", doc = %doc);
         self.inner.tracker.spawn(room.run().instrument(span));
         Ok(handle)
     }

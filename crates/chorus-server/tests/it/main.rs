@@ -5,4 +5,5 @@ mod helpers;
 mod http;
 mod misbehaviour;
 mod persistence;
+mod relay;
 mod sync;

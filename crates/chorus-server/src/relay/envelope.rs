@@ -1,0 +1,107 @@
+//! What nodes tell each other about a room, as bincode on a Redis pub/sub channel.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Bumped whenever the envelope layout changes; nodes ignore envelopes of another version, so a
+/// rolling upgrade degrades to "no relay between old and new" rather than to garbage.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// Largest envelope a node will decode: bincode preallocates from length prefixes, so untrusted
+/// bytes get a hard ceiling (a whole-document sync reply fits well below it).
+const MAX_ENVELOPE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Identifies one server process; random at every start, so a restarted node is a new node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub u64);
+
+impl NodeId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        Self(fastrand::u64(..))
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// One message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// [`ENVELOPE_VERSION`] of the sender.
+    pub version: u8,
+    /// The node that sent it; a node drops its own envelopes.
+    pub origin: NodeId,
+    /// What it says.
+    pub body: Body,
+}
+
+/// The kinds of inter-node messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// A Yjs v1 update the origin accepted (or a diff answering a [`Body::SyncRequest`]).
+    Update(ByteBuf),
+    /// Awareness entries that changed on the origin (additions, renewals, removals).
+    Awareness(ByteBuf),
+    /// "This is my state vector (v1); send what I lack": sent when a node loads a room, after its
+    /// Redis connection comes back, and periodically, because pub/sub may drop messages.
+    SyncRequest(ByteBuf),
+    /// The origin is alive (on the node channel, not a room's).
+    Heartbeat,
+}
+
+impl Envelope {
+    /// An envelope from `origin`.
+    pub fn new(origin: NodeId, body: Body) -> Self {
+        Self {
+            version: ENVELOPE_VERSION,
+            origin,
+            body,
+        }
+    }
+
+    /// Encodes with bincode's standard configuration.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding into a Vec cannot fail: every field is plain data.
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
+    }
+
+    /// Decodes bytes received from Redis.
+    ///
+    /// # Errors
+    /// Malformed bytes, a size above the limit, trailing bytes or another envelope version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let config = bincode::config::standard().with_limit::<MAX_ENVELOPE_BYTES>();
+        let (envelope, read): (Self, usize) =
+            bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
+        if read != bytes.len() {
+            return Err(format!("{} trailing bytes", bytes.len() - read));
+        }
+        if envelope.version != ENVELOPE_VERSION {
+            return Err(format!("envelope version {}", envelope.version));
+        }
+        Ok(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_garbage() {
+        let envelope = Envelope::new(NodeId(42), Body::Update(ByteBuf::from(vec![0, 0])));
+        assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));
+        let mut bytes = envelope.encode();
+        bytes.push(0);
+        assert!(Envelope::decode(&bytes).is_err());
+        assert!(Envelope::decode(&[0xff; 3]).is_err());
+        // A 2^40-byte payload announced in a few bytes.
+        assert!(Envelope::decode(&[1, 42, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0]).is_err());
+    }
+}
