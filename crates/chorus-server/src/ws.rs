@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chorus_protocol::{DocName, Message};
+use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -122,19 +122,16 @@ async fn read_loop(
             Ok(Some(Ok(frame))) => frame,
         };
         match frame {
-            WsMessage::Binary(bytes) => match Message::decode(&bytes) {
+            WsMessage::Binary(bytes) => match check(&bytes) {
                 Ok(msg) => {
                     if room.send(conn, msg).await.is_err() {
                         close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
                         return;
                     }
                 }
-                Err(error) => {
-                    tracing::info!(%error, "malformed message");
-                    close.close(
-                        close_code::INVALID_PAYLOAD,
-                        format!("malformed message: {error}"),
-                    );
+                Err((code, reason)) => {
+                    tracing::info!(code, %reason, "refused a message");
+                    close.close(code, reason);
                     return;
                 }
             },
@@ -154,6 +151,29 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// Decodes a frame and, for document updates, runs the bounded validator, so that yrs never
+/// sees an update that could crash, stall or fork it. Errors carry the close code: 1007 for
+/// malformed input, 1008 for input over a limit.
+fn check(frame: &Bytes) -> Result<Message, (u16, String)> {
+    let msg = Message::decode(frame).map_err(|error| {
+        (
+            close_code::INVALID_PAYLOAD,
+            format!("malformed message: {error}"),
+        )
+    })?;
+    if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) = &msg {
+        validate_update_v1(update, &UpdateLimits::default()).map_err(|error| {
+            let code = if error.is_limit() {
+                close_code::POLICY
+            } else {
+                close_code::INVALID_PAYLOAD
+            };
+            (code, format!("update refused: {error}"))
+        })?;
+    }
+    Ok(msg)
 }
 
 fn close_for_read_error(close: &CloseSignal, error: axum::Error) {

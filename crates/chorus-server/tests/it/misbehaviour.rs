@@ -128,3 +128,28 @@ async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
     .expect("the slow connection was closed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_hostile_update_is_refused_before_yrs_sees_it() {
+    let (app, _dir) = spawn_app().await;
+    let mut good = TestClient::connect_synced(&app.ws_url("doc")).await;
+    good.type_text("safe").await;
+    let mut bad = TestClient::connect_synced(&app.ws_url("doc")).await;
+    bad.until("bad synced", |c| c.text() == "safe").await;
+    // The 19-byte clock-wrap update that makes yrs free a block it still links to.
+    let hostile: [u8; 19] = [
+        0x01, 0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x04, 0x01, 0x04, 0x74, 0x65, 0x78, 0x74,
+        0x02, 0x78, 0x78, 0x00,
+    ];
+    bad.send_raw(chorus_protocol::message::sync_frame(
+        chorus_protocol::message::SYNC_UPDATE,
+        &hostile,
+    ))
+    .await;
+    assert_eq!(bad.closed_code().await, Some(1007));
+    good.type_text("!").await;
+    let mut late = TestClient::connect(&app.ws_url("doc")).await;
+    late.until("the room is intact", |c| c.text() == "safe!")
+        .await;
+    app.stop().await;
+}
