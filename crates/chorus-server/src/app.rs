@@ -93,6 +93,7 @@ impl Application {
             Some(url) => Some(Relay::start(
                 RelaySettings {
                     url: url.clone(),
+                    cluster: config.redis_cluster,
                     prefix: config.redis_prefix.clone(),
                     heartbeat_interval: config.node_timeout / 5,
                     node_timeout: config.node_timeout,

@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Treat --redis-url as a comma-separated list of Redis Cluster seed nodes and relay through
+    /// sharded pub/sub, so room channels spread over the cluster's shards.
+    #[arg(long, env = "CHORUS_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
     /// Prefix of the Redis channel names, so several deployments can share one Redis.
     #[arg(long, env = "CHORUS_REDIS_PREFIX", default_value = "chorus")]
     pub redis_prefix: String,
@@ -138,13 +143,22 @@ impl Config {
                     .to_owned(),
             );
         }
-        if let Some(url) = &self.redis_url
-            && !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://"))
+        if let Some(urls) = &self.redis_url
+            && !urls.split(',').map(str::trim).all(|url| {
+                url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("redis+unix://")
+            })
         {
             problems.push(
                 "--redis-url (CHORUS_REDIS_URL) must start with redis:// (e.g. redis://127.0.0.1:6379)"
+                    .to_owned(),
+            );
+        }
+        if self.redis_cluster && self.redis_url.is_none() {
+            problems.push(
+                "--redis-cluster needs --redis-url (CHORUS_REDIS_URL) with the cluster's seed nodes, \
+                 e.g. redis://10.0.0.1:6379,redis://10.0.0.2:6379"
                     .to_owned(),
             );
         }
@@ -179,6 +193,7 @@ impl Config {
             peer_timeout: Duration::from_secs(30),
             awareness_timeout: Duration::from_secs(30),
             redis_url: None,
+            redis_cluster: false,
             redis_prefix: "chorus".to_owned(),
             relay_resync_interval: Duration::from_secs(30),
             node_timeout: Duration::from_secs(10),

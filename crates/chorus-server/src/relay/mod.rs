@@ -12,8 +12,10 @@
 //!
 //! # Layout
 //! - [`envelope`]: the bincode envelope and [`NodeId`].
-//! - [`redis`]: the publisher and subscriber tasks.
+//! - [`redis`]: the publisher and subscriber tasks on a single Redis.
+//! - [`cluster`]: the same over a Redis Cluster with sharded pub/sub.
 
+mod cluster;
 pub mod envelope;
 mod redis;
 
@@ -39,8 +41,10 @@ const PUBLISH_QUEUE_CAPACITY: usize = 8192;
 /// Timing of the relay.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
-    /// `redis://` URL of the Redis server.
+    /// `redis://` URL of the Redis server; with `cluster`, a comma-separated list of seed nodes.
     pub url: String,
+    /// Use a Redis Cluster with sharded pub/sub.
+    pub cluster: bool,
     /// Prefix of every channel name, so several deployments can share one Redis.
     pub prefix: String,
     /// How often a node says it is alive.
@@ -85,11 +89,6 @@ impl Relay {
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> anyhow::Result<Self> {
-        let client = ::redis::Client::open(settings.url.as_str()).map_err(|e| {
-            anyhow::anyhow!(
-                "--redis-url (CHORUS_REDIS_URL) is not a valid Redis URL ({e}); expected e.g. redis://127.0.0.1:6379"
-            )
-        })?;
         let (publish_tx, publish_rx) = mpsc::channel(PUBLISH_QUEUE_CAPACITY);
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let relay = Self {
@@ -103,6 +102,22 @@ impl Relay {
                 publish_gap: AtomicBool::new(false),
             }),
         };
+        if settings.cluster {
+            tracker.spawn(cluster::cluster_loop(
+                relay.clone(),
+                publish_rx,
+                control_rx,
+                settings,
+                shutdown,
+            ));
+            tracing::info!(node = %relay.node(), "relay started (Redis Cluster, sharded pub/sub)");
+            return Ok(relay);
+        }
+        let client = ::redis::Client::open(settings.url.as_str()).map_err(|e| {
+            anyhow::anyhow!(
+                "--redis-url (CHORUS_REDIS_URL) is not a valid Redis URL ({e}); expected e.g. redis://127.0.0.1:6379"
+            )
+        })?;
         tracker.spawn(redis::publish_loop(
             relay.clone(),
             client.clone(),

@@ -16,7 +16,7 @@ use super::{Body, Control, Envelope, NodeId, Relay, RelaySettings};
 use crate::room::handle::RoomCmd;
 
 /// Longest wait between two attempts to reach Redis.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How long one attempt to connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -178,7 +178,7 @@ pub(super) async fn subscribe_loop(
     }
 }
 
-fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, payload: &[u8]) {
+pub(super) fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, payload: &[u8]) {
     let envelope = match Envelope::decode(payload) {
         Ok(envelope) => envelope,
         Err(error) => {
@@ -212,24 +212,24 @@ fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, payload: &[u8]) 
 
 /// When each other node was last heard from.
 #[derive(Default)]
-struct NodeWatch {
+pub(super) struct NodeWatch {
     last_seen: HashMap<NodeId, Instant>,
 }
 
 impl NodeWatch {
-    fn seen(&mut self, node: NodeId) {
+    pub(super) fn seen(&mut self, node: NodeId) {
         self.last_seen.insert(node, Instant::now());
     }
 
     /// After our own outage we heard nothing from anyone; that says nothing about them.
-    fn reset_after_gap(&mut self) {
+    pub(super) fn reset_after_gap(&mut self) {
         let now = Instant::now();
         for seen in self.last_seen.values_mut() {
             *seen = now;
         }
     }
 
-    fn dead(&mut self, timeout: Duration) -> Vec<NodeId> {
+    pub(super) fn dead(&mut self, timeout: Duration) -> Vec<NodeId> {
         let now = Instant::now();
         let dead: Vec<NodeId> = self
             .last_seen

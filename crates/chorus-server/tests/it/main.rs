@@ -6,4 +6,5 @@ mod http;
 mod misbehaviour;
 mod persistence;
 mod relay;
+mod relay_cluster;
 mod sync;
