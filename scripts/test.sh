@@ -21,6 +21,18 @@ need() {
 need cargo "cargo (install Rust from https://rustup.rs)"
 need node nodejs
 need npm npm
+need redis-server redis-server
+need redis-cli redis-tools
+
+# The relay tests use the Redis at CHORUS_TEST_REDIS_URL (default 127.0.0.1:6379); start one
+# if nothing answers there. Tests that need their own Redis (outages, the cluster) start it.
+export CHORUS_TEST_REDIS_URL="${CHORUS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+if ! redis-cli -u "$CHORUS_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+  step "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --logfile /tmp/chorus-test-redis.log
+  for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
 step "building the chorus binary"
 cargo build -p chorus-cli --locked
