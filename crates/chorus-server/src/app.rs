@@ -185,6 +185,7 @@ fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_page))
         .route("/ws", any(ws::missing_doc))
         .route("/ws/", any(ws::missing_doc))
         .route("/ws/{*doc}", any(ws::upgrade));
@@ -199,6 +200,13 @@ fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Prometheus text format.
+async fn metrics_page() -> Result<String, StatusCode> {
+    crate::metrics::install()
+        .map(|handle| handle.render())
+        .ok_or(StatusCode::NOT_FOUND)
 }
 
 async fn healthz() -> StatusCode {

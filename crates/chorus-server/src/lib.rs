@@ -13,6 +13,7 @@
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
 //! - [`relay`]: scale-out through Redis pub/sub.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
@@ -20,6 +21,7 @@ pub mod app;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod metrics;
 pub mod relay;
 pub mod room;
 pub mod shutdown;

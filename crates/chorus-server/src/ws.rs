@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
 use crate::error::ApiError;
+use crate::metrics;
 use crate::room::{JoinRefused, RoomHandle};
 
 /// Frames the writer sends in one go before flushing: batching saves system calls when a busy
@@ -38,9 +39,13 @@ pub(crate) async fn upgrade(
 ) -> Response {
     let doc = match DocName::parse(doc) {
         Ok(doc) => doc,
-        Err(error) => return ApiError::InvalidDocName(error).into_response(),
+        Err(error) => {
+            metrics::connection_rejected("invalid_document_name");
+            return ApiError::InvalidDocName(error).into_response();
+        }
     };
     if state.shutdown.is_cancelled() {
+        metrics::connection_rejected("shutting_down");
         return ApiError::ShuttingDown.into_response();
     }
     let max = state.config.max_message_bytes;
@@ -59,6 +64,8 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", %conn, %doc);
     async move {
+        let metrics = metrics::get();
+        metrics.connections.increment(1.0);
         let (outbox_tx, outbox_rx) = mpsc::channel(state.config.outbox_capacity);
         let close = CloseSignal::new();
         let (sink, stream) = socket.split();
@@ -86,7 +93,9 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
         let _ = writer.await;
         if let Some(CloseReason { code, reason }) = close.reason() {
             tracing::debug!(code, %reason, "disconnected");
+            metrics::connection_closed(code);
         }
+        metrics.connections.decrement(1.0);
     }
     .instrument(span)
     .await
@@ -122,19 +131,22 @@ async fn read_loop(
             Ok(Some(Ok(frame))) => frame,
         };
         match frame {
-            WsMessage::Binary(bytes) => match check(&bytes) {
-                Ok(msg) => {
-                    if room.send(conn, msg).await.is_err() {
-                        close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+            WsMessage::Binary(bytes) => {
+                metrics::get().message_in(&bytes);
+                match check(&bytes) {
+                    Ok(msg) => {
+                        if room.send(conn, msg).await.is_err() {
+                            close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                            return;
+                        }
+                    }
+                    Err((code, reason)) => {
+                        tracing::info!(code, %reason, "refused a message");
+                        close.close(code, reason);
                         return;
                     }
                 }
-                Err((code, reason)) => {
-                    tracing::info!(code, %reason, "refused a message");
-                    close.close(code, reason);
-                    return;
-                }
-            },
+            }
             WsMessage::Text(_) => {
                 close.close(
                     close_code::UNSUPPORTED_DATA,
@@ -241,10 +253,15 @@ async fn send_batch(
     first: Bytes,
     outbox: &mut mpsc::Receiver<Bytes>,
 ) -> Result<(), axum::Error> {
+    let metrics = metrics::get();
+    metrics.message_out(&first);
     sink.feed(WsMessage::Binary(first)).await?;
     for _ in 1..WRITE_BATCH {
         match outbox.try_recv() {
-            Ok(frame) => sink.feed(WsMessage::Binary(frame)).await?,
+            Ok(frame) => {
+                metrics.message_out(&frame);
+                sink.feed(WsMessage::Binary(frame)).await?;
+            }
             Err(_) => break,
         }
     }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::redis::{MAX_BACKOFF, NodeWatch, deliver, note_dropped_publish};
 use super::{Body, Control, Envelope, Relay, RelaySettings};
+use crate::metrics;
 use crate::room::handle::RoomCmd;
 
 /// Timeout of one cluster request.
@@ -125,6 +126,7 @@ async fn publish(relay: &Relay, conn: &mut ClusterConnection, channel: &str, byt
         .await;
     match published {
         Ok(_) => {
+            metrics::get().relay_published.increment(1);
             if relay.inner.publish_gap.swap(false, Ordering::Relaxed) {
                 tracing::info!("relay publishing again; resynchronising rooms");
                 relay.tell_all_rooms(|| RoomCmd::RelayResync);
@@ -154,6 +156,7 @@ fn on_push(relay: &Relay, nodes: &mut NodeWatch, confirmed: &mut HashSet<String>
             if !confirmed.insert(channel.clone()) {
                 // Subscribed again: the connection to that shard was re-established.
                 nodes.reset_after_gap();
+                metrics::get().relay_reconnects.increment(1);
                 if channel == relay.node_channel() {
                     relay.tell_all_rooms(|| RoomCmd::RelayResync);
                 } else if let Some(doc) = relay.doc_of_channel(&channel)

@@ -37,6 +37,8 @@ pub struct Envelope {
     pub version: u8,
     /// The node that sent it; a node drops its own envelopes.
     pub origin: NodeId,
+    /// When it was sent (Unix milliseconds), for the relay-lag metric.
+    pub sent_at_ms: u64,
     /// What it says.
     pub body: Body,
 }
@@ -58,9 +60,13 @@ pub enum Body {
 impl Envelope {
     /// An envelope from `origin`.
     pub fn new(origin: NodeId, body: Body) -> Self {
+        let sent_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
         Self {
             version: ENVELOPE_VERSION,
             origin,
+            sent_at_ms,
             body,
         }
     }
@@ -102,6 +108,6 @@ mod tests {
         assert!(Envelope::decode(&bytes).is_err());
         assert!(Envelope::decode(&[0xff; 3]).is_err());
         // A 2^40-byte payload announced in a few bytes.
-        assert!(Envelope::decode(&[1, 42, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0]).is_err());
+        assert!(Envelope::decode(&[1, 42, 0, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0]).is_err());
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::{Body, Control, Envelope, NodeId, Relay, RelaySettings};
+use crate::metrics;
 use crate::room::handle::RoomCmd;
 
 /// Longest wait between two attempts to reach Redis.
@@ -72,6 +73,7 @@ pub(super) async fn publish_loop(
         let published: redis::RedisResult<i64> = manager.publish(&channel, bytes).await;
         match published {
             Ok(_) => {
+                metrics::get().relay_published.increment(1);
                 if relay.inner.publish_gap.swap(false, Ordering::Relaxed) {
                     tracing::info!("relay publishing again; resynchronising rooms");
                     relay.tell_all_rooms(|| RoomCmd::RelayResync);
@@ -138,6 +140,7 @@ pub(super) async fn subscribe_loop(
             tracing::info!("relay connected to Redis");
         } else {
             tracing::info!("relay reconnected to Redis; resynchronising rooms");
+            metrics::get().relay_reconnects.increment(1);
             relay.tell_all_rooms(|| RoomCmd::RelayResync);
         }
         first_connection = false;
@@ -189,6 +192,14 @@ pub(super) fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, paylo
     if envelope.origin == relay.node() {
         return;
     }
+    let metrics = metrics::get();
+    metrics.relay_received.increment(1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    metrics
+        .relay_lag
+        .record(now_ms.saturating_sub(envelope.sent_at_ms) as f64 / 1000.0);
     nodes.seen(envelope.origin);
     if matches!(envelope.body, Body::Heartbeat) {
         return;

@@ -36,6 +36,7 @@ use super::handle::{JoinRefused, RoomCmd};
 use super::presence::{self, Owner, Presence};
 use super::registry::Rooms;
 use crate::conn::{ConnId, Peer, close_code};
+use crate::metrics;
 use crate::relay::{Body, NodeId, Relay};
 
 /// How often the room looks for awareness states that were not renewed in time.
@@ -138,7 +139,9 @@ impl Room {
                 return;
             }
         }
+        metrics::get().rooms.increment(1.0);
         let exit = self.serve().await;
+        metrics::get().rooms.decrement(1.0);
         if let Some(relay) = &self.ctx.relay {
             relay.unsubscribe(&self.name);
         }
@@ -446,6 +449,7 @@ impl Room {
     fn disconnect_slow(&mut self, conn: ConnId) {
         if self.peers.contains_key(&conn) {
             tracing::warn!(%conn, "connection too slow; disconnecting it");
+            metrics::get().slow_client_disconnects.increment(1);
             self.disconnect(
                 conn,
                 close_code::TRY_AGAIN_LATER,
@@ -479,7 +483,7 @@ impl Room {
         self.saving = Some(
             self.ctx
                 .tracker
-                .spawn(async move { store.save(&name, snapshot).await }),
+                .spawn(async move { timed_save(store.as_ref(), &name, snapshot).await }),
         );
         Ok(())
     }
@@ -495,6 +499,7 @@ impl Room {
 
     fn snapshot_failed(&mut self, error: &dyn std::error::Error) {
         tracing::error!(error = %error, "snapshot failed; will retry");
+        metrics::get().store_errors.increment(1);
         self.mark_dirty();
     }
 
@@ -511,7 +516,7 @@ impl Room {
         }
         self.snapshot_due = None;
         let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
-        match self.ctx.store.save(&self.name, snapshot).await {
+        match timed_save(self.ctx.store.as_ref(), &self.name, snapshot).await {
             Ok(()) => {
                 self.dirty = false;
                 Ok(())
@@ -599,6 +604,17 @@ impl Room {
             }
         }
     }
+}
+
+async fn timed_save(
+    store: &dyn SnapshotStore,
+    name: &DocName,
+    snapshot: Bytes,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let saved = store.save(name, snapshot).await;
+    metrics::snapshot_written(started.elapsed());
+    saved
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

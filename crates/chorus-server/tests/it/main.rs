@@ -3,6 +3,7 @@
 mod awareness;
 mod helpers;
 mod http;
+mod metrics;
 mod misbehaviour;
 mod persistence;
 mod relay;
