@@ -36,7 +36,7 @@ fi
 
 step "building the chorus binary"
 cargo build -p chorus-cli --locked
-export CHORUS_BIN="$PWD/target/debug/chorus"
+export CHORUS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chorus"
 
 step "Rust tests (unit, property, integration)"
 cargo test --workspace --locked
