@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use chorus_store::{FsStore, SnapshotStore};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
@@ -75,7 +75,7 @@ impl Application {
         config
             .validate()
             .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        let listener = bind(config.listen).with_context(|| {
             format!(
                 "binding {} (is another server running? choose another --listen / CHORUS_LISTEN)",
                 config.listen
@@ -179,6 +179,22 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// Pending connections the kernel queues before `accept`. The usual 128 overflows when hundreds
+/// of clients reconnect at once (after a deploy), and every overflowed client waits a full second
+/// for its SYN to be retried.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn router(state: AppState) -> Router {

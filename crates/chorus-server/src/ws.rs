@@ -17,6 +17,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, timeout};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::app::AppState;
@@ -28,6 +29,10 @@ use crate::room::{JoinRefused, RoomHandle};
 /// Frames the writer sends in one go before flushing: batching saves system calls when a busy
 /// room queues many small updates, and bounds how long one connection holds its socket.
 const WRITE_BATCH: usize = 64;
+/// Bytes the WebSocket layer reads at a time. Each connection holds a buffer this size for its
+/// whole life, so it dominates the memory of an idle connection (128 KiB by default); larger
+/// messages are simply read in several chunks.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long the writer tries to deliver the close frame to a peer that may not be reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -52,6 +57,7 @@ pub(crate) async fn upgrade(
     let tracker = state.tracker.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| tracker.track_future(serve(socket, doc, state)))
 }
 
@@ -80,7 +86,14 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
         match state.rooms.join(&doc, conn, peer).await {
             Ok(room) => {
                 tracing::debug!("connected");
-                read_loop(stream, &room, conn, &close, state.config.peer_timeout).await;
+                let peer = ReadSide {
+                    room: &room,
+                    conn,
+                    close: &close,
+                    peer_timeout: state.config.peer_timeout,
+                    shutdown: &state.shutdown,
+                };
+                read_loop(stream, peer).await;
                 room.leave(conn).await;
             }
             Err(JoinRefused::ShuttingDown) => {
@@ -103,13 +116,23 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
 
 /// Reads frames until the peer leaves, breaks a rule, goes silent, or the connection is closed
 /// from elsewhere. Every way out raises the close signal, which stops the writer.
-async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
-    room: &RoomHandle,
+/// What the reader of one connection works with.
+struct ReadSide<'a> {
+    room: &'a RoomHandle,
     conn: ConnId,
-    close: &CloseSignal,
+    close: &'a CloseSignal,
     peer_timeout: Duration,
-) {
+    shutdown: &'a CancellationToken,
+}
+
+async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
+    let ReadSide {
+        room,
+        conn,
+        close,
+        peer_timeout,
+        shutdown,
+    } = side;
     loop {
         let next = tokio::select! {
             _ = close.closed() => return,
@@ -136,7 +159,12 @@ async fn read_loop(
                 match check(&bytes) {
                     Ok(msg) => {
                         if room.send(conn, msg).await.is_err() {
-                            close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                            // The room stopped: for shutdown, or because it failed.
+                            if shutdown.is_cancelled() {
+                                close.close(close_code::GOING_AWAY, "server shutting down");
+                            } else {
+                                close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                            }
                             return;
                         }
                     }

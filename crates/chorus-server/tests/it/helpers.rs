@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use chorus_protocol::message::{SYNC_STEP2, SYNC_UPDATE, sync_frame};
 use chorus_protocol::{AwarenessEntry, AwarenessUpdate, Message, StateVector, SyncMessage};
 use chorus_server::{Application, Config};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -155,6 +156,21 @@ impl TestClient {
         client
     }
 
+    /// Moves to a new connection (another node, after a drain), keeping the document: the server
+    /// asks for what it lacks with its step 1, which uploads edits made in between.
+    pub async fn reconnect(&mut self, url: &str) {
+        let fresh = Self::connect(url).await;
+        self.socket = fresh.socket;
+        self.closed = None;
+        self.synced = false;
+        let sv = self.doc.transact().state_vector().encode_v1();
+        let step1 = Message::Sync(SyncMessage::Step1(
+            StateVector::decode(&sv).expect("yrs state vectors decode"),
+        ));
+        self.send_raw(step1.encode()).await;
+        self.until("synced again", |c| c.synced).await;
+    }
+
     /// Connects and waits until the server's step 2 arrived.
     pub async fn connect_synced(url: &str) -> Self {
         let mut client = Self::connect(url).await;
@@ -276,4 +292,92 @@ impl TestClient {
     pub fn socket(&mut self) -> &mut Socket {
         &mut self.socket
     }
+}
+
+/// The `chorus` binary: `CHORUS_BIN`, or the one built next to this test binary.
+pub fn chorus_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CHORUS_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("chorus"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p chorus-cli` first (./scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `chorus` process, killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Process {
+    /// Sends SIGTERM, as an orchestrator draining the node would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM delivered");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the server did not exit");
+    }
+}
+
+/// Starts `chorus serve` on port 0 with `extra` arguments; returns it with its address.
+pub async fn start_chorus(data_dir: &std::path::Path, extra: &[&str]) -> (Process, String) {
+    let mut child = Command::new(chorus_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chorus starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let process = Process(child);
+    let mut lines =
+        BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
+            .lines();
+    let addr = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"] == "listening" {
+                return json["fields"]["addr"].as_str().map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the server logs its address");
+    // Keep draining the logs so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (process, addr)
 }

@@ -1,82 +1,7 @@
 //! `/metrics` of a real `chorus` process after real traffic (the recorder is process-wide, so
 //! this test gets a process of its own).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-use crate::helpers::{TestClient, eventually};
-
-/// The `chorus` binary: `CHORUS_BIN`, or the one built next to this test binary.
-pub fn chorus_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CHORUS_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("chorus"))
-        .expect("target directory");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p chorus-cli` first (./scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `chorus serve` on port 0 and returns it with its address.
-async fn start_chorus(data_dir: &std::path::Path) -> (Process, String) {
-    let mut child = Command::new(chorus_bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chorus starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let process = Process(child);
-    let mut lines =
-        BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
-            .lines();
-    let addr = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if json["fields"]["message"] == "listening" {
-                return json["fields"]["addr"].as_str().map(str::to_owned);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .expect("the server logs its address");
-    // Keep draining the logs so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (process, addr)
-}
+use crate::helpers::{TestClient, eventually, start_chorus};
 
 async fn scrape(addr: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -102,7 +27,7 @@ fn value(page: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn metrics_count_real_traffic() {
     let dir = tempfile::tempdir().expect("dir");
-    let (_server, addr) = start_chorus(dir.path()).await;
+    let (_server, addr) = start_chorus(dir.path(), &[]).await;
     let url = |doc: &str| format!("ws://{addr}/ws/{doc}");
     let mut alice = TestClient::connect_synced(&url("m")).await;
     let mut bob = TestClient::connect_synced(&url("m")).await;
