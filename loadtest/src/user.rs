@@ -1,0 +1,569 @@
+//! One simulated user of a `run`: connect, sync, then type and/or send presence while counting
+//! and timing what arrives from the others.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chorus_protocol::awareness::encode_entries;
+use chorus_protocol::message::{SYNC_UPDATE, awareness_frame, sync_frame};
+use chorus_protocol::{AuthMessage, AwarenessEntry, AwarenessUpdate, Message, SyncMessage};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::MissedTickBehavior;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::{Doc, Text, TextRef, Transact};
+
+use crate::client::{self, Ws};
+use crate::ledger::{DeliveryTally, RoomLedger, SentLog};
+use crate::recorder::{Kind, Sample, SampleBuffer, SharedRecorder};
+use crate::update_id::first_struct_id;
+
+/// How long a user waits for its close handshake at the end; the run is over by then.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the run is; users follow it through a `watch` channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Users connect; nobody sends.
+    Connect,
+    /// Typists type and presence users move their cursors, from `start` on.
+    Load {
+        /// When the first ticks are due.
+        start: Instant,
+    },
+    /// Senders stop; receivers keep reading until every delivery is in.
+    Drain,
+    /// Close the connections.
+    Stop,
+}
+
+/// What a user is and where it connects.
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    /// Room index.
+    pub room: usize,
+    /// The Yjs client id of the user's document and presence.
+    pub client: u64,
+    /// Index of the server URL it connects to.
+    pub node: usize,
+    /// The document's WebSocket URL.
+    pub url: String,
+    /// Its update log, if it types.
+    pub typist: Option<Arc<SentLog>>,
+    /// Its presence log, if it sends presence.
+    pub presence: Option<Arc<SentLog>>,
+    /// When to start connecting, from the run's epoch (ramp-up).
+    pub connect_at: Duration,
+}
+
+/// Settings every user of a run shares.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Updates per second per typist.
+    pub rate: f64,
+    /// Presence updates per second per presence user.
+    pub presence_rate: f64,
+    /// Characters per update.
+    pub update_chars: usize,
+    /// Keep a document and apply everything received.
+    pub verify: bool,
+    /// Connect + handshake limit.
+    pub handshake_timeout: Duration,
+}
+
+/// Run-wide counters, read live by the progress line and at the end by the report.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Handshakes completed.
+    pub synced: AtomicU64,
+    /// Connections that failed to connect or sync.
+    pub failed: AtomicU64,
+    /// Connections that ended before the run did.
+    pub disconnected: AtomicU64,
+    /// Updates sent by typists.
+    pub updates_sent: AtomicU64,
+    /// Deliveries the senders expect: each update times the other synced users of its room.
+    pub updates_expected: AtomicU64,
+    /// First deliveries of updates to users other than their sender.
+    pub updates_delivered: AtomicU64,
+    /// Repeated deliveries of an update to the same user.
+    pub updates_duplicated: AtomicU64,
+    /// Updates echoed back to their sender (the interface forwards to the others only).
+    pub updates_echoed: AtomicU64,
+    /// Updates that match nobody's log (another client wrote them, or a server merged them).
+    pub updates_unknown: AtomicU64,
+    /// Users that may still send. The drain waits for this to reach zero before comparing
+    /// deliveries with expectations: a tick that raced the phase change may still be sending.
+    pub senders_active: AtomicU64,
+    /// Presence states sent.
+    pub presence_sent: AtomicU64,
+    /// Presence deliveries the senders expect (without any server-side coalescing).
+    pub presence_expected: AtomicU64,
+    /// Presence states received by users other than their sender, newer than the last seen.
+    pub presence_delivered: AtomicU64,
+    /// Presence states received that were not newer than the last one seen from that client.
+    pub presence_stale: AtomicU64,
+    /// Presence states echoed back to their sender.
+    pub presence_echoed: AtomicU64,
+    /// Presence states from clients no user sent.
+    pub presence_unknown: AtomicU64,
+    /// Frames that did not decode, or updates yrs refused.
+    pub malformed: AtomicU64,
+    /// Permission-denied messages received.
+    pub denied: AtomicU64,
+    /// WebSocket payload bytes sent.
+    pub bytes_sent: AtomicU64,
+    /// WebSocket payload bytes received.
+    pub bytes_received: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// State every user of a run shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// Time zero of the run; all timestamps are nanoseconds since it.
+    pub epoch: Instant,
+    /// Run settings.
+    pub settings: Settings,
+    /// Counters.
+    pub counters: Counters,
+    /// Delivery latency.
+    pub recorder: SharedRecorder,
+    /// Handshake durations (microseconds).
+    pub handshakes: Mutex<Histogram<u64>>,
+    /// How late typing and presence ticks fire (microseconds): a busy generator shows here.
+    pub schedule_lag: Mutex<Histogram<u64>>,
+    /// Limits handshakes in flight.
+    pub connect_gate: Semaphore,
+    /// Synced users per room, set before the load starts.
+    pub room_synced: Vec<AtomicU64>,
+}
+
+impl Shared {
+    /// Nanoseconds since the epoch.
+    pub fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+fn record_micros(histogram: &Mutex<Histogram<u64>>, elapsed: Duration) {
+    let micros = (elapsed.as_micros() as u64).max(1);
+    histogram
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .saturating_record(micros);
+}
+
+/// What a user ends with.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Who it was.
+    pub spec: UserSpec,
+    /// It completed the handshake.
+    pub synced: bool,
+    /// Why it failed or ended early.
+    pub error: Option<String>,
+    /// Which updates it received how often.
+    pub tally: DeliveryTally,
+    /// The last presence clock seen from each other client.
+    pub presence_seen: HashMap<u64, u32>,
+    /// Its document, when it kept one.
+    pub doc: Option<Doc>,
+}
+
+/// Runs one user until the run stops. Never panics on what the server sends.
+pub async fn run_user(
+    spec: UserSpec,
+    ledger: Arc<RoomLedger>,
+    shared: Arc<Shared>,
+    phase: watch::Receiver<Phase>,
+) -> Outcome {
+    let mut user = User::new(spec, ledger, shared);
+    let error = user.run(phase).await.err().map(|e| format!("{e:#}"));
+    user.flush();
+    Outcome {
+        spec: user.spec,
+        synced: user.synced,
+        error,
+        tally: user.tally,
+        presence_seen: user.presence_seen,
+        doc: user.doc.map(|(doc, _)| doc),
+    }
+}
+
+struct User {
+    spec: UserSpec,
+    ledger: Arc<RoomLedger>,
+    shared: Arc<Shared>,
+    doc: Option<(Doc, TextRef)>,
+    synced: bool,
+    tally: DeliveryTally,
+    presence_seen: HashMap<u64, u32>,
+    presence_clock: u32,
+    update_samples: SampleBuffer,
+    presence_samples: SampleBuffer,
+    chunk: String,
+}
+
+impl User {
+    fn new(spec: UserSpec, ledger: Arc<RoomLedger>, shared: Arc<Shared>) -> Self {
+        let keep_doc = spec.typist.is_some() || shared.settings.verify;
+        let doc = keep_doc.then(|| {
+            let doc = Doc::with_client_id(spec.client);
+            let text = doc.get_or_insert_text("t");
+            (doc, text)
+        });
+        let letter = char::from(b'a' + (spec.client % 26) as u8);
+        let chunk = std::iter::repeat_n(letter, shared.settings.update_chars.max(1)).collect();
+        Self {
+            spec,
+            ledger,
+            shared,
+            doc,
+            synced: false,
+            tally: DeliveryTally::default(),
+            presence_seen: HashMap::new(),
+            presence_clock: 0,
+            update_samples: SampleBuffer::new(Kind::Update),
+            presence_samples: SampleBuffer::new(Kind::Presence),
+            chunk,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.update_samples.flush(&self.shared.recorder);
+        self.presence_samples.flush(&self.shared.recorder);
+    }
+
+    async fn run(&mut self, mut phase: watch::Receiver<Phase>) -> anyhow::Result<()> {
+        let shared = Arc::clone(&self.shared);
+        tokio::time::sleep_until((shared.epoch + self.spec.connect_at).into()).await;
+        let mut ws = match self.connect().await {
+            Ok(ws) => ws,
+            Err(e) => {
+                add(&shared.counters.failed, 1);
+                return Err(e);
+            }
+        };
+        let result = self.session(&mut ws, &mut phase).await;
+        if result.is_err() {
+            add(&shared.counters.disconnected, 1);
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+        result
+    }
+
+    async fn connect(&mut self) -> anyhow::Result<Ws> {
+        let shared = Arc::clone(&self.shared);
+        // The semaphore is never closed, so acquiring only fails if it were; treat as an error.
+        let _permit = shared.connect_gate.acquire().await?;
+        let synced = client::connect_and_sync(
+            &self.spec.url,
+            self.doc.as_ref().map(|(doc, _)| doc),
+            shared.settings.handshake_timeout,
+        )
+        .await?;
+        record_micros(&shared.handshakes, synced.elapsed);
+        add(&shared.counters.bytes_sent, synced.bytes_sent);
+        add(&shared.counters.bytes_received, synced.bytes_received);
+        if let Some((doc, _)) = &self.doc {
+            client::apply_update(doc, &synced.step2)?;
+        }
+        self.synced = true;
+        // Before the counter the orchestrator waits on, so the room's count is final when the
+        // load starts.
+        add(&shared.room_synced[self.spec.room], 1);
+        add(&shared.counters.synced, 1);
+        let mut ws = synced.ws;
+        for frame in synced.early {
+            self.handle(&mut ws, frame).await?;
+        }
+        Ok(ws)
+    }
+
+    async fn session(
+        &mut self,
+        ws: &mut Ws,
+        phase: &mut watch::Receiver<Phase>,
+    ) -> anyhow::Result<()> {
+        // Until the load starts: keep reading (the server may send presence, and pings need us
+        // to poll the socket).
+        let start = loop {
+            let current = *phase.borrow_and_update();
+            match current {
+                Phase::Connect => {}
+                Phase::Load { start } => break start,
+                Phase::Drain | Phase::Stop => return Ok(()),
+            }
+            tokio::select! {
+                changed = phase.changed() => if changed.is_err() { return Ok(()) },
+                frame = ws.next() => self.receive(ws, frame).await?,
+            }
+        };
+
+        let settings = self.shared.settings.clone();
+        let mut typing = ticker(start, settings.rate, self.spec.typist.is_some());
+        let mut presence = ticker(start, settings.presence_rate, self.spec.presence.is_some());
+        let shared = Arc::clone(&self.shared);
+        let mut sending = SendingGuard::new(
+            &shared.counters.senders_active,
+            typing.is_some() || presence.is_some(),
+        );
+        loop {
+            tokio::select! {
+                changed = phase.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    match *phase.borrow_and_update() {
+                        Phase::Connect | Phase::Load { .. } => {}
+                        Phase::Drain => sending.stop(),
+                        Phase::Stop => return Ok(()),
+                    }
+                }
+                frame = ws.next() => self.receive(ws, frame).await?,
+                due = tick(&mut typing), if sending.active() && typing.is_some() => {
+                    self.note_lag(due);
+                    self.type_once(ws).await?;
+                }
+                due = tick(&mut presence), if sending.active() && presence.is_some() => {
+                    self.note_lag(due);
+                    self.move_cursor(ws).await?;
+                }
+            }
+        }
+    }
+
+    fn note_lag(&self, due: tokio::time::Instant) {
+        record_micros(&self.shared.schedule_lag, due.elapsed());
+    }
+
+    async fn receive(
+        &mut self,
+        ws: &mut Ws,
+        frame: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
+    ) -> anyhow::Result<()> {
+        match frame {
+            Some(Ok(WsMessage::Binary(frame))) => self.handle(ws, frame).await,
+            Some(Ok(WsMessage::Close(close))) => {
+                anyhow::bail!("server closed the connection: {close:?}")
+            }
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e.into()),
+            None => anyhow::bail!("connection ended"),
+        }
+    }
+
+    async fn handle(&mut self, ws: &mut Ws, frame: Bytes) -> anyhow::Result<()> {
+        let counters = &self.shared.counters;
+        add(&counters.bytes_received, frame.len() as u64);
+        match Message::decode(&frame) {
+            Ok(Message::Sync(SyncMessage::Update(update))) => self.on_update(&update),
+            Ok(Message::Sync(SyncMessage::Step2(update))) => self.apply(&update),
+            Ok(Message::Sync(SyncMessage::Step1(sv))) => {
+                let reply =
+                    client::step2_reply(self.doc.as_ref().map(|(doc, _)| doc), &sv.encode())?;
+                self.send(ws, reply).await?;
+            }
+            Ok(Message::Awareness(update)) => self.on_awareness(update),
+            Ok(Message::Auth(AuthMessage::PermissionDenied { .. })) => add(&counters.denied, 1),
+            Ok(Message::Auth(AuthMessage::PermissionGranted) | Message::QueryAwareness) => {}
+            Err(_) => add(&counters.malformed, 1),
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, update: &[u8]) {
+        if let Some((doc, _)) = &self.doc
+            && client::apply_update(doc, update).is_err()
+        {
+            add(&self.shared.counters.malformed, 1);
+        }
+    }
+
+    fn on_update(&mut self, update: &Bytes) {
+        let received_ns = self.shared.now_ns();
+        self.apply(update);
+        let counters = &self.shared.counters;
+        let id = match first_struct_id(update) {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(_) => return add(&counters.malformed, 1),
+        };
+        if id.client == self.spec.client {
+            return add(&counters.updates_echoed, 1);
+        }
+        let Some((log, index, sent_ns)) = self
+            .ledger
+            .updates
+            .get(&id.client)
+            .and_then(|log| log.find(id.clock).map(|(index, sent)| (log, index, sent)))
+        else {
+            return add(&counters.updates_unknown, 1);
+        };
+        if self.tally.record(id.client, index) {
+            add(&counters.updates_delivered, 1);
+            let sample = Sample {
+                sent_ns,
+                received_ns,
+                cross_node: log.node != self.spec.node,
+            };
+            self.update_samples.push(sample, &self.shared.recorder);
+        } else {
+            add(&counters.updates_duplicated, 1);
+        }
+    }
+
+    fn on_awareness(&mut self, update: AwarenessUpdate) {
+        let received_ns = self.shared.now_ns();
+        let counters = &self.shared.counters;
+        for entry in update.entries.iter().filter(|e| !e.is_removal()) {
+            if entry.client == self.spec.client {
+                add(&counters.presence_echoed, 1);
+                continue;
+            }
+            let Some((log, sent_ns)) = self
+                .ledger
+                .presence
+                .get(&entry.client)
+                .and_then(|log| log.find(entry.clock).map(|(_, sent)| (log, sent)))
+            else {
+                add(&counters.presence_unknown, 1);
+                continue;
+            };
+            let last = self.presence_seen.entry(entry.client).or_insert(0);
+            if entry.clock <= *last {
+                add(&counters.presence_stale, 1);
+                continue;
+            }
+            *last = entry.clock;
+            add(&counters.presence_delivered, 1);
+            let sample = Sample {
+                sent_ns,
+                received_ns,
+                cross_node: log.node != self.spec.node,
+            };
+            self.presence_samples.push(sample, &self.shared.recorder);
+        }
+    }
+
+    /// Others in the room who should receive what this user sends.
+    fn receivers(&self) -> u64 {
+        let synced = self.shared.room_synced[self.spec.room].load(Ordering::Relaxed);
+        synced.saturating_sub(1)
+    }
+
+    async fn type_once(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let (Some((doc, text)), Some(log)) = (&self.doc, &self.spec.typist) else {
+            return Ok(());
+        };
+        let update = {
+            let mut txn = doc.transact_mut();
+            let len = text.len(&txn);
+            // With --verify the documents hold everyone's text: insert anywhere, so concurrent
+            // edits interleave the way real ones do. Otherwise append to our own text.
+            let at = if self.shared.settings.verify {
+                fastrand::u32(0..=len)
+            } else {
+                len
+            };
+            text.insert(&mut txn, at, &self.chunk);
+            txn.encode_update_v1()
+        };
+        let id = first_struct_id(&update)?
+            .ok_or_else(|| anyhow::anyhow!("yrs produced an update without structs"))?;
+        log.record(id.clock, self.shared.now_ns());
+        let counters = &self.shared.counters;
+        add(&counters.updates_sent, 1);
+        add(&counters.updates_expected, self.receivers());
+        self.send(ws, sync_frame(SYNC_UPDATE, &update)).await
+    }
+
+    async fn move_cursor(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+        let Some(log) = self.spec.presence.clone() else {
+            return Ok(());
+        };
+        self.presence_clock += 1;
+        let at = fastrand::u32(0..10_000);
+        let state = format!(
+            r#"{{"user":{{"name":"user-{}"}},"cursor":{{"anchor":{at},"head":{at}}}}}"#,
+            self.spec.client
+        );
+        let entry = AwarenessEntry {
+            client: self.spec.client,
+            clock: self.presence_clock,
+            state: Bytes::from(state),
+        };
+        log.record(entry.clock, self.shared.now_ns());
+        let counters = &self.shared.counters;
+        add(&counters.presence_sent, 1);
+        add(&counters.presence_expected, self.receivers());
+        self.send(ws, awareness_frame(&encode_entries([entry].iter())))
+            .await
+    }
+
+    async fn send(&self, ws: &mut Ws, frame: Bytes) -> anyhow::Result<()> {
+        add(&self.shared.counters.bytes_sent, frame.len() as u64);
+        ws.send(WsMessage::Binary(frame)).await?;
+        Ok(())
+    }
+}
+
+/// Counts this user in [`Counters::senders_active`] until it stops sending or its session ends.
+struct SendingGuard<'a>(Option<&'a AtomicU64>);
+
+impl<'a> SendingGuard<'a> {
+    fn new(active: &'a AtomicU64, sends: bool) -> Self {
+        if sends {
+            active.fetch_add(1, Ordering::Relaxed);
+        }
+        Self(sends.then_some(active))
+    }
+
+    fn active(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn stop(&mut self) {
+        if let Some(active) = self.0.take() {
+            // Release: whoever sees the decrement also sees this user's last `updates_expected`
+            // and `presence_expected` increments.
+            active.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for SendingGuard<'_> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A ticker for `rate` events per second, or none when disabled. Each user's first tick falls at
+/// a random point of the first period, so a room's senders do not fire in lockstep; missed ticks
+/// fire in a burst (open-loop load: a slow server does not lower the offered rate).
+fn ticker(start: Instant, rate: f64, enabled: bool) -> Option<tokio::time::Interval> {
+    if !enabled || !rate.is_finite() || rate <= 0.0 {
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let first = start + period.mul_f64(fastrand::f64());
+    let mut interval = tokio::time::interval_at(first.into(), period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    Some(interval)
+}
+
+/// The next tick of an enabled ticker (only polled when it is `Some`).
+async fn tick(ticker: &mut Option<tokio::time::Interval>) -> tokio::time::Instant {
+    match ticker {
+        Some(interval) => interval.tick().await,
+        None => std::future::pending().await,
+    }
+}
