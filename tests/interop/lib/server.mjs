@@ -2,6 +2,7 @@
 
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { get as httpGet } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -61,8 +62,9 @@ function childEnv () {
  * `/<document name>` to it.
  */
 export class ChorusServer {
-  constructor (child, addr, dataDir, logs) {
+  constructor (child, addr, dataDir, logs, name) {
     this.child = child
+    this.name = name
     this.addr = addr
     this.dataDir = dataDir
     this.url = `ws://${addr}/ws`
@@ -99,12 +101,39 @@ export class ChorusServer {
     return result
   }
 
-  /** Ends the process without ceremony; cleanup after a test. */
+  /** Ends the process without ceremony; cleanup after a test, or a simulated crash. */
   async kill () {
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill('SIGKILL')
     }
     await this.exited
+  }
+
+  /**
+   * `GET /readyz` as `{ status, body }` (body parsed as JSON, or null). Rejects if the server
+   * does not answer within `timeout` ms.
+   */
+  readiness ({ timeout = 2000 } = {}) {
+    return new Promise((resolve, reject) => {
+      // `agent: false`: a kept-alive socket would hold the test process open after the test.
+      const req = httpGet(`${this.httpUrl}/readyz`, { agent: false, timeout }, res => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', chunk => { text += chunk })
+        res.on('end', () => {
+          let body = null
+          try { body = JSON.parse(text) } catch {}
+          resolve({ status: res.statusCode, body })
+        })
+        res.on('error', reject)
+      })
+      req.on('timeout', () => req.destroy(new Error(`GET /readyz on ${this.addr} timed out`)))
+      req.on('error', reject)
+    })
+  }
+
+  describe () {
+    return `chorus ${this.name ?? this.addr}`
   }
 }
 
@@ -113,10 +142,14 @@ class LogTail {
   lines = []
   nonJsonStdoutLines = []
 
+  constructor (name) {
+    this.label = name === undefined ? 'chorus' : `chorus[${name}]`
+  }
+
   push (stream, line) {
     this.lines.push(`[${stream}] ${line}`)
     if (this.lines.length > LOG_TAIL_LINES) this.lines.shift()
-    if (process.env.TEST_LOG === '1') process.stderr.write(`chorus ${stream}: ${line}\n`)
+    if (process.env.TEST_LOG === '1') process.stderr.write(`${this.label} ${stream}: ${line}\n`)
   }
 
   tail () {
@@ -146,8 +179,12 @@ function listeningAddr (record) {
  *
  * Pass `dataDir` to reuse a directory (restart tests); otherwise a fresh one is made. Registers
  * the process with `cleanup` (a `Cleanup`) when given, so it is killed after the test.
+ *
+ * `listen` replaces the port-0 address (a node restarted on its old port, so its clients'
+ * providers reconnect by themselves), `args` are appended to the command line (e.g. the relay
+ * flags), and `name` labels the node in failure messages and `TEST_LOG` output.
  */
-export async function startServer ({ cleanup, dataDir } = {}) {
+export async function startServer ({ cleanup, dataDir, listen = '127.0.0.1:0', args = [], name } = {}) {
   if (!existsSync(CHORUS_BIN)) {
     throw new Error(
       `chorus binary not found at ${CHORUS_BIN}. Build it first with ` +
@@ -160,13 +197,13 @@ export async function startServer ({ cleanup, dataDir } = {}) {
 
   const child = spawn(
     CHORUS_BIN,
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, '--log-format', 'json'],
+    ['serve', '--listen', listen, '--data-dir', dir, '--log-format', 'json', ...args],
     { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] }
   )
   live.add(child)
   child.once('exit', () => live.delete(child))
 
-  const logs = new LogTail()
+  const logs = new LogTail(name)
   // Both pipes are drained for the whole life of the process: a full pipe would block the
   // server's logging and look like a server hang.
   createInterface({ input: child.stderr }).on('line', line => logs.push('stderr', line))
@@ -200,7 +237,7 @@ export async function startServer ({ cleanup, dataDir } = {}) {
     throw err
   })
 
-  const server = new ChorusServer(child, addr, dir, logs)
+  const server = new ChorusServer(child, addr, dir, logs, name)
   if (cleanup) cleanup.defer(() => server.kill())
   return server
 }
