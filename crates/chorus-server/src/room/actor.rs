@@ -41,6 +41,10 @@ use crate::relay::{Body, NodeId, Relay};
 
 /// How often the room looks for awareness states that were not renewed in time.
 const PRESENCE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Awareness changes are gathered this long and sent as one message: in a room of N people
+/// moving cursors, one send per change per peer would cost N² messages; one batch per tick costs
+/// N per tick, for at most this much added cursor latency.
+const PRESENCE_BATCH: Duration = Duration::from_millis(40);
 
 /// Timing settings of every room.
 #[derive(Debug, Clone)]
@@ -88,6 +92,12 @@ pub(crate) struct Room {
     saving: Option<SaveTask>,
     /// When the room unloads if still nobody is connected.
     idle_deadline: Instant,
+    /// Awareness changes waiting for the next batch, latest per client: for local connections,
+    /// and for the other nodes (only changes made by this node's connections).
+    presence_batch: HashMap<u64, AwarenessEntry>,
+    presence_to_publish: HashMap<u64, AwarenessEntry>,
+    /// When the pending batch goes out.
+    presence_due: Option<Instant>,
 }
 
 /// How the room's loop ended.
@@ -120,6 +130,9 @@ impl Room {
             snapshot_due: None,
             saving: None,
             idle_deadline,
+            presence_batch: HashMap::new(),
+            presence_to_publish: HashMap::new(),
+            presence_due: None,
         })
     }
 
@@ -190,6 +203,7 @@ impl Room {
                     }
                 }
                 saved = wait_opt(&mut self.saving) => self.finish_snapshot(saved),
+                () = sleep_until_opt(self.presence_due) => self.flush_presence(),
                 _ = sweep.tick() => self.expire_presence(),
                 _ = resync.tick(), if self.ctx.relay.is_some() => {
                     if let Err(DocError::Panicked) = self.request_sync() {
@@ -223,7 +237,7 @@ impl Room {
             RoomCmd::RelayResync => self.request_sync(),
             RoomCmd::NodeGone(node) => {
                 let removed = self.presence.remove_owner(Owner::Remote(node));
-                self.broadcast_presence(&removed);
+                self.queue_presence(removed, false);
                 Ok(())
             }
         }
@@ -267,8 +281,7 @@ impl Room {
                 let changed =
                     self.presence
                         .apply(Owner::Local(conn), update.entries, Instant::now());
-                self.broadcast_presence(&changed);
-                self.publish_presence(&changed);
+                self.queue_presence(changed, true);
             }
             Message::QueryAwareness => {
                 if let Some(awareness) = self.presence.full_frame() {
@@ -308,8 +321,7 @@ impl Room {
             return;
         }
         let removed = self.presence.remove_owner(Owner::Local(conn));
-        self.broadcast_presence(&removed);
-        self.publish_presence(&removed);
+        self.queue_presence(removed, true);
         if self.peers.is_empty() {
             self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
         }
@@ -320,11 +332,9 @@ impl Room {
         let expired = self
             .presence
             .expire(Instant::now(), self.ctx.settings.awareness_timeout);
-        let (local, _): (Vec<_>, Vec<_>) = expired.iter().partition(|(_, local)| *local);
-        let local: Vec<AwarenessEntry> = local.into_iter().map(|(e, _)| e.clone()).collect();
-        let all: Vec<AwarenessEntry> = expired.into_iter().map(|(e, _)| e).collect();
-        self.broadcast_presence(&all);
-        self.publish_presence(&local);
+        for (entry, local) in expired {
+            self.queue_presence(vec![entry], local);
+        }
     }
 
     /// Applies what another node published.
@@ -349,7 +359,7 @@ impl Room {
                             update.entries,
                             Instant::now(),
                         );
-                        self.broadcast_presence(&changed);
+                        self.queue_presence(changed, false);
                     }
                     Err(error) => {
                         tracing::warn!(node = %origin, %error, "ignoring invalid awareness from another node");
@@ -402,12 +412,34 @@ impl Room {
         }
     }
 
-    /// Sends awareness changes to every connection, the sender included: y-websocket clients
-    /// count their own echoed renewals as liveness and reconnect after 30 s without any message.
-    fn broadcast_presence(&mut self, entries: &[AwarenessEntry]) {
-        if !entries.is_empty() {
-            self.broadcast(&presence::frame(entries), None);
+    /// Adds awareness changes to the next batch; `publish` when they came from this node's own
+    /// connections and so must reach the other nodes too.
+    fn queue_presence(&mut self, entries: Vec<AwarenessEntry>, publish: bool) {
+        if entries.is_empty() {
+            return;
         }
+        for entry in entries {
+            if publish && self.ctx.relay.is_some() {
+                self.presence_to_publish.insert(entry.client, entry.clone());
+            }
+            self.presence_batch.insert(entry.client, entry);
+        }
+        self.presence_due
+            .get_or_insert_with(|| Instant::now() + PRESENCE_BATCH);
+    }
+
+    /// Sends the batch to every connection, the sender of each change included: y-websocket
+    /// clients count their own echoed renewals as liveness and reconnect after 30 s without any
+    /// message. Then publishes this node's share to the other nodes.
+    fn flush_presence(&mut self) {
+        self.presence_due = None;
+        let batch: Vec<AwarenessEntry> = self.presence_batch.drain().map(|(_, e)| e).collect();
+        if !batch.is_empty() {
+            self.broadcast(&presence::frame(&batch), None);
+        }
+        let to_publish: Vec<AwarenessEntry> =
+            self.presence_to_publish.drain().map(|(_, e)| e).collect();
+        self.publish_presence(&to_publish);
     }
 
     /// Queues `frame` for every connection but `except`. The bytes are shared, not copied.
