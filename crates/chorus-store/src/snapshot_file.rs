@@ -9,6 +9,9 @@
 //! checksum catches torn or bit-rotted files instead of handing garbage to yrs.
 
 use bytes::{Bytes, BytesMut};
+use chorus_protocol::DocName;
+
+use crate::StoreError;
 
 /// Identifies the format and its version.
 pub const MAGIC: &[u8; 8] = b"CHORUSS1";
@@ -77,6 +80,25 @@ pub fn decode(file: &Bytes) -> Result<(String, Bytes), String> {
         ));
     }
     Ok((name, file.slice_ref(payload)))
+}
+
+/// Decodes the stored snapshot of `doc` found at `location` (a path or key, for the error).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming `location` if the bytes are damaged or belong to another
+/// document.
+pub fn decode_for(doc: &DocName, location: &str, file: &Bytes) -> Result<Bytes, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: location.to_owned(),
+        reason,
+    };
+    let (name, payload) = decode(file).map_err(corrupt)?;
+    if name != doc.as_str() {
+        return Err(corrupt(format!(
+            "it belongs to another document ({name:?})"
+        )));
+    }
+    Ok(payload)
 }
 
 fn split_u32(bytes: &[u8]) -> Option<(u32, &[u8])> {
