@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use chorus_store::{FsStore, SnapshotStore};
+use chorus_store::{SnapshotStore, UpdateLog};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -55,22 +55,25 @@ impl Application {
         config
             .validate()
             .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-        let store = FsStore::open(&config.data_dir).with_context(|| {
+        let store_config = config
+            .store_config()
+            .map_err(|problem| anyhow::anyhow!("invalid configuration:\n{problem}"))?;
+        let backends = chorus_store::open(&store_config).await.with_context(|| {
             format!(
-                "opening the data directory {} (set --data-dir or CHORUS_DATA_DIR to a writable directory)",
-                config.data_dir.display()
+                "opening the store {store_config:?} (for files: set --data-dir / CHORUS_DATA_DIR to a \
+                 writable directory; for Redis: check --store-redis-url)"
             )
         })?;
-        Self::build_with_store(config, Arc::new(store)).await
+        Self::build_with_store(config, backends).await
     }
 
-    /// As [`Application::build`], with a store of the caller's choice.
+    /// As [`Application::build`], with a snapshot store and update log of the caller's choice.
     ///
     /// # Errors
     /// Invalid settings or a port that cannot be bound.
     pub async fn build_with_store(
         config: Config,
-        store: Arc<dyn SnapshotStore>,
+        backends: (Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>),
     ) -> anyhow::Result<Self> {
         config
             .validate()
@@ -105,7 +108,7 @@ impl Application {
         };
         let state = AppState {
             rooms: Rooms::new(
-                store,
+                backends,
                 relay.clone(),
                 settings,
                 shutdown.clone(),

@@ -5,10 +5,35 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chorus_store::{FsyncPolicy, LogBackend, S3Config, SnapshotBackend, StoreConfig};
 use clap::{Args, ValueEnum};
 
 /// Smallest outbox: a joiner gets sync step 1, awareness and the answer to its step 1 at once.
 const MIN_OUTBOX_CAPACITY: usize = 8;
+
+/// Where document snapshots are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// Files in `--data-dir` (the embedded default).
+    Fs,
+    /// Redis (`--store-redis-url`): for pods without disks.
+    Redis,
+    /// S3-compatible object storage (`--s3-*`); needs a build with the `s3` feature.
+    S3,
+    /// Memory only: everything is lost at exit.
+    Memory,
+}
+
+/// Where the update log (every accepted update, until a snapshot covers it) is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogKind {
+    /// Files in `--data-dir`.
+    Fs,
+    /// Redis streams (`--store-redis-url`).
+    Redis,
+    /// Memory only.
+    Memory,
+}
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,6 +54,49 @@ pub struct Config {
     /// Directory where document snapshots are kept (created if missing).
     #[arg(long, env = "CHORUS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+
+    /// Where snapshots are kept.
+    #[arg(long, env = "CHORUS_STORE", value_enum, default_value = "fs")]
+    pub store: StoreKind,
+
+    /// Where the update log is kept (default: Redis with `--store redis`, memory with
+    /// `--store memory`, files otherwise).
+    #[arg(long, env = "CHORUS_UPDATE_LOG", value_enum)]
+    pub update_log: Option<LogKind>,
+
+    /// When update-log appends are durable: `always` (fsync before an update is relayed; updates
+    /// arriving meanwhile share the fsync) or an interval such as `1s` (a crash of the process
+    /// loses nothing, a power cut up to one interval).
+    #[arg(long, env = "CHORUS_FSYNC", default_value = "always")]
+    pub fsync: FsyncPolicy,
+
+    /// Redis for `--store redis` / `--update-log redis` (default: `--redis-url`).
+    #[arg(long, env = "CHORUS_STORE_REDIS_URL")]
+    pub store_redis_url: Option<String>,
+
+    /// Prefix of the keys the Redis store writes.
+    #[arg(long, env = "CHORUS_STORE_PREFIX", default_value = "chorus:")]
+    pub store_prefix: String,
+
+    /// S3 bucket for `--store s3` (credentials from the AWS_* environment variables).
+    #[arg(long, env = "CHORUS_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Folder inside the bucket.
+    #[arg(long, env = "CHORUS_S3_PREFIX", default_value = "chorus")]
+    pub s3_prefix: String,
+
+    /// Endpoint of an S3-compatible store (MinIO, ...); AWS when unset.
+    #[arg(long, env = "CHORUS_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region (default: AWS_REGION, or us-east-1).
+    #[arg(long, env = "CHORUS_S3_REGION")]
+    pub s3_region: Option<String>,
+
+    /// Allow a plain-HTTP S3 endpoint (local test servers).
+    #[arg(long, env = "CHORUS_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
 
     /// Serve the files of this directory at `/` (e.g. the built web demo, `web-demo/dist`).
     #[arg(long, env = "CHORUS_STATIC_DIR")]
@@ -96,6 +164,60 @@ pub struct Config {
 }
 
 impl Config {
+    /// The store backends these settings select.
+    ///
+    /// # Errors
+    /// A message naming the missing setting.
+    pub fn store_config(&self) -> Result<StoreConfig, String> {
+        let redis = || {
+            self.store_redis_url
+                .clone()
+                .or_else(|| self.redis_url.clone())
+                .ok_or_else(|| {
+                    "--store redis / --update-log redis need --store-redis-url \
+                     (CHORUS_STORE_REDIS_URL) or --redis-url"
+                        .to_owned()
+                })
+        };
+        let snapshots = match self.store {
+            StoreKind::Fs => SnapshotBackend::Fs {
+                dir: self.data_dir.clone(),
+            },
+            StoreKind::Memory => SnapshotBackend::Memory,
+            StoreKind::Redis => SnapshotBackend::Redis {
+                url: redis()?,
+                prefix: self.store_prefix.clone(),
+            },
+            StoreKind::S3 => SnapshotBackend::S3(S3Config {
+                bucket: self
+                    .s3_bucket
+                    .clone()
+                    .ok_or("--store s3 needs --s3-bucket (CHORUS_S3_BUCKET)")?,
+                prefix: self.s3_prefix.clone(),
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                allow_http: self.s3_allow_http,
+            }),
+        };
+        let log_kind = self.update_log.unwrap_or(match self.store {
+            StoreKind::Redis => LogKind::Redis,
+            StoreKind::Memory => LogKind::Memory,
+            StoreKind::Fs | StoreKind::S3 => LogKind::Fs,
+        });
+        let log = match log_kind {
+            LogKind::Fs => LogBackend::Fs {
+                dir: self.data_dir.clone(),
+                fsync: self.fsync,
+            },
+            LogKind::Memory => LogBackend::Memory,
+            LogKind::Redis => LogBackend::Redis {
+                url: redis()?,
+                prefix: self.store_prefix.clone(),
+            },
+        };
+        Ok(StoreConfig { snapshots, log })
+    }
+
     /// Checks the settings together and lists every problem, each naming the setting and the fix.
     ///
     /// # Errors
@@ -162,6 +284,9 @@ impl Config {
                     .to_owned(),
             );
         }
+        if let Err(problem) = self.store_config() {
+            problems.push(problem);
+        }
         if let Some(dir) = &self.static_dir
             && !dir.is_dir()
         {
@@ -184,6 +309,16 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             static_dir: None,
+            store: StoreKind::Fs,
+            update_log: None,
+            fsync: FsyncPolicy::Always,
+            store_redis_url: None,
+            store_prefix: "chorus:".to_owned(),
+            s3_bucket: None,
+            s3_prefix: "chorus".to_owned(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_allow_http: false,
             log_format: LogFormat::Text,
             snapshot_interval: Duration::from_secs(2),
             room_idle_timeout: Duration::from_secs(30),

@@ -127,6 +127,12 @@ pub fn connection_rejected(reason: &'static str) {
     counter!("chorus_connections_rejected_total", "reason" => reason).increment(1);
 }
 
+/// Records an update-log append: its duration and how many updates it carried.
+pub fn log_appended(took: Duration, updates: usize) {
+    histogram!("chorus_log_append_duration_seconds").record(took.as_secs_f64());
+    counter!("chorus_log_appended_updates_total").increment(updates as u64);
+}
+
 /// Records how long a snapshot write took.
 pub fn snapshot_written(took: Duration) {
     get().snapshot_duration.record(took.as_secs_f64());

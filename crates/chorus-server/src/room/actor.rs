@@ -6,12 +6,15 @@
 //! 1. the connection decodes the frame (off this task) and sends [`RoomCmd::Message`];
 //! 2. [`Room::accept_update`] applies it to the document, which yields the delta as a frame,
 //!    encoded once;
-//! 3. the frame is fanned out to every other connection as shared bytes (`try_send`: a peer
-//!    whose outbox is full is disconnected, never waited for);
-//! 4. the same delta is published to the other nodes holding the room (with `--redis-url`);
-//! 5. the room is marked dirty, and a snapshot follows `snapshot_interval` later.
+//! 3. the delta is appended to the document's update log (group commit, in the background:
+//!    the room goes on applying; see `durable`);
+//! 4. once it is durable, the frame is fanned out to every other connection as shared bytes
+//!    (`try_send`: a peer whose outbox is full is disconnected, never waited for);
+//! 5. and published to the other nodes holding the room (with `--redis-url`);
+//! 6. the room is marked dirty; a snapshot follows `snapshot_interval` later and lets the log
+//!    drop what it covers.
 //!
-//! Updates from other nodes take steps 2, 3 (to every local connection) and 5.
+//! Updates from other nodes take steps 2, 3, 4 (to every local connection) and 6.
 
 use std::collections::HashMap;
 use std::future::{Future, pending};
@@ -23,7 +26,7 @@ use chorus_protocol::awareness::encode_entries;
 use chorus_protocol::{
     AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage,
 };
-use chorus_store::{SnapshotStore, StoreError};
+use chorus_store::{SnapshotStore, StoreError, UpdateLog};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
@@ -32,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::doc::{DocError, RoomDoc, sync_payload};
+use super::durable::{Durable, Outgoing};
 use super::handle::{JoinRefused, RoomCmd};
 use super::presence::{self, Owner, Presence};
 use super::registry::Rooms;
@@ -68,6 +72,7 @@ pub(crate) struct RoomContext {
     /// The room's own inbox, for the relay to deliver into.
     pub inbox: mpsc::Sender<RoomCmd>,
     pub store: Arc<dyn SnapshotStore>,
+    pub log: Arc<dyn UpdateLog>,
     pub settings: RoomSettings,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -82,6 +87,7 @@ pub(crate) struct Room {
     cmd_rx: mpsc::Receiver<RoomCmd>,
     ctx: RoomContext,
     doc: RoomDoc,
+    durable: Durable,
     presence: Presence,
     peers: HashMap<ConnId, Peer>,
     /// Changes not yet covered by a stored snapshot.
@@ -118,12 +124,14 @@ impl Room {
         ctx: RoomContext,
     ) -> Result<Self, DocError> {
         let idle_deadline = Instant::now() + ctx.settings.idle_timeout;
+        let durable = Durable::new(Arc::clone(&ctx.log), name.clone());
         Ok(Self {
             name,
             generation,
             cmd_rx,
             ctx,
             doc: RoomDoc::new()?,
+            durable,
             presence: Presence::default(),
             peers: HashMap::new(),
             dirty: false,
@@ -178,6 +186,24 @@ impl Room {
                 .map_err(|e| format!("snapshot does not apply: {e}"))?;
             tracing::info!(bytes = snapshot.len(), "room loaded snapshot");
         }
+        let records = self.durable.replay().await.map_err(|e| e.to_string())?;
+        let replayed = records.len();
+        for update in records {
+            match self.doc.apply(&update) {
+                Ok(_) => {}
+                Err(DocError::Invalid(reason)) => {
+                    tracing::warn!(%reason, "skipping an update-log record that does not apply");
+                }
+                Err(DocError::Panicked) => {
+                    return Err("an update-log record crashed the document".into());
+                }
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(records = replayed, "room replayed its update log");
+            // What the log holds beyond the snapshot goes into the next one.
+            self.mark_dirty();
+        }
         Ok(())
     }
 
@@ -203,6 +229,11 @@ impl Room {
                     }
                 }
                 saved = wait_opt(&mut self.saving) => self.finish_snapshot(saved),
+                appended = self.durable.appended() => {
+                    let released = self.durable.finish(appended);
+                    self.send_all(released);
+                    self.pump_log();
+                }
                 () = sleep_until_opt(self.presence_due) => self.flush_presence(),
                 _ = sweep.tick() => self.expire_presence(),
                 _ = resync.tick(), if self.ctx.relay.is_some() => {
@@ -271,8 +302,11 @@ impl Room {
         }
         match msg {
             Message::Sync(SyncMessage::Step1(state_vector)) => {
-                let step2 = self.doc.step2(&state_vector)?;
-                self.send_to(conn, step2);
+                let frame = self.doc.step2(&state_vector)?;
+                // The answer may contain updates still on their way to the log.
+                if let Some(reply) = self.durable.push_reply(Outgoing::Reply { conn, frame }) {
+                    self.send_out(reply);
+                }
             }
             Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
                 self.accept_update(conn, &update)?;
@@ -299,11 +333,14 @@ impl Room {
     fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
         match self.doc.apply(update) {
             Ok(Some(delta)) => {
-                self.broadcast(&delta, Some(from));
-                if let Some(relay) = &self.ctx.relay {
-                    relay.publish_update(&self.name, &sync_payload(&delta));
-                }
+                let then = Outgoing::Broadcast {
+                    frame: delta.clone(),
+                    except: Some(from),
+                    publish: true,
+                };
+                self.durable.push_update(sync_payload(&delta), then);
                 self.mark_dirty();
+                self.pump_log();
                 Ok(())
             }
             Ok(None) => Ok(()),
@@ -342,8 +379,14 @@ impl Room {
         match body {
             Body::Update(update) => match self.doc.apply(&update) {
                 Ok(Some(delta)) => {
-                    self.broadcast(&delta, None);
+                    let then = Outgoing::Broadcast {
+                        frame: delta.clone(),
+                        except: None,
+                        publish: false,
+                    };
+                    self.durable.push_update(sync_payload(&delta), then);
                     self.mark_dirty();
+                    self.pump_log();
                 }
                 Ok(None) => {}
                 Err(DocError::Invalid(reason)) => {
@@ -442,6 +485,35 @@ impl Room {
         self.publish_presence(&to_publish);
     }
 
+    /// Starts the next log append if none is running, and sends what needs no waiting.
+    fn pump_log(&mut self) {
+        let ready = self.durable.start(&self.ctx.tracker, &self.ctx.shutdown);
+        self.send_all(ready);
+    }
+
+    fn send_all(&mut self, outgoing: Vec<Outgoing>) {
+        for item in outgoing {
+            self.send_out(item);
+        }
+    }
+
+    /// Sends something whose updates are durable now.
+    fn send_out(&mut self, item: Outgoing) {
+        match item {
+            Outgoing::Broadcast {
+                frame,
+                except,
+                publish,
+            } => {
+                self.broadcast(&frame, except);
+                if let (true, Some(relay)) = (publish, &self.ctx.relay) {
+                    relay.publish_update(&self.name, &sync_payload(&frame));
+                }
+            }
+            Outgoing::Reply { conn, frame } => self.send_to(conn, frame),
+        }
+    }
+
     /// Queues `frame` for every connection but `except`. The bytes are shared, not copied.
     fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
         let mut failed = Vec::new();
@@ -512,11 +584,12 @@ impl Room {
         self.dirty = false;
         let store = Arc::clone(&self.ctx.store);
         let name = self.name.clone();
-        self.saving = Some(
-            self.ctx
-                .tracker
-                .spawn(async move { timed_save(store.as_ref(), &name, snapshot).await }),
-        );
+        let (log, covered) = (self.durable.log(), self.durable.logged_through());
+        self.saving = Some(self.ctx.tracker.spawn(async move {
+            timed_save(store.as_ref(), &name, snapshot).await?;
+            compact_log(log.as_ref(), &name, covered).await;
+            Ok(())
+        }));
         Ok(())
     }
 
@@ -548,9 +621,11 @@ impl Room {
         }
         self.snapshot_due = None;
         let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
+        let covered = self.durable.logged_through();
         match timed_save(self.ctx.store.as_ref(), &self.name, snapshot).await {
             Ok(()) => {
                 self.dirty = false;
+                compact_log(self.durable.log().as_ref(), &self.name, covered).await;
                 Ok(())
             }
             Err(error) => {
@@ -563,6 +638,8 @@ impl Room {
     /// Saves and leaves the registry, unless a connection arrived meanwhile or the save failed
     /// (then the room stays, and tries again after another idle period).
     async fn try_unload(&mut self) -> bool {
+        let released = self.durable.drain().await;
+        self.send_all(released);
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "not unloading: final snapshot failed");
             self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
@@ -599,6 +676,8 @@ impl Room {
                 return;
             }
         }
+        let released = self.durable.drain().await;
+        self.send_all(released);
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final snapshot failed at shutdown");
         }
@@ -647,6 +726,16 @@ async fn timed_save(
     let saved = store.save(name, snapshot).await;
     metrics::snapshot_written(started.elapsed());
     saved
+}
+
+/// Drops the log records a stored snapshot covers. A failure only leaves records to replay.
+async fn compact_log(log: &dyn UpdateLog, name: &DocName, covered: u64) {
+    if covered == 0 {
+        return;
+    }
+    if let Err(error) = log.truncate(name, covered).await {
+        tracing::warn!(%error, "could not truncate the update log after a snapshot");
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

@@ -5,10 +5,12 @@
 //! - [`handle`]: [`RoomHandle`], the cloneable way in, and the commands it sends.
 //! - [`registry`]: [`Rooms`], which finds or starts the room of a document.
 //! - [`doc`]: the yrs document behind the few operations a room needs, panic-contained.
+//! - `durable`: write-ahead to the update log with group commit.
 //! - [`presence`]: the awareness table.
 
 pub mod actor;
 pub mod doc;
+mod durable;
 pub mod handle;
 pub mod presence;
 pub mod registry;

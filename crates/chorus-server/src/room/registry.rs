@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chorus_protocol::DocName;
-use chorus_store::SnapshotStore;
+use chorus_store::{SnapshotStore, UpdateLog};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,6 +35,7 @@ struct Inner {
     rooms: Mutex<HashMap<DocName, RoomHandle>>,
     next_generation: AtomicU64,
     store: Arc<dyn SnapshotStore>,
+    log: Arc<dyn UpdateLog>,
     relay: Option<Relay>,
     settings: RoomSettings,
     shutdown: CancellationToken,
@@ -42,11 +43,11 @@ struct Inner {
 }
 
 impl Rooms {
-    /// A registry whose rooms load from and save to `store`, share their changes through
+    /// A registry whose rooms load from and save to `store` and its update log, share their changes through
     /// `relay` (if any), stop when `shutdown` is cancelled, and run as tasks of `tracker` (so
     /// shutdown can wait for their final snapshots).
     pub fn new(
-        store: Arc<dyn SnapshotStore>,
+        (store, log): (Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>),
         relay: Option<Relay>,
         settings: RoomSettings,
         shutdown: CancellationToken,
@@ -57,6 +58,7 @@ impl Rooms {
                 rooms: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
                 store,
+                log,
                 relay,
                 settings,
                 shutdown,
@@ -115,6 +117,7 @@ impl Rooms {
             relay: self.inner.relay.clone(),
             inbox: handle.sender(),
             store: Arc::clone(&self.inner.store),
+            log: Arc::clone(&self.inner.log),
             settings: self.inner.settings.clone(),
             shutdown: self.inner.shutdown.child_token(),
             tracker: self.inner.tracker.clone(),

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 and real WebSocket clients.
 
 mod awareness;
+mod crash;
 mod drain;
 mod helpers;
 mod http;
