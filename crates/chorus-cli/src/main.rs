@@ -1,4 +1,6 @@
-//! `chorus`: the Chorus collaboration server.
+//! `chorus`: the Chorus collaboration server, and operator commands on its store.
+
+mod doc;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run the server (y-websocket endpoint at ws://HOST:PORT/ws/<document>).
     Serve(chorus_server::Config),
+    /// Inspect and repair documents in the configured store (same settings as `serve`).
+    #[command(subcommand)]
+    Doc(doc::DocCommand),
 }
 
 #[tokio::main]
@@ -28,5 +33,6 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(chorus_server::shutdown::signal())
                 .await
         }
+        Command::Doc(command) => command.run().await,
     }
 }

@@ -14,6 +14,7 @@
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
 //! - [`relay`]: scale-out through Redis pub/sub.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`export`]: a document's content as JSON.
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
@@ -21,6 +22,7 @@ pub mod app;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod export;
 pub mod metrics;
 pub mod relay;
 pub mod room;
