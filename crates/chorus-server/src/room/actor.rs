@@ -586,9 +586,7 @@ impl Room {
         let name = self.name.clone();
         let (log, covered) = (self.durable.log(), self.durable.logged_through());
         self.saving = Some(self.ctx.tracker.spawn(async move {
-            timed_save(store.as_ref(), &name, snapshot).await?;
-            compact_log(log.as_ref(), &name, covered).await;
-            Ok(())
+            save_and_compact(store.as_ref(), log.as_ref(), &name, snapshot, covered).await
         }));
         Ok(())
     }
@@ -622,10 +620,18 @@ impl Room {
         self.snapshot_due = None;
         let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
         let covered = self.durable.logged_through();
-        match timed_save(self.ctx.store.as_ref(), &self.name, snapshot).await {
+        let log = self.durable.log();
+        match save_and_compact(
+            self.ctx.store.as_ref(),
+            log.as_ref(),
+            &self.name,
+            snapshot,
+            covered,
+        )
+        .await
+        {
             Ok(()) => {
                 self.dirty = false;
-                compact_log(self.durable.log().as_ref(), &self.name, covered).await;
                 Ok(())
             }
             Err(error) => {
@@ -728,14 +734,42 @@ async fn timed_save(
     saved
 }
 
-/// Drops the log records a stored snapshot covers. A failure only leaves records to replay.
-async fn compact_log(log: &dyn UpdateLog, name: &DocName, covered: u64) {
+/// Saves a snapshot and then drops the log records it covers.
+///
+/// Several nodes may share one log, so records up to `covered` can hold another node's updates
+/// that have not reached this document yet (the relay is a few milliseconds behind). They are
+/// merged into the snapshot before it is saved, so dropping them loses nothing. A failed
+/// truncation only leaves records to replay.
+async fn save_and_compact(
+    store: &dyn SnapshotStore,
+    log: &dyn UpdateLog,
+    name: &DocName,
+    snapshot: Bytes,
+    covered: u64,
+) -> Result<(), StoreError> {
     if covered == 0 {
-        return;
+        return timed_save(store, name, snapshot).await;
     }
+    let records = log.read(name).await?;
+    let mut parts = vec![snapshot.clone()];
+    parts.extend(
+        records
+            .into_iter()
+            .filter(|(seq, _)| *seq <= covered)
+            .map(|(_, update)| update),
+    );
+    let merged = match yrs::merge_updates_v1(&parts) {
+        Ok(merged) => Bytes::from(merged),
+        Err(error) => {
+            tracing::warn!(%error, "log records do not merge; saving without compacting");
+            return timed_save(store, name, snapshot).await;
+        }
+    };
+    timed_save(store, name, merged).await?;
     if let Err(error) = log.truncate(name, covered).await {
         tracing::warn!(%error, "could not truncate the update log after a snapshot");
     }
+    Ok(())
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

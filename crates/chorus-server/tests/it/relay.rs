@@ -158,3 +158,52 @@ async fn readiness_reports_the_redis_state() {
     assert!(body.contains(r#""redis":"disabled""#), "{body}");
     single.stop().await;
 }
+
+#[tokio::test]
+async fn two_nodes_saving_one_room_to_one_store_lose_neither_side() {
+    require_redis().await;
+    let store_prefix = format!("{}:", unique_prefix());
+    // No relay between the nodes: each holds only its own clients' edits, so a snapshot write
+    // that replaced instead of merging would lose the other node's.
+    let configure = |store_prefix: String| {
+        move |c: &mut chorus_server::Config| {
+            c.store = chorus_server::config::StoreKind::Redis;
+            c.store_redis_url = Some(redis_url());
+            c.store_prefix = store_prefix;
+            c.snapshot_interval = Duration::from_millis(5);
+        }
+    };
+    let (dir_a, dir_b, dir_c) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = spawn_app_with(dir_a.path().into(), configure(store_prefix.clone())).await;
+    let b = spawn_app_with(dir_b.path().into(), configure(store_prefix.clone())).await;
+    let mut on_a = TestClient::connect_synced(&a.ws_url("shared-store")).await;
+    let mut on_b = TestClient::connect_synced(&b.ws_url("shared-store")).await;
+    for i in 0..30 {
+        on_a.type_text(&format!("[a{i}]")).await;
+        on_b.type_text(&format!("[b{i}]")).await;
+    }
+    let mut watcher_a = TestClient::connect(&a.ws_url("shared-store")).await;
+    let mut watcher_b = TestClient::connect(&b.ws_url("shared-store")).await;
+    watcher_a
+        .until("a applied its edits", |c| c.text().contains("[a29]"))
+        .await;
+    watcher_b
+        .until("b applied its edits", |c| c.text().contains("[b29]"))
+        .await;
+    // Both nodes flush their snapshots of the same room into the same store at once.
+    tokio::join!(a.stop(), b.stop());
+
+    let c = spawn_app_with(dir_c.path().into(), configure(store_prefix.clone())).await;
+    let reader = TestClient::connect_synced(&c.ws_url("shared-store")).await;
+    let text = reader.text();
+    let missing: Vec<String> = (0..30)
+        .flat_map(|i| [format!("[a{i}]"), format!("[b{i}]")])
+        .filter(|marker| !text.contains(marker.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "the stored document lacks {missing:?}");
+    c.stop().await;
+}
