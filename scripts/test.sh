@@ -23,6 +23,7 @@ need node nodejs
 need npm npm
 need redis-server redis-server
 need redis-cli redis-tools
+need python3 python3
 
 # The relay tests use the Redis at CHORUS_TEST_REDIS_URL (default 127.0.0.1:6379); start one
 # if nothing answers there. Tests that need their own Redis (outages, the cluster) start it.
@@ -34,12 +35,21 @@ if ! redis-cli -u "$CHORUS_TEST_REDIS_URL" ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
+# The S3 store is tested against a real local S3 API: moto's server, from PyPI.
+if ! command -v moto_server >/dev/null 2>&1; then
+  step "installing moto (local S3 server for the store tests)"
+  python3 -m pip install --quiet 'moto[server]==5.2.1'
+fi
+
 step "building the chorus binary"
 cargo build -p chorus-cli --locked
 export CHORUS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chorus"
 
 step "Rust tests (unit, property, integration)"
 cargo test --workspace --locked
+
+step "S3 snapshot store against moto (cargo feature s3)"
+cargo test -p chorus-store --features s3 --locked
 
 step "Node interop: npm yjs + y-websocket against the real server"
 bash tests/interop/run.sh
