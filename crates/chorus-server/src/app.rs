@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::relay::{Relay, RelaySettings};
 use crate::room::{RoomSettings, Rooms};
@@ -35,6 +36,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// The link to the other nodes, with `--redis-url`.
     pub relay: Option<Relay>,
+    /// Token checks, unless the server runs open.
+    pub auth: Option<Arc<Authenticator>>,
     ready: Arc<AtomicBool>,
 }
 
@@ -106,7 +109,22 @@ impl Application {
             )?),
             None => None,
         };
+        let auth = match (&config.auth_secret, &config.auth_public_key) {
+            (Some(secret), _) => Some(Arc::new(Authenticator::hs256(secret.0.as_bytes()))),
+            (None, Some(path)) => Some(Arc::new(
+                Authenticator::from_public_key_file(path).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            (None, None) => None,
+        };
+        match &auth {
+            Some(auth) => tracing::info!(algorithm = ?auth.algorithm(), "client tokens required"),
+            None => tracing::warn!(
+                "no --auth-secret or --auth-public-key: the server is open, anyone who can reach \
+                 it may read and edit every document"
+            ),
+        }
         let state = AppState {
+            auth,
             rooms: Rooms::new(
                 backends,
                 relay.clone(),

@@ -35,6 +35,24 @@ pub enum LogKind {
     Memory,
 }
 
+/// A secret setting: kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -97,6 +115,20 @@ pub struct Config {
     /// Allow a plain-HTTP S3 endpoint (local test servers).
     #[arg(long, env = "CHORUS_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
+
+    /// HS256 secret for client tokens (`?token=`). With neither this nor --auth-public-key the
+    /// server is open to anyone who can reach it.
+    #[arg(long, env = "CHORUS_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<Secret>,
+
+    /// PEM public key (RSA for RS256, P-256 EC for ES256) that client tokens are signed for.
+    #[arg(long, env = "CHORUS_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+
+    /// Origins allowed to open WebSockets, comma-separated (e.g. https://app.example.com);
+    /// others get 403, against cross-site WebSocket hijacking. Empty: any origin.
+    #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 
     /// Serve the files of this directory at `/` (e.g. the built web demo, `web-demo/dist`).
     #[arg(long, env = "CHORUS_STATIC_DIR")]
@@ -284,6 +316,19 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.auth_secret.is_some() && self.auth_public_key.is_some() {
+            problems.push(
+                "--auth-secret and --auth-public-key are exclusive: tokens use one algorithm"
+                    .to_owned(),
+            );
+        }
+        if self.auth_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
+            problems.push(
+                "--auth-secret (CHORUS_AUTH_SECRET) must be at least 32 bytes; generate one with \
+                 `openssl rand -hex 32`"
+                    .to_owned(),
+            );
+        }
         if let Err(problem) = self.store_config() {
             problems.push(problem);
         }
@@ -309,6 +354,9 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             static_dir: None,
+            auth_secret: None,
+            auth_public_key: None,
+            allowed_origins: Vec::new(),
             store: StoreKind::Fs,
             update_log: None,
             fsync: FsyncPolicy::Always,

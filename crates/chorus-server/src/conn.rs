@@ -38,6 +38,8 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// The message exceeded `--max-message-bytes`.
     pub const TOO_BIG: u16 = 1009;
+    /// The token expired while connected (y-websocket 3.1 stops reconnecting on 4400-4499).
+    pub const FORBIDDEN: u16 = 4403;
     /// The room failed; the client should reconnect, which reloads it.
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The client fell behind or the room is busy; it resynchronises when it reconnects.
@@ -123,6 +125,8 @@ pub struct Peer {
     pub outbox: mpsc::Sender<Bytes>,
     /// Closes the connection.
     pub close: CloseSignal,
+    /// False for read-only tokens: the room applies none of this peer's updates.
+    pub can_write: bool,
 }
 
 #[cfg(test)]

@@ -11,6 +11,12 @@ pub enum ApiError {
     /// The document name in the path is not acceptable.
     #[error("invalid document name: {0}")]
     InvalidDocName(#[from] DocNameError),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthorized(#[from] crate::auth::AuthError),
+    /// Valid credentials, but not for this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The server is draining and takes no new connections.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -21,6 +27,11 @@ impl ApiError {
         match self {
             ApiError::InvalidDocName(_) => (StatusCode::BAD_REQUEST, "invalid_document_name"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Unauthorized(crate::auth::AuthError::WrongDocument) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
         }
     }
 }

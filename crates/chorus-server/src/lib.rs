@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: [`Config`], every setting with its flag, env var and default.
 //! - [`app`]: [`Application`]: binds, serves the router, shuts down gracefully.
+//! - [`auth`]: tokens: who may read or write which document.
 //! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
@@ -19,6 +20,7 @@
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod error;

@@ -6,21 +6,24 @@
 //! spend their time on documents only. When either half ends, the other is told through the
 //! connection's [`CloseSignal`], the room is told through [`RoomHandle::leave`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, timeout};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::app::AppState;
+use crate::auth::Mode;
 use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
 use crate::error::ApiError;
 use crate::metrics;
@@ -36,10 +39,20 @@ const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// How long the writer tries to deliver the close frame to a peer that may not be reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Upgrades `GET /ws/<document>`; the name is percent-decoded and validated before the upgrade.
+/// What a connection was granted at the upgrade.
+struct Grant {
+    can_write: bool,
+    /// When the token expires; the connection is closed with 4403 then.
+    expires_at: Option<Instant>,
+}
+
+/// Upgrades `GET /ws/<document>`. The name, the origin and the token are checked before the
+/// upgrade, so refused clients get a plain HTTP status.
 pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
     Path(doc): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     let doc = match DocName::parse(doc) {
@@ -53,12 +66,54 @@ pub(crate) async fn upgrade(
         metrics::connection_rejected("shutting_down");
         return ApiError::ShuttingDown.into_response();
     }
+    if !origin_allowed(&state.config.allowed_origins, &headers) {
+        metrics::connection_rejected("origin");
+        return ApiError::Forbidden("this origin may not connect").into_response();
+    }
+    let grant = match &state.auth {
+        None => Grant {
+            can_write: true,
+            expires_at: None,
+        },
+        Some(auth) => match auth.authorize(query.get("token").map(String::as_str), &doc) {
+            Ok(claims) => Grant {
+                can_write: claims.mode == Mode::Write,
+                expires_at: Some(instant_of(claims.exp)),
+            },
+            Err(error) => {
+                metrics::connection_rejected("token");
+                tracing::info!(%doc, %error, "connection refused");
+                return ApiError::Unauthorized(error).into_response();
+            }
+        },
+    };
     let max = state.config.max_message_bytes;
     let tracker = state.tracker.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(serve(socket, doc, state)))
+        .on_upgrade(move |socket| tracker.track_future(serve(socket, doc, grant, state)))
+}
+
+/// Browsers always send `Origin`; a page from another site must not use its visitor's
+/// credentials here. Clients that are not browsers send none and are let through.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(origin)) => allowed.iter().any(|a| a.trim_end_matches('/') == origin),
+        Some(Err(_)) => false,
+    }
+}
+
+/// The moment a Unix timestamp (seconds) is reached, as a tokio instant.
+fn instant_of(unix_seconds: u64) -> Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
 }
 
 /// `GET /ws` without a document name.
@@ -66,7 +121,7 @@ pub(crate) async fn missing_doc() -> Response {
     ApiError::InvalidDocName(chorus_protocol::DocNameError::Empty).into_response()
 }
 
-async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
+async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", %conn, %doc);
     async move {
@@ -82,6 +137,7 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
         let peer = Peer {
             outbox: outbox_tx,
             close: close.clone(),
+            can_write: grant.can_write,
         };
         match state.rooms.join(&doc, conn, peer).await {
             Ok(room) => {
@@ -92,6 +148,7 @@ async fn serve(socket: WebSocket, doc: DocName, state: AppState) {
                     close: &close,
                     peer_timeout: state.config.peer_timeout,
                     shutdown: &state.shutdown,
+                    expires_at: grant.expires_at,
                 };
                 read_loop(stream, peer).await;
                 room.leave(conn).await;
@@ -123,6 +180,7 @@ struct ReadSide<'a> {
     close: &'a CloseSignal,
     peer_timeout: Duration,
     shutdown: &'a CancellationToken,
+    expires_at: Option<Instant>,
 }
 
 async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
@@ -132,10 +190,15 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
         close,
         peer_timeout,
         shutdown,
+        expires_at,
     } = side;
     loop {
         let next = tokio::select! {
             _ = close.closed() => return,
+            () = sleep_until_opt(expires_at) => {
+                close.close(close_code::FORBIDDEN, "token expired");
+                return;
+            }
             next = timeout(peer_timeout, stream.next()) => next,
         };
         let frame = match next {
@@ -214,6 +277,13 @@ fn check(frame: &Bytes) -> Result<Message, (u16, String)> {
         })?;
     }
     Ok(msg)
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn close_for_read_error(close: &CloseSignal, error: axum::Error) {

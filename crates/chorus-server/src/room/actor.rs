@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chorus_protocol::awareness::encode_entries;
+use chorus_protocol::message::permission_denied_frame;
 use chorus_protocol::{
     AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage,
 };
@@ -309,7 +310,12 @@ impl Room {
                 }
             }
             Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
-                self.accept_update(conn, &update)?;
+                if self.peers.get(&conn).is_some_and(|peer| peer.can_write) {
+                    self.accept_update(conn, &update)?;
+                } else {
+                    // Read-only: never applied, stored or relayed; y-protocols' way to say so.
+                    self.send_to(conn, permission_denied_frame("read-only connection"));
+                }
             }
             Message::Awareness(update) => {
                 let changed =

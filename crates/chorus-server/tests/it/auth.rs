@@ -1,0 +1,186 @@
+//! Tokens, read-only connections and the origin allow-list, against the real server.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{TestApp, TestClient, spawn_app_with};
+
+const SECRET: &str = "a test secret that is long enough for HS256";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn token(secret: &str, doc: &str, mode: &str, exp: u64) -> String {
+    let claims = serde_json::json!({ "doc": doc, "mode": mode, "exp": exp });
+    encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token encodes")
+}
+
+async fn secured() -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.allowed_origins = vec!["https://app.example".to_owned()];
+    })
+    .await;
+    (app, dir)
+}
+
+async fn status_of(request: impl IntoClientRequest + Unpin) -> u16 {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_before_the_upgrade() {
+    let (app, _dir) = secured().await;
+    let url = |token: &str| format!("{}?token={token}", app.ws_url("notes"));
+    let later = now() + 60;
+    assert_eq!(status_of(app.ws_url("notes")).await, 401, "missing");
+    assert_eq!(
+        status_of(url(&token(SECRET, "notes", "write", now() - 5))).await,
+        401,
+        "expired"
+    );
+    assert_eq!(
+        status_of(url(&token(
+            "another secret of sufficient length!!",
+            "notes",
+            "write",
+            later
+        )))
+        .await,
+        401,
+        "badly signed"
+    );
+    assert_eq!(
+        status_of(url(&token(SECRET, "other", "write", later))).await,
+        403,
+        "other document"
+    );
+    let payload = token(SECRET, "notes", "write", later);
+    let payload = payload.split('.').nth(1).expect("payload");
+    assert_eq!(
+        status_of(url(&format!("eyJhbGciOiJub25lIn0.{payload}."))).await,
+        401,
+        "alg none"
+    );
+    assert_eq!(status_of(url("not-a-jwt")).await, 401, "garbage");
+    assert_eq!(
+        status_of(url(&token(SECRET, "notes", "write", later))).await,
+        101,
+        "valid"
+    );
+    assert_eq!(
+        status_of(url(&token(SECRET, "no*", "read", later))).await,
+        101,
+        "prefix"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_only_client_receives_everything_and_changes_nothing() {
+    let (app, dir) = secured().await;
+    let later = now() + 60;
+    let writer_url = format!(
+        "{}?token={}",
+        app.ws_url("notes"),
+        token(SECRET, "notes", "write", later)
+    );
+    let reader_url = format!(
+        "{}?token={}",
+        app.ws_url("notes"),
+        token(SECRET, "notes", "read", later)
+    );
+    let mut writer = TestClient::connect_synced(&writer_url).await;
+    let mut reader = TestClient::connect_synced(&reader_url).await;
+
+    writer.type_text("from the writer").await;
+    reader
+        .until("the reader receives edits", |c| {
+            c.text() == "from the writer"
+        })
+        .await;
+
+    reader.type_text(" + sneaky").await;
+    reader
+        .until("the reader is told its edit was refused", |c| {
+            c.received.iter().any(|f| f.starts_with(&[2, 0]))
+        })
+        .await;
+    // It may still say who it is.
+    reader.set_awareness(42, 0, r#"{"user":"reader"}"#).await;
+    writer
+        .until("the writer sees the reader's presence", |c| {
+            c.awareness.contains_key(&42)
+        })
+        .await;
+    writer.type_text("!").await;
+    reader
+        .until("the writer's next edit arrives", |c| {
+            c.text().ends_with('!')
+        })
+        .await;
+    assert_eq!(
+        writer.text(),
+        "from the writer!",
+        "the read-only edit never reached the writer"
+    );
+    app.stop().await;
+
+    // Nor the store.
+    let app = spawn_app_with(dir.path().into(), |_| {}).await;
+    let fresh = TestClient::connect_synced(&app.ws_url("notes")).await;
+    assert_eq!(fresh.text(), "from the writer!");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn other_origins_are_refused() {
+    let (app, _dir) = secured().await;
+    let url = format!(
+        "{}?token={}",
+        app.ws_url("notes"),
+        token(SECRET, "notes", "write", now() + 60)
+    );
+    let with_origin = |origin: &str| {
+        let mut request = url.as_str().into_client_request().expect("request");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().expect("header"));
+        request
+    };
+    assert_eq!(status_of(with_origin("https://evil.example")).await, 403);
+    assert_eq!(status_of(with_origin("https://app.example")).await, 101);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_whose_token_expires_is_closed_with_4403() {
+    let (app, _dir) = secured().await;
+    let url = format!(
+        "{}?token={}",
+        app.ws_url("notes"),
+        token(SECRET, "notes", "write", now() + 2)
+    );
+    let mut client = TestClient::connect_synced(&url).await;
+    let code = tokio::time::timeout(Duration::from_secs(10), client.closed_code())
+        .await
+        .expect("closed in time");
+    assert_eq!(code, Some(4403));
+    app.stop().await;
+}
