@@ -38,6 +38,8 @@ pub struct AppState {
     pub relay: Option<Relay>,
     /// Token checks, unless the server runs open.
     pub auth: Option<Arc<Authenticator>>,
+    /// WebSocket connections open now, against `--max-connections`.
+    pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
     ready: Arc<AtomicBool>,
 }
 
@@ -94,6 +96,7 @@ impl Application {
             idle_timeout: config.room_idle_timeout,
             awareness_timeout: config.awareness_timeout,
             relay_resync_interval: config.relay_resync_interval,
+            max_peers: config.max_connections_per_room,
         };
         let relay = match &config.redis_url {
             Some(url) => Some(Relay::start(
@@ -125,6 +128,7 @@ impl Application {
         }
         let state = AppState {
             auth,
+            open_connections: Arc::default(),
             rooms: Rooms::new(
                 backends,
                 relay.clone(),

@@ -130,6 +130,23 @@ pub struct Config {
     #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Connections this node accepts; beyond it new ones get HTTP 503.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Connections one room accepts; beyond it new ones are closed with 1013.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_ROOM", default_value_t = 2_000)]
+    pub max_connections_per_room: usize,
+
+    /// Messages per second one connection may send (bursts of twice that); beyond: close 1008.
+    #[arg(long, env = "CHORUS_MAX_MESSAGES_PER_SECOND", default_value_t = 200)]
+    pub max_messages_per_second: u32,
+
+    /// Bytes per second one connection may send (bursts up to --max-message-bytes); beyond:
+    /// close 1008.
+    #[arg(long, env = "CHORUS_MAX_BYTES_PER_SECOND", default_value_t = 4 * 1024 * 1024)]
+    pub max_bytes_per_second: u64,
+
     /// Serve the files of this directory at `/` (e.g. the built web demo, `web-demo/dist`).
     #[arg(long, env = "CHORUS_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
@@ -316,6 +333,17 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.max_connections == 0 || self.max_connections_per_room == 0 {
+            problems.push(
+                "--max-connections and --max-connections-per-room must be at least 1".to_owned(),
+            );
+        }
+        if self.max_messages_per_second == 0 || self.max_bytes_per_second == 0 {
+            problems.push(
+                "--max-messages-per-second and --max-bytes-per-second must be at least 1"
+                    .to_owned(),
+            );
+        }
         if self.auth_secret.is_some() && self.auth_public_key.is_some() {
             problems.push(
                 "--auth-secret and --auth-public-key are exclusive: tokens use one algorithm"
@@ -354,6 +382,10 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             static_dir: None,
+            max_connections: 100_000,
+            max_connections_per_room: 2_000,
+            max_messages_per_second: 200,
+            max_bytes_per_second: 4 * 1024 * 1024,
             auth_secret: None,
             auth_public_key: None,
             allowed_origins: Vec::new(),

@@ -17,6 +17,9 @@ pub enum ApiError {
     /// Valid credentials, but not for this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The node holds as many connections as it may.
+    #[error("this server is at its connection limit; try another or later")]
+    Overloaded,
     /// The server is draining and takes no new connections.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -27,6 +30,7 @@ impl ApiError {
         match self {
             ApiError::InvalidDocName(_) => (StatusCode::BAD_REQUEST, "invalid_document_name"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::Unauthorized(crate::auth::AuthError::WrongDocument) => {
                 (StatusCode::FORBIDDEN, "forbidden")
             }

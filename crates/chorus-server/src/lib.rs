@@ -14,6 +14,7 @@
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
 //! - [`relay`]: scale-out through Redis pub/sub.
+//! - [`limits`]: per-connection rates and presence rules.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`export`]: a document's content as JSON.
 //! - [`error`]: HTTP errors.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod export;
+pub mod limits;
 pub mod metrics;
 pub mod relay;
 pub mod room;

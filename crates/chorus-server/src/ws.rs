@@ -7,6 +7,7 @@
 //! connection's [`CloseSignal`], the room is told through [`RoomHandle::leave`].
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -26,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::Mode;
 use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
 use crate::error::ApiError;
+use crate::limits::ConnectionRules;
 use crate::metrics;
 use crate::room::{JoinRefused, RoomHandle};
 
@@ -65,6 +67,10 @@ pub(crate) async fn upgrade(
     if state.shutdown.is_cancelled() {
         metrics::connection_rejected("shutting_down");
         return ApiError::ShuttingDown.into_response();
+    }
+    if state.open_connections.load(Ordering::Relaxed) >= state.config.max_connections {
+        metrics::connection_rejected("node_full");
+        return ApiError::Overloaded.into_response();
     }
     if !origin_allowed(&state.config.allowed_origins, &headers) {
         metrics::connection_rejected("origin");
@@ -127,6 +133,7 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
     async move {
         let metrics = metrics::get();
         metrics.connections.increment(1.0);
+        state.open_connections.fetch_add(1, Ordering::Relaxed);
         let (outbox_tx, outbox_rx) = mpsc::channel(state.config.outbox_capacity);
         let close = CloseSignal::new();
         let (sink, stream) = socket.split();
@@ -149,6 +156,11 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
                     peer_timeout: state.config.peer_timeout,
                     shutdown: &state.shutdown,
                     expires_at: grant.expires_at,
+                    rules: ConnectionRules::new(
+                        state.config.max_messages_per_second,
+                        state.config.max_bytes_per_second,
+                        state.config.max_message_bytes,
+                    ),
                 };
                 read_loop(stream, peer).await;
                 room.leave(conn).await;
@@ -159,6 +171,7 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
             Err(JoinRefused::LoadFailed) => {
                 close.close(close_code::INTERNAL_ERROR, "document could not be loaded")
             }
+            Err(JoinRefused::RoomFull) => close.close(close_code::TRY_AGAIN_LATER, "room is full"),
         }
         let _ = writer.await;
         if let Some(CloseReason { code, reason }) = close.reason() {
@@ -166,6 +179,7 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
             metrics::connection_closed(code);
         }
         metrics.connections.decrement(1.0);
+        state.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
     .instrument(span)
     .await
@@ -181,6 +195,7 @@ struct ReadSide<'a> {
     peer_timeout: Duration,
     shutdown: &'a CancellationToken,
     expires_at: Option<Instant>,
+    rules: ConnectionRules,
 }
 
 async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
@@ -191,6 +206,7 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
         peer_timeout,
         shutdown,
         expires_at,
+        mut rules,
     } = side;
     loop {
         let next = tokio::select! {
@@ -219,8 +235,12 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
         match frame {
             WsMessage::Binary(bytes) => {
                 metrics::get().message_in(&bytes);
-                match check(&bytes) {
-                    Ok(msg) => {
+                match rules
+                    .admit(bytes.len())
+                    .and_then(|()| check(&bytes, &mut rules))
+                {
+                    Ok(None) => {}
+                    Ok(Some(msg)) => {
                         if room.send(conn, msg).await.is_err() {
                             // The room stopped: for shutdown, or because it failed.
                             if shutdown.is_cancelled() {
@@ -259,13 +279,17 @@ async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
 /// Decodes a frame and, for document updates, runs the bounded validator, so that yrs never
 /// sees an update that could crash, stall or fork it. Errors carry the close code: 1007 for
 /// malformed input, 1008 for input over a limit.
-fn check(frame: &Bytes) -> Result<Message, (u16, String)> {
+fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, (u16, String)> {
     let msg = Message::decode(frame).map_err(|error| {
         (
             close_code::INVALID_PAYLOAD,
             format!("malformed message: {error}"),
         )
     })?;
+    if let Message::Awareness(update) = msg {
+        let own = rules.check_awareness(update)?;
+        return Ok((!own.entries.is_empty()).then_some(Message::Awareness(own)));
+    }
     if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) = &msg {
         validate_update_v1(update, &UpdateLimits::default()).map_err(|error| {
             let code = if error.is_limit() {
@@ -276,7 +300,7 @@ fn check(frame: &Bytes) -> Result<Message, (u16, String)> {
             (code, format!("update refused: {error}"))
         })?;
     }
-    Ok(msg)
+    Ok(Some(msg))
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

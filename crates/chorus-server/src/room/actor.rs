@@ -63,6 +63,8 @@ pub struct RoomSettings {
     /// How often a room shared with other nodes re-exchanges state vectors with them, in case
     /// pub/sub lost a message.
     pub relay_resync_interval: Duration,
+    /// Connections one room accepts.
+    pub max_peers: usize,
 }
 
 /// What a room shares with the rest of the server.
@@ -281,6 +283,10 @@ impl Room {
         peer: Peer,
         joined: tokio::sync::oneshot::Sender<Result<(), JoinRefused>>,
     ) -> Result<(), DocError> {
+        if self.peers.len() >= self.ctx.settings.max_peers {
+            let _ = joined.send(Err(JoinRefused::RoomFull));
+            return Ok(());
+        }
         let step1 = self.doc.step1()?;
         self.peers.insert(conn, peer);
         // Two frames, never one: y-websocket reads only the first message of a frame.

@@ -37,6 +37,9 @@ pub enum JoinRefused {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The room holds as many connections as it may.
+    #[error("the room is full")]
+    RoomFull,
 }
 
 /// The room is no longer running (it unloaded, failed or shut down).

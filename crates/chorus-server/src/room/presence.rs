@@ -55,6 +55,14 @@ impl Presence {
         let mut accepted = Vec::with_capacity(entries.len());
         for entry in entries {
             let current = self.clients.get(&entry.client);
+            // A client id held by one local connection cannot be set from another (the owner
+            // may be a dead socket not yet detected; the id is free once it is dropped).
+            if let (Owner::Local(_), Some(current)) = (owner, current)
+                && matches!(current.owner, Owner::Local(_))
+                && current.owner != owner
+            {
+                continue;
+            }
             let newer = match current {
                 None => !entry.is_removal(),
                 Some(current) => {

@@ -6,6 +6,7 @@ mod crash;
 mod drain;
 mod helpers;
 mod http;
+mod limits;
 mod metrics;
 mod misbehaviour;
 mod persistence;
