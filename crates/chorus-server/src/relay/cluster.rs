@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::redis::{MAX_BACKOFF, NodeWatch, deliver, note_dropped_publish};
+use super::redis::{MAX_BACKOFF, NodeWatch, deliver};
 use super::{Body, Control, Envelope, Relay, RelaySettings};
 use crate::metrics;
 use crate::room::handle::RoomCmd;
@@ -124,19 +124,7 @@ async fn publish(relay: &Relay, conn: &mut ClusterConnection, channel: &str, byt
         .arg(bytes)
         .query_async(conn)
         .await;
-    match published {
-        Ok(_) => {
-            metrics::get().relay_published.increment(1);
-            if relay.inner.publish_gap.swap(false, Ordering::Relaxed) {
-                tracing::info!("relay publishing again; resynchronising rooms");
-                relay.tell_all_rooms(|| RoomCmd::RelayResync);
-            }
-        }
-        Err(error) => {
-            tracing::debug!(%error, "sharded publish failed");
-            note_dropped_publish(&relay.inner.publish_gap);
-        }
-    }
+    relay.published(published);
 }
 
 fn on_push(relay: &Relay, nodes: &mut NodeWatch, confirmed: &mut HashSet<String>, push: PushInfo) {

@@ -190,6 +190,24 @@ impl Relay {
         self.publish(doc, Body::Update(ByteBuf::from(update.to_vec())));
     }
 
+    /// Records how one publish went: a success after a gap makes every room resynchronise, a
+    /// failure opens a gap.
+    fn published(&self, outcome: ::redis::RedisResult<i64>) {
+        match outcome {
+            Ok(_) => {
+                crate::metrics::get().relay_published.increment(1);
+                if self.inner.publish_gap.swap(false, Ordering::Relaxed) {
+                    tracing::info!("relay publishing again; resynchronising rooms");
+                    self.tell_all_rooms(|| RoomCmd::RelayResync);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "relay publish failed");
+                redis::note_dropped_publish(&self.inner.publish_gap);
+            }
+        }
+    }
+
     fn channel(&self, doc: &DocName) -> String {
         format!("{}:room:{}", self.inner.prefix, doc)
     }

@@ -71,19 +71,7 @@ pub(super) async fn publish_loop(
             continue;
         };
         let published: redis::RedisResult<i64> = manager.publish(&channel, bytes).await;
-        match published {
-            Ok(_) => {
-                metrics::get().relay_published.increment(1);
-                if relay.inner.publish_gap.swap(false, Ordering::Relaxed) {
-                    tracing::info!("relay publishing again; resynchronising rooms");
-                    relay.tell_all_rooms(|| RoomCmd::RelayResync);
-                }
-            }
-            Err(error) => {
-                tracing::debug!(%error, "relay publish failed");
-                note_dropped_publish(&relay.inner.publish_gap);
-            }
-        }
+        relay.published(published);
     }
 }
 

@@ -49,16 +49,22 @@ async fn node(dir: PathBuf, prefix: &str) -> TestApp {
     .await
 }
 
+/// Two nodes sharing the test Redis under a fresh prefix, each with its own data directory.
+async fn two_nodes() -> (TestApp, TestApp, [tempfile::TempDir; 2]) {
+    let prefix = unique_prefix();
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let a = node(dirs[0].path().into(), &prefix).await;
+    let b = node(dirs[1].path().into(), &prefix).await;
+    (a, b, dirs)
+}
+
 #[tokio::test]
 async fn an_edit_on_one_node_reaches_a_client_on_another() {
     require_redis().await;
-    let prefix = unique_prefix();
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path().into(), &prefix).await;
-    let b = node(dir_b.path().into(), &prefix).await;
+    let (a, b, _dirs) = two_nodes().await;
 
     let mut alice = TestClient::connect_synced(&a.ws_url("shared")).await;
     let mut bob = TestClient::connect_synced(&b.ws_url("shared")).await;
@@ -82,13 +88,7 @@ async fn an_edit_on_one_node_reaches_a_client_on_another() {
 #[tokio::test]
 async fn a_node_that_loads_a_room_later_receives_what_it_lacks() {
     require_redis().await;
-    let prefix = unique_prefix();
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path().into(), &prefix).await;
-    let b = node(dir_b.path().into(), &prefix).await;
+    let (a, b, _dirs) = two_nodes().await;
     let mut alice = TestClient::connect_synced(&a.ws_url("history")).await;
     alice.type_text("written before B had the room").await;
     // B has its own empty data dir: only the relay's state-vector exchange can fill it.
@@ -104,13 +104,7 @@ async fn a_node_that_loads_a_room_later_receives_what_it_lacks() {
 #[tokio::test]
 async fn awareness_crosses_nodes_and_is_removed_when_the_client_leaves() {
     require_redis().await;
-    let prefix = unique_prefix();
-    let (dir_a, dir_b) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = node(dir_a.path().into(), &prefix).await;
-    let b = node(dir_b.path().into(), &prefix).await;
+    let (a, b, _dirs) = two_nodes().await;
     let mut alice = TestClient::connect_synced(&a.ws_url("presence")).await;
     let mut bob = TestClient::connect_synced(&b.ws_url("presence")).await;
     alice.set_awareness(21, 1, r#"{"user":"alice"}"#).await;
