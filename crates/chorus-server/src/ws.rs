@@ -185,8 +185,6 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
     .await
 }
 
-/// Reads frames until the peer leaves, breaks a rule, goes silent, or the connection is closed
-/// from elsewhere. Every way out raises the close signal, which stops the writer.
 /// What the reader of one connection works with.
 struct ReadSide<'a> {
     room: &'a RoomHandle,
@@ -198,6 +196,8 @@ struct ReadSide<'a> {
     rules: ConnectionRules,
 }
 
+/// Reads frames until the peer leaves, breaks a rule, goes silent, or the connection is closed
+/// from elsewhere. Every way out raises the close signal, which stops the writer.
 async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
     let ReadSide {
         room,
