@@ -13,6 +13,13 @@ pub const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
 /// clocks for ever).
 const MAX_CLOCK_STEP: u32 = 1 << 20;
 
+/// Sync step 1 and query-awareness messages answered per second per connection. Each answer can
+/// be the whole document or every presence state, so a client asking in a loop would make the
+/// server send far more than it receives; one a second (bursts of four) covers reconnects and
+/// y-websocket's optional periodic resync.
+const ANSWERS_PER_SECOND: f64 = 1.0;
+const ANSWER_BURST: f64 = 4.0;
+
 /// A token bucket: `rate` per second, bursts up to `burst`.
 #[derive(Debug)]
 pub struct Bucket {
@@ -52,6 +59,7 @@ impl Bucket {
 pub struct ConnectionRules {
     messages: Bucket,
     bytes: Bucket,
+    answers: Bucket,
     /// The awareness client id this connection announced first; the only one it may touch.
     own_client: Option<u64>,
     last_clock: Option<u32>,
@@ -69,6 +77,7 @@ impl ConnectionRules {
         Self {
             messages: Bucket::new(rate, (rate * 2.0).max(1.0)),
             bytes: Bucket::new(byte_rate, byte_rate.max(max_message_bytes as f64)),
+            answers: Bucket::new(ANSWERS_PER_SECOND, ANSWER_BURST),
             own_client: None,
             last_clock: None,
         }
@@ -86,6 +95,12 @@ impl ConnectionRules {
             return Err((close_code::POLICY, "too many bytes per second".into()));
         }
         Ok(())
+    }
+
+    /// Whether a message that asks for a (possibly large) answer may be answered now; beyond the
+    /// rate it is ignored, not refused.
+    pub fn may_answer(&mut self) -> bool {
+        self.answers.take(1.0)
     }
 
     /// Keeps only the entries about the connection's own client id (the first it announced) and
@@ -190,6 +205,13 @@ mod tests {
             rules.check_awareness(update(1, 0, big)).map_err(|e| e.0),
             Err(1008)
         );
+    }
+
+    #[test]
+    fn answers_are_rationed() {
+        let mut rules = ConnectionRules::new(100, 1 << 20, 1 << 20);
+        let answered = (0..20).filter(|_| rules.may_answer()).count();
+        assert_eq!(answered, 4);
     }
 
     #[test]

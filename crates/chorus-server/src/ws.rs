@@ -286,6 +286,13 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
             format!("malformed message: {error}"),
         )
     })?;
+    if matches!(
+        msg,
+        Message::Sync(SyncMessage::Step1(_)) | Message::QueryAwareness
+    ) && !rules.may_answer()
+    {
+        return Ok(None);
+    }
     if let Message::Awareness(update) = msg {
         let own = rules.check_awareness(update)?;
         return Ok((!own.entries.is_empty()).then_some(Message::Awareness(own)));

@@ -89,3 +89,29 @@ async fn room_and_node_connection_limits() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn requests_for_large_answers_are_rationed() {
+    use chorus_protocol::message::{SYNC_STEP1, sync_frame};
+    let (app, _dir) = spawn_app().await;
+    let mut client = TestClient::connect_synced(&app.ws_url("doc")).await;
+    for _ in 0..20 {
+        client.send_raw(sync_frame(SYNC_STEP1, &[0])).await;
+    }
+    // A marker: once its echo is back, every answer that was going to come has come.
+    client.set_awareness(5, 0, "{}").await;
+    client
+        .until("the marker's echo", |c| c.awareness.contains_key(&5))
+        .await;
+    let step2s = client
+        .received
+        .iter()
+        .filter(|f| f.starts_with(&[0, 1]))
+        .count();
+    // A burst of four answers (the connect's included); a slow machine may refill one or two.
+    assert!(
+        (4..=6).contains(&step2s),
+        "{step2s} of 21 step 1s were answered"
+    );
+    app.stop().await;
+}
