@@ -23,11 +23,18 @@ impl Drop for Cluster {
     }
 }
 
+/// A free port whose cluster-bus port (10,000 higher) exists and is free too: redis-server
+/// refuses to start in cluster mode above port 55535.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if port <= 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
