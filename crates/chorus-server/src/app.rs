@@ -229,7 +229,8 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/ws", any(ws::missing_doc))
         .route("/ws/", any(ws::missing_doc))
-        .route("/ws/{*doc}", any(ws::upgrade));
+        .route("/ws/{*doc}", any(ws::upgrade))
+        .merge(crate::api::routes());
     if let Some(dir) = &state.config.static_dir {
         router = router.fallback_service(ServeDir::new(dir));
     }

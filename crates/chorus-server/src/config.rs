@@ -121,6 +121,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<Secret>,
 
+    /// Bearer key for the HTTP API under /api/v1 (servers only; never give it to browsers).
+    /// Without it the API is off.
+    #[arg(long, env = "CHORUS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+
     /// PEM public key (RSA for RS256, P-256 EC for ES256) that client tokens are signed for.
     #[arg(long, env = "CHORUS_AUTH_PUBLIC_KEY")]
     pub auth_public_key: Option<PathBuf>,
@@ -387,6 +392,7 @@ impl Config {
             max_messages_per_second: 200,
             max_bytes_per_second: 4 * 1024 * 1024,
             auth_secret: None,
+            api_key: None,
             auth_public_key: None,
             allowed_origins: Vec::new(),
             store: StoreKind::Fs,

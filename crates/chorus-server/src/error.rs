@@ -17,6 +17,15 @@ pub enum ApiError {
     /// Valid credentials, but not for this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A request the API cannot use.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong API key.
+    #[error("a valid API key is required (Authorization: Bearer <key>)")]
+    BadApiKey,
+    /// Something failed on the server; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
     /// The node holds as many connections as it may.
     #[error("this server is at its connection limit; try another or later")]
     Overloaded,
@@ -31,6 +40,9 @@ impl ApiError {
             ApiError::InvalidDocName(_) => (StatusCode::BAD_REQUEST, "invalid_document_name"),
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadApiKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unauthorized(crate::auth::AuthError::WrongDocument) => {
                 (StatusCode::FORBIDDEN, "forbidden")
             }
@@ -43,6 +55,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         (status, Json(body)).into_response()
     }

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`Config`], every setting with its flag, env var and default.
+//! - [`api`]: the HTTP API for servers under `/api/v1`.
 //! - [`app`]: [`Application`]: binds, serves the router, shuts down gracefully.
 //! - [`auth`]: tokens: who may read or write which document.
 //! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
@@ -20,6 +21,7 @@
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;

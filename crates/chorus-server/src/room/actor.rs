@@ -268,6 +268,12 @@ impl Room {
                 Ok(())
             }
             RoomCmd::Remote { origin, body } => self.remote(origin, body),
+            RoomCmd::Read { since, reply } => {
+                let frame = self.doc.step2(&since.unwrap_or_default())?;
+                let _ = reply.send(Ok(sync_payload(&frame)));
+                Ok(())
+            }
+            RoomCmd::Write { update, reply } => self.server_write(&update, reply),
             RoomCmd::RelayResync => self.request_sync(),
             RoomCmd::NodeGone(node) => {
                 let removed = self.presence.remove_owner(Owner::Remote(node));
@@ -497,6 +503,36 @@ impl Room {
         self.publish_presence(&to_publish);
     }
 
+    /// Applies an update from the HTTP API: like a client's, but every connection gets it.
+    fn server_write(
+        &mut self,
+        update: &[u8],
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    ) -> Result<(), DocError> {
+        match self.doc.apply(update) {
+            Ok(Some(delta)) => {
+                let then = Outgoing::Broadcast {
+                    frame: delta.clone(),
+                    except: None,
+                    publish: true,
+                };
+                self.durable.push_update(sync_payload(&delta), then);
+                self.mark_dirty();
+            }
+            Ok(None) => {}
+            Err(DocError::Invalid(reason)) => {
+                let _ = reply.send(Err(reason));
+                return Ok(());
+            }
+            Err(DocError::Panicked) => return Err(DocError::Panicked),
+        }
+        if let Some(ack) = self.durable.push_reply(Outgoing::Ack(reply)) {
+            self.send_out(ack);
+        }
+        self.pump_log();
+        Ok(())
+    }
+
     /// Starts the next log append if none is running, and sends what needs no waiting.
     fn pump_log(&mut self) {
         let ready = self.durable.start(&self.ctx.tracker, &self.ctx.shutdown);
@@ -523,6 +559,9 @@ impl Room {
                 }
             }
             Outgoing::Reply { conn, frame } => self.send_to(conn, frame),
+            Outgoing::Ack(reply) => {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 

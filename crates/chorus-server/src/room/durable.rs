@@ -36,6 +36,8 @@ pub(crate) enum Outgoing {
     },
     /// A frame for one connection (a sync step 2).
     Reply { conn: ConnId, frame: Bytes },
+    /// The answer to a server-side write.
+    Ack(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
 /// The room's side of its update log.

@@ -1,6 +1,7 @@
 //! The only way into a room: a cloneable handle that sends [`RoomCmd`]s to its actor.
 
-use chorus_protocol::{DocName, Message};
+use bytes::Bytes;
+use chorus_protocol::{DocName, Message, StateVector};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{ConnId, Peer};
@@ -20,6 +21,18 @@ pub(crate) enum RoomCmd {
     Message { conn: ConnId, msg: Message },
     /// A connection has gone; its awareness states go with it.
     Leave { conn: ConnId },
+    /// A server-side read: what a peer with state vector `since` lacks (everything if `None`),
+    /// as one Yjs v1 update.
+    Read {
+        since: Option<StateVector>,
+        reply: oneshot::Sender<Result<Bytes, String>>,
+    },
+    /// A server-side write (the HTTP API): applied, logged and relayed like a client's update;
+    /// answered once it is durable.
+    Write {
+        update: Bytes,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// What another node published on this room's channel.
     Remote { origin: NodeId, body: Body },
     /// Messages between nodes may have been lost: exchange state vectors again.
@@ -110,6 +123,35 @@ impl RoomHandle {
             .send(RoomCmd::Message { conn, msg })
             .await
             .map_err(|_| RoomGone)
+    }
+
+    /// Reads the document (or what a peer at `since` lacks) as one Yjs v1 update.
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room stopped; the inner error when the document could not be read.
+    pub(crate) async fn read(
+        &self,
+        since: Option<StateVector>,
+    ) -> Result<Result<Bytes, String>, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.cmd_tx
+            .send(RoomCmd::Read { since, reply })
+            .await
+            .map_err(|_| RoomGone)?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Applies a Yjs v1 update as the server; returns once it is durable.
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room stopped; the inner error when the update was refused.
+    pub(crate) async fn write(&self, update: Bytes) -> Result<Result<(), String>, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.cmd_tx
+            .send(RoomCmd::Write { update, reply })
+            .await
+            .map_err(|_| RoomGone)?;
+        answer.await.map_err(|_| RoomGone)
     }
 
     /// Tells the room a connection has gone. A room that has stopped needs no telling.

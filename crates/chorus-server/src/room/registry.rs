@@ -88,6 +88,24 @@ impl Rooms {
         Err(JoinRefused::LoadFailed)
     }
 
+    /// The room of `doc`, started if needed, for server-side reads and writes. Retries while the
+    /// room it finds is just unloading.
+    ///
+    /// # Errors
+    /// [`JoinRefused`] when the server is shutting down or the document cannot be loaded.
+    pub(crate) async fn with_room<T, F, Fut>(&self, doc: &DocName, f: F) -> Result<T, JoinRefused>
+    where
+        F: Fn(RoomHandle) -> Fut,
+        Fut: std::future::Future<Output = Result<T, super::RoomGone>>,
+    {
+        for _ in 0..JOIN_ATTEMPTS {
+            if let Ok(value) = f(self.get_or_spawn(doc)?).await {
+                return Ok(value);
+            }
+        }
+        Err(JoinRefused::LoadFailed)
+    }
+
     /// Number of rooms in memory.
     pub fn len(&self) -> usize {
         self.rooms().len()

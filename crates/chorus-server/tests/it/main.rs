@@ -1,5 +1,6 @@
 //! Integration tests: the real server on 127.0.0.1:0 and real WebSocket clients.
 
+mod api;
 mod auth;
 mod awareness;
 mod crash;
