@@ -1,0 +1,427 @@
+"""Writes BENCHMARKS.md from results.json: machine, versions, command, tables, targets, charts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from . import figures as fig
+from .scenarios import SCENARIOS
+from .targets import TARGETS, Verdict, evaluate
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a figure of one step, shown for every server."""
+
+    label: str
+    step: int
+    metric: str
+    kind: str = "num"
+    # Index into TARGETS when Chorus's value is compared with a target.
+    target: int | None = None
+
+
+def _t(text: str) -> int:
+    """Index of the target whose text starts with ``text``."""
+    return next(i for i, t in enumerate(TARGETS) if t.text.startswith(text))
+
+
+def _run_rows(step: int, verify: bool = False, cpu_target: int | None = None) -> list[Row]:
+    rows = [
+        Row("deliveries/s (measured window)", step, "deliveries_per_s", "int"),
+        Row("latency p50 (ms)", step, "p50_ms"),
+        Row("latency p99 (ms)", step, "p99_ms"),
+        Row("latency p99.9 (ms)", step, "p999_ms"),
+        Row("latency max (ms)", step, "max_ms"),
+        Row("lost / duplicated deliveries", step, "lost_dup", "str"),
+        Row("updates echoed to their sender", step, "echoed", "int"),
+    ]
+    if verify:
+        rows.append(Row("`--verify` (documents converge, exactly once)", step, "verify", "str"))
+    rows += [
+        Row("server CPU, measured window (% of one core)", step, "server_cpu_pct", "pct"),
+        Row("server CPU per delivery (µs)", step, "cpu_us_per_delivery", "num", cpu_target),
+        Row("server peak RSS during the step (MiB)", step, "server_peak_rss_mib", "num"),
+        Row("generator CPU (% of one core)", step, "generator_cpu_pct", "pct"),
+        Row("generator health", step, "generator_flag", "str"),
+    ]
+    return rows
+
+
+def _presence_rows(step: int, cpu_target: int | None) -> list[Row]:
+    return [
+        Row("presence deliveries/s", step, "presence_per_s", "int"),
+        Row("presence latency p50 (ms)", step, "presence_p50_ms"),
+        Row("presence latency p99 (ms)", step, "presence_p99_ms"),
+        Row("receivers missing a sender's final state", step, "presence_missing", "int"),
+        Row("connections synced / dropped", step, "synced_dropped", "str"),
+        Row("server CPU, measured window (% of one core)", step, "server_cpu_pct", "pct", cpu_target),
+        Row("server CPU per presence delivery (µs)", step, "cpu_us_per_delivery"),
+        Row("server peak RSS during the step (MiB)", step, "server_peak_rss_mib"),
+        Row("generator CPU (% of one core)", step, "generator_cpu_pct", "pct"),
+        Row("generator health", step, "generator_flag", "str"),
+    ]
+
+
+def _idle_rows(step: int, kb_target: int, held_target: int | None) -> list[Row]:
+    return [
+        Row("connections synced / attempted", step, "synced_attempted", "str", held_target),
+        Row("failed / dropped while held", step, "failed_dropped", "str"),
+        Row("server memory per connection (KB = 1,000 B)", step, "kb_per_conn", "num", kb_target),
+        Row("server memory per connection (KiB)", step, "kib_per_conn"),
+        Row("server RSS before → after (MiB)", step, "rss_before_after", "str"),
+        Row("time to open all (s)", step, "open_all_s"),
+        Row("handshake p99 (ms)", step, "handshake_p99_ms"),
+    ]
+
+
+def _join_rows(step: int, p50_target: int | None, max_target: int | None, rss_target: int | None) -> list[Row]:
+    return [
+        Row("joiners that got the whole document", step, "succeeded_joiners", "str"),
+        Row("connect → step 2 received, p50 (ms)", step, "step2_p50_ms", "num", p50_target),
+        Row("connect → step 2 received, p99 (ms)", step, "step2_p99_ms"),
+        Row("connect → step 2 received, slowest (ms)", step, "step2_max_ms", "num", max_target),
+        Row("connect → step 2 applied (client yrs), p50 (ms)", step, "applied_p50_ms"),
+        Row("connect → step 2 applied, slowest (ms)", step, "applied_max_ms"),
+        Row("step 2 size (MB)", step, "step2_mb"),
+        Row("server RSS with the document loaded (MiB)", step, "rss_seeded_mib"),
+        Row("server peak RSS during the joins (MiB, 10 ms samples)", step, "peak_rss_mib", "num", rss_target),
+        Row("server VmHWM at the end (MiB)", step, "vm_hwm_mib"),
+    ]
+
+
+def _cross_rows() -> list[Row]:
+    rows = []
+    for step, label in ((0, "two nodes"), (1, "one node")):
+        rows += [
+            Row(f"{label}: deliveries/s", step, "deliveries_per_s", "int"),
+            Row(f"{label}: latency p50 / p99 (ms), all deliveries", step, "p50_p99", "str"),
+            Row(f"{label}: lost / duplicated", step, "lost_dup", "str"),
+            Row(f"{label}: `--verify`", step, "verify", "str"),
+            Row(f"{label}: presence p99 (ms)", step, "presence_p99_ms"),
+            Row(f"{label}: server CPU, all nodes (% of one core)", step, "server_cpu_pct", "pct"),
+            Row(f"{label}: generator health", step, "generator_flag", "str"),
+        ]
+    rows.insert(2, Row("two nodes: cross-node latency p50 / p99 (ms)", 0, "cross_p50_p99", "str"))
+    return rows
+
+
+def _rooms_title(st: dict) -> str:
+    if st.get("rooms") == 1:
+        return f"one room of {st.get('users')} users"
+    return f"{st.get('rooms')} rooms × {st.get('users')} users"
+
+
+# Per scenario: (title from the step's effective settings, rows) per table.
+TABLES: dict[str, list[tuple[Callable[[dict], str], list[Row]]]] = {
+    "A": [(lambda st: "", _run_rows(0, verify=True, cpu_target=_t("A: server CPU")))],
+    "B": [(lambda st: "", [r if r.metric != "p99_ms" else Row(r.label, 0, r.metric, r.kind, _t("B: p99"))
+                           for r in _run_rows(0, cpu_target=_t("B: server CPU"))])],
+    "C": [(lambda st: f"{st.get('connections', 0):,} idle connections",
+           _idle_rows(0, _t("C: idle memory ≤ 4.5 KB per connection (5"), None)),
+          (lambda st: f"{st.get('connections', 0):,} idle connections",
+           _idle_rows(1, _t("C: idle memory ≤ 4.5 KB per connection (19"), _t("C: 19,900")))],
+    "D": [(lambda st: f"{st.get('joiners')} joiners of a {st.get('doc_size_mib', 0):g} MiB document, one after another",
+           _join_rows(0, _t("D: 10 MiB"), None, None)),
+          (lambda st: f"{st.get('joiners')} joiners of a {st.get('doc_size_mib', 0) * 1.048576:.0f} MB document"
+                      + (" at once" if st.get("concurrent") else ", one after another"),
+           _join_rows(1, None, _t("D: 150"), _t("D: peak")))],
+    "P": [(_rooms_title, _presence_rows(0, None)), (_rooms_title, _presence_rows(1, _t("P:")))],
+    "X": [(lambda st: "", _cross_rows())],
+}
+
+
+def _derived(f: dict, metric: str):
+    """Figures shown combined in one cell."""
+    def n(v):
+        return "—" if v is None else f"{v:,}" if isinstance(v, int) else _num(v)
+    if metric == "lost_dup":
+        return None if f.get("lost") is None else f"{n(f.get('lost'))} / {n(f.get('duplicated'))}"
+    if metric == "synced_attempted":
+        return None if f.get("attempted") is None else f"{n(f.get('synced'))} / {n(f.get('attempted'))}"
+    if metric == "failed_dropped":
+        return None if f.get("failed") is None else f"{n(f.get('failed'))} / {n(f.get('dropped'))}"
+    if metric == "synced_dropped":
+        return None if f.get("synced") is None else f"{n(f.get('synced'))} / {n(f.get('dropped'))}"
+    if metric == "rss_before_after":
+        return None if f.get("rss_after_mib") is None else f"{n(f.get('rss_before_mib'))} → {n(f.get('rss_after_mib'))}"
+    if metric == "succeeded_joiners":
+        return None if f.get("joiners") is None else f"{n(f.get('succeeded'))} / {n(f.get('joiners'))}"
+    if metric == "p50_p99":
+        return None if f.get("p50_ms") is None else f"{n(f['p50_ms'])} / {n(f.get('p99_ms'))}"
+    if metric == "cross_p50_p99":
+        return None if f.get("cross_p50_ms") is None else f"{n(f['cross_p50_ms'])} / {n(f.get('cross_p99_ms'))}"
+    return f.get(metric)
+
+
+def _num(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def cell(value, kind: str) -> str:
+    """A table cell; — when the run produced no value."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if kind == "str" or isinstance(value, str):
+        return str(value).replace("|", "\\|")
+    if kind == "int":
+        return f"{round(value):,}"
+    if kind == "pct":
+        return f"{value:.0f} %"
+    return _num(value)
+
+
+def _server_figures(results: dict, scenario: str, server: str) -> list[dict]:
+    result = results["scenarios"].get(scenario, {}).get(server)
+    return fig.scenario_figures(scenario, result) if result else []
+
+
+def verdicts(results: dict, server: str = "chorus") -> list[Verdict]:
+    """Every target against one server's figures of this run (Chorus by default)."""
+    return [evaluate(t, _server_figures(results, t.scenario, server)) for t in TARGETS]
+
+
+# Configuration variants of Chorus whose figures are shown next to the targets too.
+VARIANTS = ["chorus-fsync-1s", "chorus-memory"]
+
+
+def _target_text(v: Verdict) -> str:
+    t = v.target
+    symbol = {"le": "≤", "ge": "≥", "lt": "<", "eq": "="}.get(t.compare.__name__, "?")
+    if isinstance(t.threshold, bool):
+        return "all held"
+    return f"{symbol} {_num(t.threshold)} {t.unit}".strip()
+
+
+def _verdict_text(v: Verdict) -> str:
+    mark = {"met": "**met**", "missed": "**missed**"}.get(v.verdict, v.verdict)
+    return f"{mark} ({v.note})" if v.note else mark
+
+
+def render(results: dict, charts: dict[str, str], results_rel: str, notes: str | None) -> str:
+    """The whole BENCHMARKS.md."""
+    meta = results["meta"]
+    servers = meta["servers"]
+    labels = {k: results["servers"].get(k, {}).get("label", k) for k in servers}
+    all_verdicts = verdicts(results)
+    out: list[str] = []
+    w = out.append
+    w("# Benchmarks\n")
+    w(f"Chorus against the reference y-websocket servers and a bare relay, all on one machine, in one "
+      f"run of `loadtest/bench/bench.py` ({meta['started']} – {meta['finished']}, "
+      f"{meta['elapsed_min']:.0f} min). "
+      f"The load generator is `chorus-loadtest` (`loadtest/README.md`), which every server saw unchanged. "
+      f"Raw data: [`{results_rel}/results.json`]({results_rel}/results.json).\n")
+    if meta["quick"]:
+        w("**Quick mode:** shorter durations and fewer connections and joiners than the scenario files; "
+          "targets that depend on the full size show as *not comparable*.\n")
+    if meta.get("incomplete"):
+        w(f"**This run did not finish:** {meta['incomplete']}\n")
+
+    w("## Targets (Chorus)\n")
+    variants = [k for k in VARIANTS if k in servers]
+    variant_verdicts = [verdicts(results, k) for k in variants]
+    w("| target | Chorus | target | met / missed | " + " | ".join(labels[k] for k in variants)
+      + (" |" if variants else ""))
+    w("|---|---|---|---|" + "---|" * len(variants))
+    for i, v in enumerate(all_verdicts):
+        line = f"| {v.target.text} | {cell(v.value, 'num')} | {_target_text(v)} | {_verdict_text(v)} |"
+        for vv in variant_verdicts:
+            other = vv[i]
+            line += (f" {cell(other.value, 'num')} ({other.verdict}) |" if other.value is not None else " — |")
+        w(line)
+    w("")
+    if variants:
+        w("The variant columns are the same binary with other settings, for comparison; the targets are "
+          "judged on Chorus as it ships (its defaults).\n")
+
+    w("## Machine\n")
+    m = meta["machine"]
+    mem = m.get("mem_total_kib")
+    w(f"- CPU: {m['cpu_model']}, `nproc` = {m['nproc']}")
+    w(f"- Memory: {mem / 1048576:.1f} GiB" if mem else "- Memory: unknown")
+    w(f"- Kernel: {m['kernel']} ({m['os']})")
+    w(f"- Open files (soft, hard) after raising the soft limit: {m.get('nofile_limit_raised')}")
+    w(f"- Load average at the start / end: {meta.get('loadavg_start')} / {meta.get('loadavg_end')} "
+      "(the machine is shared with other work; each step's own load averages are in results.json)")
+    w("- Generator and servers share the machine's cores: every figure includes that competition.\n")
+
+    w("## Versions\n")
+    w(f"- Chorus: `{m['git_commit']}`{' with uncommitted changes' if m.get('git_dirty') else ''}, "
+      f"release build; {m['rustc']}")
+    w(f"- Node {m['node']}, npm {m['npm']}; {m['redis_server']}; Python {m['python']}")
+    w("")
+    w("| server | role | version (as installed) | notes |")
+    w("|---|---|---|---|")
+    for key in servers:
+        s = results["servers"].get(key, {})
+        notes_cell = "; ".join(s.get("notes", []) + ([f"NOT RUN: {s['error']}"] if s.get("error") else []))
+        w(f"| {labels[key]} | {s.get('role', '')} | {cell(s.get('version'), 'str')} | {cell(notes_cell, 'str')} |")
+    w("")
+
+    w("## Command\n")
+    w("```sh")
+    w(meta["build_command"])
+    w(meta["command"])
+    w("```\n")
+    w("Each step of a scenario ran against a freshly started server on 127.0.0.1 (port 0 or a free port), "
+      "which was stopped with SIGTERM afterwards; the stages of S share one server, as `chorus-loadtest ramp`'s "
+      "do. The generator's exact command line of every step is in results.json.\n")
+
+    w("## How to read the figures\n")
+    w("- **Deliveries/s**: deliveries of updates sent in the measured window, divided by its length. "
+      "A delivery is one update arriving at one other user of its room.")
+    w("- **Latency**: from just before the send to the moment the receiver reads the frame (HdrHistogram).")
+    w("- **Server CPU per delivery** = server CPU time over the measured window (from /proc, by the generator) "
+      "÷ deliveries in that window. For presence-only runs, ÷ presence deliveries.")
+    w("- **Peak RSS during the step**: the bench's own /proc sampler (every 0.25 s) over the whole step. "
+      "D's peak during the joins comes from the generator's 10 ms sampler.")
+    w("- **Generator health**: *ticks late* means the generator's send ticks fired more than 20 ms late at p99 "
+      "(the machine was busy), *generator saturated* that the generator used > 85 % of its cores; latency then "
+      "includes the generator's own queueing.")
+    w("- The reference servers echo every update to its sender too (y-websocket's design); those echoes are "
+      "counted apart and are part of their CPU cost.\n")
+
+    for key, scn in SCENARIOS.items():
+        if key not in meta["scenarios"]:
+            continue
+        w(f"## {key}: {scn.title}\n")
+        w(f"Scenario file: `loadtest/scenarios/{scn.file}`" +
+          (f"; overrides: `{_overrides_text(scn, meta['quick'])}`" if _overrides_text(scn, meta['quick']) else "") + ".\n")
+        by_server = results["scenarios"].get(key, {})
+        cols = [s for s in servers if s in by_server]
+        skipped = [(s, by_server[s].get("skipped")) for s in cols if by_server[s].get("skipped")]
+        cols = [s for s in cols if not by_server[s].get("skipped")]
+        if key == "S":
+            _ramp_section(w, results, cols, labels)
+        else:
+            settings = results.get("settings", {}).get(key, [])
+            for i, (title_of, rows) in enumerate(TABLES[key]):
+                title = title_of(settings[i] if i < len(settings) else {})
+                if title:
+                    w(f"**{title}**\n")
+                _table(w, results, key, cols, labels, rows, all_verdicts)
+        for s, reason in skipped:
+            w(f"- {labels[s]}: not run: {reason}")
+        _errors(w, results, key, cols, labels)
+        _scenario_charts(w, key, charts, results, cols, labels, results_rel)
+        w("")
+
+    if notes:
+        w("## Notes on this run\n")
+        w(notes.strip() + "\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _overrides_text(scn, quick: bool) -> str:
+    overrides = scn.quick if quick else scn.full
+    parts = []
+    for step, flags in sorted(overrides.items()):
+        flags_text = " ".join(f"{k}={v}" for k, v in flags.items())
+        parts.append(f"step {step + 1}: {flags_text}")
+    return "; ".join(parts)
+
+
+def _table(w, results, key, cols, labels, rows, all_verdicts) -> None:
+    per_server = {s: fig.scenario_figures(key, results["scenarios"][key][s]) for s in cols}
+    has_target = any(r.target is not None for r in rows)
+    header = "| | " + " | ".join(labels[s] for s in cols) + (" | target | met / missed (Chorus) |" if has_target else " |")
+    w(header)
+    w("|---" * (len(cols) + 1 + (2 if has_target else 0)) + "|")
+    for row in rows:
+        cells = []
+        for s in cols:
+            steps = per_server[s]
+            f = steps[row.step] if row.step < len(steps) else {}
+            cells.append(cell(_derived(f, row.metric), row.kind))
+        line = f"| {row.label} | " + " | ".join(cells)
+        if has_target:
+            if row.target is not None:
+                v = all_verdicts[row.target]
+                line += f" | {_target_text(v)} | {_verdict_text(v)}"
+            else:
+                line += " | |"
+        w(line + " |")
+    w("")
+
+
+def _ramp_section(w, results, cols, labels) -> None:
+    rows = [
+        Row("best deliveries/s with p99 ≤ limit", 0, "best_deliveries_per_s", "int", _t("S: ≥")),
+        Row("rate per typist at that stage (updates/s)", 0, "best_rate"),
+        Row("p99 at that stage (ms)", 0, "best_p99_ms"),
+        Row("server CPU at that stage (% of one core)", 0, "best_cpu_pct", "pct"),
+        Row("server CPU per delivery at that stage (µs)", 0, "best_cpu_us_per_delivery", "num", _t("S: server")),
+        Row("stages run", 0, "stages_run", "int"),
+        Row("why the ramp stopped", 0, "stopped_because", "str"),
+    ]
+    _table(w, results, "S", cols, labels, rows, verdicts(results))
+    w("Stages (deliveries/s → p99 ms, server CPU):\n")
+    for s in cols:
+        steps = fig.scenario_figures("S", results["scenarios"]["S"][s])
+        stages = steps[0]["stages"] if steps else []
+        text = "; ".join(
+            f"{cell(st['deliveries_per_s'], 'int')}/s → {cell(st['p99_ms'], 'num')} ms, {cell(st['server_cpu_pct'], 'pct')}"
+            + (f" ({st['generator_flag']})" if st["generator_flag"] else "")
+            for st in stages
+        )
+        w(f"- {labels[s]}: {text or 'no stage ran'}")
+    w("")
+
+
+def _errors(w, results, key, cols, labels) -> None:
+    for s in cols:
+        for i, f in enumerate(fig.scenario_figures(key, results["scenarios"][key][s])):
+            if f.get("error"):
+                w(f"- {labels[s]}, step {i + 1}: {cell(f['error'], 'str')}")
+        if results["scenarios"][key][s].get("error"):
+            w(f"- {labels[s]}: {cell(results['scenarios'][key][s]['error'], 'str')}")
+
+
+CHARTS_FOR = {
+    "A": ["latency-a-b", "cpu-per-delivery"],
+    "B": ["latency-a-b", "cpu-per-delivery"],
+    "S": ["saturation-ramp", "cpu-per-delivery"],
+    "C": ["idle-memory"],
+    "D": ["join-time", "join-memory"],
+    "P": ["presence-cpu", "cpu-per-delivery"],
+    "X": ["cross-node"],
+}
+
+
+# The chart shown inline in each scenario's section (each chart once).
+EMBED = {"A": "latency-a-b", "B": "cpu-per-delivery", "S": "saturation-ramp", "C": "idle-memory",
+         "D": "join-time", "P": "presence-cpu", "X": "cross-node"}
+
+
+def _scenario_charts(w, key, charts, results, cols, labels, results_rel) -> None:
+    links = [f"[{name}]({results_rel}/{charts[name]})" for name in CHARTS_FOR.get(key, []) if name in charts]
+    timeline = re.compile(rf"^(cpu|rss)-{key.lower()}\d+$")
+    links += [f"[{name}]({results_rel}/{charts[name]})" for name in sorted(charts) if timeline.match(name)]
+    latency = []
+    for s in cols:
+        result = results["scenarios"][key][s]
+        for record in result.get("steps", []):
+            if record.get("chart"):
+                latency.append(f"[{labels[s]} step {record.get('step')}]({results_rel}/{record['chart']})")
+    if links:
+        w("\nCharts: " + ", ".join(links) + ".")
+    if latency:
+        w("Latency over time (generator charts): " + ", ".join(latency) + ".")
+    if (embedded := EMBED.get(key)) in charts:
+        w(f"\n![{embedded}]({results_rel}/{charts[embedded]})")
