@@ -77,10 +77,11 @@ def describe(repo: Path) -> dict:
 
 
 def _git_dirty(repo: Path) -> bool | None:
-    """Whether tracked files differ from HEAD; untracked bench output does not count."""
+    """Whether tracked source files differ from HEAD; the bench's own output does not count."""
     try:
         out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             ":(exclude)BENCHMARKS.md", ":(exclude)loadtest/bench/results*"],
             cwd=repo, capture_output=True, text=True, timeout=30, check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
