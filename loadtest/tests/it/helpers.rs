@@ -173,6 +173,17 @@ pub fn loadtest(args: &[&str]) -> Outcome {
 }
 
 /// A counter from the report, failing the test if it is missing.
+/// Fails the test, with the report and the generator's stderr, unless the run exited 0.
+pub fn assert_succeeded(out: &Outcome) {
+    assert!(
+        out.status.success(),
+        "status {}: {:#}\n{}",
+        out.status,
+        out.report,
+        out.stderr
+    );
+}
+
 pub fn count(report: &serde_json::Value, pointer: &str) -> u64 {
     report
         .pointer(pointer)

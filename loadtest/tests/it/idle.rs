@@ -1,6 +1,6 @@
 //! `idle` against Chorus.
 
-use crate::helpers::{count, loadtest, start_chorus};
+use crate::helpers::{assert_succeeded, count, loadtest, start_chorus};
 
 #[test]
 fn idle_connections_complete_the_handshake_and_report_memory() {
@@ -24,12 +24,7 @@ fn idle_connections_complete_the_handshake_and_report_memory() {
         "--no-progress",
     ]);
     let r = &out.report;
-    assert!(
-        out.status.success(),
-        "status {}: {r:#}\n{}",
-        out.status,
-        out.stderr
-    );
+    assert_succeeded(&out);
     assert_eq!(count(r, "/synced"), 200, "{r:#}");
     assert_eq!(count(r, "/failed"), 0, "{r:#}");
     assert_eq!(count(r, "/dropped_while_held"), 0, "{r:#}");

@@ -1,6 +1,6 @@
 //! `join` against Chorus.
 
-use crate::helpers::{count, loadtest, start_chorus};
+use crate::helpers::{assert_succeeded, count, loadtest, start_chorus};
 
 fn join(concurrent: bool) {
     let server = start_chorus();
@@ -24,12 +24,7 @@ fn join(concurrent: bool) {
     }
     let out = loadtest(&args);
     let r = &out.report;
-    assert!(
-        out.status.success(),
-        "status {}: {r:#}\n{}",
-        out.status,
-        out.stderr
-    );
+    assert_succeeded(&out);
     assert_eq!(count(r, "/doc_chars"), 1 << 20, "{r:#}");
     assert_eq!(count(r, "/seed_updates"), 4, "{r:#}");
     assert_eq!(count(r, "/succeeded"), 3, "{r:#}");

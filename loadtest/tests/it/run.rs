@@ -1,6 +1,6 @@
 //! `run` against Chorus and against the bare relay, with and without injected loss.
 
-use crate::helpers::{count, loadtest, start_chorus, start_relay};
+use crate::helpers::{assert_succeeded, count, loadtest, start_chorus, start_relay};
 
 const SHORT_RUN: &[&str] = &[
     "run",
@@ -48,12 +48,7 @@ fn chorus_delivers_every_update_exactly_once_and_documents_converge() {
     );
     let out = loadtest(&strs(&args));
     let r = &out.report;
-    assert!(
-        out.status.success(),
-        "status {}: {r:#}\n{}",
-        out.status,
-        out.stderr
-    );
+    assert_succeeded(&out);
     assert_eq!(count(r, "/connections/synced"), 8, "{r:#}");
     assert!(count(r, "/updates/sent") > 0, "{r:#}");
     assert!(count(r, "/updates/delivered") > 0, "{r:#}");
@@ -81,12 +76,7 @@ fn users_spread_over_several_urls_report_cross_node_latency() {
     let args = with(SHORT_RUN, &["--url", &url, "--url", &url]);
     let out = loadtest(&strs(&args));
     let r = &out.report;
-    assert!(
-        out.status.success(),
-        "status {}: {r:#}\n{}",
-        out.status,
-        out.stderr
-    );
+    assert_succeeded(&out);
     assert_eq!(count(r, "/updates/lost"), 0, "{r:#}");
     assert!(
         count(r, "/updates/cross_node_latency_ms/count") > 0,
@@ -105,12 +95,7 @@ fn the_bare_relay_is_lossless() {
     let args = with(SHORT_RUN, &["--url", &url, "--verify"]);
     let out = loadtest(&strs(&args));
     let r = &out.report;
-    assert!(
-        out.status.success(),
-        "status {}: {r:#}\n{}",
-        out.status,
-        out.stderr
-    );
+    assert_succeeded(&out);
     assert!(count(r, "/updates/delivered") > 0, "{r:#}");
     assert_eq!(count(r, "/updates/lost"), 0, "{r:#}");
     assert_eq!(r["verify"]["ok"], true, "{r:#}");
