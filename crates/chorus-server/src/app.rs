@@ -18,9 +18,13 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
+use crate::auth_callback::AuthCallback;
+use crate::changes::Changes;
 use crate::config::Config;
-use crate::relay::{Relay, RelaySettings};
-use crate::room::{RoomSettings, Rooms};
+use crate::embed::{Chorus, ChorusBuilder};
+use crate::hooks::Hooks;
+use crate::relay::Relay;
+use crate::room::Rooms;
 use crate::ws;
 
 /// What every request handler can reach.
@@ -38,16 +42,22 @@ pub struct AppState {
     pub relay: Option<Relay>,
     /// Token checks, unless the server runs open.
     pub auth: Option<Arc<Authenticator>>,
+    /// The backend asked about each connection, with `--auth-callback-url`.
+    pub auth_callback: Option<Arc<AuthCallback>>,
+    /// The embedding application's hooks.
+    pub hooks: Arc<dyn Hooks>,
+    /// Change notifications, when someone listens.
+    pub(crate) changes: Option<Changes>,
     /// WebSocket connections open now, against `--max-connections`.
     pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
-    ready: Arc<AtomicBool>,
+    pub(crate) ready: Arc<AtomicBool>,
 }
 
 /// A bound, not yet running server.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    state: AppState,
+    chorus: Chorus,
 }
 
 impl Application {
@@ -57,19 +67,7 @@ impl Application {
     /// Invalid settings (every problem listed), an unusable data directory, or a port that
     /// cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config
-            .validate()
-            .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-        let store_config = config
-            .store_config()
-            .map_err(|problem| anyhow::anyhow!("invalid configuration:\n{problem}"))?;
-        let backends = chorus_store::open(&store_config).await.with_context(|| {
-            format!(
-                "opening the store {store_config:?} (for files: set --data-dir / CHORUS_DATA_DIR to a \
-                 writable directory; for Redis: check --store-redis-url)"
-            )
-        })?;
-        Self::build_with_store(config, backends).await
+        Self::from_builder(Chorus::builder().config(config)).await
     }
 
     /// As [`Application::build`], with a snapshot store and update log of the caller's choice.
@@ -78,74 +76,27 @@ impl Application {
     /// Invalid settings or a port that cannot be bound.
     pub async fn build_with_store(
         config: Config,
-        backends: (Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>),
+        (snapshots, log): (Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>),
     ) -> anyhow::Result<Self> {
-        config
-            .validate()
-            .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-        let listener = bind(config.listen).with_context(|| {
+        Self::from_builder(Chorus::builder().config(config).store(snapshots, log)).await
+    }
+
+    /// A standalone server around whatever `builder` sets up.
+    ///
+    /// # Errors
+    /// Invalid settings, a store that cannot be opened, or a port that cannot be bound.
+    pub async fn from_builder(builder: ChorusBuilder) -> anyhow::Result<Self> {
+        let chorus = builder.build().await?;
+        let listen = chorus.state().config.listen;
+        let listener = bind(listen).with_context(|| {
             format!(
-                "binding {} (is another server running? choose another --listen / CHORUS_LISTEN)",
-                config.listen
+                "binding {listen} (is another server running? choose another --listen / CHORUS_LISTEN)"
             )
         })?;
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let settings = RoomSettings {
-            snapshot_interval: config.snapshot_interval,
-            idle_timeout: config.room_idle_timeout,
-            awareness_timeout: config.awareness_timeout,
-            relay_resync_interval: config.relay_resync_interval,
-            max_peers: config.max_connections_per_room,
-        };
-        let relay = match &config.redis_url {
-            Some(url) => Some(Relay::start(
-                RelaySettings {
-                    url: url.clone(),
-                    cluster: config.redis_cluster,
-                    prefix: config.redis_prefix.clone(),
-                    heartbeat_interval: config.node_timeout / 5,
-                    node_timeout: config.node_timeout,
-                },
-                shutdown.clone(),
-                &tracker,
-            )?),
-            None => None,
-        };
-        let auth = match (&config.auth_secret, &config.auth_public_key) {
-            (Some(secret), _) => Some(Arc::new(Authenticator::hs256(secret.0.as_bytes()))),
-            (None, Some(path)) => Some(Arc::new(
-                Authenticator::from_public_key_file(path).map_err(|e| anyhow::anyhow!(e))?,
-            )),
-            (None, None) => None,
-        };
-        match &auth {
-            Some(auth) => tracing::info!(algorithm = ?auth.algorithm(), "client tokens required"),
-            None => tracing::warn!(
-                "no --auth-secret or --auth-public-key: the server is open, anyone who can reach \
-                 it may read and edit every document"
-            ),
-        }
-        let state = AppState {
-            auth,
-            open_connections: Arc::default(),
-            rooms: Rooms::new(
-                backends,
-                relay.clone(),
-                settings,
-                shutdown.clone(),
-                tracker.clone(),
-            ),
-            relay,
-            config: Arc::new(config),
-            shutdown,
-            tracker,
-            ready: Arc::new(AtomicBool::new(true)),
-        };
         Ok(Self {
             listener,
-            router: router(state.clone()),
-            state,
+            router: chorus.router(),
+            chorus,
         })
     }
 
@@ -170,38 +121,24 @@ impl Application {
         let Self {
             listener,
             router,
-            state,
+            chorus,
         } = self;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let state = chorus.state().clone();
         tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "listening");
 
-        let shutdown = state.shutdown.clone();
-        let ready = Arc::clone(&state.ready);
+        let stopping = state.clone();
         tokio::spawn(async move {
             stop.await;
             tracing::info!("shutting down: flushing rooms and closing connections");
-            ready.store(false, Ordering::SeqCst);
-            shutdown.cancel();
+            stopping.begin_shutdown();
         });
 
         axum::serve(listener, router)
             .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
             .await
             .context("serving HTTP")?;
-
-        state.tracker.close();
-        let timeout = state.config.shutdown_timeout;
-        if tokio::time::timeout(timeout, state.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                timeout = %humantime::format_duration(timeout),
-                "rooms or connections did not finish in time; exiting anyway"
-            );
-        } else {
-            tracing::info!("shutdown complete");
-        }
+        state.finish_shutdown().await;
         Ok(())
     }
 }
@@ -222,7 +159,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -130,6 +130,44 @@ pub struct Config {
     #[arg(long, env = "CHORUS_AUTH_PUBLIC_KEY")]
     pub auth_public_key: Option<PathBuf>,
 
+    /// Ask this URL whether a connection may open a document (instead of signed tokens): it is
+    /// posted `{"doc", "token"}` and answers `{"access": "write"|"read"|"deny"}`.
+    #[arg(long, env = "CHORUS_AUTH_CALLBACK_URL")]
+    pub auth_callback_url: Option<reqwest::Url>,
+
+    /// How long an answer of the auth callback is reused for the same token and document.
+    #[arg(long, env = "CHORUS_AUTH_CALLBACK_CACHE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub auth_callback_cache: Duration,
+
+    /// Time limit of one auth-callback request; past it the connection gets 503.
+    #[arg(long, env = "CHORUS_AUTH_CALLBACK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_callback_timeout: Duration,
+
+    /// POST a JSON notice here when a document changes (debounced by --change-debounce).
+    #[arg(long, env = "CHORUS_WEBHOOK_URL")]
+    pub webhook_url: Option<reqwest::Url>,
+
+    /// Key of the webhook's `X-Chorus-Signature: sha256=<HMAC-SHA256 of the body>` header.
+    #[arg(long, env = "CHORUS_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+
+    /// Put the document's content (as JSON) in each webhook notice.
+    #[arg(long, env = "CHORUS_WEBHOOK_INCLUDE_CONTENT")]
+    pub webhook_include_content: bool,
+
+    /// Attempts per webhook notice, the first included; retries back off exponentially.
+    #[arg(long, env = "CHORUS_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: u32,
+
+    /// Time limit of one webhook request.
+    #[arg(long, env = "CHORUS_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// Quiet time after a change before webhooks and change hooks hear of it; a document edited
+    /// without pause is announced at least every five times this.
+    #[arg(long, env = "CHORUS_CHANGE_DEBOUNCE", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub change_debounce: Duration,
+
     /// Origins allowed to open WebSockets, comma-separated (e.g. https://app.example.com);
     /// others get 403, against cross-site WebSocket hijacking. Empty: any origin.
     #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -363,6 +401,48 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.auth_callback_url.is_some()
+            && (self.auth_secret.is_some() || self.auth_public_key.is_some())
+        {
+            problems.push(
+                "--auth-callback-url cannot be combined with --auth-secret / --auth-public-key: \
+                 choose signed tokens or the callback"
+                    .to_owned(),
+            );
+        }
+        for (flag, url) in [
+            (
+                "--auth-callback-url (CHORUS_AUTH_CALLBACK_URL)",
+                &self.auth_callback_url,
+            ),
+            ("--webhook-url (CHORUS_WEBHOOK_URL)", &self.webhook_url),
+        ] {
+            if let Some(url) = url
+                && !matches!(url.scheme(), "http" | "https")
+            {
+                problems.push(format!(
+                    "{flag} must be an http:// or https:// URL, not {url}"
+                ));
+            }
+        }
+        if self.webhook_url.is_some() && self.webhook_max_attempts == 0 {
+            problems.push(
+                "--webhook-max-attempts (CHORUS_WEBHOOK_MAX_ATTEMPTS) must be at least 1"
+                    .to_owned(),
+            );
+        }
+        if self.webhook_secret.is_some() && self.webhook_url.is_none() {
+            problems.push(
+                "--webhook-secret is set but --webhook-url (CHORUS_WEBHOOK_URL) is not: set the \
+                 URL notices go to"
+                    .to_owned(),
+            );
+        }
+        if self.change_debounce.is_zero() {
+            problems.push(
+                "--change-debounce (CHORUS_CHANGE_DEBOUNCE) must be non-zero, e.g. 2s".to_owned(),
+            );
+        }
         if let Err(problem) = self.store_config() {
             problems.push(problem);
         }
@@ -395,6 +475,15 @@ impl Config {
             auth_secret: None,
             api_key: None,
             auth_public_key: None,
+            auth_callback_url: None,
+            auth_callback_cache: Duration::from_secs(10),
+            auth_callback_timeout: Duration::from_secs(5),
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_include_content: false,
+            webhook_max_attempts: 8,
+            webhook_timeout: Duration::from_secs(10),
+            change_debounce: Duration::from_secs(2),
             allowed_origins: Vec::new(),
             store: StoreKind::Fs,
             update_log: None,

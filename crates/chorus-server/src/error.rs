@@ -29,6 +29,9 @@ pub enum ApiError {
     /// The node holds as many connections as it may.
     #[error("this server is at its connection limit; try another or later")]
     Overloaded,
+    /// Refused by a hook or the auth callback, with their status.
+    #[error("{0}")]
+    Denied(#[from] crate::hooks::Denied),
     /// The server is draining and takes no new connections.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -48,6 +51,11 @@ impl ApiError {
             }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Denied(denied) => match denied.status {
+                401 => (StatusCode::UNAUTHORIZED, "unauthorized"),
+                503 => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                _ => (StatusCode::FORBIDDEN, "forbidden"),
+            },
         }
     }
 }

@@ -9,8 +9,12 @@
 //! # Layout
 //! - [`config`]: [`Config`], every setting with its flag, env var and default.
 //! - [`api`]: the HTTP API for servers under `/api/v1`.
-//! - [`app`]: [`Application`]: binds, serves the router, shuts down gracefully.
+//! - [`embed`]: [`Chorus`], the server as a part of another axum application.
+//! - [`hooks`]: [`Hooks`], how that application takes part (auth, load, change, store...).
+//! - [`app`]: [`Application`]: a standalone server: binds, serves, shuts down gracefully.
 //! - [`auth`]: tokens: who may read or write which document.
+//! - [`auth_callback`]: asking the application's backend instead.
+//! - [`webhook`]: signed change notices to a URL.
 //! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
@@ -21,20 +25,28 @@
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
+mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod auth_callback;
+mod changes;
 pub mod config;
 pub mod conn;
+pub mod embed;
 pub mod error;
 pub mod export;
+pub mod hooks;
 pub mod limits;
 pub mod metrics;
 pub mod relay;
 pub mod room;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhook;
 pub mod ws;
 
 pub use app::Application;
 pub use config::{Config, LogFormat};
+pub use embed::{Chorus, ChorusBuilder};
+pub use hooks::Hooks;

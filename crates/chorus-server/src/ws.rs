@@ -23,10 +23,12 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::access;
 use crate::app::AppState;
 use crate::auth::Mode;
 use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
 use crate::error::ApiError;
+use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
 use crate::metrics;
 use crate::room::{JoinRefused, RoomHandle};
@@ -43,7 +45,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What a connection was granted at the upgrade.
 struct Grant {
-    can_write: bool,
+    mode: Mode,
     /// When the token expires; the connection is closed with 4403 then.
     expires_at: Option<Instant>,
 }
@@ -76,22 +78,17 @@ pub(crate) async fn upgrade(
         metrics::connection_rejected("origin");
         return ApiError::Forbidden("this origin may not connect").into_response();
     }
-    let grant = match &state.auth {
-        None => Grant {
-            can_write: true,
-            expires_at: None,
+    let token = query.get("token").map(String::as_str);
+    let grant = match access::admit(&state, &doc, token, &headers).await {
+        Ok(access) => Grant {
+            mode: access.mode,
+            expires_at: access.expires_at.map(access::deadline),
         },
-        Some(auth) => match auth.authorize(query.get("token").map(String::as_str), &doc) {
-            Ok(claims) => Grant {
-                can_write: claims.mode == Mode::Write,
-                expires_at: Some(instant_of(claims.exp)),
-            },
-            Err(error) => {
-                metrics::connection_rejected("token");
-                tracing::info!(%doc, %error, "connection refused");
-                return ApiError::Unauthorized(error).into_response();
-            }
-        },
+        Err(error) => {
+            metrics::connection_rejected("token");
+            tracing::info!(%doc, %error, "connection refused");
+            return error.into_response();
+        }
     };
     let max = state.config.max_message_bytes;
     let tracker = state.tracker.clone();
@@ -112,14 +109,6 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
         Some(Ok(origin)) => allowed.iter().any(|a| a.trim_end_matches('/') == origin),
         Some(Err(_)) => false,
     }
-}
-
-/// The moment a Unix timestamp (seconds) is reached, as a tokio instant.
-fn instant_of(unix_seconds: u64) -> Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    Instant::now() + Duration::from_secs(unix_seconds.saturating_sub(now))
 }
 
 /// `GET /ws` without a document name.
@@ -144,11 +133,17 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
         let peer = Peer {
             outbox: outbox_tx,
             close: close.clone(),
-            can_write: grant.can_write,
+            can_write: grant.mode == Mode::Write,
         };
         match state.rooms.join(&doc, conn, peer).await {
             Ok(room) => {
                 tracing::debug!("connected");
+                let info = ConnectionInfo {
+                    doc: doc.clone(),
+                    conn,
+                    mode: grant.mode,
+                };
+                state.hooks.on_connect(&info).await;
                 let peer = ReadSide {
                     room: &room,
                     conn,
@@ -164,6 +159,7 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
                 };
                 read_loop(stream, peer).await;
                 room.leave(conn).await;
+                state.hooks.on_disconnect(&info).await;
             }
             Err(JoinRefused::ShuttingDown) => {
                 close.close(close_code::GOING_AWAY, "server shutting down")

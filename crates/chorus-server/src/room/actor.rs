@@ -19,13 +19,14 @@
 use std::collections::HashMap;
 use std::future::{Future, pending};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chorus_protocol::awareness::encode_entries;
 use chorus_protocol::message::permission_denied_frame;
 use chorus_protocol::{
-    AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage,
+    AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage, UpdateLimits,
+    validate_update_v1,
 };
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
 use serde_bytes::ByteBuf;
@@ -40,7 +41,9 @@ use super::durable::{Durable, Outgoing};
 use super::handle::{JoinRefused, RoomCmd};
 use super::presence::{self, Owner, Presence};
 use super::registry::Rooms;
+use crate::changes::Changes;
 use crate::conn::{ConnId, Peer, close_code};
+use crate::hooks::{DocChange, Hooks};
 use crate::metrics;
 use crate::relay::{Body, NodeId, Relay};
 
@@ -65,13 +68,25 @@ pub struct RoomSettings {
     pub relay_resync_interval: Duration,
     /// Connections one room accepts.
     pub max_peers: usize,
+    /// Quiet time after a change before listeners hear of it (see [`Hooks::on_change`]); a
+    /// document edited without pause is announced at least every [`CHANGE_MAX_DELAY_FACTOR`]
+    /// times this.
+    pub change_debounce: Duration,
 }
+
+/// A document changing without pause is still announced this many debounce periods after its
+/// first unannounced change.
+pub const CHANGE_MAX_DELAY_FACTOR: u32 = 5;
 
 /// What a room shares with the rest of the server.
 pub(crate) struct RoomContext {
     pub registry: Rooms,
     /// The other nodes, when the server runs with `--redis-url`.
     pub relay: Option<Relay>,
+    /// The embedding application's hooks.
+    pub hooks: Arc<dyn Hooks>,
+    /// Where change notifications go; `None` when nobody listens.
+    pub changes: Option<Changes>,
     /// The room's own inbox, for the relay to deliver into.
     pub inbox: mpsc::Sender<RoomCmd>,
     pub store: Arc<dyn SnapshotStore>,
@@ -107,6 +122,10 @@ pub(crate) struct Room {
     presence_to_publish: HashMap<u64, AwarenessEntry>,
     /// When the pending batch goes out.
     presence_due: Option<Instant>,
+    /// Changes made here that listeners have not heard of: when the first one happened and
+    /// when they will be announced.
+    unannounced_since: Option<Instant>,
+    change_due: Option<Instant>,
 }
 
 /// How the room's loop ended.
@@ -144,6 +163,8 @@ impl Room {
             presence_batch: HashMap::new(),
             presence_to_publish: HashMap::new(),
             presence_due: None,
+            unannounced_since: None,
+            change_due: None,
         })
     }
 
@@ -183,6 +204,7 @@ impl Room {
             .load(&self.name)
             .await
             .map_err(|e| e.to_string())?;
+        let snapshot_missing = snapshot.is_none();
         if let Some(snapshot) = snapshot {
             self.doc
                 .apply(&snapshot)
@@ -190,6 +212,9 @@ impl Room {
             tracing::info!(bytes = snapshot.len(), "room loaded snapshot");
         }
         let records = self.durable.replay().await.map_err(|e| e.to_string())?;
+        if snapshot_missing && records.is_empty() {
+            self.load_initial_content().await?;
+        }
         let replayed = records.len();
         for update in records {
             match self.doc.apply(&update) {
@@ -207,6 +232,34 @@ impl Room {
             // What the log holds beyond the snapshot goes into the next one.
             self.mark_dirty();
         }
+        Ok(())
+    }
+
+    /// Asks the application's [`Hooks::load`] for a document the store knows nothing about,
+    /// and saves what it gives at once, so it is asked only once per document.
+    async fn load_initial_content(&mut self) -> Result<(), String> {
+        let content = self
+            .ctx
+            .hooks
+            .load(&self.name)
+            .await
+            .map_err(|e| format!("the load hook failed: {e}"))?;
+        let Some(content) = content else {
+            return Ok(());
+        };
+        validate_update_v1(&content, &UpdateLimits::default())
+            .map_err(|e| format!("the load hook returned an unacceptable update: {e}"))?;
+        self.doc
+            .apply(&content)
+            .map_err(|e| format!("the load hook returned an update that does not apply: {e}"))?;
+        let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
+        timed_save(self.ctx.store.as_ref(), &self.name, snapshot)
+            .await
+            .map_err(|e| format!("saving the loaded content: {e}"))?;
+        tracing::info!(
+            bytes = content.len(),
+            "room took its initial content from the load hook"
+        );
         Ok(())
     }
 
@@ -238,6 +291,11 @@ impl Room {
                     self.pump_log();
                 }
                 () = sleep_until_opt(self.presence_due) => self.flush_presence(),
+                () = sleep_until_opt(self.change_due) => {
+                    if let Err(DocError::Panicked) = self.announce_change() {
+                        return self.fail();
+                    }
+                }
                 _ = sweep.tick() => self.expire_presence(),
                 _ = resync.tick(), if self.ctx.relay.is_some() => {
                     if let Err(DocError::Panicked) = self.request_sync() {
@@ -358,6 +416,7 @@ impl Room {
                 };
                 self.durable.push_update(sync_payload(&delta), then);
                 self.mark_dirty();
+                self.note_change();
                 self.pump_log();
                 Ok(())
             }
@@ -518,6 +577,7 @@ impl Room {
                 };
                 self.durable.push_update(sync_payload(&delta), then);
                 self.mark_dirty();
+                self.note_change();
             }
             Ok(None) => {}
             Err(DocError::Invalid(reason)) => {
@@ -620,6 +680,37 @@ impl Room {
         self.leave(conn);
     }
 
+    /// Schedules a change notification for a change made on this node (by a client or the
+    /// HTTP API; changes relayed from other nodes are announced there): `change_debounce` after
+    /// the last change, and no later than a few periods after the first.
+    fn note_change(&mut self) {
+        if self.ctx.changes.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let debounce = self.ctx.settings.change_debounce;
+        let first = *self.unannounced_since.get_or_insert(now);
+        let latest = first + debounce * CHANGE_MAX_DELAY_FACTOR;
+        self.change_due = Some((now + debounce).min(latest));
+    }
+
+    /// Tells the listeners the document changed, with its whole state.
+    fn announce_change(&mut self) -> Result<(), DocError> {
+        self.change_due = None;
+        if self.unannounced_since.take().is_none() {
+            return Ok(());
+        }
+        let Some(changes) = &self.ctx.changes else {
+            return Ok(());
+        };
+        changes.notify(DocChange {
+            doc: self.name.clone(),
+            state: self.doc.snapshot()?,
+            at: SystemTime::now(),
+        });
+        Ok(())
+    }
+
     fn mark_dirty(&mut self) {
         self.dirty = true;
         if self.snapshot_due.is_none() {
@@ -636,8 +727,12 @@ impl Room {
         let store = Arc::clone(&self.ctx.store);
         let name = self.name.clone();
         let (log, covered) = (self.durable.log(), self.durable.logged_through());
+        let hooks = Arc::clone(&self.ctx.hooks);
         self.saving = Some(self.ctx.tracker.spawn(async move {
-            save_and_compact(store.as_ref(), log.as_ref(), &name, snapshot, covered).await
+            let saved =
+                save_and_compact(store.as_ref(), log.as_ref(), &name, snapshot, covered).await?;
+            call_store_hook(hooks.as_ref(), &name, &saved).await;
+            Ok(())
         }));
         Ok(())
     }
@@ -681,8 +776,9 @@ impl Room {
         )
         .await
         {
-            Ok(()) => {
+            Ok(saved) => {
                 self.dirty = false;
+                call_store_hook(self.ctx.hooks.as_ref(), &self.name, &saved).await;
                 Ok(())
             }
             Err(error) => {
@@ -697,6 +793,9 @@ impl Room {
     async fn try_unload(&mut self) -> bool {
         let released = self.durable.drain().await;
         self.send_all(released);
+        if self.announce_change().is_err() {
+            tracing::warn!("could not encode the document for its last change notification");
+        }
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "not unloading: final snapshot failed");
             self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
@@ -735,6 +834,9 @@ impl Room {
         }
         let released = self.durable.drain().await;
         self.send_all(released);
+        if self.announce_change().is_err() {
+            tracing::warn!("could not encode the document for its last change notification");
+        }
         if let Err(error) = self.flush().await {
             tracing::error!(%error, "final snapshot failed at shutdown");
         }
@@ -785,7 +887,16 @@ async fn timed_save(
     saved
 }
 
-/// Saves a snapshot and then drops the log records it covers.
+/// Hands a saved snapshot to the application's [`Hooks::store`]; a failure is logged and
+/// counted, the snapshot stays saved.
+async fn call_store_hook(hooks: &dyn Hooks, name: &DocName, saved: &Bytes) {
+    if let Err(error) = hooks.store(name, saved).await {
+        tracing::error!(%error, "the store hook failed");
+        metrics::get().store_errors.increment(1);
+    }
+}
+
+/// Saves a snapshot and then drops the log records it covers; returns what was saved.
 ///
 /// Several nodes may share one log, so records up to `covered` can hold another node's updates
 /// that have not reached this document yet (the relay is a few milliseconds behind). They are
@@ -797,9 +908,10 @@ async fn save_and_compact(
     name: &DocName,
     snapshot: Bytes,
     covered: u64,
-) -> Result<(), StoreError> {
+) -> Result<Bytes, StoreError> {
     if covered == 0 {
-        return timed_save(store, name, snapshot).await;
+        timed_save(store, name, snapshot.clone()).await?;
+        return Ok(snapshot);
     }
     let records = log.read(name).await?;
     let mut parts = vec![snapshot.clone()];
@@ -813,14 +925,15 @@ async fn save_and_compact(
         Ok(merged) => Bytes::from(merged),
         Err(error) => {
             tracing::warn!(%error, "log records do not merge; saving without compacting");
-            return timed_save(store, name, snapshot).await;
+            timed_save(store, name, snapshot.clone()).await?;
+            return Ok(snapshot);
         }
     };
-    timed_save(store, name, merged).await?;
+    timed_save(store, name, merged.clone()).await?;
     if let Err(error) = log.truncate(name, covered).await {
         tracing::warn!(%error, "could not truncate the update log after a snapshot");
     }
-    Ok(())
+    Ok(merged)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

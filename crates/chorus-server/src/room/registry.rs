@@ -18,7 +18,9 @@ use tracing::Instrument;
 use super::ROOM_INBOX_CAPACITY;
 use super::actor::{Room, RoomContext, RoomSettings};
 use super::handle::{JoinRefused, RoomCmd, RoomHandle};
+use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
+use crate::hooks::Hooks;
 use crate::relay::Relay;
 
 /// How often a join retries when the room it found was just unloading. Each retry finds a new
@@ -37,22 +39,39 @@ struct Inner {
     store: Arc<dyn SnapshotStore>,
     log: Arc<dyn UpdateLog>,
     relay: Option<Relay>,
+    hooks: Arc<dyn Hooks>,
+    changes: Option<Changes>,
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
+/// What rooms call out to besides their store: the other nodes, the embedding application's
+/// hooks, and the change notifications.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub relay: Option<Relay>,
+    pub hooks: Arc<dyn Hooks>,
+    pub changes: Option<Changes>,
+}
+
 impl Rooms {
-    /// A registry whose rooms load from and save to `store` and its update log, share their changes through
-    /// `relay` (if any), stop when `shutdown` is cancelled, and run as tasks of `tracker` (so
-    /// shutdown can wait for their final snapshots).
-    pub fn new(
+    /// A registry whose rooms load from and save to `store` and its update log, share their
+    /// changes through the relay (if any) and call the hooks of `services`, stop when
+    /// `shutdown` is cancelled, and run as tasks of `tracker` (so shutdown can wait for their
+    /// final snapshots).
+    pub(crate) fn new(
         (store, log): (Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>),
-        relay: Option<Relay>,
+        services: Services,
         settings: RoomSettings,
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Self {
+        let Services {
+            relay,
+            hooks,
+            changes,
+        } = services;
         Self {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
@@ -60,6 +79,8 @@ impl Rooms {
                 store,
                 log,
                 relay,
+                hooks,
+                changes,
                 settings,
                 shutdown,
                 tracker,
@@ -133,6 +154,8 @@ impl Rooms {
         let ctx = RoomContext {
             registry: self.clone(),
             relay: self.inner.relay.clone(),
+            hooks: Arc::clone(&self.inner.hooks),
+            changes: self.inner.changes.clone(),
             inbox: handle.sender(),
             store: Arc::clone(&self.inner.store),
             log: Arc::clone(&self.inner.log),

@@ -14,3 +14,4 @@ mod persistence;
 mod relay;
 mod relay_cluster;
 mod sync;
+mod webhooks;
