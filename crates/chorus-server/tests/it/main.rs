@@ -5,6 +5,7 @@ mod auth;
 mod awareness;
 mod crash;
 mod drain;
+mod embed;
 mod helpers;
 mod http;
 mod limits;
