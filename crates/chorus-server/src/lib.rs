@@ -25,6 +25,8 @@
 //! - [`error`]: HTTP errors.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
 
+#![warn(missing_docs)]
+
 mod access;
 pub mod api;
 pub mod app;
