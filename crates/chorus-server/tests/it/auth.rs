@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, TestClient, spawn_app_with};
+use crate::helpers::{TestApp, TestClient, spawn_app_with, upgrade_status};
 
 const SECRET: &str = "a test secret that is long enough for HS256";
 
@@ -36,27 +35,19 @@ async fn secured() -> (TestApp, tempfile::TempDir) {
     (app, dir)
 }
 
-async fn status_of(request: impl IntoClientRequest + Unpin) -> u16 {
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => 101,
-        Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("unexpected error: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn every_bad_token_is_refused_before_the_upgrade() {
     let (app, _dir) = secured().await;
     let url = |token: &str| format!("{}?token={token}", app.ws_url("notes"));
     let later = now() + 60;
-    assert_eq!(status_of(app.ws_url("notes")).await, 401, "missing");
+    assert_eq!(upgrade_status(app.ws_url("notes")).await, 401, "missing");
     assert_eq!(
-        status_of(url(&token(SECRET, "notes", "write", now() - 5))).await,
+        upgrade_status(url(&token(SECRET, "notes", "write", now() - 5))).await,
         401,
         "expired"
     );
     assert_eq!(
-        status_of(url(&token(
+        upgrade_status(url(&token(
             "another secret of sufficient length!!",
             "notes",
             "write",
@@ -67,25 +58,25 @@ async fn every_bad_token_is_refused_before_the_upgrade() {
         "badly signed"
     );
     assert_eq!(
-        status_of(url(&token(SECRET, "other", "write", later))).await,
+        upgrade_status(url(&token(SECRET, "other", "write", later))).await,
         403,
         "other document"
     );
     let payload = token(SECRET, "notes", "write", later);
     let payload = payload.split('.').nth(1).expect("payload");
     assert_eq!(
-        status_of(url(&format!("eyJhbGciOiJub25lIn0.{payload}."))).await,
+        upgrade_status(url(&format!("eyJhbGciOiJub25lIn0.{payload}."))).await,
         401,
         "alg none"
     );
-    assert_eq!(status_of(url("not-a-jwt")).await, 401, "garbage");
+    assert_eq!(upgrade_status(url("not-a-jwt")).await, 401, "garbage");
     assert_eq!(
-        status_of(url(&token(SECRET, "notes", "write", later))).await,
+        upgrade_status(url(&token(SECRET, "notes", "write", later))).await,
         101,
         "valid"
     );
     assert_eq!(
-        status_of(url(&token(SECRET, "no*", "read", later))).await,
+        upgrade_status(url(&token(SECRET, "no*", "read", later))).await,
         101,
         "prefix"
     );
@@ -162,8 +153,14 @@ async fn other_origins_are_refused() {
             .insert("Origin", origin.parse().expect("header"));
         request
     };
-    assert_eq!(status_of(with_origin("https://evil.example")).await, 403);
-    assert_eq!(status_of(with_origin("https://app.example")).await, 101);
+    assert_eq!(
+        upgrade_status(with_origin("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        upgrade_status(with_origin("https://app.example")).await,
+        101
+    );
     app.stop().await;
 }
 

@@ -13,10 +13,9 @@ use chorus_server::hooks::{
     Access, ConnectRequest, ConnectionInfo, Denied, DocChange, HookError, Hooks,
 };
 use chorus_server::{Chorus, Config};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use yrs::{Doc, ReadTxn, Text, Transact};
 
-use crate::helpers::{TestClient, eventually};
+use crate::helpers::{TestClient, eventually, upgrade_status};
 
 #[derive(Default)]
 struct Recorder {
@@ -86,15 +85,6 @@ impl Hooks for HostHooks {
     }
 }
 
-async fn status_of(url: &str) -> u16 {
-    let request = url.into_client_request().expect("request");
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => 101,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("unexpected failure: {other}"),
-    }
-}
-
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -149,7 +139,10 @@ async fn a_host_app_nests_chorus_and_its_hooks_take_part() {
             .await
             .starts_with("HTTP/1.1 200")
     );
-    assert_eq!(status_of(&url("template", "intruder")).await, 401);
+    assert_eq!(
+        upgrade_status(url("template", "intruder").as_str()).await,
+        401
+    );
 
     // The load hook gave the initial content; the editor edits, the viewer only reads.
     let mut editor = TestClient::connect_synced(&url("template", "editor")).await;

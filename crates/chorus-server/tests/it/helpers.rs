@@ -99,6 +99,17 @@ impl TestApp {
     }
 }
 
+/// The HTTP status a WebSocket upgrade request gets: 101 when it is accepted.
+pub async fn upgrade_status(
+    request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> u16 {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected failure: {other}"),
+    }
+}
+
 /// Polls `condition` until it holds, or panics after [`PATIENCE`].
 pub async fn eventually<F, Fut>(what: &str, mut condition: F)
 where

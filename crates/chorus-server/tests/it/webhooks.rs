@@ -11,9 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestClient, eventually, spawn_app_with};
+use crate::helpers::{TestClient, eventually, spawn_app_with, upgrade_status};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -225,15 +224,6 @@ async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, Str
     (StatusCode::OK, format!(r#"{{"access":"{access}"}}"#))
 }
 
-async fn status_of(url: &str) -> u16 {
-    let request = url.into_client_request().expect("request");
-    match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => 101,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("unexpected failure: {other}"),
-    }
-}
-
 #[tokio::test]
 async fn the_auth_callback_decides_and_is_cached() {
     let backend = Backend::default();
@@ -251,8 +241,12 @@ async fn the_auth_callback_decides_and_is_cached() {
     .await;
     let url = |token: &str| format!("{}?token={token}", app.ws_url("shared"));
 
-    assert_eq!(status_of(&url("nobody")).await, 403);
-    assert_eq!(status_of(&app.ws_url("shared")).await, 403, "no token");
+    assert_eq!(upgrade_status(url("nobody").as_str()).await, 403);
+    assert_eq!(
+        upgrade_status(app.ws_url("shared").as_str()).await,
+        403,
+        "no token"
+    );
 
     let mut writer = TestClient::connect_synced(&url("write-alice")).await;
     let mut reader = TestClient::connect_synced(&url("read-bob")).await;
@@ -290,7 +284,7 @@ async fn an_unreachable_auth_callback_refuses_with_503() {
     })
     .await;
     assert_eq!(
-        status_of(&format!("{}?token=write-x", app.ws_url("doc"))).await,
+        upgrade_status(format!("{}?token=write-x", app.ws_url("doc").as_str())).await,
         503
     );
     app.stop().await;
