@@ -20,6 +20,12 @@ pub enum ApiError {
     /// A request the API cannot use.
     #[error("{0}")]
     BadRequest(String),
+    /// No such route or resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method.
+    #[error("this route does not take this method; see GET /api/v1/openapi.json")]
+    MethodNotAllowed,
     /// Missing or wrong API key.
     #[error("a valid API key is required (Authorization: Bearer <key>)")]
     BadApiKey,
@@ -45,6 +51,8 @@ impl ApiError {
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::BadApiKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unauthorized(crate::auth::AuthError::WrongDocument) => {
                 (StatusCode::FORBIDDEN, "forbidden")

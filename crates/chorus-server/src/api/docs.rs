@@ -1,38 +1,27 @@
-//! The HTTP API for servers (`/api/v1`): read and write documents from a backend, behind a
-//! bearer API key (`--api-key`). Without a key configured the API answers 403.
+//! Documents: read, write, list and delete.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
 use serde::Deserialize;
 
+use super::authorized;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::export::doc_to_json;
 use crate::room::JoinRefused;
 
-/// The routes under `/api/v1`.
-pub(crate) fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/api/v1/docs/{doc}", get(read_json))
-        .route(
-            "/api/v1/docs/{doc}/update",
-            get(read_update).post(write_update),
-        )
-}
-
 #[derive(Deserialize)]
-struct SinceQuery {
+pub(super) struct SinceQuery {
     /// A v1 state vector, base64: only what a holder of it lacks is returned.
     sv: Option<String>,
 }
 
 /// `GET /api/v1/docs/{doc}`: the content as JSON.
-async fn read_json(
+pub(super) async fn read_json(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(doc): Path<String>,
@@ -47,7 +36,7 @@ async fn read_json(
 }
 
 /// `GET /api/v1/docs/{doc}/update[?sv=...]`: the state (or a diff) as a binary Yjs v1 update.
-async fn read_update(
+pub(super) async fn read_update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(doc): Path<String>,
@@ -73,7 +62,7 @@ async fn read_update(
 
 /// `POST /api/v1/docs/{doc}/update`: applies a binary Yjs v1 update; connected clients on every
 /// node receive it. Answers once the update is durable.
-async fn write_update(
+pub(super) async fn write_update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(doc): Path<String>,
@@ -117,26 +106,4 @@ fn refused(refused: JoinRefused) -> ApiError {
             ApiError::Internal("the document could not be loaded".into())
         }
     }
-}
-
-/// Checks the bearer key and the document name.
-fn authorized(state: &AppState, headers: &HeaderMap, doc: String) -> Result<DocName, ApiError> {
-    let Some(key) = &state.config.api_key else {
-        return Err(ApiError::Forbidden(
-            "the HTTP API is off: start the server with --api-key",
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.0.as_bytes())) {
-        return Err(ApiError::BadApiKey);
-    }
-    Ok(DocName::parse(doc)?)
-}
-
-/// Compares without stopping at the first difference, so response times say nothing about the key.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
