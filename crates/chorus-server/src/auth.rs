@@ -7,11 +7,13 @@
 use std::path::Path;
 
 use chorus_protocol::DocName;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
-use serde::Deserialize;
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use serde::{Deserialize, Serialize};
 
 /// What a connection may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Receive everything; edits are refused.
@@ -21,7 +23,7 @@ pub enum Mode {
 }
 
 /// The claims Chorus reads from a token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// The document, or a prefix ending in `*`.
     pub doc: String,
@@ -125,10 +127,32 @@ impl Authenticator {
     }
 }
 
+/// Signs client tokens with the HS256 `--auth-secret`, for `POST /api/v1/tokens`. (With
+/// `--auth-public-key` the server holds no private key and cannot sign.)
+pub struct TokenMinter {
+    key: EncodingKey,
+}
+
+impl TokenMinter {
+    /// A minter for the HS256 shared secret.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self {
+            key: EncodingKey::from_secret(secret),
+        }
+    }
+
+    /// A signed token carrying `claims`.
+    ///
+    /// # Errors
+    /// What the JWT library reports; not expected for these plain claims.
+    pub fn mint(&self, claims: &Claims) -> Result<String, String> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.key).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, Header, encode};
 
     fn now() -> u64 {
         std::time::SystemTime::now()
@@ -174,6 +198,23 @@ mod tests {
                 &doc("other")
             )
             .map(|c| c.mode),
+            Err(AuthError::WrongDocument)
+        );
+    }
+
+    #[test]
+    fn minted_tokens_are_accepted_for_what_they_name() {
+        let claims = Claims {
+            doc: "team/*".into(),
+            mode: Mode::Read,
+            exp: now() + 60,
+        };
+        let token = TokenMinter::hs256(b"secret").mint(&claims).expect("mints");
+        let auth = Authenticator::hs256(b"secret");
+        let granted = auth.authorize(Some(&token), &doc("team/a")).expect("valid");
+        assert_eq!(granted.mode, Mode::Read);
+        assert_eq!(
+            auth.authorize(Some(&token), &doc("other")).map(|c| c.mode),
             Err(AuthError::WrongDocument)
         );
     }

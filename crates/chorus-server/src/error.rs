@@ -26,6 +26,9 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("this route does not take this method; see GET /api/v1/openapi.json")]
     MethodNotAllowed,
+    /// The server is not set up for this request (e.g. minting tokens without `--auth-secret`).
+    #[error("{0}")]
+    NotConfigured(&'static str),
     /// Missing or wrong API key.
     #[error("a valid API key is required (Authorization: Bearer <key>)")]
     BadApiKey,
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::BadApiKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotConfigured(_) => (StatusCode::CONFLICT, "not_configured"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

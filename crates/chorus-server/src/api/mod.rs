@@ -9,9 +9,10 @@
 //! - `openapi`: the OpenAPI 3.1 description, the one route that needs no key.
 
 mod docs;
+mod tokens;
 
 use axum::http::{HeaderMap, header};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use chorus_protocol::DocName;
 
 use crate::app::AppState;
@@ -23,6 +24,7 @@ use crate::error::ApiError;
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/docs/{doc}", &["GET"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
+    ("/api/v1/tokens", &["POST"]),
 ];
 
 /// The routes under `/api/v1`.
@@ -33,6 +35,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             "/api/v1/docs/{doc}/update",
             get(docs::read_update).post(docs::write_update),
         )
+        .route("/api/v1/tokens", post(tokens::mint))
         // Without these, unknown API paths would reach the static-file fallback or axum's
         // empty 404, and wrong methods an empty 405: API clients always get JSON.
         .route("/api/v1", any(not_found))

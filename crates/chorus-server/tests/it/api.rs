@@ -7,6 +7,53 @@ use yrs::{Doc, ReadTxn, Text, Transact};
 use crate::helpers::{TestApp, TestClient, spawn_app_with};
 
 const KEY: &str = "test-api-key";
+const SECRET: &str = "a test secret that is long enough for HS256";
+
+/// A server with the API on, adjusted by `configure`.
+async fn api_app(
+    configure: impl FnOnce(&mut chorus_server::Config),
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
+        configure(c);
+    })
+    .await;
+    (app, dir)
+}
+
+/// A request whose answer must be JSON (every answer of the API but binary updates and 204s).
+async fn json(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let (status, body) = request(app, method, path, key, body.as_bytes()).await;
+    let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path} answered {status} with a body that is not JSON ({e}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, json)
+}
+
+/// The HTTP status of a WebSocket handshake: 101 when it is accepted.
+async fn ws_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 async fn request(
     app: &TestApp,
@@ -161,6 +208,115 @@ async fn servers_read_and_write_documents_over_http() {
         .await
         .0,
         400
+    );
+    app.stop().await;
+}
+
+/// Mints a token through the API and returns it with its expiry.
+async fn mint(app: &TestApp, body: &str) -> (String, u64) {
+    let (status, answer) = json(app, "POST", "/api/v1/tokens", Some(KEY), body).await;
+    assert_eq!(status, 200, "{answer}");
+    let token = answer["token"].as_str().expect("a token").to_owned();
+    let expires_at = answer["expires_at"].as_u64().expect("an expiry");
+    (token, expires_at)
+}
+
+#[tokio::test]
+async fn minted_tokens_open_their_document_in_their_mode() {
+    let (app, _dir) = api_app(|c| {
+        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    let before = unix_now();
+    let (write, expires_at) = mint(
+        &app,
+        r#"{"doc": "notes", "mode": "write", "ttl_seconds": 600}"#,
+    )
+    .await;
+    assert!(
+        (before + 600..=unix_now() + 600).contains(&expires_at),
+        "expires_at {expires_at} is 600 s from now"
+    );
+    let (read, expires_at) = mint(&app, r#"{"doc": "not*", "mode": "read"}"#).await;
+    assert!(expires_at >= before + 3600, "an hour by default");
+    let url = |token: &str| format!("{}?token={token}", app.ws_url("notes"));
+
+    let mut writer = TestClient::connect_synced(&url(&write)).await;
+    writer.type_text("from the writer").await;
+    let mut reader = TestClient::connect_synced(&url(&read)).await;
+    reader
+        .until("the reader receives the document", |c| {
+            c.text() == "from the writer"
+        })
+        .await;
+    reader.type_text(" + sneaky").await;
+    reader
+        .until("the reader is told its edit was refused", |c| {
+            c.received.iter().any(|f| f.starts_with(&[2, 0]))
+        })
+        .await;
+    writer.type_text("!").await;
+    reader
+        .until("the writer's next edit arrives", |c| {
+            c.text().ends_with('!')
+        })
+        .await;
+    assert_eq!(
+        writer.text(),
+        "from the writer!",
+        "the read-only edit was refused"
+    );
+
+    // A token for another document opens nothing here; the server's own tokens still do.
+    let (other, _) = mint(&app, r#"{"doc": "other", "mode": "write"}"#).await;
+    assert_eq!(ws_status(&url(&other)).await, 403);
+    assert_eq!(ws_status(&url("not-a-token")).await, 401);
+    assert_eq!(ws_status(&url(&write)).await, 101);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn token_requests_that_make_no_sense_are_refused_with_400() {
+    let (app, _dir) = api_app(|c| {
+        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    for body in [
+        "",
+        "not json",
+        r#"{"doc": "notes"}"#,
+        r#"{"doc": "notes", "mode": "admin"}"#,
+        r#"{"doc": "", "mode": "read"}"#,
+        r#"{"doc": "notes", "mode": "read", "ttl_seconds": 0}"#,
+        r#"{"doc": "notes", "mode": "read", "ttl_seconds": 8640000}"#,
+        r#"{"doc": "notes", "mode": "read", "ttl_seconds": -1}"#,
+        r#"{"doc": "notes", "mode": "read", "expires": 1}"#,
+    ] {
+        let (status, answer) = json(&app, "POST", "/api/v1/tokens", Some(KEY), body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].is_string() && answer["message"].is_string());
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_hs256_secret_no_token_is_minted() {
+    let (app, _dir) = api_app(|_| {}).await;
+    let (status, answer) = json(
+        &app,
+        "POST",
+        "/api/v1/tokens",
+        Some(KEY),
+        r#"{"doc": "notes", "mode": "write"}"#,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(answer["error"], "not_configured");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--auth-secret")),
+        "{answer}"
     );
     app.stop().await;
 }
