@@ -2,17 +2,105 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::authorized;
+use super::{authorized, check_key};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::export::doc_to_json;
 use crate::room::JoinRefused;
+
+/// Documents per page when the request names no `limit`.
+const DEFAULT_PAGE: usize = 100;
+/// Largest page: the answer is built in memory and each name may be 512 bytes.
+const MAX_PAGE: usize = 1000;
+
+/// Cursors are the last name of the previous page, base64url: opaque to clients, stable while
+/// documents come and go (the next page starts after that name, whether it still exists or not).
+const CURSOR: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// One page of the document list.
+#[derive(Serialize)]
+pub(super) struct DocPage {
+    docs: Vec<DocEntry>,
+    /// Pass as `?cursor=` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DocEntry {
+    name: String,
+}
+
+/// `GET /api/v1/docs[?limit=&cursor=]`: stored documents in name (byte) order, a page at a
+/// time.
+///
+/// The store lists every name and the page is cut here: fine for thousands of documents, a
+/// full scan per page for millions (the store traits have no ranged listing yet).
+pub(super) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<DocPage>, ApiError> {
+    check_key(&state, &headers)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = match query.limit {
+        None => DEFAULT_PAGE,
+        Some(limit @ 1..=MAX_PAGE) => limit,
+        Some(limit) => {
+            return Err(ApiError::BadRequest(format!(
+                "limit is {limit}; it must be between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
+    let after = query
+        .cursor
+        .map(|cursor| {
+            CURSOR
+                .decode(cursor.as_bytes())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| ApiError::BadRequest("cursor is not one this API handed out".into()))
+        })
+        .transpose()?;
+    let names = state
+        .rooms
+        .stored()
+        .await
+        .map_err(|e| ApiError::Internal(format!("listing documents: {e}")))?;
+    let mut page: Vec<DocName> = names
+        .into_iter()
+        .filter(|name| after.as_deref().is_none_or(|after| name.as_str() > after))
+        .take(limit + 1)
+        .collect();
+    let more = page.len() > limit;
+    page.truncate(limit);
+    let next_cursor = more
+        .then(|| page.last().map(|last| CURSOR.encode(last.as_str())))
+        .flatten();
+    Ok(Json(DocPage {
+        docs: page
+            .into_iter()
+            .map(|name| DocEntry {
+                name: name.as_str().to_owned(),
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
 
 #[derive(Deserialize)]
 pub(super) struct SinceQuery {
@@ -45,7 +133,6 @@ pub(super) async fn read_update(
     let doc = authorized(&state, &headers, doc)?;
     let since = match query.sv {
         Some(sv) => {
-            use base64::Engine as _;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(sv.as_bytes())
                 .map_err(|e| ApiError::BadRequest(format!("sv is not base64: {e}")))?;

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 /// built from the same paths, and a test checks the OpenAPI description and the live router
 /// against this table in both directions.
 pub const ROUTES: &[(&str, &[&str])] = &[
+    ("/api/v1/docs", &["GET"]),
     ("/api/v1/docs/{doc}", &["GET"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
     ("/api/v1/tokens", &["POST"]),
@@ -30,6 +31,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 /// The routes under `/api/v1`.
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
+        .route("/api/v1/docs", get(docs::list))
         .route("/api/v1/docs/{doc}", get(docs::read_json))
         .route(
             "/api/v1/docs/{doc}/update",

@@ -127,6 +127,17 @@ impl Rooms {
         Err(JoinRefused::LoadFailed)
     }
 
+    /// Every stored document (a snapshot, an update log or both), in name order. A room writes
+    /// every accepted update to its log before anyone sees it, so a document with content is
+    /// listed before its first snapshot; a room opened but never edited has nothing stored and
+    /// is not.
+    ///
+    /// # Errors
+    /// The store's or the log's failure.
+    pub(crate) async fn stored(&self) -> Result<Vec<DocName>, chorus_store::StoreError> {
+        chorus_store::ops::list(self.inner.store.as_ref(), self.inner.log.as_ref()).await
+    }
+
     /// Number of rooms in memory.
     pub fn len(&self) -> usize {
         self.rooms().len()

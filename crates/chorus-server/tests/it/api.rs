@@ -320,3 +320,96 @@ async fn without_the_hs256_secret_no_token_is_minted() {
     );
     app.stop().await;
 }
+
+/// Writes some text into `doc` (percent-encoded in the path) through the API.
+async fn write_text(app: &TestApp, doc_path: &str, text: &str) {
+    let (status, body) = request(
+        app,
+        "POST",
+        &format!("/api/v1/docs/{doc_path}/update"),
+        Some(KEY),
+        &text_update(text),
+    )
+    .await;
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+}
+
+/// Every page of `GET /api/v1/docs` at `limit` per page, as pages of names.
+async fn all_pages(app: &TestApp, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/api/v1/docs?limit={limit}&cursor={cursor}"),
+            None => format!("/api/v1/docs?limit={limit}"),
+        };
+        let (status, page) = json(app, "GET", &path, Some(KEY), "").await;
+        assert_eq!(status, 200, "{page}");
+        let names: Vec<String> = page["docs"]
+            .as_array()
+            .expect("docs")
+            .iter()
+            .map(|d| d["name"].as_str().expect("name").to_owned())
+            .collect();
+        pages.push(names);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                assert!(page["next_cursor"].is_null(), "{page}");
+                return pages;
+            }
+        }
+        assert!(pages.len() < 100, "paging does not end");
+    }
+}
+
+#[tokio::test]
+async fn stored_documents_are_listed_a_page_at_a_time_in_name_order() {
+    let (app, _dir) = api_app(|_| {}).await;
+    let (status, empty) = json(&app, "GET", "/api/v1/docs", Some(KEY), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        empty,
+        serde_json::json!({ "docs": [], "next_cursor": null })
+    );
+
+    for (path, _) in [
+        ("b", "b"),
+        ("a", "a"),
+        ("team%2Fz", "team/z"),
+        ("team%2Fa", "team/a"),
+        ("c", "c"),
+        ("%C3%BC", "ü"),
+        ("d", "d"),
+    ] {
+        write_text(&app, path, "content").await;
+    }
+    // Opened but never edited: nothing stored, so not listed.
+    let _viewer = TestClient::connect_synced(&app.ws_url("only-opened")).await;
+
+    let expected = ["a", "b", "c", "d", "team/a", "team/z", "ü"];
+    let pages = all_pages(&app, 3).await;
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [3, 3, 1],
+        "{pages:?}"
+    );
+    assert_eq!(pages.concat(), expected);
+    // A page size that divides the total ends with a full page, then no cursor.
+    assert_eq!(all_pages(&app, 7).await, [expected.to_vec()]);
+    assert_eq!(all_pages(&app, 1000).await.concat(), expected);
+
+    for bad in [
+        "/api/v1/docs?limit=0",
+        "/api/v1/docs?limit=1001",
+        "/api/v1/docs?limit=many",
+        "/api/v1/docs?cursor=%%%",
+        "/api/v1/docs?cursor=_w",
+        "/api/v1/docs?page=2",
+    ] {
+        let (status, answer) = json(&app, "GET", bad, Some(KEY), "").await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        assert_eq!(answer["error"], "bad_request", "{bad}");
+    }
+    app.stop().await;
+}
