@@ -40,6 +40,9 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// The token expired while connected (y-websocket 3.1 stops reconnecting on 4400-4499).
     pub const FORBIDDEN: u16 = 4403;
+    /// The document was deleted (`DELETE /api/v1/docs/{doc}`). In the 4400-4499 range so that
+    /// clients do not reconnect: one that did would upload its copy and bring the document back.
+    pub const DOCUMENT_DELETED: u16 = 4404;
     /// The room failed; the client should reconnect, which reloads it.
     pub const INTERNAL_ERROR: u16 = 1011;
     /// The client fell behind or the room is busy; it resynchronises when it reconnects.

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
@@ -167,7 +167,26 @@ pub(super) async fn write_update(
         .await
         .map_err(refused)?;
     outcome.map_err(ApiError::BadRequest)?;
-    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /api/v1/docs/{doc}`: connections to the document, on every node, are closed with
+/// 4404 (`close_code::DOCUMENT_DELETED`); its snapshot and update log are deleted. Answers 204
+/// once they are; deleting a document that does not exist is not an error. A later read or
+/// connection finds an empty document.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(doc): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let doc = authorized(&state, &headers, doc)?;
+    state
+        .rooms
+        .delete(&doc)
+        .await
+        .map_err(refused)?
+        .map_err(ApiError::Internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn read(

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 /// against this table in both directions.
 pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/docs", &["GET"]),
-    ("/api/v1/docs/{doc}", &["GET"]),
+    ("/api/v1/docs/{doc}", &["GET", "DELETE"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
     ("/api/v1/tokens", &["POST"]),
 ];
@@ -32,7 +32,10 @@ pub const ROUTES: &[(&str, &[&str])] = &[
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/docs", get(docs::list))
-        .route("/api/v1/docs/{doc}", get(docs::read_json))
+        .route(
+            "/api/v1/docs/{doc}",
+            get(docs::read_json).delete(docs::delete),
+        )
         .route(
             "/api/v1/docs/{doc}/update",
             get(docs::read_update).post(docs::write_update),

@@ -55,6 +55,10 @@ pub enum Body {
     SyncRequest(ByteBuf),
     /// The origin is alive (on the node channel, not a room's).
     Heartbeat,
+    /// The document was deleted on the origin: drop the room without saving. Added last, so
+    /// the other variants keep their encoding and [`ENVELOPE_VERSION`] stays; a node that
+    /// predates it logs it as undecodable and ignores it.
+    Deleted,
 }
 
 impl Envelope {
@@ -107,6 +111,8 @@ mod tests {
         bytes.push(0);
         assert!(Envelope::decode(&bytes).is_err());
         assert!(Envelope::decode(&[0xff; 3]).is_err());
+        let deleted = Envelope::new(NodeId(42), Body::Deleted);
+        assert_eq!(Envelope::decode(&deleted.encode()), Ok(deleted));
         // A 2^40-byte payload announced in a few bytes.
         assert!(Envelope::decode(&[1, 42, 0, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0]).is_err());
     }

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -201,10 +202,22 @@ pub(super) fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, paylo
             origin: envelope.origin,
             body: envelope.body,
         };
-        if room.try_send(cmd).is_err() {
-            // The room is busy; it catches up at its next resync.
-            tracing::debug!(doc, "room inbox full; relay message deferred to resync");
-            let _ = room.try_send(RoomCmd::RelayResync);
+        match room.try_send(cmd) {
+            Ok(()) => {}
+            // A resync does not repeat a deletion: it waits for space in the inbox.
+            Err(TrySendError::Full(
+                cmd @ RoomCmd::Remote {
+                    body: Body::Deleted,
+                    ..
+                },
+            )) => {
+                tokio::spawn(async move { room.send(cmd).await });
+            }
+            Err(_) => {
+                // The room is busy; it catches up at its next resync.
+                tracing::debug!(doc, "room inbox full; relay message deferred to resync");
+                let _ = room.try_send(RoomCmd::RelayResync);
+            }
         }
     }
 }

@@ -136,6 +136,9 @@ enum Exit {
     Shutdown,
     /// The document is unusable; the room closed its connections with 1011.
     Failed,
+    /// The document was deleted, here or on another node; the room closed its connections with
+    /// 4404 and saved nothing.
+    Deleted,
 }
 
 impl Room {
@@ -194,6 +197,7 @@ impl Room {
             Exit::Unloaded => tracing::info!("room unloaded"),
             Exit::Shutdown => tracing::debug!("room stopped for shutdown"),
             Exit::Failed => tracing::warn!("room failed and was dropped; it reloads on next use"),
+            Exit::Deleted => tracing::info!("room deleted"),
         }
     }
 
@@ -275,6 +279,15 @@ impl Room {
                     // The registry keeps a sender while the room is listed, so `None` means the
                     // room was removed; nothing can reach it any more.
                     let Some(cmd) = cmd else { return Exit::Unloaded };
+                    // Deletions end the room, so they are handled here rather than in `handle`.
+                    let cmd = match cmd {
+                        RoomCmd::Delete { reply } => return self.delete(reply).await,
+                        RoomCmd::Remote { origin, body: Body::Deleted } => {
+                            tracing::info!(node = %origin, "document deleted on another node");
+                            return self.drop_deleted();
+                        }
+                        cmd => cmd,
+                    };
                     if let Err(DocError::Panicked) = self.handle(cmd) {
                         return self.fail();
                     }
@@ -332,6 +345,11 @@ impl Room {
                 Ok(())
             }
             RoomCmd::Write { update, reply } => self.server_write(&update, reply),
+            // `serve` handles deletions; this is a room shutting down, which saves its state.
+            RoomCmd::Delete { reply } => {
+                let _ = reply.send(Err("the server is shutting down; try again".into()));
+                Ok(())
+            }
             RoomCmd::RelayResync => self.request_sync(),
             RoomCmd::NodeGone(node) => {
                 let removed = self.presence.remove_owner(Owner::Remote(node));
@@ -492,7 +510,8 @@ impl Room {
                     tracing::warn!(node = %origin, %error, "ignoring an invalid sync request");
                 }
             },
-            Body::Heartbeat => {}
+            // `serve` handles deletions; this is a room shutting down.
+            Body::Heartbeat | Body::Deleted => {}
         }
         Ok(())
     }
@@ -846,6 +865,57 @@ impl Room {
         }
         self.peers.clear();
         self.ctx.registry.remove(&self.name, self.generation);
+    }
+
+    /// Deletes the document for the HTTP API. The other nodes are told first, so they stop
+    /// writing before the store is emptied; then this node waits for its own snapshot write and
+    /// log append in flight, which would otherwise land after the deletion and bring the
+    /// document back. The room stays listed (and queues what arrives) until the store is empty,
+    /// so no fresh room can load the old state meanwhile; the queued commands are then dropped,
+    /// and their senders retry on a fresh, empty room.
+    ///
+    /// What this does not cover: another node's snapshot or append that was already running
+    /// when the deletion reached it can still land afterwards and restore part of the document.
+    async fn delete(&mut self, reply: tokio::sync::oneshot::Sender<Result<(), String>>) -> Exit {
+        if let Some(relay) = &self.ctx.relay {
+            relay.publish(&self.name, Body::Deleted);
+        }
+        self.close_deleted();
+        if let Some(saving) = self.saving.take() {
+            let _ = saving.await;
+        }
+        self.durable.settle().await;
+        let deleted = match self.ctx.store.delete(&self.name).await {
+            Ok(()) => self.ctx.log.delete(&self.name).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &deleted {
+            metrics::get().store_errors.increment(1);
+            tracing::error!(%error, "deleting the stored document failed");
+        }
+        self.drop_deleted();
+        let _ = reply.send(deleted.map_err(|e| e.to_string()));
+        Exit::Deleted
+    }
+
+    /// Closes every connection with 4404 and forgets what is not saved yet.
+    fn close_deleted(&mut self) {
+        for peer in self.peers.values() {
+            peer.close
+                .close(close_code::DOCUMENT_DELETED, "document deleted");
+        }
+        self.peers.clear();
+        self.durable.forget_unlogged();
+        self.dirty = false;
+        self.snapshot_due = None;
+    }
+
+    /// Leaves the registry without saving; queued commands are dropped with the room.
+    fn drop_deleted(&mut self) -> Exit {
+        self.close_deleted();
+        self.ctx.registry.remove(&self.name, self.generation);
+        self.cmd_rx.close();
+        Exit::Deleted
     }
 
     /// Drops a document that yrs panicked on: it may be corrupt, so it is neither saved nor

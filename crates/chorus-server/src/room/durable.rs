@@ -151,6 +151,22 @@ impl Durable {
         mem::take(&mut self.in_flight)
     }
 
+    /// For a deleted document: forgets what is not yet logged, and what waited for it (server
+    /// writes among it are answered "room gone" and retried on the next room).
+    pub(crate) fn forget_unlogged(&mut self) {
+        self.unlogged.clear();
+        self.waiting.clear();
+    }
+
+    /// Waits for the append in flight, if any, so it cannot land after a deletion; what waited
+    /// for it is dropped.
+    pub(crate) async fn settle(&mut self) {
+        if let Some(task) = self.appending.take() {
+            let _ = task.await;
+        }
+        self.in_flight.clear();
+    }
+
     /// Appends everything still unlogged and returns all that waited, for shutdown and unload.
     pub(crate) async fn drain(&mut self) -> Vec<Outgoing> {
         let mut released = Vec::new();

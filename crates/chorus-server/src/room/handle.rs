@@ -33,6 +33,12 @@ pub(crate) enum RoomCmd {
         update: Bytes,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Delete the document (the HTTP API): connections are closed with 4404, the other nodes
+    /// drop their rooms, nothing is saved, and the snapshot and update log are deleted; answered
+    /// once they are.
+    Delete {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// What another node published on this room's channel.
     Remote { origin: NodeId, body: Body },
     /// Messages between nodes may have been lost: exchange state vectors again.
@@ -149,6 +155,19 @@ impl RoomHandle {
         let (reply, answer) = oneshot::channel();
         self.cmd_tx
             .send(RoomCmd::Write { update, reply })
+            .await
+            .map_err(|_| RoomGone)?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Deletes the document; returns once its snapshot and log are gone.
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room stopped; the inner error when the store failed.
+    pub(crate) async fn delete(&self) -> Result<Result<(), String>, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.cmd_tx
+            .send(RoomCmd::Delete { reply })
             .await
             .map_err(|_| RoomGone)?;
         answer.await.map_err(|_| RoomGone)

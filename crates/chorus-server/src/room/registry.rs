@@ -138,6 +138,17 @@ impl Rooms {
         chorus_store::ops::list(self.inner.store.as_ref(), self.inner.log.as_ref()).await
     }
 
+    /// Deletes `doc` through its room (started if needed, so that no other room of the document
+    /// can load it meanwhile): see [`RoomCmd::Delete`].
+    ///
+    /// # Errors
+    /// [`JoinRefused`] when the server is shutting down or the document cannot be loaded; the
+    /// inner error when the store failed to delete.
+    pub(crate) async fn delete(&self, doc: &DocName) -> Result<Result<(), String>, JoinRefused> {
+        self.with_room(doc, |room| async move { room.delete().await })
+            .await
+    }
+
     /// Number of rooms in memory.
     pub fn len(&self) -> usize {
         self.rooms().len()

@@ -413,3 +413,95 @@ async fn stored_documents_are_listed_a_page_at_a_time_in_name_order() {
     }
     app.stop().await;
 }
+
+/// What the store under `dir` holds for `doc`: (a snapshot, log records).
+async fn stored(dir: &std::path::Path, doc: &str) -> (bool, usize) {
+    use chorus_store::{SnapshotStore as _, UpdateLog as _};
+    let store = chorus_store::FsStore::open(dir).expect("store opens");
+    let log = chorus_store::FsLog::open(dir, chorus_store::FsyncPolicy::Always).expect("log opens");
+    let name = chorus_protocol::DocName::parse(doc).expect("name");
+    let snapshot = store.load(&name).await.expect("loads").is_some();
+    let records = log.read(&name).await.expect("reads").len();
+    (snapshot, records)
+}
+
+#[tokio::test]
+async fn a_deleted_document_closes_its_connections_and_leaves_nothing_stored() {
+    let (app, dir) = api_app(|c| c.snapshot_interval = std::time::Duration::from_millis(50)).await;
+    let mut alice = TestClient::connect_synced(&app.ws_url("team/doomed")).await;
+    alice.type_text("saved in a snapshot").await;
+    crate::helpers::eventually("the snapshot is stored", || async {
+        stored(dir.path(), "team/doomed").await.0
+    })
+    .await;
+    alice.type_text(", then logged").await;
+    crate::helpers::eventually("the next edit is logged", || async {
+        stored(dir.path(), "team/doomed").await.1 > 0
+    })
+    .await;
+    write_text(&app, "kept", "another document").await;
+
+    let (status, body) =
+        request(&app, "DELETE", "/api/v1/docs/team%2Fdoomed", Some(KEY), b"").await;
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(alice.closed_code().await, Some(4404));
+    assert_eq!(stored(dir.path(), "team/doomed").await, (false, 0));
+
+    let (status, content) = json(&app, "GET", "/api/v1/docs/team%2Fdoomed", Some(KEY), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(content, serde_json::json!({}));
+    let fresh = TestClient::connect_synced(&app.ws_url("team/doomed")).await;
+    assert_eq!(fresh.text(), "");
+    assert_eq!(all_pages(&app, 100).await.concat(), ["kept"]);
+
+    // Deleting what does not exist is not an error.
+    let (status, _) = request(&app, "DELETE", "/api/v1/docs/never", Some(KEY), b"").await;
+    assert_eq!(status, 204);
+    app.stop().await;
+    assert_eq!(
+        stored(dir.path(), "team/doomed").await,
+        (false, 0),
+        "nothing saved at shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_deletion_reaches_the_other_nodes() {
+    crate::relay::require_redis().await;
+    let prefix = crate::relay::unique_prefix();
+    // Two nodes sharing one Redis and one store, as in production.
+    let dir = tempfile::tempdir().expect("dir");
+    let node = |prefix: String| {
+        spawn_app_with(dir.path().into(), move |c| {
+            c.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
+            c.redis_url = Some(crate::relay::redis_url());
+            c.redis_prefix = prefix;
+        })
+    };
+    let a = node(prefix.clone()).await;
+    let b = node(prefix).await;
+    let mut on_a = TestClient::connect_synced(&a.ws_url("doomed")).await;
+    let mut on_b = TestClient::connect_synced(&b.ws_url("doomed")).await;
+    on_b.type_text("written on B").await;
+    on_a.until("A has B's edit", |c| c.text() == "written on B")
+        .await;
+
+    let (status, _) = request(&a, "DELETE", "/api/v1/docs/doomed", Some(KEY), b"").await;
+    assert_eq!(status, 204);
+    assert_eq!(on_a.closed_code().await, Some(4404));
+    assert_eq!(
+        on_b.closed_code().await,
+        Some(4404),
+        "B dropped its room too"
+    );
+    assert_eq!(stored(dir.path(), "doomed").await, (false, 0));
+    let fresh = TestClient::connect_synced(&b.ws_url("doomed")).await;
+    assert_eq!(fresh.text(), "", "B reloads the document empty");
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(
+        stored(dir.path(), "doomed").await,
+        (false, 0),
+        "neither node saved the deleted room"
+    );
+}
