@@ -9,6 +9,7 @@
 //! - `openapi`: the OpenAPI 3.1 description, the one route that needs no key.
 
 mod docs;
+mod openapi;
 mod tokens;
 
 use axum::http::{HeaderMap, header};
@@ -26,6 +27,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/docs/{doc}", &["GET", "DELETE"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
     ("/api/v1/tokens", &["POST"]),
+    ("/api/v1/openapi.json", &["GET"]),
 ];
 
 /// The routes under `/api/v1`.
@@ -41,6 +43,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             get(docs::read_update).post(docs::write_update),
         )
         .route("/api/v1/tokens", post(tokens::mint))
+        .route("/api/v1/openapi.json", get(openapi::serve))
         // Without these, unknown API paths would reach the static-file fallback or axum's
         // empty 404, and wrong methods an empty 405: API clients always get JSON.
         .route("/api/v1", any(not_found))

@@ -505,3 +505,132 @@ async fn a_deletion_reaches_the_other_nodes() {
         "neither node saved the deleted room"
     );
 }
+
+/// Every `$ref` in `value` that does not point into `spec`.
+fn dangling_refs(spec: &serde_json::Value, value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, inner)| match (key.as_str(), inner.as_str()) {
+                ("$ref", Some(target)) => {
+                    let pointer = target.strip_prefix('#').unwrap_or(target);
+                    if spec.pointer(pointer).is_some() {
+                        Vec::new()
+                    } else {
+                        vec![target.to_owned()]
+                    }
+                }
+                _ => dangling_refs(spec, inner),
+            })
+            .collect(),
+        serde_json::Value::Array(items) => {
+            items.iter().flat_map(|i| dangling_refs(spec, i)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_description_matches_the_routes_served() {
+    use std::collections::BTreeSet;
+    let (app, _dir) = api_app(|c| {
+        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    let (status, spec) = json(&app, "GET", "/api/v1/openapi.json", None, "").await;
+    assert_eq!(status, 200, "served without a key");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        spec["openapi"]
+    );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["apiKey"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(dangling_refs(&spec, &spec), Vec::<String>::new());
+
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let described: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("a path item")
+                .keys()
+                .filter(|k| METHODS.contains(&k.to_uppercase().as_str()))
+                .map(|method| (path.clone(), method.to_uppercase()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let table: BTreeSet<(String, String)> = chorus_server::api::ROUTES
+        .iter()
+        .flat_map(|(path, methods)| methods.iter().map(|m| (path.to_string(), m.to_string())))
+        .collect();
+    assert_eq!(
+        described, table,
+        "the description lists every route, and no other"
+    );
+
+    // The live router answers exactly the methods of the table, and JSON errors otherwise.
+    for (path, methods) in chorus_server::api::ROUTES {
+        let concrete = path.replace("{doc}", "probe");
+        for method in METHODS {
+            let (status, body) = request(&app, method, &concrete, Some(KEY), b"").await;
+            if methods.contains(&method) {
+                assert!(
+                    status != 404 && status != 405,
+                    "{method} {concrete} is described but answers {status}"
+                );
+            } else {
+                assert_eq!(status, 405, "{method} {concrete}");
+                let error: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                assert_eq!(error["error"], "method_not_allowed");
+            }
+        }
+    }
+    for path in ["/api/v1", "/api/v1/nope", "/api/v1/docs/a/b/c"] {
+        let (status, error) = json(&app, "GET", path, Some(KEY), "").await;
+        assert_eq!(
+            (status, &error["error"]),
+            (404, &"not_found".into()),
+            "{path}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_route_but_the_description_needs_the_key() {
+    let (app, _dir) = api_app(|c| {
+        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let off = spawn_app_with(dir.path().into(), |_| {}).await;
+    let guarded = chorus_server::api::ROUTES
+        .iter()
+        .filter(|(path, _)| !path.ends_with("openapi.json"))
+        .flat_map(|(path, methods)| {
+            methods
+                .iter()
+                .map(move |m| (path.replace("{doc}", "x"), *m))
+        });
+    let mut checked = 0;
+    for (path, method) in guarded {
+        for key in [None, Some("wrong"), Some(&KEY[1..]), Some("")] {
+            let (status, error) = json(&app, method, &path, key, "").await;
+            assert_eq!(status, 401, "{method} {path} with {key:?}: {error}");
+            assert_eq!(error["error"], "unauthorized");
+        }
+        let (status, error) = json(&off, method, &path, Some(KEY), "").await;
+        assert_eq!(status, 403, "{method} {path} with the API off: {error}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "every guarded route and method was tried");
+    app.stop().await;
+    off.stop().await;
+}
