@@ -54,6 +54,9 @@ pub(super) async fn mint(
             if state.config.auth_public_key.is_some() {
                 "this server verifies tokens with --auth-public-key and holds no private key to \
                  sign them: sign tokens with your private key, or use --auth-secret instead"
+            } else if state.config.auth_callback_url.is_some() {
+                "this server asks --auth-callback-url about tokens, so your callback decides what \
+                 a token is; minting needs --auth-secret instead"
             } else {
                 "this server checks no tokens: start it with --auth-secret (at least 32 bytes) \
                  to mint them"
