@@ -4,7 +4,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Text, Transact};
 
-use crate::helpers::{TestApp, TestClient, spawn_app_with};
+use crate::helpers::{TestApp, TestClient, spawn_app_with, upgrade_status};
 
 const KEY: &str = "test-api-key";
 const SECRET: &str = "a test secret that is long enough for HS256";
@@ -38,15 +38,6 @@ async fn json(
         )
     });
     (status, json)
-}
-
-/// The HTTP status of a WebSocket handshake: 101 when it is accepted.
-async fn ws_status(url: &str) -> u16 {
-    match tokio_tungstenite::connect_async(url).await {
-        Ok(_) => 101,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(other) => panic!("unexpected error: {other}"),
-    }
 }
 
 fn unix_now() -> u64 {
@@ -267,9 +258,9 @@ async fn minted_tokens_open_their_document_in_their_mode() {
 
     // A token for another document opens nothing here; the server's own tokens still do.
     let (other, _) = mint(&app, r#"{"doc": "other", "mode": "write"}"#).await;
-    assert_eq!(ws_status(&url(&other)).await, 403);
-    assert_eq!(ws_status(&url("not-a-token")).await, 401);
-    assert_eq!(ws_status(&url(&write)).await, 101);
+    assert_eq!(upgrade_status(url(&other)).await, 403);
+    assert_eq!(upgrade_status(url("not-a-token")).await, 401);
+    assert_eq!(upgrade_status(url(&write)).await, 101);
     app.stop().await;
 }
 
