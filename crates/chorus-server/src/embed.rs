@@ -102,15 +102,7 @@ impl Chorus {
             .map(StateVector::decode)
             .transpose()
             .map_err(|e| ApiError::BadRequest(format!("not a state vector: {e}")))?;
-        self.state
-            .rooms
-            .with_room(&doc, |room| {
-                let since = since.clone();
-                async move { room.read(since).await }
-            })
-            .await
-            .map_err(refused)?
-            .map_err(ApiError::Internal)
+        self.state.read_doc(&doc, since).await
     }
 
     /// Applies a Yjs v1 update as the server: connected clients (on every node) receive it.
@@ -119,18 +111,20 @@ impl Chorus {
     /// # Errors
     /// An update the validator or the document refuses, or a document that cannot be loaded.
     pub async fn write_update(&self, doc: &str, update: Bytes) -> Result<(), ApiError> {
-        let doc = DocName::parse(doc)?;
-        validate_update_v1(&update, &UpdateLimits::default())
-            .map_err(|e| ApiError::BadRequest(format!("not an acceptable Yjs v1 update: {e}")))?;
+        self.state.write_doc(&DocName::parse(doc)?, update).await
+    }
+
+    /// Deletes a document: its connections on every node are closed with 4404, its snapshot
+    /// and update log are removed.
+    ///
+    /// # Errors
+    /// A bad name, or a document that cannot be loaded or deleted.
+    pub async fn delete(&self, doc: &str) -> Result<(), ApiError> {
         self.state
             .rooms
-            .with_room(&doc, |room| {
-                let update = update.clone();
-                async move { room.write(update).await }
-            })
-            .await
-            .map_err(refused)?
-            .map_err(ApiError::BadRequest)
+            .delete(&DocName::parse(doc)?)
+            .await?
+            .map_err(ApiError::Internal)
     }
 
     pub(crate) fn state(&self) -> &AppState {
@@ -138,11 +132,13 @@ impl Chorus {
     }
 }
 
-fn refused(refused: JoinRefused) -> ApiError {
-    match refused {
-        JoinRefused::ShuttingDown => ApiError::ShuttingDown,
-        JoinRefused::RoomFull | JoinRefused::LoadFailed => {
-            ApiError::Internal("the document could not be loaded".into())
+impl From<JoinRefused> for ApiError {
+    fn from(refused: JoinRefused) -> Self {
+        match refused {
+            JoinRefused::ShuttingDown => ApiError::ShuttingDown,
+            JoinRefused::RoomFull | JoinRefused::LoadFailed => {
+                ApiError::Internal("the document could not be loaded".into())
+            }
         }
     }
 }
@@ -306,6 +302,34 @@ fn token_checks(config: &Config) -> anyhow::Result<Option<Arc<Authenticator>>> {
 }
 
 impl AppState {
+    /// What a holder of `since` lacks (everything without it), as one Yjs v1 update.
+    pub(crate) async fn read_doc(
+        &self,
+        doc: &DocName,
+        since: Option<StateVector>,
+    ) -> Result<Bytes, ApiError> {
+        self.rooms
+            .with_room(doc, |room| {
+                let since = since.clone();
+                async move { room.read(since).await }
+            })
+            .await?
+            .map_err(ApiError::Internal)
+    }
+
+    /// Validates and applies a Yjs v1 update as the server; returns once it is durable.
+    pub(crate) async fn write_doc(&self, doc: &DocName, update: Bytes) -> Result<(), ApiError> {
+        validate_update_v1(&update, &UpdateLimits::default())
+            .map_err(|e| ApiError::BadRequest(format!("not an acceptable Yjs v1 update: {e}")))?;
+        self.rooms
+            .with_room(doc, |room| {
+                let update = update.clone();
+                async move { room.write(update).await }
+            })
+            .await?
+            .map_err(ApiError::BadRequest)
+    }
+
     /// Readiness turns to 503 and everything is told to stop.
     pub(crate) fn begin_shutdown(&self) {
         self.ready.store(false, Ordering::SeqCst);

@@ -7,14 +7,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
+use chorus_protocol::{DocName, StateVector};
 use serde::{Deserialize, Serialize};
 
 use super::{authorized, check_key};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::export::doc_to_json;
-use crate::room::JoinRefused;
 
 /// Documents per page when the request names no `limit`.
 const DEFAULT_PAGE: usize = 100;
@@ -115,7 +114,7 @@ pub(super) async fn read_json(
     Path(doc): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
-    let update = read(&state, &doc, None).await?;
+    let update = state.read_doc(&doc, None).await?;
     let json = tokio::task::spawn_blocking(move || doc_to_json(&update))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -143,7 +142,7 @@ pub(super) async fn read_update(
         }
         None => None,
     };
-    let update = read(&state, &doc, since).await?;
+    let update = state.read_doc(&doc, since).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], update).into_response())
 }
 
@@ -156,17 +155,7 @@ pub(super) async fn write_update(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
-    validate_update_v1(&body, &UpdateLimits::default())
-        .map_err(|e| ApiError::BadRequest(format!("not an acceptable Yjs v1 update: {e}")))?;
-    let outcome = state
-        .rooms
-        .with_room(&doc, |room| {
-            let body = body.clone();
-            async move { room.write(body).await }
-        })
-        .await
-        .map_err(refused)?;
-    outcome.map_err(ApiError::BadRequest)?;
+    state.write_doc(&doc, body).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -183,33 +172,7 @@ pub(super) async fn delete(
     state
         .rooms
         .delete(&doc)
-        .await
-        .map_err(refused)?
+        .await?
         .map_err(ApiError::Internal)?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn read(
-    state: &AppState,
-    doc: &DocName,
-    since: Option<StateVector>,
-) -> Result<Bytes, ApiError> {
-    state
-        .rooms
-        .with_room(doc, |room| {
-            let since = since.clone();
-            async move { room.read(since).await }
-        })
-        .await
-        .map_err(refused)?
-        .map_err(ApiError::Internal)
-}
-
-fn refused(refused: JoinRefused) -> ApiError {
-    match refused {
-        JoinRefused::ShuttingDown => ApiError::ShuttingDown,
-        JoinRefused::RoomFull | JoinRefused::LoadFailed => {
-            ApiError::Internal("the document could not be loaded".into())
-        }
-    }
 }
