@@ -150,25 +150,33 @@ impl Relay {
     /// subscription, or at once while Redis is away (the subscription is made on reconnect, which
     /// also makes every room resynchronise).
     pub(crate) async fn subscribe(&self, doc: &DocName, room: mpsc::Sender<RoomCmd>) {
-        self.rooms().insert(doc.clone(), room);
         let (ack, acked) = oneshot::channel();
-        if self
-            .inner
-            .control_tx
-            .send(Control::Subscribe(self.channel(doc), ack))
-            .is_ok()
-        {
+        let sent = {
+            // The control message is queued under the map lock, so subscriptions and
+            // unsubscriptions reach Redis in the order the map saw them.
+            let mut rooms = self.rooms();
+            rooms.insert(doc.clone(), room);
+            self.inner
+                .control_tx
+                .send(Control::Subscribe(self.channel(doc), ack))
+                .is_ok()
+        };
+        if sent {
             let _ = acked.await;
         }
     }
 
-    /// Stops delivering the room's envelopes.
-    pub(crate) fn unsubscribe(&self, doc: &DocName) {
-        self.rooms().remove(doc);
-        let _ = self
-            .inner
-            .control_tx
-            .send(Control::Unsubscribe(self.channel(doc)));
+    /// Stops delivering envelopes to the room whose inbox is `room`. A newer room for the same
+    /// document (started while this one was stopping) keeps its subscription.
+    pub(crate) fn unsubscribe(&self, doc: &DocName, room: &mpsc::Sender<RoomCmd>) {
+        let mut rooms = self.rooms();
+        if rooms.get(doc).is_some_and(|r| r.same_channel(room)) {
+            rooms.remove(doc);
+            let _ = self
+                .inner
+                .control_tx
+                .send(Control::Unsubscribe(self.channel(doc)));
+        }
     }
 
     /// Queues `body` for the other nodes holding `doc`. Never waits: when the queue is full the

@@ -183,7 +183,7 @@ impl Room {
             relay.subscribe(&self.name, self.ctx.inbox.clone()).await;
             if let Err(DocError::Panicked) = self.request_sync() {
                 self.fail();
-                relay.unsubscribe(&self.name);
+                relay.unsubscribe(&self.name, &self.ctx.inbox);
                 return;
             }
         }
@@ -191,7 +191,7 @@ impl Room {
         let exit = self.serve().await;
         metrics::get().rooms.decrement(1.0);
         if let Some(relay) = &self.ctx.relay {
-            relay.unsubscribe(&self.name);
+            relay.unsubscribe(&self.name, &self.ctx.inbox);
         }
         match exit {
             Exit::Unloaded => tracing::info!("room unloaded"),
