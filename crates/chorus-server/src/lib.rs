@@ -15,7 +15,8 @@
 //! - [`auth`]: tokens: who may read or write which document.
 //! - [`auth_callback`]: asking the application's backend instead.
 //! - [`webhook`]: signed change notices to a URL.
-//! - [`ws`]: the WebSocket endpoint, one reader and one writer per connection.
+//! - [`ws`]: the WebSocket endpoint, one task per connection.
+//! - `handshake`: the WebSocket opening handshake over hyper's upgrade.
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
 //! - [`relay`]: scale-out through Redis pub/sub.
@@ -38,6 +39,7 @@ pub mod conn;
 pub mod embed;
 pub mod error;
 pub mod export;
+mod handshake;
 pub mod hooks;
 pub mod limits;
 pub mod metrics;

@@ -1,36 +1,42 @@
 //! The y-websocket endpoint: `GET /ws/<document>` upgraded to a WebSocket, one connection per
 //! socket.
 //!
-//! A connection is a reader (this task: frames → decoded messages → the room) and a writer task
-//! (the room's outbox → frames, plus pings). Decoding happens here, off the room's task, so rooms
-//! spend their time on documents only. When either half ends, the other is told through the
-//! connection's [`CloseSignal`], the room is told through [`RoomHandle::leave`].
+//! A connection is one task: frames → decoded messages → the room, and the room's outbox →
+//! frames, plus pings. Decoding happens here, off the room's task, so rooms spend their time on
+//! documents only. Whoever decides the connection ends (this task, the room, shutdown) raises its
+//! [`CloseSignal`]; the task then tells the room through [`RoomHandle::leave`] and sends the
+//! close frame.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tungstenite::Message as WsMessage;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame};
 
 use crate::access;
 use crate::app::AppState;
 use crate::auth::Mode;
 use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
 use crate::error::ApiError;
+use crate::handshake::{Socket, WsUpgrade};
 use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
 use crate::metrics;
+use crate::room::handle::RoomCmd;
 use crate::room::{JoinRefused, RoomHandle};
 
 /// Frames the writer sends in one go before flushing: batching saves system calls when a busy
@@ -40,6 +46,13 @@ const WRITE_BATCH: usize = 64;
 /// whole life, so it dominates the memory of an idle connection (128 KiB by default); larger
 /// messages are simply read in several chunks.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Messages larger than this go out as several frames of this size. tungstenite copies a frame
+/// whole into the connection's write buffer, which keeps its largest size for the connection's
+/// life: one 20 MB frame would cost 20 MB per connection.
+const FRAGMENT_BYTES: usize = 16 * 1024;
+/// Bytes tungstenite gathers before writing to the socket (its default is 128 KiB). Batches of
+/// small frames still go out in one system call; a fragmented message goes out a piece at a time.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// How long the writer tries to deliver the close frame to a peer that may not be reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -53,7 +66,7 @@ struct Grant {
 /// Upgrades `GET /ws/<document>`. The name, the origin and the token are checked before the
 /// upgrade, so refused clients get a plain HTTP status.
 pub(crate) async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
     Path(doc): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -92,10 +105,14 @@ pub(crate) async fn upgrade(
     };
     let max = state.config.max_message_bytes;
     let tracker = state.tracker.clone();
-    ws.max_message_size(max)
-        .max_frame_size(max)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(serve(socket, doc, grant, state)))
+        .write_buffer_size(WRITE_BUFFER_BYTES);
+    ws.on_upgrade(config, move |socket| {
+        tracker.track_future(serve(socket, doc, grant, state))
+    })
 }
 
 /// Browsers always send `Origin`; a page from another site must not use its visitor's
@@ -116,20 +133,15 @@ pub(crate) async fn missing_doc() -> Response {
     ApiError::InvalidDocName(chorus_protocol::DocNameError::Empty).into_response()
 }
 
-async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
+async fn serve(mut socket: Socket, doc: DocName, grant: Grant, state: AppState) {
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", %conn, %doc);
     async move {
         let metrics = metrics::get();
         metrics.connections.increment(1.0);
         state.open_connections.fetch_add(1, Ordering::Relaxed);
-        let (outbox_tx, outbox_rx) = mpsc::channel(state.config.outbox_capacity);
+        let (outbox_tx, mut outbox) = mpsc::channel(state.config.outbox_capacity);
         let close = CloseSignal::new();
-        let (sink, stream) = socket.split();
-        let writer = tokio::spawn(
-            write_loop(sink, outbox_rx, close.clone(), state.config.ping_interval)
-                .in_current_span(),
-        );
         let peer = Peer {
             outbox: outbox_tx,
             close: close.clone(),
@@ -144,20 +156,26 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
                     mode: grant.mode,
                 };
                 state.hooks.on_connect(&info).await;
-                let peer = ReadSide {
+                let mut connection = Connection {
+                    socket: &mut socket,
+                    outbox: &mut outbox,
                     room: &room,
                     conn,
                     close: &close,
-                    peer_timeout: state.config.peer_timeout,
                     shutdown: &state.shutdown,
-                    expires_at: grant.expires_at,
                     rules: ConnectionRules::new(
                         state.config.max_messages_per_second,
                         state.config.max_bytes_per_second,
                         state.config.max_message_bytes,
                     ),
                 };
-                read_loop(stream, peer).await;
+                connection
+                    .run(
+                        state.config.ping_interval,
+                        state.config.peer_timeout,
+                        grant.expires_at,
+                    )
+                    .await;
                 room.leave(conn).await;
                 state.hooks.on_disconnect(&info).await;
             }
@@ -169,11 +187,10 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
             }
             Err(JoinRefused::RoomFull) => close.close(close_code::TRY_AGAIN_LATER, "room is full"),
         }
-        let _ = writer.await;
-        if let Some(CloseReason { code, reason }) = close.reason() {
-            tracing::debug!(code, %reason, "disconnected");
-            metrics::connection_closed(code);
-        }
+        let reason = close.closed().await;
+        let _ = timeout(CLOSE_GRACE, goodbye(&mut socket, &mut outbox, &reason)).await;
+        tracing::debug!(code = reason.code, reason = %reason.reason, "disconnected");
+        metrics::connection_closed(reason.code);
         metrics.connections.decrement(1.0);
         state.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -181,93 +198,155 @@ async fn serve(socket: WebSocket, doc: DocName, grant: Grant, state: AppState) {
     .await
 }
 
-/// What the reader of one connection works with.
-struct ReadSide<'a> {
+/// One connection, served by one task: frames from the socket go to the room, frames from the
+/// room's outbox go to the socket, and pings keep the link checked.
+///
+/// One task rather than a reader and a writer: an idle connection is then one task, one future
+/// and no split-stream lock, which is most of what it costs besides its buffers. The loop never
+/// waits on the room with its socket unattended: a message the room's full inbox cannot take
+/// yet is held while the outbox keeps draining.
+struct Connection<'a> {
+    socket: &'a mut Socket,
+    outbox: &'a mut mpsc::Receiver<Bytes>,
     room: &'a RoomHandle,
     conn: ConnId,
     close: &'a CloseSignal,
-    peer_timeout: Duration,
     shutdown: &'a CancellationToken,
-    expires_at: Option<Instant>,
     rules: ConnectionRules,
 }
 
-/// Reads frames until the peer leaves, breaks a rule, goes silent, or the connection is closed
-/// from elsewhere. Every way out raises the close signal, which stops the writer.
-async fn read_loop(mut stream: SplitStream<WebSocket>, side: ReadSide<'_>) {
-    let ReadSide {
-        room,
-        conn,
-        close,
-        peer_timeout,
-        shutdown,
-        expires_at,
-        mut rules,
-    } = side;
-    loop {
-        let next = tokio::select! {
-            _ = close.closed() => return,
-            () = sleep_until_opt(expires_at) => {
-                close.close(close_code::FORBIDDEN, "token expired");
-                return;
+impl Connection<'_> {
+    /// Serves until the peer leaves, breaks a rule, goes silent, or the connection is closed
+    /// from elsewhere. Every way out raises the close signal.
+    async fn run(
+        &mut self,
+        ping_interval: Duration,
+        peer_timeout: Duration,
+        expires_at: Option<Instant>,
+    ) {
+        let mut ping = tokio::time::interval(ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        ping.reset();
+        // One timer for silence, re-armed only when it fires: resetting it on every frame would
+        // cost a timer-wheel update per message.
+        let mut heard = Instant::now();
+        let silence = tokio::time::sleep(peer_timeout);
+        tokio::pin!(silence);
+        let expiry = sleep_until_opt(expires_at);
+        tokio::pin!(expiry);
+        let room_tx = self.room.sender();
+        // A message the room's inbox had no room for; no frame is read until it is handed over.
+        let mut held: Option<RoomCmd> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.close.closed() => return,
+                frame = self.outbox.recv() => {
+                    let Some(frame) = frame else {
+                        // The room dropped this connection without a reason: it failed.
+                        self.close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+                        return;
+                    };
+                    let sent = tokio::select! {
+                        sent = send_batch(self.socket, frame, self.outbox) => sent,
+                        _ = self.close.closed() => return,
+                    };
+                    if sent.is_err() {
+                        self.close.close(close_code::GOING_AWAY, "write failed");
+                        return;
+                    }
+                }
+                permit = room_tx.reserve(), if held.is_some() => {
+                    match (permit, held.take()) {
+                        (Ok(permit), Some(cmd)) => permit.send(cmd),
+                        _ => {
+                            self.room_gone();
+                            return;
+                        }
+                    }
+                }
+                next = self.socket.next(), if held.is_none() => {
+                    heard = Instant::now();
+                    match self.receive(next) {
+                        Ok(None) => {}
+                        Ok(Some(msg)) => match room_tx.try_send(RoomCmd::Message { conn: self.conn, msg }) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(cmd)) => held = Some(cmd),
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                self.room_gone();
+                                return;
+                            }
+                        },
+                        Err((code, reason)) => {
+                            self.close.close(code, reason);
+                            return;
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                        self.close.close(close_code::GOING_AWAY, "write failed");
+                        return;
+                    }
+                }
+                () = &mut silence => {
+                    let deadline = heard + peer_timeout;
+                    if deadline <= Instant::now() {
+                        self.close.close(close_code::GOING_AWAY, "no pong or message in time");
+                        return;
+                    }
+                    silence.as_mut().reset(deadline);
+                }
+                () = &mut expiry => {
+                    self.close.close(close_code::FORBIDDEN, "token expired");
+                    return;
+                }
             }
-            next = timeout(peer_timeout, stream.next()) => next,
-        };
+        }
+    }
+
+    /// What to do with what the socket gave: a message for the room, nothing, or a close code
+    /// and reason.
+    fn receive(
+        &mut self,
+        next: Option<Result<WsMessage, tungstenite::Error>>,
+    ) -> Result<Option<Message>, (u16, Cow<'static, str>)> {
         let frame = match next {
-            Err(_silent) => {
-                close.close(close_code::GOING_AWAY, "no pong or message in time");
-                return;
-            }
-            Ok(None) => {
-                close.close(close_code::GOING_AWAY, "peer gone");
-                return;
-            }
-            Ok(Some(Err(error))) => {
-                close_for_read_error(close, error);
-                return;
-            }
-            Ok(Some(Ok(frame))) => frame,
+            None => return Err((close_code::GOING_AWAY, "peer gone".into())),
+            Some(Err(error)) => return Err(read_error(&error)),
+            Some(Ok(frame)) => frame,
         };
         match frame {
             WsMessage::Binary(bytes) => {
                 metrics::get().message_in(&bytes);
-                match rules
+                let checked = self
+                    .rules
                     .admit(bytes.len())
-                    .and_then(|()| check(&bytes, &mut rules))
-                {
-                    Ok(None) => {}
-                    Ok(Some(msg)) => {
-                        if room.send(conn, msg).await.is_err() {
-                            // The room stopped: for shutdown, or because it failed.
-                            if shutdown.is_cancelled() {
-                                close.close(close_code::GOING_AWAY, "server shutting down");
-                            } else {
-                                close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
-                            }
-                            return;
-                        }
-                    }
-                    Err((code, reason)) => {
-                        tracing::info!(code, %reason, "refused a message");
-                        close.close(code, reason);
-                        return;
-                    }
-                }
+                    .and_then(|()| check(&bytes, &mut self.rules));
+                checked.map_err(|(code, reason)| {
+                    tracing::info!(code, %reason, "refused a message");
+                    (code, reason.into())
+                })
             }
-            WsMessage::Text(_) => {
-                close.close(
-                    close_code::UNSUPPORTED_DATA,
-                    "binary y-websocket messages only",
-                );
-                return;
-            }
-            // The WebSocket layer answers pings itself; a pong only proves the peer is alive,
-            // which reaching this line already did.
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
-            WsMessage::Close(_) => {
-                close.close(close_code::GOING_AWAY, "peer closed");
-                return;
-            }
+            WsMessage::Text(_) => Err((
+                close_code::UNSUPPORTED_DATA,
+                "binary y-websocket messages only".into(),
+            )),
+            // tungstenite answers pings itself; a pong only proves the peer is alive, which
+            // reaching this line already did.
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(None),
+            WsMessage::Close(_) => Err((close_code::GOING_AWAY, "peer closed".into())),
+        }
+    }
+
+    /// The room stopped: for shutdown, or because it failed.
+    fn room_gone(&self) {
+        if self.shutdown.is_cancelled() {
+            self.close
+                .close(close_code::GOING_AWAY, "server shutting down");
+        } else {
+            self.close
+                .close(close_code::INTERNAL_ERROR, "room closed; reconnect");
         }
     }
 }
@@ -313,84 +392,72 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-fn close_for_read_error(close: &CloseSignal, error: axum::Error) {
-    let too_big = error
-        .into_inner()
-        .downcast::<tungstenite::Error>()
-        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)));
-    if too_big {
-        close.close(close_code::TOO_BIG, "message too big");
+/// A read error's close code: 1009 for a message over `--max-message-bytes`.
+fn read_error(error: &tungstenite::Error) -> (u16, Cow<'static, str>) {
+    if matches!(error, tungstenite::Error::Capacity(_)) {
+        (close_code::TOO_BIG, "message too big".into())
     } else {
-        close.close(close_code::GOING_AWAY, "connection error");
+        (close_code::GOING_AWAY, "connection error".into())
     }
 }
 
-/// Sends the room's frames and pings until the close signal is raised, then sends the close
-/// frame. Frames already queued are still delivered when the server shuts down, so clients get
-/// everything the room accepted before it said goodbye.
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
-    mut outbox: mpsc::Receiver<Bytes>,
-    close: CloseSignal,
-    ping_interval: Duration,
-) {
-    let mut ping = tokio::time::interval(ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ping.reset();
-    let reason = loop {
-        tokio::select! {
-            biased;
-            reason = close.closed() => break reason,
-            frame = outbox.recv() => {
-                let Some(frame) = frame else {
-                    // The room dropped this connection without a reason: it failed.
-                    close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
-                    continue;
-                };
-                if send_batch(&mut sink, frame, &mut outbox).await.is_err() {
-                    close.close(close_code::GOING_AWAY, "write failed");
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                    close.close(close_code::GOING_AWAY, "write failed");
-                }
-            }
+/// Sends the close frame. Frames already queued are still delivered when the server shuts down,
+/// so clients get everything the room accepted before it said goodbye.
+async fn goodbye(
+    socket: &mut Socket,
+    outbox: &mut mpsc::Receiver<Bytes>,
+    reason: &CloseReason,
+) -> Result<(), tungstenite::Error> {
+    if reason.code == close_code::GOING_AWAY {
+        while let Ok(frame) = outbox.try_recv() {
+            feed(socket, frame).await?;
         }
-    };
-    let goodbye = async {
-        if reason.code == close_code::GOING_AWAY {
-            while let Ok(frame) = outbox.try_recv() {
-                sink.feed(WsMessage::Binary(frame)).await?;
-            }
-        }
-        sink.send(WsMessage::Close(Some(CloseFrame {
-            code: reason.code,
+    }
+    socket
+        .send(WsMessage::Close(Some(CloseFrame {
+            code: CloseCode::from(reason.code),
             reason: truncate_reason(&reason.reason).into(),
         })))
         .await
-    };
-    let _ = timeout(CLOSE_GRACE, goodbye).await;
 }
 
 async fn send_batch(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
+    socket: &mut Socket,
     first: Bytes,
     outbox: &mut mpsc::Receiver<Bytes>,
-) -> Result<(), axum::Error> {
+) -> Result<(), tungstenite::Error> {
     let metrics = metrics::get();
     metrics.message_out(&first);
-    sink.feed(WsMessage::Binary(first)).await?;
+    feed(socket, first).await?;
     for _ in 1..WRITE_BATCH {
         match outbox.try_recv() {
             Ok(frame) => {
                 metrics.message_out(&frame);
-                sink.feed(WsMessage::Binary(frame)).await?;
+                feed(socket, frame).await?;
             }
             Err(_) => break,
         }
     }
-    sink.flush().await
+    socket.flush().await
+}
+
+/// Queues one binary message: as one frame, or, past [`FRAGMENT_BYTES`], as a first frame and
+/// continuation frames (RFC 6455 §5.4; browsers and tungstenite reassemble them), so the write
+/// buffer never holds more than about [`WRITE_BUFFER_BYTES`] + one fragment of it.
+async fn feed(socket: &mut Socket, mut message: Bytes) -> Result<(), tungstenite::Error> {
+    if message.len() <= FRAGMENT_BYTES {
+        return socket.feed(WsMessage::Binary(message)).await;
+    }
+    let mut opcode = OpCode::Data(Data::Binary);
+    while !message.is_empty() {
+        let fragment = message.split_to(FRAGMENT_BYTES.min(message.len()));
+        let last = message.is_empty();
+        socket
+            .feed(WsMessage::Frame(Frame::message(fragment, opcode, last)))
+            .await?;
+        opcode = OpCode::Data(Data::Continue);
+    }
+    Ok(())
 }
 
 /// RFC 6455 limits a close reason to 123 bytes.

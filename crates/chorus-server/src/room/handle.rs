@@ -120,17 +120,6 @@ impl RoomHandle {
         }
     }
 
-    /// Hands a client's message to the room, waiting while its inbox is full.
-    ///
-    /// # Errors
-    /// [`RoomGone`] when the room has stopped.
-    pub(crate) async fn send(&self, conn: ConnId, msg: Message) -> Result<(), RoomGone> {
-        self.cmd_tx
-            .send(RoomCmd::Message { conn, msg })
-            .await
-            .map_err(|_| RoomGone)
-    }
-
     /// Reads the document (or what a peer at `since` lacks) as one Yjs v1 update.
     ///
     /// # Errors
