@@ -1,12 +1,14 @@
 //! What a room knows about one connection: its id, its outbox and how to close it.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::error::TrySendError;
 
 /// Identifies one WebSocket connection for the lifetime of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,11 +60,20 @@ pub struct CloseReason {
     pub reason: Cow<'static, str>,
 }
 
-/// A one-shot "close this connection" signal that the room, the reader and shutdown can all
-/// raise; the first reason wins and the connection's writer sends it as the close frame.
+/// A one-shot "close this connection" signal that the room, the connection and shutdown can all
+/// raise; the first reason wins and the connection sends it as the close frame.
+///
+/// A `OnceLock` and a `Notify` rather than a `watch` channel: every connection holds one, and a
+/// `watch` channel's shared state is about 400 bytes.
 #[derive(Debug, Clone)]
 pub struct CloseSignal {
-    tx: Arc<watch::Sender<Option<CloseReason>>>,
+    inner: Arc<CloseInner>,
+}
+
+#[derive(Debug, Default)]
+struct CloseInner {
+    reason: OnceLock<CloseReason>,
+    raised: Notify,
 }
 
 impl Default for CloseSignal {
@@ -75,7 +86,7 @@ impl CloseSignal {
     /// A signal that has not been raised.
     pub fn new() -> Self {
         Self {
-            tx: Arc::new(watch::Sender::new(None)),
+            inner: Arc::default(),
         }
     }
 
@@ -85,18 +96,14 @@ impl CloseSignal {
             code,
             reason: reason.into(),
         };
-        self.tx.send_if_modified(|current| {
-            if current.is_some() {
-                return false;
-            }
-            *current = Some(reason);
-            true
-        });
+        if self.inner.reason.set(reason).is_ok() {
+            self.inner.raised.notify_waiters();
+        }
     }
 
     /// The reason given, if any.
     pub fn reason(&self) -> Option<CloseReason> {
-        self.tx.borrow().clone()
+        self.inner.reason.get().cloned()
     }
 
     /// Waits until a reason is given.
@@ -104,28 +111,171 @@ impl CloseSignal {
     /// # Cancel safety
     /// Cancel safe: it only observes the signal.
     pub async fn closed(&self) -> CloseReason {
-        let mut rx = self.tx.subscribe();
         loop {
-            if let Some(reason) = rx.borrow_and_update().clone() {
-                return reason;
+            let raised = self.inner.raised.notified();
+            tokio::pin!(raised);
+            // Registered before looking, so a reason set in between still wakes it.
+            raised.as_mut().enable();
+            if let Some(reason) = self.inner.reason.get() {
+                return reason.clone();
             }
-            if rx.changed().await.is_err() {
-                // Unreachable while `self` holds the sender; treat it as a shutdown.
-                return CloseReason {
-                    code: close_code::GOING_AWAY,
-                    reason: Cow::Borrowed("closing"),
-                };
-            }
+            raised.await;
         }
+    }
+}
+
+/// Frames for one connection, from its room to its task: a bounded queue that allocates only
+/// while it holds frames. A tokio `mpsc` channel would allocate a block of 32 slots and its
+/// padded state up front (about 1.5 KiB), for every connection however idle.
+///
+/// When it is full the room disconnects the peer rather than wait for it or drop a frame.
+#[derive(Debug)]
+pub struct Outbox {
+    shared: Arc<OutboxShared>,
+}
+
+/// The connection's end of its [`Outbox`].
+#[derive(Debug)]
+pub struct OutboxReceiver {
+    shared: Arc<OutboxShared>,
+}
+
+#[derive(Debug)]
+struct OutboxShared {
+    queue: Mutex<OutboxQueue>,
+    capacity: usize,
+    /// Wakes the receiver; it holds a permit when nobody waits, so no wake-up is lost.
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct OutboxQueue {
+    frames: VecDeque<Bytes>,
+    senders: usize,
+    receiver_gone: bool,
+}
+
+/// Queued frames past which an emptied queue gives its memory back: a burst should not keep a
+/// large buffer alive for the rest of an idle connection's life.
+const OUTBOX_KEEP: usize = 16;
+
+/// A bounded outbox holding at most `capacity` frames.
+pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
+    let shared = Arc::new(OutboxShared {
+        queue: Mutex::new(OutboxQueue {
+            senders: 1,
+            ..OutboxQueue::default()
+        }),
+        capacity,
+        ready: Notify::new(),
+    });
+    (
+        Outbox {
+            shared: Arc::clone(&shared),
+        },
+        OutboxReceiver { shared },
+    )
+}
+
+impl OutboxShared {
+    fn queue(&self) -> MutexGuard<'_, OutboxQueue> {
+        // Every critical section is a push, a pop or a counter update: a panic cannot leave the
+        // queue half changed.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Outbox {
+    /// Queues a frame without waiting.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] when `capacity` frames wait already (a slow peer),
+    /// [`TrySendError::Closed`] when the connection has gone.
+    pub fn try_send(&self, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let mut queue = self.shared.queue();
+        if queue.receiver_gone {
+            return Err(TrySendError::Closed(frame));
+        }
+        if queue.frames.len() >= self.shared.capacity {
+            return Err(TrySendError::Full(frame));
+        }
+        queue.frames.push_back(frame);
+        drop(queue);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.queue().senders += 1;
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue();
+        queue.senders -= 1;
+        if queue.senders == 0 {
+            drop(queue);
+            self.shared.ready.notify_one();
+        }
+    }
+}
+
+impl OutboxReceiver {
+    /// The next frame, or `None` once it is empty and every [`Outbox`] is gone.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a frame is only taken when this returns it.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            {
+                let mut queue = self.shared.queue();
+                if let Some(frame) = queue.pop() {
+                    return Some(frame);
+                }
+                if queue.senders == 0 {
+                    return None;
+                }
+            }
+            self.shared.ready.notified().await;
+        }
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.shared.queue().pop()
+    }
+}
+
+impl OutboxQueue {
+    fn pop(&mut self) -> Option<Bytes> {
+        let frame = self.frames.pop_front();
+        if self.frames.is_empty() && self.frames.capacity() > OUTBOX_KEEP {
+            self.frames = VecDeque::new();
+        }
+        frame
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let mut queue = self.shared.queue();
+        queue.receiver_gone = true;
+        queue.frames.clear();
     }
 }
 
 /// A connection as a room sees it.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    /// Frames for this connection's writer; bounded by `--outbox-capacity`. When it is full the
-    /// room disconnects the peer rather than wait for it or drop a frame.
-    pub outbox: mpsc::Sender<Bytes>,
+    /// Frames for this connection; bounded by `--outbox-capacity`. When it is full the room
+    /// disconnects the peer rather than wait for it or drop a frame.
+    pub outbox: Outbox,
     /// Closes the connection.
     pub close: CloseSignal,
     /// False for read-only tokens: the room applies none of this peer's updates.
@@ -145,5 +295,48 @@ mod tests {
         let reason = signal.closed().await;
         assert_eq!(reason.code, close_code::TRY_AGAIN_LATER);
         assert_eq!(signal.reason(), Some(reason));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_the_signal_is_raised() {
+        let signal = CloseSignal::new();
+        let waiter = tokio::spawn({
+            let signal = signal.clone();
+            async move { signal.closed().await }
+        });
+        tokio::task::yield_now().await;
+        signal.close(close_code::GOING_AWAY, "bye");
+        assert_eq!(waiter.await.expect("joins").code, close_code::GOING_AWAY);
+    }
+
+    #[tokio::test]
+    async fn the_outbox_is_bounded_and_reports_a_gone_connection() {
+        let (tx, mut rx) = outbox(2);
+        tx.try_send(Bytes::from_static(b"a")).expect("room");
+        tx.clone().try_send(Bytes::from_static(b"b")).expect("room");
+        assert!(matches!(
+            tx.try_send(Bytes::from_static(b"c")),
+            Err(TrySendError::Full(_))
+        ));
+        assert_eq!(rx.recv().await.as_deref(), Some(&b"a"[..]));
+        assert_eq!(rx.try_recv().as_deref(), Some(&b"b"[..]));
+        assert_eq!(rx.try_recv(), None);
+        let waiter = tokio::spawn(async move {
+            let first = rx.recv().await;
+            (first, rx.recv().await)
+        });
+        tokio::task::yield_now().await;
+        tx.try_send(Bytes::from_static(b"d")).expect("room");
+        drop(tx);
+        let (first, then) = waiter.await.expect("joins");
+        assert_eq!(first.as_deref(), Some(&b"d"[..]));
+        assert_eq!(then, None, "every sender gone");
+
+        let (tx, rx) = outbox(2);
+        drop(rx);
+        assert!(matches!(
+            tx.try_send(Bytes::from_static(b"e")),
+            Err(TrySendError::Closed(_))
+        ));
     }
 }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tungstenite::Message as WsMessage;
@@ -30,7 +30,7 @@ use tungstenite::protocol::frame::{CloseFrame, Frame};
 use crate::access;
 use crate::app::AppState;
 use crate::auth::Mode;
-use crate::conn::{CloseReason, CloseSignal, ConnId, Peer, close_code};
+use crate::conn::{CloseReason, CloseSignal, ConnId, OutboxReceiver, Peer, close_code, outbox};
 use crate::error::ApiError;
 use crate::handshake::{Socket, WsUpgrade};
 use crate::hooks::ConnectionInfo;
@@ -43,9 +43,11 @@ use crate::room::{JoinRefused, RoomHandle};
 /// room queues many small updates, and bounds how long one connection holds its socket.
 const WRITE_BATCH: usize = 64;
 /// Bytes the WebSocket layer reads at a time. Each connection holds a buffer this size for its
-/// whole life, so it dominates the memory of an idle connection (128 KiB by default); larger
-/// messages are simply read in several chunks.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// whole life, so it dominates the memory of an idle connection (128 KiB by default, and still
+/// half of it at 8 KiB). Updates and awareness messages are far smaller; larger messages are
+/// read in several chunks (a 512 KiB upload in 1,024 reads), and tungstenite zero-fills the spare
+/// buffer before each read, which a small buffer also makes cheaper.
+const READ_BUFFER_BYTES: usize = 512;
 /// Messages larger than this go out as several frames of this size. tungstenite copies a frame
 /// whole into the connection's write buffer, which keeps its largest size for the connection's
 /// life: one 20 MB frame would cost 20 MB per connection.
@@ -140,7 +142,7 @@ async fn serve(mut socket: Socket, doc: DocName, grant: Grant, state: AppState) 
         let metrics = metrics::get();
         metrics.connections.increment(1.0);
         state.open_connections.fetch_add(1, Ordering::Relaxed);
-        let (outbox_tx, mut outbox) = mpsc::channel(state.config.outbox_capacity);
+        let (outbox_tx, mut outbox) = outbox(state.config.outbox_capacity);
         let close = CloseSignal::new();
         let peer = Peer {
             outbox: outbox_tx,
@@ -207,7 +209,7 @@ async fn serve(mut socket: Socket, doc: DocName, grant: Grant, state: AppState) 
 /// yet is held while the outbox keeps draining.
 struct Connection<'a> {
     socket: &'a mut Socket,
-    outbox: &'a mut mpsc::Receiver<Bytes>,
+    outbox: &'a mut OutboxReceiver,
     room: &'a RoomHandle,
     conn: ConnId,
     close: &'a CloseSignal,
@@ -224,23 +226,24 @@ impl Connection<'_> {
         peer_timeout: Duration,
         expires_at: Option<Instant>,
     ) {
-        let mut ping = tokio::time::interval(ping_interval);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        ping.reset();
-        // One timer for silence, re-armed only when it fires: resetting it on every frame would
-        // cost a timer-wheel update per message.
+        // One timer for pings, silence and token expiry, re-armed only when it fires: an idle
+        // connection holds one timer, and a frame costs no timer-wheel update.
+        let mut next_ping = Instant::now() + ping_interval;
         let mut heard = Instant::now();
-        let silence = tokio::time::sleep(peer_timeout);
-        tokio::pin!(silence);
-        let expiry = sleep_until_opt(expires_at);
-        tokio::pin!(expiry);
+        let first = next_ping.min(heard + peer_timeout);
+        let timer = tokio::time::sleep_until(expires_at.map_or(first, |at| first.min(at)));
+        tokio::pin!(timer);
         let room_tx = self.room.sender();
+        // Registered once: asking anew on every turn of the loop costs a lock per frame.
+        let close = self.close;
+        let closed = close.closed();
+        tokio::pin!(closed);
         // A message the room's inbox had no room for; no frame is read until it is handed over.
         let mut held: Option<RoomCmd> = None;
         loop {
             tokio::select! {
                 biased;
-                _ = self.close.closed() => return,
+                _ = &mut closed => return,
                 frame = self.outbox.recv() => {
                     let Some(frame) = frame else {
                         // The room dropped this connection without a reason: it failed.
@@ -249,7 +252,7 @@ impl Connection<'_> {
                     };
                     let sent = tokio::select! {
                         sent = send_batch(self.socket, frame, self.outbox) => sent,
-                        _ = self.close.closed() => return,
+                        _ = &mut closed => return,
                     };
                     if sent.is_err() {
                         self.close.close(close_code::GOING_AWAY, "write failed");
@@ -283,23 +286,28 @@ impl Connection<'_> {
                         }
                     }
                 }
-                _ = ping.tick() => {
-                    if self.socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
-                        self.close.close(close_code::GOING_AWAY, "write failed");
+                () = &mut timer => {
+                    let now = Instant::now();
+                    if expires_at.is_some_and(|at| at <= now) {
+                        self.close.close(close_code::FORBIDDEN, "token expired");
                         return;
                     }
-                }
-                () = &mut silence => {
-                    let deadline = heard + peer_timeout;
-                    if deadline <= Instant::now() {
+                    if heard + peer_timeout <= now {
                         self.close.close(close_code::GOING_AWAY, "no pong or message in time");
                         return;
                     }
-                    silence.as_mut().reset(deadline);
-                }
-                () = &mut expiry => {
-                    self.close.close(close_code::FORBIDDEN, "token expired");
-                    return;
+                    if next_ping <= now {
+                        if self.socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                            self.close.close(close_code::GOING_AWAY, "write failed");
+                            return;
+                        }
+                        next_ping = now + ping_interval;
+                    }
+                    let mut deadline = next_ping.min(heard + peer_timeout);
+                    if let Some(at) = expires_at {
+                        deadline = deadline.min(at);
+                    }
+                    timer.as_mut().reset(deadline);
                 }
             }
         }
@@ -385,13 +393,6 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
     Ok(Some(msg))
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// A read error's close code: 1009 for a message over `--max-message-bytes`.
 fn read_error(error: &tungstenite::Error) -> (u16, Cow<'static, str>) {
     if matches!(error, tungstenite::Error::Capacity(_)) {
@@ -405,11 +406,11 @@ fn read_error(error: &tungstenite::Error) -> (u16, Cow<'static, str>) {
 /// so clients get everything the room accepted before it said goodbye.
 async fn goodbye(
     socket: &mut Socket,
-    outbox: &mut mpsc::Receiver<Bytes>,
+    outbox: &mut OutboxReceiver,
     reason: &CloseReason,
 ) -> Result<(), tungstenite::Error> {
     if reason.code == close_code::GOING_AWAY {
-        while let Ok(frame) = outbox.try_recv() {
+        while let Some(frame) = outbox.try_recv() {
             feed(socket, frame).await?;
         }
     }
@@ -424,18 +425,18 @@ async fn goodbye(
 async fn send_batch(
     socket: &mut Socket,
     first: Bytes,
-    outbox: &mut mpsc::Receiver<Bytes>,
+    outbox: &mut OutboxReceiver,
 ) -> Result<(), tungstenite::Error> {
     let metrics = metrics::get();
     metrics.message_out(&first);
     feed(socket, first).await?;
     for _ in 1..WRITE_BATCH {
         match outbox.try_recv() {
-            Ok(frame) => {
+            Some(frame) => {
                 metrics.message_out(&frame);
                 feed(socket, frame).await?;
             }
-            Err(_) => break,
+            None => break,
         }
     }
     socket.flush().await
