@@ -76,14 +76,15 @@ impl StoreError {
     }
 
     /// A [`StoreError::Io`] about a path.
-    pub(crate) fn io(
+    pub(crate) fn io<'a>(
         action: &'static str,
-        location: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let location = location.display().to_string();
+        location: &'a std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        // The path is formatted only on failure: the success path (every update-log append)
+        // should not pay for a string it never shows.
         move |source| Self::Io {
             action,
-            location,
+            location: location.display().to_string(),
             source,
         }
     }

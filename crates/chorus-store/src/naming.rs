@@ -24,6 +24,15 @@ const STEM_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_');
 
 /// The stem of `doc`, identical across backends.
 pub fn stem(doc: &DocName) -> String {
+    let name = doc.as_str();
+    if name.len() <= MAX_ENCODED_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        // Nothing to encode (the common case, once per update-log append): skip the formatter.
+        return name.to_owned();
+    }
     let encoded = utf8_percent_encode(doc.as_str(), STEM_SET).to_string();
     if encoded.len() <= MAX_ENCODED_NAME {
         return encoded;
