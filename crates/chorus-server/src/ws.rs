@@ -39,7 +39,7 @@ use crate::metrics;
 use crate::room::handle::RoomCmd;
 use crate::room::{JoinRefused, RoomHandle};
 
-/// Frames the writer sends in one go before flushing: batching saves system calls when a busy
+/// Frames a connection sends in one go before flushing: batching saves system calls when a busy
 /// room queues many small updates, and bounds how long one connection holds its socket.
 const WRITE_BATCH: usize = 64;
 /// Bytes the WebSocket layer reads at a time. Each connection holds a buffer this size for its
@@ -55,7 +55,7 @@ const FRAGMENT_BYTES: usize = 16 * 1024;
 /// Bytes tungstenite gathers before writing to the socket (its default is 128 KiB). Batches of
 /// small frames still go out in one system call; a fragmented message goes out a piece at a time.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
-/// How long the writer tries to deliver the close frame to a peer that may not be reading.
+/// How long a connection tries to deliver the close frame to a peer that may not be reading.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What a connection was granted at the upgrade.
