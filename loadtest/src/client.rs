@@ -80,8 +80,19 @@ pub async fn connect_and_sync(
     doc: Option<&Doc>,
     timeout: Duration,
 ) -> anyhow::Result<Synced> {
+    connect_and_sync_with(url, doc, timeout, ws_config()).await
+}
+
+/// As [`connect_and_sync`], with other WebSocket settings (e.g. a larger read buffer for a
+/// joiner that receives a whole large document at once).
+pub async fn connect_and_sync_with(
+    url: &str,
+    doc: Option<&Doc>,
+    timeout: Duration,
+    config: WebSocketConfig,
+) -> anyhow::Result<Synced> {
     let started = Instant::now();
-    tokio::time::timeout(timeout, handshake(url, doc, started))
+    tokio::time::timeout(timeout, handshake(url, doc, started, config))
         .await
         .with_context(|| {
             format!(
@@ -91,9 +102,14 @@ pub async fn connect_and_sync(
         })?
 }
 
-async fn handshake(url: &str, doc: Option<&Doc>, started: Instant) -> anyhow::Result<Synced> {
+async fn handshake(
+    url: &str,
+    doc: Option<&Doc>,
+    started: Instant,
+    config: WebSocketConfig,
+) -> anyhow::Result<Synced> {
     let (mut ws, _response) =
-        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .with_context(|| format!("connecting to {url}"))?;
     let connect_elapsed = started.elapsed();
