@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use tungstenite::protocol::frame::{CloseFrame, Frame};
 use crate::access;
 use crate::app::AppState;
 use crate::auth::Mode;
+use crate::auth_callback::AuthCallback;
 use crate::conn::{CloseReason, CloseSignal, ConnId, OutboxReceiver, Peer, close_code, outbox};
 use crate::error::ApiError;
 use crate::handshake::{Socket, WsUpgrade};
@@ -63,6 +65,8 @@ struct Grant {
     mode: Mode,
     /// When the token expires; the connection is closed with 4403 then.
     expires_at: Option<Instant>,
+    /// The auth callback to ask again while connected, with the token it was asked about.
+    recheck: Option<(Arc<AuthCallback>, Option<String>)>,
 }
 
 /// Upgrades `GET /ws/<document>`. The name, the origin and the token are checked before the
@@ -95,9 +99,12 @@ pub(crate) async fn upgrade(
     }
     let token = query.get("token").map(String::as_str);
     let grant = match access::admit(&state, &doc, token, &headers).await {
-        Ok(access) => Grant {
-            mode: access.mode,
-            expires_at: access.expires_at.map(access::deadline),
+        Ok(admitted) => Grant {
+            mode: admitted.access.mode,
+            expires_at: admitted.access.expires_at.map(access::deadline),
+            recheck: admitted
+                .recheck
+                .map(|callback| (callback, token.map(str::to_owned))),
         },
         Err(error) => {
             metrics::connection_rejected("token");
@@ -158,6 +165,16 @@ async fn serve(mut socket: Socket, doc: DocName, grant: Grant, state: AppState) 
                     mode: grant.mode,
                 };
                 state.hooks.on_connect(&info).await;
+                if let Some((callback, token)) = grant.recheck {
+                    tokio::spawn(access::recheck_until_closed(
+                        callback,
+                        state.config.auth_callback_cache,
+                        token,
+                        doc.clone(),
+                        grant.mode,
+                        close.clone(),
+                    ));
+                }
                 let mut connection = Connection {
                     socket: &mut socket,
                     outbox: &mut outbox,

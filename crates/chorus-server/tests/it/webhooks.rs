@@ -204,6 +204,8 @@ async fn a_hung_receiver_never_holds_a_room_back() {
 #[derive(Clone, Default)]
 struct Backend {
     requests: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// Tokens the backend no longer accepts.
+    revoked: Arc<Mutex<Vec<String>>>,
 }
 
 async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, String) {
@@ -214,7 +216,15 @@ async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, Str
         .expect("not poisoned")
         .push(request.clone());
     let token = request["token"].as_str().unwrap_or_default();
-    let access = if token.starts_with("write-") {
+    let revoked = backend
+        .revoked
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .any(|t| t == token);
+    let access = if revoked {
+        "deny"
+    } else if token.starts_with("write-") {
         "write"
     } else if token.starts_with("read-") {
         "read"
@@ -287,5 +297,39 @@ async fn an_unreachable_auth_callback_refuses_with_503() {
         upgrade_status(format!("{}?token=write-x", app.ws_url("doc").as_str())).await,
         503
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_permission_the_callback_revokes_closes_the_connection_with_4403() {
+    let backend = Backend::default();
+    let addr = serve(
+        Router::new()
+            .route("/auth", post(decide))
+            .with_state(backend.clone()),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
+        c.auth_callback_cache = Duration::from_millis(200);
+    })
+    .await;
+    let url = |token: &str| format!("{}?token={token}", app.ws_url("revocable"));
+    let mut kept = TestClient::connect_synced(&url("write-kept")).await;
+    let mut revoked = TestClient::connect_synced(&url("write-gone")).await;
+    backend
+        .revoked
+        .lock()
+        .expect("not poisoned")
+        .push("write-gone".into());
+    assert_eq!(revoked.closed_code().await, Some(4403));
+    kept.type_text("still here").await;
+    let mut check = TestClient::connect_synced(&url("write-kept")).await;
+    check
+        .until("the kept connection still edits", |c| {
+            c.text() == "still here"
+        })
+        .await;
     app.stop().await;
 }
