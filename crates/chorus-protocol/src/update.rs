@@ -33,9 +33,10 @@
 //! One pass over the input. Every declared count is checked against the bytes left before the
 //! loop that uses it, so no count can make the validator loop or allocate beyond what the input
 //! holds. The only allocations are the set of distinct client ids (at most
-//! [`UpdateLimits::max_clients`] entries) and, for items nested inside shared types created in the
-//! same update, a list of clock spans used to measure type nesting; most updates allocate nothing
-//! for it.
+//! [`UpdateLimits::max_clients`] entries), for items nested inside shared types created in the
+//! same update a list of clock spans used to measure type nesting, and two lists proportional to
+//! the input for the surrogate-pair check ([`UpdateError::SplitsSurrogatePair`]): the places
+//! where origins and delete ranges cut blocks, and the surrogate pairs in the update's strings.
 
 mod clients;
 mod content;
@@ -46,10 +47,13 @@ use crate::ProtocolError;
 use crate::lib0::Decoder;
 use crate::state_vector::check_count;
 
+use std::collections::{HashMap, HashSet};
+
 use clients::ClientSet;
 use nesting::TypeDepths;
 
 pub use error::{Section, UpdateError};
+pub use nesting::TypeIndex;
 
 /// Default for [`UpdateLimits::max_clients`].
 ///
@@ -91,7 +95,8 @@ pub struct UpdateLimits {
     /// root, that the update itself creates. Types nested under types that already exist in the
     /// document, or under items later in the same update, count as if their unknown parent
     /// were a root type: the check never over-counts, so it never refuses a legitimate update,
-    /// but a server wanting a hard bound must also check the document.
+    /// but a server wanting a hard bound must also check the document, which
+    /// [`validate_update_v1_in`] does.
     pub max_type_depth: usize,
 }
 
@@ -156,15 +161,43 @@ pub fn validate_update_v1(
     bytes: &[u8],
     limits: &UpdateLimits,
 ) -> Result<UpdateSummary, UpdateError> {
+    validate(bytes, limits, None).map(|(summary, _)| summary)
+}
+
+/// [`validate_update_v1`] for an update to a document whose nested content `types` describes:
+/// [`UpdateLimits::max_type_depth`] then bounds the depth of the whole document, not just of
+/// what this update nests by itself. An accepted update's nested content is added to `types`;
+/// a refused one leaves it unchanged.
+///
+/// # Errors
+/// As [`validate_update_v1`].
+pub fn validate_update_v1_in(
+    bytes: &[u8],
+    limits: &UpdateLimits,
+    types: &mut TypeIndex,
+) -> Result<UpdateSummary, UpdateError> {
+    let (summary, spans) = validate(bytes, limits, Some(types))?;
+    types.absorb(spans);
+    Ok(summary)
+}
+
+fn validate(
+    bytes: &[u8],
+    limits: &UpdateLimits,
+    known: Option<&TypeIndex>,
+) -> Result<(UpdateSummary, HashMap<u64, Vec<nesting::Span>>), UpdateError> {
     let mut parser = Parser {
         decoder: Decoder::new(bytes),
         limits,
         clients: ClientSet::new(limits.max_clients),
-        depths: TypeDepths::default(),
+        depths: TypeDepths::with_known(known),
         summary: UpdateSummary::default(),
+        surrogates: HashSet::new(),
+        cuts: Vec::new(),
     };
     parser.structs()?;
     parser.delete_set()?;
+    parser.check_cuts()?;
     if !parser.decoder.is_empty() {
         // Also what most v2 updates run into: their first byte reads as "no structs" and the
         // column lengths as a short delete set, leaving the rest unread.
@@ -173,7 +206,7 @@ pub fn validate_update_v1(
     let mut summary = parser.summary;
     summary.clients = parser.clients.len();
     summary.struct_clients = parser.clients.struct_clients();
-    Ok(summary)
+    Ok((summary, parser.depths.into_spans()))
 }
 
 /// State of one validation pass.
@@ -181,8 +214,14 @@ struct Parser<'a, 'l> {
     decoder: Decoder<'a>,
     limits: &'l UpdateLimits,
     clients: ClientSet,
-    depths: TypeDepths,
+    depths: TypeDepths<'l>,
     summary: UpdateSummary,
+    /// Clocks of the low halves of surrogate pairs in this update's strings: cutting a string
+    /// just before one splits a character in two.
+    surrogates: HashSet<StructId>,
+    /// Every place an origin or a delete range makes yrs cut a block: the id of the first
+    /// element right of the cut.
+    cuts: Vec<StructId>,
 }
 
 impl Parser<'_, '_> {
@@ -238,6 +277,14 @@ impl Parser<'_, '_> {
         let right = (info & content::HAS_RIGHT_ORIGIN != 0)
             .then(|| read_id(&mut self.decoder))
             .transpose()?;
+        // A left origin cuts after its element, a right origin before its element.
+        if let Some(o) = left {
+            self.cuts.push(StructId {
+                client: o.client,
+                clock: o.clock.saturating_add(1),
+            });
+        }
+        self.cuts.extend(right);
         let container_depth = if left.is_none() && right.is_none() {
             // Without origins the item names its parent; with them it inherits the origin's.
             let depth = match self.decoder.read_var_uint()? {
@@ -264,6 +311,12 @@ impl Parser<'_, '_> {
         }
         self.depths
             .record(id, content.len, container_depth, content.is_type);
+        for offset in content.inner_surrogates {
+            self.surrogates.insert(StructId {
+                client: id.client,
+                clock: id.clock.saturating_add(offset),
+            });
+        }
         Ok(content.len)
     }
 
@@ -285,13 +338,36 @@ impl Parser<'_, '_> {
                 }
                 // Delete ranges never take the i32 path, and "everything of client 1" is
                 // written as a range to u32::MAX, so only real overflow is refused here.
-                clock
+                let end = clock
                     .checked_add(len)
                     .ok_or(UpdateError::DeleteRangeOverflow { client, clock, len })?;
+                self.cuts.push(StructId { client, clock });
+                self.cuts.push(StructId { client, clock: end });
                 self.summary.delete_ranges += 1;
             }
         }
         Ok(())
+    }
+}
+
+impl Parser<'_, '_> {
+    /// Refuses an update that makes yrs cut one of its own strings between the two halves of a
+    /// surrogate pair. yrs 0.28.1 replaces both halves with U+FFFD there, and deleting the
+    /// pieces afterwards underflows the parent's length (`transaction.rs:795`: a panic with
+    /// overflow checks, a wrapped length in release builds). Found by the `validate_then_apply`
+    /// fuzz target. Yjs clients only write such cuts when code inserts at a UTF-16 index
+    /// inside an emoji, which editors avoid.
+    fn check_cuts(&self) -> Result<(), UpdateError> {
+        if self.surrogates.is_empty() {
+            return Ok(());
+        }
+        match self.cuts.iter().find(|cut| self.surrogates.contains(cut)) {
+            Some(cut) => Err(UpdateError::SplitsSurrogatePair {
+                client: cut.client,
+                clock: cut.clock,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -437,6 +513,79 @@ mod tests {
                 len: 0x17
             })
         );
+    }
+
+    #[test]
+    fn refuses_cuts_inside_a_surrogate_pair() {
+        // Client 1 writes "k😀z" (clocks 0..4, the emoji at 1 and 2), then "x" with its left
+        // origin at clock 1: yrs would cut the emoji in two. With a delete of everything this
+        // underflowed yrs' text length (found by the validate_then_apply fuzz target).
+        let emoji_then_x = "0102010004010174066bf09f98807a8401010178";
+        assert_eq!(
+            validate(&hex(&format!("{emoji_then_x}0101010005"))),
+            Err(UpdateError::SplitsSurrogatePair {
+                client: 1,
+                clock: 2
+            })
+        );
+        assert!(validate(&hex(&format!("{emoji_then_x}00"))).is_err());
+        // A right origin at the low half, and a delete range ending inside the pair.
+        assert!(validate(&hex("0102010004010174066bf09f98807a44010201780101010005")).is_err());
+        assert_eq!(
+            validate(&hex("010101000401017404f09f98800101010001")),
+            Err(UpdateError::SplitsSurrogatePair {
+                client: 1,
+                clock: 1
+            })
+        );
+        // Cutting on either side of the emoji is fine.
+        assert!(validate(&hex("0102010004010174066bf09f98807a840100017800")).is_ok());
+        assert!(validate(&hex("0102010004010174066bf09f98807a840102017800")).is_ok());
+        assert!(validate(&hex("010101000401017404f09f98800101010002")).is_ok());
+        // The fuzz finding itself: origins inside "😀𝄞" and a delete range over everything.
+        assert!(matches!(
+            validate(include_bytes!(
+                "../fuzz/regressions/yrs-delete-block-len-underflow.bin"
+            )),
+            Err(UpdateError::SplitsSurrogatePair { .. })
+        ));
+    }
+
+    /// `depth` maps, each the value "k" of the one before, from clock `first` of client 1.
+    fn map_chain(first: u32, depth: u32) -> Vec<u8> {
+        let mut u = vec![1, depth as u8, 1, first as u8];
+        for clock in first..first + depth {
+            if clock == 0 {
+                u.extend([0x27, 1, 1, b'z', 1, b'k', 1]);
+            } else {
+                u.extend([0x27, 0, 1, clock as u8 - 1, 1, b'k', 1]);
+            }
+        }
+        u.push(0);
+        u
+    }
+
+    #[test]
+    fn a_type_index_bounds_nesting_across_updates() {
+        let limits = UpdateLimits {
+            max_type_depth: 6,
+            ..UpdateLimits::default()
+        };
+        // Alone, each chain of 4 is fine; with the index the second would reach depth 8.
+        assert!(validate_update_v1(&map_chain(4, 4), &limits).is_ok());
+        let mut types = TypeIndex::default();
+        validate_update_v1_in(&map_chain(0, 4), &limits, &mut types).expect("4 deep");
+        let before = types.len();
+        assert_eq!(
+            validate_update_v1_in(&map_chain(4, 4), &limits, &mut types),
+            Err(UpdateError::TypeTooDeep { limit: 6 })
+        );
+        assert_eq!(
+            types.len(),
+            before,
+            "a refused update leaves the index alone"
+        );
+        validate_update_v1_in(&map_chain(4, 2), &limits, &mut types).expect("6 deep");
     }
 
     #[test]

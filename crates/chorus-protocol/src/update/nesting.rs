@@ -9,13 +9,13 @@
 //! root-level type, an unknown origin as a root-level item. Depths are never over-estimated, so
 //! the check never refuses a legitimate update.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::StructId;
 
 /// Clock ranges of one client's structs that sit below the root level.
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub(super) struct Span {
     start: u32,
     /// Exclusive.
     end: u32,
@@ -28,12 +28,84 @@ struct Span {
 /// Spans per client, in clock order (a client has one struct section, whose clocks increase).
 /// Only structs with a container depth of 1 or more are kept: everything else has the depth an
 /// unknown reference is given anyway, so plain root-level edits allocate nothing here.
+/// References this update cannot resolve are looked up in `known`, the document's
+/// [`TypeIndex`], when the caller keeps one.
 #[derive(Debug, Default)]
-pub(super) struct TypeDepths {
+pub(super) struct TypeDepths<'k> {
     spans: HashMap<u64, Vec<Span>>,
+    known: Option<&'k TypeIndex>,
 }
 
-impl TypeDepths {
+/// Where a document's nested content sits: the type depth of every struct below the root
+/// level, across all the updates a document has taken.
+///
+/// [`validate_update_v1`](super::validate_update_v1) alone sees one update, so a chain of maps
+/// sent 60 levels per update nests without bound (and yrs' recursive delete then overflows the
+/// stack: C3 in the hostile input study). A server that keeps one `TypeIndex` per document and
+/// validates every update with [`validate_update_v1_in`](super::validate_update_v1_in) bounds the
+/// depth of the whole document instead. Memory: one entry per run of consecutive clocks of one
+/// client at one depth (typing merges into the run before it), nothing for root-level content.
+#[derive(Debug, Default, Clone)]
+pub struct TypeIndex {
+    spans: HashMap<u64, BTreeMap<u32, Span>>,
+}
+
+impl TypeIndex {
+    /// Runs of nested content it holds.
+    pub fn len(&self) -> usize {
+        self.spans.values().map(BTreeMap::len).sum()
+    }
+
+    /// True when the document has no nested content.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    fn find(&self, id: StructId) -> Option<&Span> {
+        let (_, span) = self.spans.get(&id.client)?.range(..=id.clock).next_back()?;
+        (id.clock < span.end).then_some(span)
+    }
+
+    /// Takes the spans of an accepted update.
+    pub(super) fn absorb(&mut self, depths: HashMap<u64, Vec<Span>>) {
+        for (client, spans) in depths {
+            let index = self.spans.entry(client).or_default();
+            for span in spans {
+                let merged = index
+                    .range_mut(..span.start)
+                    .next_back()
+                    .is_some_and(|(_, last)| {
+                        let fits = !span.is_type
+                            && !last.is_type
+                            && last.end == span.start
+                            && last.container == span.container;
+                        if fits {
+                            last.end = span.end;
+                        }
+                        fits
+                    });
+                if !merged {
+                    index.insert(span.start, span);
+                }
+            }
+        }
+    }
+}
+
+impl<'k> TypeDepths<'k> {
+    /// Depths for one update of a document whose earlier content `known` describes.
+    pub(super) fn with_known(known: Option<&'k TypeIndex>) -> Self {
+        Self {
+            spans: HashMap::new(),
+            known,
+        }
+    }
+
+    /// The spans recorded, for [`TypeIndex::absorb`].
+    pub(super) fn into_spans(self) -> HashMap<u64, Vec<Span>> {
+        self.spans
+    }
+
     /// Remembers an item of `len` clock ticks at `id`, `container` types deep.
     pub(super) fn record(&mut self, id: StructId, len: u32, container: usize, is_type: bool) {
         if container == 0 {
@@ -76,6 +148,11 @@ impl TypeDepths {
     }
 
     fn find(&self, id: StructId) -> Option<&Span> {
+        self.find_here(id)
+            .or_else(|| self.known.and_then(|known| known.find(id)))
+    }
+
+    fn find_here(&self, id: StructId) -> Option<&Span> {
         let spans = self.spans.get(&id.client)?;
         let after = spans.partition_point(|span| span.start <= id.clock);
         let span = spans.get(after.checked_sub(1)?)?;
@@ -105,6 +182,21 @@ mod tests {
         assert_eq!(depths.container(id(1, 9)), 2);
         assert_eq!(depths.container(id(1, 10)), 0);
         assert_eq!(depths.spans[&1].len(), 2, "adjacent text merged");
+    }
+
+    #[test]
+    fn an_index_carries_depths_from_one_update_to_the_next() {
+        let mut index = TypeIndex::default();
+        let mut first = TypeDepths::default();
+        first.record(id(1, 0), 1, 1, true);
+        first.record(id(1, 1), 2, 2, false);
+        index.absorb(first.into_spans());
+        let mut second = TypeDepths::with_known(Some(&index));
+        assert_eq!(second.type_depth(id(1, 0)), 2);
+        assert_eq!(second.container(id(1, 2)), 2);
+        second.record(id(1, 3), 4, 2, false);
+        index.absorb(second.into_spans());
+        assert_eq!(index.len(), 2, "typing on merges into the run before");
     }
 
     #[test]
