@@ -212,6 +212,21 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Largest size, in bytes (Yjs v1 encoding), clients may grow one document to; an update
+    /// past it is refused and its sender closed with 1008.
+    #[arg(long, env = "CHORUS_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_document_bytes: usize,
+
+    /// Most distinct client ids that may write to one document (every browser session is a new
+    /// one; fake ones make yrs slow down for everybody); beyond: close 1008.
+    #[arg(long, env = "CHORUS_MAX_DOCUMENT_CLIENTS", default_value_t = 65_536)]
+    pub max_document_clients: usize,
+
+    /// Most structs and delete ranges one document keeps waiting for missing dependencies;
+    /// an update adding more is dropped and its sender closed with 1008.
+    #[arg(long, env = "CHORUS_MAX_PENDING_STRUCTS", default_value_t = 10_000)]
+    pub max_pending_structs: usize,
+
     /// Messages queued for one connection before it counts as too slow and is disconnected
     /// (it resynchronises when it reconnects).
     #[arg(long, env = "CHORUS_OUTBOX_CAPACITY", default_value_t = 1024)]
@@ -499,6 +514,9 @@ impl Config {
             snapshot_interval: Duration::from_secs(30),
             room_idle_timeout: Duration::from_secs(30),
             max_message_bytes: 16 * 1024 * 1024,
+            max_document_bytes: 64 * 1024 * 1024,
+            max_document_clients: 65_536,
+            max_pending_structs: 10_000,
             outbox_capacity: 1024,
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(30),

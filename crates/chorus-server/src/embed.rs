@@ -45,7 +45,7 @@ use crate::error::ApiError;
 use crate::hooks::{Hooks, NoHooks};
 use crate::relay::{Relay, RelaySettings};
 use crate::room::registry::Services;
-use crate::room::{JoinRefused, RoomSettings, Rooms};
+use crate::room::{DocLimits, JoinRefused, RoomSettings, Rooms};
 use crate::webhook::{WebhookSettings, Webhooks};
 
 /// A running Chorus: its rooms, connections and background work. Serve [`Chorus::router`]
@@ -248,6 +248,11 @@ impl ChorusBuilder {
             relay_resync_interval: config.relay_resync_interval,
             max_peers: config.max_connections_per_room,
             change_debounce: config.change_debounce,
+            doc_limits: DocLimits {
+                max_bytes: config.max_document_bytes,
+                max_clients: config.max_document_clients,
+                max_pending: config.max_pending_structs,
+            },
         };
         let services = Services {
             relay: relay.clone(),

@@ -36,7 +36,7 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::doc::{DocError, RoomDoc, sync_payload};
+use super::doc::{ClientUpdateError, DocError, DocLimits, RoomDoc, sync_payload};
 use super::durable::{Durable, Outgoing};
 use super::handle::{JoinRefused, RoomCmd};
 use super::presence::{self, Owner, Presence};
@@ -72,6 +72,8 @@ pub struct RoomSettings {
     /// document edited without pause is announced at least every [`CHANGE_MAX_DELAY_FACTOR`]
     /// times this.
     pub change_debounce: Duration,
+    /// What clients may make one document cost.
+    pub doc_limits: DocLimits,
 }
 
 /// A document changing without pause is still announced this many debounce periods after its
@@ -150,12 +152,13 @@ impl Room {
     ) -> Result<Self, DocError> {
         let idle_deadline = Instant::now() + ctx.settings.idle_timeout;
         let durable = Durable::new(Arc::clone(&ctx.log), name.clone());
+        let doc = RoomDoc::with_limits(ctx.settings.doc_limits)?;
         Ok(Self {
             name,
             generation,
             cmd_rx,
             ctx,
-            doc: RoomDoc::new()?,
+            doc,
             durable,
             presence: Presence::default(),
             peers: HashMap::new(),
@@ -425,7 +428,16 @@ impl Room {
 
     /// Applies a client's update and forwards what it changed to everyone else in the room.
     fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
-        match self.doc.apply(update) {
+        let applied = match self.doc.apply_client(update) {
+            Err(ClientUpdateError::OverLimit { reason, detail }) => {
+                tracing::info!(conn = %from, %detail, "refused an update over a document limit");
+                self.disconnect(from, close_code::POLICY, reason);
+                return Ok(());
+            }
+            Err(ClientUpdateError::Doc(error)) => Err(error),
+            Ok(delta) => Ok(delta),
+        };
+        match applied {
             Ok(Some(delta)) => {
                 let then = Outgoing::Broadcast {
                     frame: delta.clone(),

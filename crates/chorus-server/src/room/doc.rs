@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use chorus_protocol::StateVector;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
+use chorus_protocol::update::{TypeIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, ReadTxn, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
 
 /// Key of the room's update observer on its document.
 const OBSERVER_KEY: &str = "chorus-room";
@@ -30,6 +31,49 @@ pub enum DocError {
     Panicked,
 }
 
+/// Why a client's update was not applied ([`RoomDoc::apply_client`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientUpdateError {
+    /// The update would take the document past one of its [`DocLimits`]; the document is
+    /// unchanged. The sender is closed with 1008 (policy violation).
+    #[error("{detail}")]
+    OverLimit {
+        /// Short reason for the close frame.
+        reason: &'static str,
+        /// The limit that was hit, for the log.
+        detail: String,
+    },
+    /// Malformed, or yrs panicked: as for [`RoomDoc::apply`].
+    #[error(transparent)]
+    Doc(#[from] DocError),
+}
+
+/// What one document may cost, whatever its clients send. Fake client ids, structs that wait
+/// forever for dependencies that never come, and sheer size are free for an attacker and cost
+/// the server on every later edit and every join (`shared/reference/yrs-hostile-inputs.md`,
+/// H3–H6 and H10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocLimits {
+    /// Largest size of the document's full state (Yjs v1 encoding, what every joiner
+    /// downloads and every snapshot stores) that a client update may grow it to.
+    pub max_bytes: usize,
+    /// Most distinct client ids that may have written to the document.
+    pub max_clients: usize,
+    /// Most structs and delete ranges that may wait for missing dependencies
+    /// (yrs' pending update and pending delete set together).
+    pub max_pending: usize,
+}
+
+impl DocLimits {
+    /// No limits: for what the server already trusts (its own snapshots and log, other nodes,
+    /// the HTTP API).
+    pub const UNLIMITED: Self = Self {
+        max_bytes: usize::MAX,
+        max_clients: usize::MAX,
+        max_pending: usize::MAX,
+    };
+}
+
 /// The document of one room. Owned by the room actor, never shared.
 pub struct RoomDoc {
     doc: Doc,
@@ -39,6 +83,18 @@ pub struct RoomDoc {
     /// Sync step 2 with the whole document, for joiners that have none of it. Encoded at most
     /// once per document version, however many clients join.
     full_state: Option<Bytes>,
+    /// Caps on client updates ([`RoomDoc::apply_client`]).
+    limits: DocLimits,
+    /// An upper bound of the encoded document size: the size last measured plus every update
+    /// applied since. Measuring means encoding the whole document, so it is done only when this
+    /// bound says the limit may be near.
+    size_bound: usize,
+    /// Structs and delete ranges waiting for missing dependencies after the last update.
+    pending: usize,
+    /// Type depth of the document's nested content, so that nesting is bounded across
+    /// updates and not only within one (a chain of maps sent a few levels per update would
+    /// otherwise make yrs' recursive delete overflow the stack).
+    types: TypeIndex,
 }
 
 impl RoomDoc {
@@ -48,6 +104,14 @@ impl RoomDoc {
     /// [`DocError::Invalid`] if the update observer cannot be registered (yrs refuses only while
     /// a transaction is open, which cannot be the case for a new document).
     pub fn new() -> Result<Self, DocError> {
+        Self::with_limits(DocLimits::UNLIMITED)
+    }
+
+    /// An empty document whose client updates are held to `limits`.
+    ///
+    /// # Errors
+    /// As [`RoomDoc::new`].
+    pub fn with_limits(limits: DocLimits) -> Result<Self, DocError> {
         let doc = Doc::new();
         let delta = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&delta);
@@ -60,6 +124,10 @@ impl RoomDoc {
             doc,
             delta,
             full_state: None,
+            limits,
+            size_bound: EMPTY_UPDATE.len(),
+            pending: 0,
+            types: TypeIndex::default(),
         })
     }
 
@@ -69,7 +137,157 @@ impl RoomDoc {
     /// # Errors
     /// [`DocError::Invalid`] for an update yrs refuses, [`DocError::Panicked`] if yrs panicked.
     pub fn apply(&mut self, update: &[u8]) -> Result<Option<Bytes>, DocError> {
-        let update = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
+        let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
+        // Trusted content is indexed too, so that client updates nesting into it are measured
+        // from its real depth. (It passed this check when it came from a client; if it fails
+        // now it is still applied, only not indexed.)
+        let _ = validate_update_v1_in(update, &whole_document_limits(), &mut self.types);
+        let delta = self.apply_decoded(decoded)?;
+        self.size_bound = self.size_bound.saturating_add(update.len());
+        self.pending = self.count_pending()?;
+        Ok(delta)
+    }
+
+    /// Applies a client's update like [`RoomDoc::apply`], unless it would take the document
+    /// past its [`DocLimits`]:
+    ///
+    /// * an update naming client ids new to the document beyond `max_clients`, one that could
+    ///   grow the encoded document past `max_bytes` (its current size plus the update's), one
+    ///   that nests shared types deeper than the validator's type-depth limit counted from the
+    ///   document's root, and one that starts past the document's clock for one of its
+    ///   clients (a gap: see below) is refused before yrs applies it;
+    /// * whether structs will wait for missing dependencies only yrs knows, so that cap is
+    ///   checked after applying: what the update added to the pending set is dropped again
+    ///   (the earlier pending state is restored), and the update is refused if it changed
+    ///   nothing else. If part of it did integrate, that part is kept and returned as usual
+    ///   (it is valid content the others must get) and only its unintegrable rest is dropped.
+    ///
+    /// # Errors
+    /// [`ClientUpdateError::OverLimit`] with the reason (the document is unchanged), or a
+    /// [`DocError`] as for [`RoomDoc::apply`].
+    pub fn apply_client(&mut self, update: &[u8]) -> Result<Option<Bytes>, ClientUpdateError> {
+        let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
+        let max_clients = self.limits.max_clients;
+        let (known, new, gap) = guard(|| {
+            let sv = self.doc.transact().state_vector();
+            let new = decoded
+                .state_vector()
+                .iter()
+                .filter(|(client, _)| sv.get(client) == 0)
+                .count();
+            let gap = decoded
+                .state_vector_lower()
+                .iter()
+                .any(|(client, &lowest)| lowest > sv.get(client));
+            (sv.len(), new, gap)
+        })?;
+        if gap {
+            // yrs does not keep such structs pending as Yjs does: it integrates them behind a
+            // Skip, the document's state vector then claims the hole, and the real content
+            // of the hole is dropped as "already known" when it comes. A client whose update
+            // does not follow what the server holds is out of step: closing it makes it
+            // reconnect, and its sync step 2 then brings everything from the server's state.
+            return Err(ClientUpdateError::OverLimit {
+                reason: "update skips clocks the document lacks",
+                detail: "an update starts past the document's clock for its client".into(),
+            });
+        }
+        if new > 0 && known.saturating_add(new) > max_clients {
+            return Err(ClientUpdateError::OverLimit {
+                reason: "too many client ids in the document",
+                detail: format!("the document may have at most {max_clients} client ids"),
+            });
+        }
+        let max_bytes = self.limits.max_bytes;
+        if self.size_bound.saturating_add(update.len()) > max_bytes {
+            self.size_bound = sync_payload(&self.full_state()?).len();
+            if self.size_bound.saturating_add(update.len()) > max_bytes {
+                return Err(ClientUpdateError::OverLimit {
+                    reason: "document too large",
+                    detail: format!("the document may not grow past {max_bytes} bytes"),
+                });
+            }
+        }
+        // Last of the checks before applying, since an accepted update enters the type index.
+        let limits = UpdateLimits {
+            max_clients: usize::MAX,
+            ..UpdateLimits::default()
+        };
+        if let Err(error) = validate_update_v1_in(update, &limits, &mut self.types) {
+            if error.is_limit() {
+                return Err(ClientUpdateError::OverLimit {
+                    reason: "shared types nested too deep",
+                    detail: error.to_string(),
+                });
+            }
+            return Err(DocError::Invalid(error.to_string()).into());
+        }
+        let pending_before = self.pending;
+        let restore = if pending_before > 0 {
+            Some(self.pending_parts()?)
+        } else {
+            None
+        };
+        let mut delta = self.apply_decoded(decoded)?;
+        self.size_bound = self.size_bound.saturating_add(update.len());
+        self.pending = self.count_pending()?;
+        let max_pending = self.limits.max_pending;
+        if self.pending > max_pending && self.pending > pending_before {
+            guard(|| self.doc.transact_mut().prune_pending())?;
+            for part in restore.into_iter().flatten().flatten() {
+                // The old pending state may now integrate: keep what that changes as well.
+                if let Some(more) = self.apply(&part)? {
+                    delta = Some(merge_deltas(delta, &more));
+                }
+            }
+            self.pending = self.count_pending()?;
+            if delta.is_none() {
+                return Err(ClientUpdateError::OverLimit {
+                    reason: "too many structs waiting for missing dependencies",
+                    detail: format!(
+                        "more than {max_pending} structs would wait for missing dependencies"
+                    ),
+                });
+            }
+        }
+        Ok(delta)
+    }
+
+    /// The pending update and pending delete set as Yjs v1 updates, to re-apply later.
+    fn pending_parts(&self) -> Result<[Option<Vec<u8>>; 2], DocError> {
+        guard(|| {
+            let txn = self.doc.transact();
+            let store = txn.store();
+            let structs = store.pending_update().map(|p| p.update.encode_v1());
+            let deletes = store.pending_ds().map(|ds| {
+                let mut update = vec![0]; // no structs, then the delete set
+                update.extend(ds.encode_v1());
+                update
+            });
+            [structs, deletes]
+        })
+    }
+
+    /// Structs and delete ranges waiting for missing dependencies.
+    fn count_pending(&self) -> Result<usize, DocError> {
+        let has_pending = guard(|| self.doc.transact().has_missing_updates())?;
+        if !has_pending {
+            return Ok(0);
+        }
+        // yrs' encoding of what it holds, counted by the validator (which needs no document).
+        let unbounded = whole_document_limits();
+        Ok(self
+            .pending_parts()?
+            .iter()
+            .flatten()
+            .map(|part| {
+                validate_update_v1(part, &unbounded)
+                    .map_or(part.len() / 2, |s| s.structs + s.delete_ranges)
+            })
+            .sum())
+    }
+
+    fn apply_decoded(&mut self, update: Update) -> Result<Option<Bytes>, DocError> {
         let applied = guard(|| {
             let mut txn = self.doc.transact_mut();
             txn.apply_update(update)
@@ -83,7 +301,10 @@ impl RoomDoc {
         if delta.is_some() {
             self.full_state = None;
         }
-        Ok(delta)
+        // yrs reports a change even for an update it dropped whole (a struct after a gap, from
+        // a client the document does not know): logging and relaying `00 00` to every peer
+        // would let each such 13-byte message cost a log append and a broadcast.
+        Ok(delta.filter(|frame| sync_payload(frame).as_ref() != EMPTY_UPDATE))
     }
 
     /// Sync step 1 with the document's state vector: what the server asks a joining client for.
@@ -185,6 +406,29 @@ impl RoomDoc {
     }
 }
 
+/// Limits for validating what the server already holds: a whole document names any number of
+/// clients, and its types nest as deep as they were allowed to when they came in.
+fn whole_document_limits() -> UpdateLimits {
+    UpdateLimits {
+        max_clients: usize::MAX,
+        max_type_depth: usize::MAX,
+        ..UpdateLimits::default()
+    }
+}
+
+/// One sync-update frame with what both deltas changed.
+fn merge_deltas(first: Option<Bytes>, second: &Bytes) -> Bytes {
+    let Some(first) = first else {
+        return second.clone();
+    };
+    match yrs::merge_updates_v1([sync_payload(&first).as_ref(), sync_payload(second).as_ref()]) {
+        Ok(merged) => sync_frame(SYNC_UPDATE, &merged),
+        // Both were encoded by yrs a moment ago; should that ever fail, send the later one
+        // and let the others catch up on their next sync.
+        Err(_) => second.clone(),
+    }
+}
+
 /// A v1 update with no structs and an empty delete set.
 const EMPTY_UPDATE: &[u8] = &[0, 0];
 
@@ -262,6 +506,121 @@ mod tests {
             .step2(&StateVector::from_iter([(7, 5)]))
             .expect("step2");
         assert!(diff.len() < room.step2(&StateVector::default()).expect("full").len());
+    }
+
+    /// An update by `client` writing `text` into root text `root`, as a new replica would.
+    fn write_as(client: u64, root: &str, text: &str) -> Vec<u8> {
+        let doc = Doc::with_client_id(client);
+        let shared = doc.get_or_insert_text(root);
+        shared.insert(&mut doc.transact_mut(), 0, text);
+        doc.transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default())
+    }
+
+    /// "o" by `client` at clock 0, right of clock 3 of `origin`: it must wait for `origin`.
+    fn after_missing_origin(client: u8, origin: u8) -> Vec<u8> {
+        vec![1, 1, client, 0, 0x84, origin, 3, 1, b'o', 0]
+    }
+
+    fn limited(limits: DocLimits) -> RoomDoc {
+        RoomDoc::with_limits(limits).expect("new doc")
+    }
+
+    fn over_limit(result: Result<Option<Bytes>, ClientUpdateError>) -> &'static str {
+        match result {
+            Err(ClientUpdateError::OverLimit { reason, .. }) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_update_naming_too_many_new_clients_is_refused_and_changes_nothing() {
+        let mut room = limited(DocLimits {
+            max_clients: 2,
+            ..DocLimits::UNLIMITED
+        });
+        room.apply_client(&write_as(1, "t", "a"))
+            .expect("first client");
+        room.apply_client(&write_as(2, "t", "b"))
+            .expect("second client");
+        let before = room.snapshot().expect("snapshot");
+        let reason = over_limit(room.apply_client(&write_as(3, "t", "c")));
+        assert!(reason.contains("client ids"), "{reason}");
+        assert_eq!(room.snapshot().expect("snapshot"), before);
+        // Known clients may go on writing.
+        let more = Doc::with_client_id(1);
+        let shared = more.get_or_insert_text("t");
+        more.transact_mut()
+            .apply_update(Update::decode_v1(&before).expect("decodes"))
+            .expect("applies");
+        let sv = more.transact().state_vector();
+        shared.insert(&mut more.transact_mut(), 0, "x");
+        let next = more.transact().encode_state_as_update_v1(&sv);
+        assert!(room.apply_client(&next).expect("known client").is_some());
+    }
+
+    #[test]
+    fn an_update_growing_the_document_past_its_size_is_refused_and_changes_nothing() {
+        let mut room = limited(DocLimits {
+            max_bytes: 1000,
+            ..DocLimits::UNLIMITED
+        });
+        room.apply_client(&write_as(1, "t", &"a".repeat(400)))
+            .expect("fits");
+        let before = room.snapshot().expect("snapshot");
+        let reason = over_limit(room.apply_client(&write_as(2, "t", &"b".repeat(700))));
+        assert!(reason.contains("too large"), "{reason}");
+        assert_eq!(room.snapshot().expect("snapshot"), before);
+        room.apply_client(&write_as(3, "t", &"c".repeat(300)))
+            .expect("still fits");
+        // The server's own writes (snapshots, log, other nodes) are not limited.
+        room.apply(&write_as(4, "t", &"d".repeat(2000)))
+            .expect("trusted");
+    }
+
+    #[test]
+    fn structs_waiting_for_missing_dependencies_are_capped_and_dropped_again() {
+        let mut room = limited(DocLimits {
+            max_pending: 3,
+            ..DocLimits::UNLIMITED
+        });
+        room.apply_client(&write_as(1, "t", "hello")).expect("base");
+        for client in 10..13 {
+            assert_eq!(
+                room.apply_client(&after_missing_origin(client, client + 10))
+                    .expect("under the cap"),
+                None,
+                "nothing integrates yet"
+            );
+        }
+        assert_eq!(room.pending, 3);
+        let before = room.snapshot().expect("snapshot");
+        let reason = over_limit(room.apply_client(&after_missing_origin(13, 23)));
+        assert!(reason.contains("missing dependencies"), "{reason}");
+        assert_eq!(room.pending, 3, "the refused update's structs were dropped");
+        assert_eq!(room.snapshot().expect("snapshot"), before);
+        // What was pending before still integrates once its dependency arrives.
+        room.apply_client(&write_as(20, "t", "abcd"))
+            .expect("dependency");
+        assert_eq!(room.pending, 2);
+    }
+
+    #[test]
+    fn an_update_with_a_gap_is_refused_and_changes_nothing() {
+        let mut room = limited(DocLimits::UNLIMITED);
+        room.apply_client(&write_as(1, "t", "hello")).expect("base");
+        let before = room.snapshot().expect("snapshot");
+        // "gap" at clock 10 of a client the document has never seen, and at clock 10 of
+        // client 1, which the document has up to clock 5.
+        for client in [100, 1] {
+            let gap = [1, 1, client, 10, 0x04, 1, 1, b't', 3, b'g', b'a', b'p', 0];
+            let reason = over_limit(room.apply_client(&gap));
+            assert!(reason.contains("skips clocks"), "{reason}");
+        }
+        assert_eq!(room.snapshot().expect("snapshot"), before);
+        // Right after the document's clock is fine.
+        let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];
+        assert!(room.apply_client(&next).expect("in step").is_some());
     }
 
     #[test]

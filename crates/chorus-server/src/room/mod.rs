@@ -16,6 +16,7 @@ pub mod presence;
 pub mod registry;
 
 pub use actor::RoomSettings;
+pub use doc::DocLimits;
 pub use handle::{JoinRefused, RoomGone, RoomHandle};
 pub use registry::Rooms;
 
