@@ -7,6 +7,8 @@ mod crash;
 mod drain;
 mod embed;
 mod helpers;
+mod hostile;
+mod hostile_corpus;
 mod http;
 mod limits;
 mod metrics;
