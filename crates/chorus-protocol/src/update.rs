@@ -53,7 +53,7 @@ use clients::ClientSet;
 use nesting::TypeDepths;
 
 pub use error::{Section, UpdateError};
-pub use nesting::TypeIndex;
+pub use nesting::DocIndex;
 
 /// Default for [`UpdateLimits::max_clients`].
 ///
@@ -161,7 +161,7 @@ pub fn validate_update_v1(
     bytes: &[u8],
     limits: &UpdateLimits,
 ) -> Result<UpdateSummary, UpdateError> {
-    validate(bytes, limits, None).map(|(summary, _)| summary)
+    validate(bytes, limits, None).map(|(summary, ..)| summary)
 }
 
 /// [`validate_update_v1`] for an update to a document whose nested content `types` describes:
@@ -174,23 +174,32 @@ pub fn validate_update_v1(
 pub fn validate_update_v1_in(
     bytes: &[u8],
     limits: &UpdateLimits,
-    types: &mut TypeIndex,
+    types: &mut DocIndex,
 ) -> Result<UpdateSummary, UpdateError> {
-    let (summary, spans) = validate(bytes, limits, Some(types))?;
+    let (summary, spans, surrogates) = validate(bytes, limits, Some(types))?;
     types.absorb(spans);
+    types.absorb_surrogates(surrogates);
     Ok(summary)
 }
+
+/// An accepted update's summary, and what [`DocIndex`] takes from it.
+type Validated = (
+    UpdateSummary,
+    HashMap<u64, Vec<nesting::Span>>,
+    HashSet<StructId>,
+);
 
 fn validate(
     bytes: &[u8],
     limits: &UpdateLimits,
-    known: Option<&TypeIndex>,
-) -> Result<(UpdateSummary, HashMap<u64, Vec<nesting::Span>>), UpdateError> {
+    known: Option<&DocIndex>,
+) -> Result<Validated, UpdateError> {
     let mut parser = Parser {
         decoder: Decoder::new(bytes),
         limits,
         clients: ClientSet::new(limits.max_clients),
         depths: TypeDepths::with_known(known),
+        known,
         summary: UpdateSummary::default(),
         surrogates: HashSet::new(),
         cuts: Vec::new(),
@@ -206,7 +215,7 @@ fn validate(
     let mut summary = parser.summary;
     summary.clients = parser.clients.len();
     summary.struct_clients = parser.clients.struct_clients();
-    Ok((summary, parser.depths.into_spans()))
+    Ok((summary, parser.depths.into_spans(), parser.surrogates))
 }
 
 /// State of one validation pass.
@@ -215,6 +224,8 @@ struct Parser<'a, 'l> {
     limits: &'l UpdateLimits,
     clients: ClientSet,
     depths: TypeDepths<'l>,
+    /// The document the update is for, when the caller keeps a [`DocIndex`].
+    known: Option<&'l DocIndex>,
     summary: UpdateSummary,
     /// Clocks of the low halves of surrogate pairs in this update's strings: cutting a string
     /// just before one splits a character in two.
@@ -351,17 +362,21 @@ impl Parser<'_, '_> {
 }
 
 impl Parser<'_, '_> {
-    /// Refuses an update that makes yrs cut one of its own strings between the two halves of a
-    /// surrogate pair. yrs 0.28.1 replaces both halves with U+FFFD there, and deleting the
+    /// Refuses an update that makes yrs cut one of its own strings, or one of the document's
+    /// when the caller keeps a [`DocIndex`], between the two halves of a surrogate pair. yrs 0.28.1 replaces both halves with U+FFFD there, and deleting the
     /// pieces afterwards underflows the parent's length (`transaction.rs:795`: a panic with
     /// overflow checks, a wrapped length in release builds). Found by the `validate_then_apply`
     /// fuzz target. Yjs clients only write such cuts when code inserts at a UTF-16 index
     /// inside an emoji, which editors avoid.
     fn check_cuts(&self) -> Result<(), UpdateError> {
-        if self.surrogates.is_empty() {
+        let known = self.known.filter(|known| !known.is_empty());
+        if self.surrogates.is_empty() && known.is_none() {
             return Ok(());
         }
-        match self.cuts.iter().find(|cut| self.surrogates.contains(cut)) {
+        let splits = |cut: &&StructId| {
+            self.surrogates.contains(cut) || known.is_some_and(|known| known.has_surrogate(cut))
+        };
+        match self.cuts.iter().find(splits) {
             Some(cut) => Err(UpdateError::SplitsSurrogatePair {
                 client: cut.client,
                 clock: cut.clock,
@@ -573,7 +588,7 @@ mod tests {
         };
         // Alone, each chain of 4 is fine; with the index the second would reach depth 8.
         assert!(validate_update_v1(&map_chain(4, 4), &limits).is_ok());
-        let mut types = TypeIndex::default();
+        let mut types = DocIndex::default();
         validate_update_v1_in(&map_chain(0, 4), &limits, &mut types).expect("4 deep");
         let before = types.len();
         assert_eq!(
@@ -586,6 +601,34 @@ mod tests {
             "a refused update leaves the index alone"
         );
         validate_update_v1_in(&map_chain(4, 2), &limits, &mut types).expect("6 deep");
+    }
+
+    #[test]
+    fn a_doc_index_catches_an_emoji_cut_by_a_later_update() {
+        let mut index = DocIndex::default();
+        let limits = UpdateLimits::default();
+        // "k😀z" by client 1, then "x" with its left origin at the emoji's high half.
+        validate_update_v1_in(
+            &hex("0101010004010174066bf09f98807a00"),
+            &limits,
+            &mut index,
+        )
+        .expect("the text");
+        let cut = hex("0101010484010101780101010005");
+        assert!(
+            validate_update_v1(&cut, &limits).is_ok(),
+            "alone it looks fine"
+        );
+        assert_eq!(
+            validate_update_v1_in(&cut, &limits, &mut index),
+            Err(UpdateError::SplitsSurrogatePair {
+                client: 1,
+                clock: 2
+            })
+        );
+        // After the emoji is fine.
+        validate_update_v1_in(&hex("01010104840102017800"), &limits, &mut index)
+            .expect("after the emoji");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! root-level type, an unknown origin as a root-level item. Depths are never over-estimated, so
 //! the check never refuses a legitimate update.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::StructId;
 
@@ -29,36 +29,52 @@ pub(super) struct Span {
 /// Only structs with a container depth of 1 or more are kept: everything else has the depth an
 /// unknown reference is given anyway, so plain root-level edits allocate nothing here.
 /// References this update cannot resolve are looked up in `known`, the document's
-/// [`TypeIndex`], when the caller keeps one.
+/// [`DocIndex`], when the caller keeps one.
 #[derive(Debug, Default)]
 pub(super) struct TypeDepths<'k> {
     spans: HashMap<u64, Vec<Span>>,
-    known: Option<&'k TypeIndex>,
+    known: Option<&'k DocIndex>,
 }
 
-/// Where a document's nested content sits: the type depth of every struct below the root
-/// level, across all the updates a document has taken.
+/// What the validator remembers of one document between its updates: where nested content
+/// sits (the type depth of every struct below the root level) and where its text holds
+/// characters beyond the BMP.
 ///
 /// [`validate_update_v1`](super::validate_update_v1) alone sees one update, so a chain of maps
 /// sent 60 levels per update nests without bound (and yrs' recursive delete then overflows the
-/// stack: C3 in the hostile input study). A server that keeps one `TypeIndex` per document and
-/// validates every update with [`validate_update_v1_in`](super::validate_update_v1_in) bounds the
-/// depth of the whole document instead. Memory: one entry per run of consecutive clocks of one
-/// client at one depth (typing merges into the run before it), nothing for root-level content.
+/// stack: C3 in the hostile input study), and an emoji written in one update can be cut in two
+/// by the next ([`UpdateError::SplitsSurrogatePair`](super::UpdateError)). A server that keeps one
+/// `DocIndex` per document and validates every update with
+/// [`validate_update_v1_in`](super::validate_update_v1_in) checks both against the whole
+/// document. Memory: one entry per run of consecutive clocks of one client at one depth
+/// (typing merges into the run before it), nothing for root-level content, and one entry per
+/// character beyond the BMP.
 #[derive(Debug, Default, Clone)]
-pub struct TypeIndex {
+pub struct DocIndex {
     spans: HashMap<u64, BTreeMap<u32, Span>>,
+    /// Clocks of the low halves of surrogate pairs.
+    surrogates: HashSet<StructId>,
 }
 
-impl TypeIndex {
-    /// Runs of nested content it holds.
+impl DocIndex {
+    /// Entries it holds: runs of nested content and characters beyond the BMP.
     pub fn len(&self) -> usize {
-        self.spans.values().map(BTreeMap::len).sum()
+        self.spans.values().map(BTreeMap::len).sum::<usize>() + self.surrogates.len()
     }
 
-    /// True when the document has no nested content.
+    /// True when the document has neither nested content nor characters beyond the BMP.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.spans.is_empty() && self.surrogates.is_empty()
+    }
+
+    /// Whether `id` is the low half of a surrogate pair in the document's text.
+    pub(super) fn has_surrogate(&self, id: &StructId) -> bool {
+        self.surrogates.contains(id)
+    }
+
+    /// Takes the surrogate pairs of an accepted update.
+    pub(super) fn absorb_surrogates(&mut self, surrogates: HashSet<StructId>) {
+        self.surrogates.extend(surrogates);
     }
 
     fn find(&self, id: StructId) -> Option<&Span> {
@@ -94,14 +110,14 @@ impl TypeIndex {
 
 impl<'k> TypeDepths<'k> {
     /// Depths for one update of a document whose earlier content `known` describes.
-    pub(super) fn with_known(known: Option<&'k TypeIndex>) -> Self {
+    pub(super) fn with_known(known: Option<&'k DocIndex>) -> Self {
         Self {
             spans: HashMap::new(),
             known,
         }
     }
 
-    /// The spans recorded, for [`TypeIndex::absorb`].
+    /// The spans recorded, for [`DocIndex::absorb`].
     pub(super) fn into_spans(self) -> HashMap<u64, Vec<Span>> {
         self.spans
     }
@@ -186,7 +202,7 @@ mod tests {
 
     #[test]
     fn an_index_carries_depths_from_one_update_to_the_next() {
-        let mut index = TypeIndex::default();
+        let mut index = DocIndex::default();
         let mut first = TypeDepths::default();
         first.record(id(1, 0), 1, 1, true);
         first.record(id(1, 1), 2, 2, false);

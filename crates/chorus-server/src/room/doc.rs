@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use chorus_protocol::StateVector;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
-use chorus_protocol::update::{TypeIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
+use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
@@ -94,7 +94,7 @@ pub struct RoomDoc {
     /// Type depth of the document's nested content, so that nesting is bounded across
     /// updates and not only within one (a chain of maps sent a few levels per update would
     /// otherwise make yrs' recursive delete overflow the stack).
-    types: TypeIndex,
+    types: DocIndex,
 }
 
 impl RoomDoc {
@@ -127,7 +127,7 @@ impl RoomDoc {
             limits,
             size_bound: EMPTY_UPDATE.len(),
             pending: 0,
-            types: TypeIndex::default(),
+            types: DocIndex::default(),
         })
     }
 

@@ -269,6 +269,24 @@ pub fn corpus() -> Vec<Case> {
             &[INVALID],
         ),
         case(
+            "emoji_cut_by_a_later_message",
+            vec![
+                update(&insert(40_000, 0, "z", "k\u{1F600}z")),
+                update(&{
+                    let client = var(40_000);
+                    let mut u = vec![1, 1];
+                    u.extend(&client);
+                    u.extend([4, 0x84]);
+                    u.extend(&client);
+                    u.extend([1, 1, b'x', 1]); // left origin: the emoji's high half
+                    u.extend(&client);
+                    u.extend([1, 0, 5]); // and delete it all
+                    u
+                }),
+            ],
+            &[INVALID],
+        ),
+        case(
             "fuzz_regression_block_len_underflow",
             vec![update(include_bytes!(
                 "../../../chorus-protocol/fuzz/regressions/yrs-delete-block-len-underflow.bin"
