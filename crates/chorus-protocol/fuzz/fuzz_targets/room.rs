@@ -1,0 +1,128 @@
+//! A room's document path over a sequence of messages, the way `chorus-server`'s room actor
+//! drives its `RoomDoc` (which lives in the server crate, out of this crate's reach, so the
+//! path is mirrored here with yrs directly): every frame is decoded like the connection does;
+//! sync step 2 and updates go through `validate_update_v1` (the connection's check), then the
+//! room's own checks (`RoomDoc::apply_client`: no update that skips clocks, and
+//! `validate_update_v1_in` against the document's `DocIndex`) and, if accepted, are applied to
+//! the one long-lived document; a sync step 1 is answered with the diff the client lacks. (The
+//! size, client-id and pending caps only refuse more; they are not mirrored.) State
+//! carries over between messages, so this reaches what a single update cannot: origins into
+//! content of earlier updates, pending structs waiting for later ones, deletes of both.
+//!
+//! Checks: no panic anywhere; every answer the server would send validates and decodes; and at
+//! the end the document's full state, applied to a fresh replica, gives the same state vector
+//! and the same text.
+#![no_main]
+
+use bytes::Bytes;
+use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
+use chorus_protocol::{Message, SyncMessage};
+use libfuzzer_sys::fuzz_target;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update};
+
+/// A room holds at most this many messages' worth of state per run, to keep runs fast.
+const MAX_MESSAGES: usize = 64;
+
+/// Limits for what the server itself encodes: a whole document names more clients, and nests
+/// types deeper through references, than one client update may.
+fn state_limits() -> UpdateLimits {
+    UpdateLimits {
+        max_clients: usize::MAX,
+        max_type_depth: usize::MAX,
+        ..UpdateLimits::default()
+    }
+}
+
+fn check_outgoing(update: &[u8]) {
+    validate_update_v1(update, &state_limits()).expect("what the server sends must validate");
+    Update::decode_v1(update).expect("what the server sends must decode");
+}
+
+fuzz_target!(|data: &[u8]| {
+    let room = Doc::with_client_id(1000);
+    let text = room.get_or_insert_text("t");
+    let mut index = DocIndex::default();
+    // Frames are length-prefixed by one byte, so the fuzzer can cut the input into messages.
+    let mut rest = data;
+    let mut messages = 0;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len).min(tail.len());
+        let (frame, tail) = tail.split_at(len);
+        rest = tail;
+        messages += 1;
+        if messages > MAX_MESSAGES {
+            break;
+        }
+        let Ok(message) = Message::decode(&Bytes::copy_from_slice(frame)) else {
+            continue; // the connection would close with 1007
+        };
+        match message {
+            Message::Sync(SyncMessage::Step1(sv)) => {
+                let Ok(sv) = StateVector::decode_v1(&sv.encode()) else {
+                    continue;
+                };
+                check_outgoing(&room.transact().encode_state_as_update_v1(&sv));
+            }
+            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
+                if validate_update_v1(&update, &UpdateLimits::default()).is_err() {
+                    continue; // closed with 1007/1008 before yrs sees it
+                }
+                let Ok(decoded) = Update::decode_v1(&update) else {
+                    continue; // invalid JSON, which the validator leaves to yrs
+                };
+                let sv = room.transact().state_vector();
+                if decoded
+                    .state_vector_lower()
+                    .iter()
+                    .any(|(client, &lowest)| lowest > sv.get(client))
+                {
+                    continue; // skips clocks: refused by the room (1008)
+                }
+                let doc_limits = UpdateLimits {
+                    max_clients: usize::MAX,
+                    ..UpdateLimits::default()
+                };
+                if validate_update_v1_in(&update, &doc_limits, &mut index).is_err() {
+                    continue; // refused by the room (1007/1008)
+                }
+                // An Err is a clean refusal (the room closes that connection with 1007).
+                let _ = room.transact_mut().apply_update(decoded);
+            }
+            Message::Awareness(_) | Message::QueryAwareness | Message::Auth(_) => {}
+        }
+    }
+    let state = room
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
+    check_outgoing(&state);
+    let replica = Doc::with_client_id(1001);
+    let replica_text = replica.get_or_insert_text("t");
+    replica
+        .transact_mut()
+        .apply_update(Update::decode_v1(&state).expect("checked above"))
+        .expect("the room's own state applies to a fresh replica");
+    // yrs may keep a client at clock 0 in a state vector (an update whose structs all went
+    // pending, say), which means the same as no entry.
+    let clocks = |doc: &Doc| {
+        let mut sv: Vec<(u64, u32)> = doc
+            .transact()
+            .state_vector()
+            .iter()
+            .filter(|&(_, &clock)| clock > 0)
+            .map(|(client, &clock)| (client.get(), clock))
+            .collect();
+        sv.sort_unstable();
+        sv
+    };
+    assert_eq!(
+        clocks(&replica),
+        clocks(&room),
+        "a joiner must end up with the room's state"
+    );
+    assert_eq!(
+        replica_text.get_string(&replica.transact()),
+        text.get_string(&room.transact()),
+        "a joiner must see the room's text"
+    );
+});
