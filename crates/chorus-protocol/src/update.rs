@@ -130,6 +130,10 @@ pub struct UpdateSummary {
     pub structs: usize,
     /// Delete-set ranges.
     pub delete_ranges: usize,
+    /// Skip structs: gap markers, which merged updates write where clocks are missing. yrs
+    /// integrates what follows a gap at once (Yjs would keep it pending), so a document that
+    /// takes one can hold content no replica built from its state has.
+    pub skips: usize,
     /// The first struct in wire order that is not a Skip (a gap marker in merged updates), if
     /// any. A single-client edit keeps this id when the server re-encodes it for relaying, so
     /// an observer (e.g. the load tester) can match a delivered update to the edit it sent.
@@ -164,22 +168,37 @@ pub fn validate_update_v1(
     validate(bytes, limits, None).map(|(summary, ..)| summary)
 }
 
-/// [`validate_update_v1`] for an update to a document whose nested content `types` describes:
+/// [`validate_update_v1`] for an update to a document that `index` describes:
 /// [`UpdateLimits::max_type_depth`] then bounds the depth of the whole document, not just of
-/// what this update nests by itself. An accepted update's nested content is added to `types`;
-/// a refused one leaves it unchanged.
+/// what this update nests by itself, and cuts through characters that earlier updates wrote
+/// are refused too. Once the update is applied, pass the returned [`IndexUpdate`] to
+/// [`DocIndex::absorb`]; for an update that ends up refused for another reason, drop it, so
+/// that refused content never shapes later checks.
 ///
 /// # Errors
 /// As [`validate_update_v1`].
 pub fn validate_update_v1_in(
     bytes: &[u8],
     limits: &UpdateLimits,
-    types: &mut DocIndex,
-) -> Result<UpdateSummary, UpdateError> {
-    let (summary, spans, surrogates) = validate(bytes, limits, Some(types))?;
-    types.absorb(spans);
-    types.absorb_surrogates(surrogates);
-    Ok(summary)
+    index: &DocIndex,
+) -> Result<(UpdateSummary, IndexUpdate), UpdateError> {
+    let (summary, spans, surrogates) = validate(bytes, limits, Some(index))?;
+    Ok((summary, IndexUpdate { spans, surrogates }))
+}
+
+/// What an accepted update adds to its document's [`DocIndex`].
+#[derive(Debug, Default)]
+pub struct IndexUpdate {
+    spans: HashMap<u64, Vec<nesting::Span>>,
+    surrogates: HashSet<StructId>,
+}
+
+impl DocIndex {
+    /// Takes in what an applied update added to the document.
+    pub fn absorb(&mut self, update: IndexUpdate) {
+        self.absorb_spans(update.spans);
+        self.absorb_surrogates(update.surrogates);
+    }
 }
 
 /// An accepted update's summary, and what [`DocIndex`] takes from it.
@@ -266,6 +285,9 @@ impl Parser<'_, '_> {
         let info = self.decoder.read_u8()?;
         if info != content::SKIP {
             self.summary.first_struct.get_or_insert(id);
+        }
+        if info == content::SKIP {
+            self.summary.skips += 1;
         }
         let len = match info {
             content::GC | content::SKIP => read_u32(&mut self.decoder, "struct length")?,
@@ -474,6 +496,7 @@ mod tests {
                 struct_clients: 1,
                 structs: 1,
                 delete_ranges: 0,
+                skips: 0,
                 first_struct: Some(StructId {
                     client: 5,
                     clock: 0
@@ -589,18 +612,15 @@ mod tests {
         // Alone, each chain of 4 is fine; with the index the second would reach depth 8.
         assert!(validate_update_v1(&map_chain(4, 4), &limits).is_ok());
         let mut types = DocIndex::default();
-        validate_update_v1_in(&map_chain(0, 4), &limits, &mut types).expect("4 deep");
-        let before = types.len();
+        let (_, added) = validate_update_v1_in(&map_chain(0, 4), &limits, &types).expect("4 deep");
+        types.absorb(added);
         assert_eq!(
-            validate_update_v1_in(&map_chain(4, 4), &limits, &mut types),
+            validate_update_v1_in(&map_chain(4, 4), &limits, &types).map(|(s, _)| s),
             Err(UpdateError::TypeTooDeep { limit: 6 })
         );
-        assert_eq!(
-            types.len(),
-            before,
-            "a refused update leaves the index alone"
-        );
-        validate_update_v1_in(&map_chain(4, 2), &limits, &mut types).expect("6 deep");
+        validate_update_v1_in(&map_chain(4, 2), &limits, &types).expect("6 deep");
+        // Only what is absorbed counts: without the first chain the second is fine.
+        assert!(validate_update_v1_in(&map_chain(4, 4), &limits, &DocIndex::default()).is_ok());
     }
 
     #[test]
@@ -608,27 +628,32 @@ mod tests {
         let mut index = DocIndex::default();
         let limits = UpdateLimits::default();
         // "k😀z" by client 1, then "x" with its left origin at the emoji's high half.
-        validate_update_v1_in(
-            &hex("0101010004010174066bf09f98807a00"),
-            &limits,
-            &mut index,
-        )
-        .expect("the text");
+        let text = hex("0101010004010174066bf09f98807a00");
+        let (_, added) = validate_update_v1_in(&text, &limits, &index).expect("the text");
+        index.absorb(added);
         let cut = hex("0101010484010101780101010005");
         assert!(
             validate_update_v1(&cut, &limits).is_ok(),
             "alone it looks fine"
         );
         assert_eq!(
-            validate_update_v1_in(&cut, &limits, &mut index),
+            validate_update_v1_in(&cut, &limits, &index).map(|(s, _)| s),
             Err(UpdateError::SplitsSurrogatePair {
                 client: 1,
                 clock: 2
             })
         );
         // After the emoji is fine.
-        validate_update_v1_in(&hex("01010104840102017800"), &limits, &mut index)
+        validate_update_v1_in(&hex("01010104840102017800"), &limits, &index)
             .expect("after the emoji");
+    }
+
+    #[test]
+    fn counts_skips() {
+        // Client 1: "a" at 0, a Skip of 3, "b" at 4.
+        let summary = validate(&hex("010301000401017401610a0304010174016200")).expect("valid");
+        assert_eq!(summary.skips, 1);
+        assert_eq!(summary.first_struct.map(|s| s.clock), Some(0));
     }
 
     #[test]

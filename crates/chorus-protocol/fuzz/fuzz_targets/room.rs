@@ -2,8 +2,8 @@
 //! drives its `RoomDoc` (which lives in the server crate, out of this crate's reach, so the
 //! path is mirrored here with yrs directly): every frame is decoded like the connection does;
 //! sync step 2 and updates go through `validate_update_v1` (the connection's check), then the
-//! room's own checks (`RoomDoc::apply_client`: no update that skips clocks, and
-//! `validate_update_v1_in` against the document's `DocIndex`) and, if accepted, are applied to
+//! room's own checks (`RoomDoc::apply_client`: `validate_update_v1_in` against the document's
+//! `DocIndex`, no update that skips clocks) and, if accepted, are applied to
 //! the one long-lived document; a sync step 1 is answered with the diff the client lacks. (The
 //! size, client-id and pending caps only refuse more; they are not mirrored.) State
 //! carries over between messages, so this reaches what a single update cannot: origins into
@@ -71,23 +71,27 @@ fuzz_target!(|data: &[u8]| {
                 let Ok(decoded) = Update::decode_v1(&update) else {
                     continue; // invalid JSON, which the validator leaves to yrs
                 };
-                let sv = room.transact().state_vector();
-                if decoded
-                    .state_vector_lower()
-                    .iter()
-                    .any(|(client, &lowest)| lowest > sv.get(client))
-                {
-                    continue; // skips clocks: refused by the room (1008)
-                }
                 let doc_limits = UpdateLimits {
                     max_clients: usize::MAX,
                     ..UpdateLimits::default()
                 };
-                if validate_update_v1_in(&update, &doc_limits, &mut index).is_err() {
+                let Ok((summary, added)) = validate_update_v1_in(&update, &doc_limits, &index)
+                else {
                     continue; // refused by the room (1007/1008)
+                };
+                let sv = room.transact().state_vector();
+                if summary.skips > 0
+                    || decoded
+                        .state_vector_lower()
+                        .iter()
+                        .any(|(client, &lowest)| lowest > sv.get(client))
+                {
+                    continue; // skips clocks: refused by the room (1008)
                 }
                 // An Err is a clean refusal (the room closes that connection with 1007).
-                let _ = room.transact_mut().apply_update(decoded);
+                if room.transact_mut().apply_update(decoded).is_ok() {
+                    index.absorb(added);
+                }
             }
             Message::Awareness(_) | Message::QueryAwareness | Message::Auth(_) => {}
         }

@@ -45,8 +45,8 @@ pub(super) struct TypeDepths<'k> {
 /// stack: C3 in the hostile input study), and an emoji written in one update can be cut in two
 /// by the next ([`UpdateError::SplitsSurrogatePair`](super::UpdateError)). A server that keeps one
 /// `DocIndex` per document and validates every update with
-/// [`validate_update_v1_in`](super::validate_update_v1_in) checks both against the whole
-/// document. Memory: one entry per run of consecutive clocks of one client at one depth
+/// [`validate_update_v1_in`](super::validate_update_v1_in), and [`DocIndex::absorb`]s what each
+/// applied update adds, checks both against the whole document. Memory: one entry per run of consecutive clocks of one client at one depth
 /// (typing merges into the run before it), nothing for root-level content, and one entry per
 /// character beyond the BMP.
 #[derive(Debug, Default, Clone)]
@@ -83,7 +83,7 @@ impl DocIndex {
     }
 
     /// Takes the spans of an accepted update.
-    pub(super) fn absorb(&mut self, depths: HashMap<u64, Vec<Span>>) {
+    pub(super) fn absorb_spans(&mut self, depths: HashMap<u64, Vec<Span>>) {
         for (client, spans) in depths {
             let index = self.spans.entry(client).or_default();
             for span in spans {
@@ -206,12 +206,12 @@ mod tests {
         let mut first = TypeDepths::default();
         first.record(id(1, 0), 1, 1, true);
         first.record(id(1, 1), 2, 2, false);
-        index.absorb(first.into_spans());
+        index.absorb_spans(first.into_spans());
         let mut second = TypeDepths::with_known(Some(&index));
         assert_eq!(second.type_depth(id(1, 0)), 2);
         assert_eq!(second.container(id(1, 2)), 2);
         second.record(id(1, 3), 4, 2, false);
-        index.absorb(second.into_spans());
+        index.absorb_spans(second.into_spans());
         assert_eq!(index.len(), 2, "typing on merges into the run before");
     }
 

@@ -141,8 +141,11 @@ impl RoomDoc {
         // Trusted content is indexed too, so that client updates nesting into it are measured
         // from its real depth. (It passed this check when it came from a client; if it fails
         // now it is still applied, only not indexed.)
-        let _ = validate_update_v1_in(update, &whole_document_limits(), &mut self.types);
+        let indexed = validate_update_v1_in(update, &whole_document_limits(), &self.types);
         let delta = self.apply_decoded(decoded)?;
+        if let Ok((_, added)) = indexed {
+            self.types.absorb(added);
+        }
         self.size_bound = self.size_bound.saturating_add(update.len());
         self.pending = self.count_pending()?;
         Ok(delta)
@@ -154,8 +157,8 @@ impl RoomDoc {
     /// * an update naming client ids new to the document beyond `max_clients`, one that could
     ///   grow the encoded document past `max_bytes` (its current size plus the update's), one
     ///   that nests shared types deeper than the validator's type-depth limit counted from the
-    ///   document's root, and one that starts past the document's clock for one of its
-    ///   clients (a gap: see below) is refused before yrs applies it;
+    ///   document's root, and one with a gap (it starts past the document's clock for one of
+    ///   its clients, or holds Skip structs) is refused before yrs applies it;
     /// * whether structs will wait for missing dependencies only yrs knows, so that cap is
     ///   checked after applying: what the update added to the pending set is dropped again
     ///   (the earlier pending state is restored), and the update is refused if it changed
@@ -166,6 +169,22 @@ impl RoomDoc {
     /// [`ClientUpdateError::OverLimit`] with the reason (the document is unchanged), or a
     /// [`DocError`] as for [`RoomDoc::apply`].
     pub fn apply_client(&mut self, update: &[u8]) -> Result<Option<Bytes>, ClientUpdateError> {
+        // The validator again, now against what the document holds (type depth, characters
+        // earlier updates wrote); its index learns the update only once it is applied.
+        let limits = UpdateLimits {
+            max_clients: usize::MAX,
+            ..UpdateLimits::default()
+        };
+        let (summary, added) = match validate_update_v1_in(update, &limits, &self.types) {
+            Ok(checked) => checked,
+            Err(error) if error.is_limit() => {
+                return Err(ClientUpdateError::OverLimit {
+                    reason: "shared types nested too deep",
+                    detail: error.to_string(),
+                });
+            }
+            Err(error) => return Err(DocError::Invalid(error.to_string()).into()),
+        };
         let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
         let max_clients = self.limits.max_clients;
         let (known, new, gap) = guard(|| {
@@ -181,15 +200,19 @@ impl RoomDoc {
                 .any(|(client, &lowest)| lowest > sv.get(client));
             (sv.len(), new, gap)
         })?;
-        if gap {
-            // yrs does not keep such structs pending as Yjs does: it integrates them behind a
-            // Skip, the document's state vector then claims the hole, and the real content
-            // of the hole is dropped as "already known" when it comes. A client whose update
+        if gap || summary.skips > 0 {
+            // yrs does not keep structs after a gap pending as Yjs does: it integrates them
+            // behind a Skip, the document's state vector then claims the hole, the real
+            // content of the hole is dropped as "already known" when it comes, and replicas
+            // built from the document's state (which keep them pending) diverge from it. A gap
+            // is an update starting past the document's clock or one with Skip structs inside. A client whose update
             // does not follow what the server holds is out of step: closing it makes it
             // reconnect, and its sync step 2 then brings everything from the server's state.
             return Err(ClientUpdateError::OverLimit {
                 reason: "update skips clocks the document lacks",
-                detail: "an update starts past the document's clock for its client".into(),
+                detail: "an update starts past the document's clock for its client, or skips \
+                         clocks inside"
+                    .into(),
             });
         }
         if new > 0 && known.saturating_add(new) > max_clients {
@@ -207,20 +230,6 @@ impl RoomDoc {
                     detail: format!("the document may not grow past {max_bytes} bytes"),
                 });
             }
-        }
-        // Last of the checks before applying, since an accepted update enters the type index.
-        let limits = UpdateLimits {
-            max_clients: usize::MAX,
-            ..UpdateLimits::default()
-        };
-        if let Err(error) = validate_update_v1_in(update, &limits, &mut self.types) {
-            if error.is_limit() {
-                return Err(ClientUpdateError::OverLimit {
-                    reason: "shared types nested too deep",
-                    detail: error.to_string(),
-                });
-            }
-            return Err(DocError::Invalid(error.to_string()).into());
         }
         let pending_before = self.pending;
         let restore = if pending_before > 0 {
@@ -242,6 +251,7 @@ impl RoomDoc {
             }
             self.pending = self.count_pending()?;
             if delta.is_none() {
+                // Nothing of it is in the document, so nothing of it goes into the index.
                 return Err(ClientUpdateError::OverLimit {
                     reason: "too many structs waiting for missing dependencies",
                     detail: format!(
@@ -250,6 +260,7 @@ impl RoomDoc {
                 });
             }
         }
+        self.types.absorb(added);
         Ok(delta)
     }
 
@@ -617,6 +628,12 @@ mod tests {
             let reason = over_limit(room.apply_client(&gap));
             assert!(reason.contains("skips clocks"), "{reason}");
         }
+        // A Skip inside: "!" right after the document's clock, a hole of 3, "?" after it.
+        let skip = [
+            1, 3, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0x0a, 3, 0x04, 1, 1, b't', 1, b'?', 0,
+        ];
+        let reason = over_limit(room.apply_client(&skip));
+        assert!(reason.contains("skips clocks"), "{reason}");
         assert_eq!(room.snapshot().expect("snapshot"), before);
         // Right after the document's clock is fine.
         let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];

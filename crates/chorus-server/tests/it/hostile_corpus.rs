@@ -429,6 +429,20 @@ pub fn corpus() -> Vec<Case> {
                 .collect(),
             &[POLICY],
         ),
+        // Found by the room fuzz target: content behind a Skip inside an update integrates in
+        // the server's document but stays pending in every replica built from its state.
+        case(
+            "skip_inside_an_update",
+            vec![update(&{
+                let mut structs = string_item("z", "a");
+                structs.extend([0x0a, 100]); // Skip: clocks 1..101
+                structs.extend([0x84]);
+                structs.extend(var(41_000));
+                structs.extend([0, 1, b'b']); // "b" at 101, right of "a"
+                section(41_000, 0, 3, &structs)
+            })],
+            &[POLICY],
+        ),
         case(
             "pending_gap_flood_after_a_known_clock",
             (0..MAX_PENDING_STRUCTS as u64 + 8)
