@@ -88,6 +88,18 @@ fuzz_target!(|data: &[u8]| {
                 {
                     continue; // skips clocks: refused by the room (1008)
                 }
+                // Known and open (FUZZING.md, finding 4): structs sent again under ids that wait
+                // in the pending set, with other content, make the server's document and its
+                // encoded state disagree. Skipped so the run can look for something else.
+                let resends_pending = room.transact().store().pending_update().is_some_and(|p| {
+                    !p.update
+                        .insertions(true)
+                        .intersect(&decoded.insertions(true))
+                        .is_empty()
+                });
+                if resends_pending {
+                    continue;
+                }
                 // An Err is a clean refusal (the room closes that connection with 1007).
                 if room.transact_mut().apply_update(decoded).is_ok() {
                     index.absorb(added);
