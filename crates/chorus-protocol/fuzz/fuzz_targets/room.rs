@@ -19,7 +19,7 @@ use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, valida
 use chorus_protocol::{Message, SyncMessage};
 use libfuzzer_sys::fuzz_target;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update, WriteTxn};
 
 /// A room holds at most this many messages' worth of state per run, to keep runs fast.
 const MAX_MESSAGES: usize = 64;
@@ -100,8 +100,16 @@ fuzz_target!(|data: &[u8]| {
                 if resends_pending {
                     continue;
                 }
-                // An Err is a clean refusal (the room closes that connection with 1007).
-                if room.transact_mut().apply_update(decoded).is_ok() {
+                // As `RoomDoc::apply_decoded`: after a refusal midway, retry the pending set.
+                let mut txn = room.transact_mut();
+                let applied = txn.apply_update(decoded);
+                if applied.is_err() && txn.has_missing_updates() {
+                    if let Some(pending) = txn.prune_pending() {
+                        let _ = txn.apply_update(pending);
+                    }
+                }
+                drop(txn);
+                if applied.is_ok() {
                     index.absorb(added);
                 }
             }

@@ -301,9 +301,34 @@ impl RoomDoc {
     fn apply_decoded(&mut self, update: Update) -> Result<Option<Bytes>, DocError> {
         let applied = guard(|| {
             let mut txn = self.doc.transact_mut();
-            txn.apply_update(update)
+            let applied = txn.apply_update(update);
+            if applied.is_err() && txn.has_missing_updates() {
+                // yrs stops at the first struct it refuses (say, a parent that is not a type)
+                // and skips its retry of the pending set, although what it integrated before
+                // may be what pending structs were waiting for. Retry here, or joiners (whose
+                // copy of the state integrates them) and this document disagree. Found by the
+                // room fuzz target (`regressions/room-partial-apply-then-pending.bin`).
+                if let Some(pending) = txn.prune_pending() {
+                    let _ = txn.apply_update(pending);
+                }
+            }
+            applied
         })?;
-        applied.map_err(|e| DocError::Invalid(e.to_string()))?;
+        if let Err(error) = applied {
+            // What yrs integrated before the refused struct stays in the document, so it must
+            // reach the others like any change; only a refusal that changed nothing is one.
+            let partial = self.take_delta();
+            tracing::debug!(%error, partial = partial.is_some(), "yrs refused part of an update");
+            return match partial {
+                Some(delta) => Ok(Some(delta)),
+                None => Err(DocError::Invalid(error.to_string())),
+            };
+        }
+        Ok(self.take_delta())
+    }
+
+    /// The delta of the transaction that just committed, if it changed anything.
+    fn take_delta(&mut self) -> Option<Bytes> {
         let delta = self
             .delta
             .lock()
@@ -312,10 +337,9 @@ impl RoomDoc {
         if delta.is_some() {
             self.full_state = None;
         }
-        // yrs reports a change even for an update it dropped whole (a struct after a gap, from
-        // a client the document does not know): logging and relaying `00 00` to every peer
-        // would let each such 13-byte message cost a log append and a broadcast.
-        Ok(delta.filter(|frame| sync_payload(frame).as_ref() != EMPTY_UPDATE))
+        // yrs reports a change even for an update that changed nothing visible: logging and
+        // relaying `00 00` to every peer would cost a log append and a broadcast each time.
+        delta.filter(|frame| sync_payload(frame).as_ref() != EMPTY_UPDATE)
     }
 
     /// Sync step 1 with the document's state vector: what the server asks a joining client for.
@@ -638,6 +662,58 @@ mod tests {
         // Right after the document's clock is fine.
         let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];
         assert!(room.apply_client(&next).expect("in step").is_some());
+    }
+
+    #[test]
+    fn what_yrs_applied_before_refusing_a_struct_is_kept_consistent_and_sent() {
+        // Two updates from the room fuzz target: the first waits for client 31337; the second
+        // brings it but has a struct whose parent is not a type, which yrs refuses midway.
+        let input: &[u8] = include_bytes!(
+            "../../../chorus-protocol/fuzz/regressions/room-partial-apply-then-pending.bin"
+        );
+        let mut room = RoomDoc::new().expect("new doc");
+        let mut sent = Vec::new();
+        let mut rest = input;
+        while let Some((&len, tail)) = rest.split_first() {
+            let (frame, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            rest = tail;
+            if let Ok(chorus_protocol::Message::Sync(
+                chorus_protocol::SyncMessage::Update(update)
+                | chorus_protocol::SyncMessage::Step2(update),
+            )) = chorus_protocol::Message::decode(&Bytes::copy_from_slice(frame))
+                && let Ok(Some(delta)) = room.apply(&update)
+            {
+                sent.push(sync_payload(&delta));
+            }
+        }
+        assert!(!sent.is_empty(), "the partly applied update went out");
+        let state_vector = |doc: &Doc| {
+            let mut sv: Vec<(u64, u32)> = doc
+                .transact()
+                .state_vector()
+                .iter()
+                .filter(|&(_, &clock)| clock > 0)
+                .map(|(client, &clock)| (client.get(), clock))
+                .collect();
+            sv.sort_unstable();
+            sv
+        };
+        let room_sv = state_vector(&room.doc);
+        // A joiner built from the room's state, and a peer built from what the room sent.
+        let joiner = Doc::with_client_id(1);
+        let state = room.snapshot().expect("snapshot");
+        joiner
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).expect("decodes"))
+            .expect("applies");
+        assert_eq!(state_vector(&joiner), room_sv);
+        let peer = Doc::with_client_id(2);
+        for delta in sent {
+            let _ = peer
+                .transact_mut()
+                .apply_update(Update::decode_v1(&delta).expect("decodes"));
+        }
+        assert_eq!(state_vector(&peer), room_sv);
     }
 
     #[test]
