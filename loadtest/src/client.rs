@@ -108,10 +108,9 @@ async fn handshake(
     started: Instant,
     config: WebSocketConfig,
 ) -> anyhow::Result<Synced> {
-    let (mut ws, _response) =
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
+    let (mut ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     let connect_elapsed = started.elapsed();
     let step1 = sync_frame(SYNC_STEP1, &local_state_vector(doc));
     let mut bytes_sent = step1.len() as u64;

@@ -240,13 +240,7 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
         let seen = Seen::default();
         let tasks: Vec<_> = urls
             .into_iter()
-            .map(|url| {
-                tokio::spawn(receive_once(
-                    url,
-                    args.handshake_timeout,
-                    Arc::clone(&seen),
-                ))
-            })
+            .map(|url| tokio::spawn(receive_once(url, args.handshake_timeout, Arc::clone(&seen))))
             .collect();
         let mut received = Vec::with_capacity(tasks.len());
         for task in tasks {
