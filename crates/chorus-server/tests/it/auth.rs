@@ -179,3 +179,60 @@ async fn a_connection_whose_token_expires_is_closed_with_4403() {
     assert_eq!(code, Some(4403));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_read_only_edit_never_reaches_another_node() {
+    crate::relay::require_redis().await;
+    let prefix = crate::relay::unique_prefix();
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let node = |dir: &tempfile::TempDir| {
+        let prefix = prefix.clone();
+        spawn_app_with(dir.path().into(), move |c| {
+            c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+            c.redis_url = Some(crate::relay::redis_url());
+            c.redis_prefix = prefix;
+        })
+    };
+    let a = node(&dirs[0]).await;
+    let b = node(&dirs[1]).await;
+    let later = now() + 60;
+    let url = |app: &TestApp, mode: &str| {
+        format!(
+            "{}?token={}",
+            app.ws_url("shared"),
+            token(SECRET, "shared", mode, later)
+        )
+    };
+    let mut reader = TestClient::connect_synced(&url(&a, "read")).await;
+    let mut writer = TestClient::connect_synced(&url(&b, "write")).await;
+    writer.type_text("from node b").await;
+    reader
+        .until("the reader on node a gets node b's edit", |c| {
+            c.text() == "from node b"
+        })
+        .await;
+    reader.type_text(" + sneaky").await;
+    reader
+        .until("the reader is told its edit was refused", |c| {
+            c.received.iter().any(|f| f.starts_with(&[2, 0]))
+        })
+        .await;
+    writer.type_text("!").await;
+    reader
+        .until("the writer's next edit crosses over", |c| {
+            c.text().contains('!')
+        })
+        .await;
+    assert_eq!(
+        writer.text(),
+        "from node b!",
+        "the read-only edit never crossed to node b"
+    );
+    let fresh = TestClient::connect_synced(&url(&b, "read")).await;
+    assert_eq!(fresh.text(), "from node b!", "nor node b's document");
+    a.stop().await;
+    b.stop().await;
+}
