@@ -809,7 +809,12 @@ impl Room {
         {
             Ok(saved) => {
                 self.dirty = false;
-                call_store_hook(self.ctx.hooks.as_ref(), &self.name, &saved).await;
+                // In the background: a slow hook must not hold up a room that is unloading
+                // while someone joins. Shutdown still waits for it (the task is tracked).
+                let (hooks, name) = (Arc::clone(&self.ctx.hooks), self.name.clone());
+                self.ctx.tracker.spawn(async move {
+                    call_store_hook(hooks.as_ref(), &name, &saved).await;
+                });
                 Ok(())
             }
             Err(error) => {
