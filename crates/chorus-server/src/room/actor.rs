@@ -439,14 +439,7 @@ impl Room {
         };
         match applied {
             Ok(Some(delta)) => {
-                let then = Outgoing::Broadcast {
-                    frame: delta.clone(),
-                    except: Some(from),
-                    publish: true,
-                };
-                self.durable.push_update(sync_payload(&delta), then);
-                self.mark_dirty();
-                self.note_change();
+                self.take_delta(delta, Some(from), true);
                 self.pump_log();
                 Ok(())
             }
@@ -486,13 +479,7 @@ impl Room {
         match body {
             Body::Update(update) => match self.doc.apply(&update) {
                 Ok(Some(delta)) => {
-                    let then = Outgoing::Broadcast {
-                        frame: delta.clone(),
-                        except: None,
-                        publish: false,
-                    };
-                    self.durable.push_update(sync_payload(&delta), then);
-                    self.mark_dirty();
+                    self.take_delta(delta, None, false);
                     self.pump_log();
                 }
                 Ok(None) => {}
@@ -600,16 +587,7 @@ impl Room {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     ) -> Result<(), DocError> {
         match self.doc.apply(update) {
-            Ok(Some(delta)) => {
-                let then = Outgoing::Broadcast {
-                    frame: delta.clone(),
-                    except: None,
-                    publish: true,
-                };
-                self.durable.push_update(sync_payload(&delta), then);
-                self.mark_dirty();
-                self.note_change();
-            }
+            Ok(Some(delta)) => self.take_delta(delta, None, true),
             Ok(None) => {}
             Err(DocError::Invalid(reason)) => {
                 let _ = reply.send(Err(reason));
@@ -622,6 +600,23 @@ impl Room {
         }
         self.pump_log();
         Ok(())
+    }
+
+    /// What every accepted change goes through: the delta waits for the update log, then goes
+    /// to every connection but `except`; a change made on this node (`local`: a client or the
+    /// HTTP API) is also published to the other nodes and announced to change listeners.
+    fn take_delta(&mut self, delta: Bytes, except: Option<ConnId>, local: bool) {
+        let payload = sync_payload(&delta);
+        let then = Outgoing::Broadcast {
+            frame: delta,
+            except,
+            publish: local,
+        };
+        self.durable.push_update(payload, then);
+        self.mark_dirty();
+        if local {
+            self.note_change();
+        }
     }
 
     /// Starts the next log append if none is running, and sends what needs no waiting.

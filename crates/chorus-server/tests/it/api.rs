@@ -4,7 +4,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Text, Transact};
 
-use crate::helpers::{TestApp, TestClient, spawn_app_with, upgrade_status};
+use crate::helpers::{
+    TestApp, TestClient, refused_edit_then_writer_edit, spawn_app_with, upgrade_status,
+};
 
 const KEY: &str = "test-api-key";
 const SECRET: &str = "a test secret that is long enough for HS256";
@@ -240,16 +242,7 @@ async fn minted_tokens_open_their_document_in_their_mode() {
             c.text() == "from the writer"
         })
         .await;
-    reader.type_text(" + sneaky").await;
-    reader
-        .until("the reader is told its edit was refused", |c| {
-            c.received.iter().any(|f| f.starts_with(&[2, 0]))
-        })
-        .await;
-    writer.type_text("!").await;
-    reader
-        .until("the writer's next edit arrives", |c| c.text().contains('!'))
-        .await;
+    refused_edit_then_writer_edit(&mut reader, &mut writer).await;
     assert_eq!(
         writer.text(),
         "from the writer!",

@@ -5,7 +5,9 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::helpers::{TestApp, TestClient, spawn_app_with, upgrade_status};
+use crate::helpers::{
+    TestApp, TestClient, refused_edit_then_writer_edit, spawn_app_with, upgrade_status,
+};
 
 const SECRET: &str = "a test secret that is long enough for HS256";
 
@@ -214,18 +216,7 @@ async fn a_read_only_edit_never_reaches_another_node() {
             c.text() == "from node b"
         })
         .await;
-    reader.type_text(" + sneaky").await;
-    reader
-        .until("the reader is told its edit was refused", |c| {
-            c.received.iter().any(|f| f.starts_with(&[2, 0]))
-        })
-        .await;
-    writer.type_text("!").await;
-    reader
-        .until("the writer's next edit crosses over", |c| {
-            c.text().contains('!')
-        })
-        .await;
+    refused_edit_then_writer_edit(&mut reader, &mut writer).await;
     assert_eq!(
         writer.text(),
         "from node b!",

@@ -99,6 +99,22 @@ impl TestApp {
     }
 }
 
+/// A read-only `reader` tries an edit and is told it was refused (y-protocols' permission
+/// denied); then `writer` edits once more and the reader receives it, so whatever the server
+/// did with the refused edit has had time to show.
+pub async fn refused_edit_then_writer_edit(reader: &mut TestClient, writer: &mut TestClient) {
+    reader.type_text(" + sneaky").await;
+    reader
+        .until("the reader is told its edit was refused", |c| {
+            c.received.iter().any(|f| f.starts_with(&[2, 0]))
+        })
+        .await;
+    writer.type_text("!").await;
+    reader
+        .until("the writer's next edit arrives", |c| c.text().contains('!'))
+        .await;
+}
+
 /// The HTTP status a WebSocket upgrade request gets: 101 when it is accepted.
 pub async fn upgrade_status(
     request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,

@@ -234,9 +234,11 @@ async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, Str
     (StatusCode::OK, format!(r#"{{"access":"{access}"}}"#))
 }
 
-#[tokio::test]
-async fn the_auth_callback_decides_and_is_cached() {
-    let backend = Backend::default();
+/// A server whose connections are decided by `backend`, its answers cached for `cache`.
+async fn app_behind_callback(
+    backend: &Backend,
+    cache: Duration,
+) -> (crate::helpers::TestApp, tempfile::TempDir) {
     let addr = serve(
         Router::new()
             .route("/auth", post(decide))
@@ -246,9 +248,16 @@ async fn the_auth_callback_decides_and_is_cached() {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
         c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-        c.auth_callback_cache = Duration::from_secs(600);
+        c.auth_callback_cache = cache;
     })
     .await;
+    (app, dir)
+}
+
+#[tokio::test]
+async fn the_auth_callback_decides_and_is_cached() {
+    let backend = Backend::default();
+    let (app, _dir) = app_behind_callback(&backend, Duration::from_secs(600)).await;
     let url = |token: &str| format!("{}?token={token}", app.ws_url("shared"));
 
     assert_eq!(upgrade_status(url("nobody").as_str()).await, 403);
@@ -303,18 +312,7 @@ async fn an_unreachable_auth_callback_refuses_with_503() {
 #[tokio::test]
 async fn a_permission_the_callback_revokes_closes_the_connection_with_4403() {
     let backend = Backend::default();
-    let addr = serve(
-        Router::new()
-            .route("/auth", post(decide))
-            .with_state(backend.clone()),
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-        c.auth_callback_cache = Duration::from_millis(200);
-    })
-    .await;
+    let (app, _dir) = app_behind_callback(&backend, Duration::from_millis(200)).await;
     let url = |token: &str| format!("{}?token={token}", app.ws_url("revocable"));
     let mut kept = TestClient::connect_synced(&url("write-kept")).await;
     let mut revoked = TestClient::connect_synced(&url("write-gone")).await;
