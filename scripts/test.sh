@@ -51,6 +51,9 @@ cargo test --workspace --locked
 step "S3 snapshot store against moto (cargo feature s3)"
 cargo test -p chorus-store --features s3 --locked
 
+step "benchmark report code (loadtest/bench)"
+(cd loadtest/bench && python3 -m unittest discover -s tests)
+
 step "Node interop: npm yjs + y-websocket against the real server"
 bash tests/interop/run.sh
 

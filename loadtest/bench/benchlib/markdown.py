@@ -133,27 +133,28 @@ TABLES: dict[str, list[tuple[Callable[[dict], str], list[Row]]]] = {
 }
 
 
+# Cells that combine two figures: metric -> (left, right, the field that must be present, separator).
+_PAIRS = {
+    "lost_dup": ("lost", "duplicated", "lost", " / "),
+    "synced_attempted": ("synced", "attempted", "attempted", " / "),
+    "failed_dropped": ("failed", "dropped", "failed", " / "),
+    "synced_dropped": ("synced", "dropped", "synced", " / "),
+    "rss_before_after": ("rss_before_mib", "rss_after_mib", "rss_after_mib", " → "),
+    "succeeded_joiners": ("succeeded", "joiners", "joiners", " / "),
+    "p50_p99": ("p50_ms", "p99_ms", "p50_ms", " / "),
+    "cross_p50_p99": ("cross_p50_ms", "cross_p99_ms", "cross_p50_ms", " / "),
+}
+
+
 def _derived(f: dict, metric: str):
     """Figures shown combined in one cell."""
     def n(v):
         return "—" if v is None else f"{v:,}" if isinstance(v, int) else _num(v)
-    if metric == "lost_dup":
-        return None if f.get("lost") is None else f"{n(f.get('lost'))} / {n(f.get('duplicated'))}"
-    if metric == "synced_attempted":
-        return None if f.get("attempted") is None else f"{n(f.get('synced'))} / {n(f.get('attempted'))}"
-    if metric == "failed_dropped":
-        return None if f.get("failed") is None else f"{n(f.get('failed'))} / {n(f.get('dropped'))}"
-    if metric == "synced_dropped":
-        return None if f.get("synced") is None else f"{n(f.get('synced'))} / {n(f.get('dropped'))}"
-    if metric == "rss_before_after":
-        return None if f.get("rss_after_mib") is None else f"{n(f.get('rss_before_mib'))} → {n(f.get('rss_after_mib'))}"
-    if metric == "succeeded_joiners":
-        return None if f.get("joiners") is None else f"{n(f.get('succeeded'))} / {n(f.get('joiners'))}"
-    if metric == "p50_p99":
-        return None if f.get("p50_ms") is None else f"{n(f['p50_ms'])} / {n(f.get('p99_ms'))}"
-    if metric == "cross_p50_p99":
-        return None if f.get("cross_p50_ms") is None else f"{n(f['cross_p50_ms'])} / {n(f.get('cross_p99_ms'))}"
-    return f.get(metric)
+    pair = _PAIRS.get(metric)
+    if pair is None:
+        return f.get(metric)
+    left, right, present, sep = pair
+    return None if f.get(present) is None else f"{n(f.get(left))}{sep}{n(f.get(right))}"
 
 
 def _num(v: float) -> str:
