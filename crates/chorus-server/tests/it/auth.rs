@@ -227,3 +227,45 @@ async fn a_read_only_edit_never_reaches_another_node() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_never_appear_in_the_logs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (server, addr, logs) =
+        crate::helpers::start_chorus_logged(dir.path(), &["--auth-secret", SECRET], Some("debug"))
+            .await;
+    let later = now() + 60;
+    let good = token(SECRET, "notes", "write", later);
+    let forged = token(
+        "another secret that is long enough!!",
+        "notes",
+        "write",
+        later,
+    );
+    let elsewhere = token(SECRET, "other", "write", later);
+    let url = |token: &str| format!("ws://{addr}/ws/notes?token={token}");
+    assert_eq!(upgrade_status(url(&forged).as_str()).await, 401);
+    assert_eq!(upgrade_status(url(&elsewhere).as_str()).await, 403);
+    let mut client = TestClient::connect_synced(&url(&good)).await;
+    client.type_text("logged?").await;
+    drop(client);
+    crate::helpers::eventually("the refusals are logged", || {
+        let refusals = logs
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|l| l.contains("connection refused"))
+            .count();
+        async move { refusals >= 2 }
+    })
+    .await;
+    server.terminate();
+    let logs = logs.lock().expect("not poisoned").join("\n");
+    for (name, token) in [("good", &good), ("forged", &forged), ("other", &elsewhere)] {
+        let signature = token.rsplit('.').next().expect("a JWT has a signature");
+        assert!(
+            !logs.contains(signature),
+            "the {name} token's signature appears in the logs"
+        );
+    }
+}

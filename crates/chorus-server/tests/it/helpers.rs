@@ -375,7 +375,24 @@ impl Process {
 
 /// Starts `chorus serve` on port 0 with `extra` arguments; returns it with its address.
 pub async fn start_chorus(data_dir: &std::path::Path, extra: &[&str]) -> (Process, String) {
-    let mut child = Command::new(chorus_bin())
+    let (process, addr, _logs) = start_chorus_logged(data_dir, extra, None).await;
+    (process, addr)
+}
+
+/// Every log line a server printed so far.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// As [`start_chorus`], keeping its log lines, with `RUST_LOG` set to `filter` if given.
+pub async fn start_chorus_logged(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    filter: Option<&str>,
+) -> (Process, String, Logs) {
+    let mut command = Command::new(chorus_bin());
+    if let Some(filter) = filter {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
@@ -389,8 +406,10 @@ pub async fn start_chorus(data_dir: &std::path::Path, extra: &[&str]) -> (Proces
     let mut lines =
         BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
             .lines();
+    let logs = Logs::default();
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
+            logs.lock().expect("not poisoned").push(line.clone());
             let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
@@ -405,6 +424,11 @@ pub async fn start_chorus(data_dir: &std::path::Path, extra: &[&str]) -> (Proces
     .flatten()
     .expect("the server logs its address");
     // Keep draining the logs so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (process, addr)
+    let kept = std::sync::Arc::clone(&logs);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.lock().expect("not poisoned").push(line);
+        }
+    });
+    (process, addr, logs)
 }
