@@ -222,6 +222,16 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_DOCUMENT_CLIENTS", default_value_t = 65_536)]
     pub max_document_clients: usize,
 
+    /// Most client ids new to a document that one connection may bring (a reconnecting
+    /// client's offline edits name a few; a client inventing ids to fill the document's quota
+    /// names thousands); beyond: close 1008.
+    #[arg(
+        long,
+        env = "CHORUS_MAX_CLIENTS_PER_CONNECTION",
+        default_value_t = chorus_protocol::update::DEFAULT_MAX_CLIENTS
+    )]
+    pub max_clients_per_connection: usize,
+
     /// Most structs and delete ranges one document keeps waiting for missing dependencies;
     /// an update adding more is dropped and its sender closed with 1008.
     #[arg(long, env = "CHORUS_MAX_PENDING_STRUCTS", default_value_t = 10_000)]
@@ -516,6 +526,7 @@ impl Config {
             max_message_bytes: 16 * 1024 * 1024,
             max_document_bytes: 64 * 1024 * 1024,
             max_document_clients: 65_536,
+            max_clients_per_connection: chorus_protocol::update::DEFAULT_MAX_CLIENTS,
             max_pending_structs: 10_000,
             outbox_capacity: 1024,
             ping_interval: Duration::from_secs(15),

@@ -280,6 +280,9 @@ pub struct Peer {
     pub close: CloseSignal,
     /// False for read-only tokens: the room applies none of this peer's updates.
     pub can_write: bool,
+    /// Client ids new to the document that this peer's updates brought so far; bounded by
+    /// [`DocLimits::max_clients_per_connection`](crate::room::DocLimits).
+    pub clients_introduced: usize,
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ impl ChorusBuilder {
             doc_limits: DocLimits {
                 max_bytes: config.max_document_bytes,
                 max_clients: config.max_document_clients,
+                max_clients_per_connection: config.max_clients_per_connection,
                 max_pending: config.max_pending_structs,
             },
         };

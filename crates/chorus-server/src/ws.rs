@@ -155,6 +155,7 @@ async fn serve(mut socket: Socket, doc: DocName, grant: Grant, state: AppState) 
             outbox: outbox_tx,
             close: close.clone(),
             can_write: grant.mode == Mode::Write,
+            clients_introduced: 0,
         };
         match state.rooms.join(&doc, conn, peer).await {
             Ok(room) => {

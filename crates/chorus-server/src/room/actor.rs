@@ -428,7 +428,10 @@ impl Room {
 
     /// Applies a client's update and forwards what it changed to everyone else in the room.
     fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
-        let applied = match self.doc.apply_client(update) {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Ok(());
+        };
+        let applied = match self.doc.apply_client(update, &mut peer.clients_introduced) {
             Err(ClientUpdateError::OverLimit { reason, detail }) => {
                 tracing::info!(conn = %from, %detail, "refused an update over a document limit");
                 self.disconnect(from, close_code::POLICY, reason);

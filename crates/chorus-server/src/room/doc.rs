@@ -59,6 +59,9 @@ pub struct DocLimits {
     pub max_bytes: usize,
     /// Most distinct client ids that may have written to the document.
     pub max_clients: usize,
+    /// Most client ids new to the document that one connection may bring over its lifetime,
+    /// so that a client cannot fill the document's quota a few ids per update.
+    pub max_clients_per_connection: usize,
     /// Most structs and delete ranges that may wait for missing dependencies
     /// (yrs' pending update and pending delete set together).
     pub max_pending: usize,
@@ -70,6 +73,7 @@ impl DocLimits {
     pub const UNLIMITED: Self = Self {
         max_bytes: usize::MAX,
         max_clients: usize::MAX,
+        max_clients_per_connection: usize::MAX,
         max_pending: usize::MAX,
     };
 }
@@ -154,7 +158,9 @@ impl RoomDoc {
     /// Applies a client's update like [`RoomDoc::apply`], unless it would take the document
     /// past its [`DocLimits`]:
     ///
-    /// * an update naming client ids new to the document beyond `max_clients`, one that could
+    /// * an update naming client ids new to the document beyond `max_clients` (or beyond
+    ///   `max_clients_per_connection`, counting the new ids the sender's earlier updates
+    ///   brought, which `introduced` carries and this call increases), one that could
     ///   grow the encoded document past `max_bytes` (its current size plus the update's), one
     ///   that nests shared types deeper than the validator's type-depth limit counted from the
     ///   document's root, and one with a gap (it starts past the document's clock for one of
@@ -168,7 +174,11 @@ impl RoomDoc {
     /// # Errors
     /// [`ClientUpdateError::OverLimit`] with the reason (the document is unchanged), or a
     /// [`DocError`] as for [`RoomDoc::apply`].
-    pub fn apply_client(&mut self, update: &[u8]) -> Result<Option<Bytes>, ClientUpdateError> {
+    pub fn apply_client(
+        &mut self,
+        update: &[u8],
+        introduced: &mut usize,
+    ) -> Result<Option<Bytes>, ClientUpdateError> {
         // The validator again, now against what the document holds (type depth, characters
         // earlier updates wrote); its index learns the update only once it is applied.
         let limits = UpdateLimits {
@@ -221,6 +231,15 @@ impl RoomDoc {
                 detail: format!("the document may have at most {max_clients} client ids"),
             });
         }
+        let per_connection = self.limits.max_clients_per_connection;
+        if new > 0 && introduced.saturating_add(new) > per_connection {
+            return Err(ClientUpdateError::OverLimit {
+                reason: "too many client ids from one connection",
+                detail: format!(
+                    "one connection may bring at most {per_connection} client ids new to the document"
+                ),
+            });
+        }
         let max_bytes = self.limits.max_bytes;
         if self.size_bound.saturating_add(update.len()) > max_bytes {
             self.size_bound = sync_payload(&self.full_state()?).len();
@@ -261,6 +280,7 @@ impl RoomDoc {
             }
         }
         self.types.absorb(added);
+        *introduced = introduced.saturating_add(new);
         Ok(delta)
     }
 
@@ -352,6 +372,11 @@ impl RoomDoc {
 
     /// Sync step 2 answering a client's state vector: everything the client is missing.
     ///
+    /// Structs still waiting for missing dependencies are not part of it (yrs'
+    /// `encode_state_as_update` would add them): a peer could integrate them where this
+    /// document has not, or differently, and the two would disagree from then on (FUZZING.md,
+    /// findings 4 and 7). Peers get them in the delta of the change that integrates them here.
+    ///
     /// # Errors
     /// [`DocError::Panicked`] if yrs panicked.
     pub fn step2(&mut self, client_sv: &StateVector) -> Result<Bytes, DocError> {
@@ -370,12 +395,7 @@ impl RoomDoc {
             .iter()
             .map(|&(client, clock)| (ClientID::new(client), clock))
             .collect();
-        guard(|| {
-            sync_frame(
-                SYNC_STEP2,
-                &self.doc.transact().encode_state_as_update_v1(&sv),
-            )
-        })
+        guard(|| sync_frame(SYNC_STEP2, &self.doc.transact().encode_diff_v1(&sv)))
     }
 
     /// This document's state vector.
@@ -415,12 +435,22 @@ impl RoomDoc {
         Ok((payload.as_ref() != EMPTY_UPDATE).then_some(payload))
     }
 
-    /// The whole document as a Yjs v1 update, for snapshots. Shares the bytes of the cached
-    /// full-state step 2.
+    /// The whole document as a Yjs v1 update, for snapshots: the integrated content (sharing
+    /// the bytes of the cached full-state step 2) and, unlike what peers get, the structs still
+    /// waiting for missing dependencies, so that a restart loses none of them.
     ///
     /// # Errors
     /// [`DocError::Panicked`] if yrs panicked.
     pub fn snapshot(&mut self) -> Result<Bytes, DocError> {
+        if self.pending > 0 {
+            return guard(|| {
+                Bytes::from(
+                    self.doc
+                        .transact()
+                        .encode_state_as_update_v1(&yrs::StateVector::default()),
+                )
+            });
+        }
         let frame = self.full_state()?;
         Ok(sync_payload(&frame))
     }
@@ -433,7 +463,7 @@ impl RoomDoc {
             let update = self
                 .doc
                 .transact()
-                .encode_state_as_update_v1(&yrs::StateVector::default());
+                .encode_diff_v1(&yrs::StateVector::default());
             sync_frame(SYNC_STEP2, &update)
         })?;
         self.full_state = Some(frame.clone());
@@ -557,6 +587,16 @@ mod tests {
         vec![1, 1, client, 0, 0x84, origin, 3, 1, b'o', 0]
     }
 
+    impl RoomDoc {
+        /// [`RoomDoc::apply_client`] for a connection that sends just this update.
+        fn apply_client_alone(
+            &mut self,
+            update: &[u8],
+        ) -> Result<Option<Bytes>, ClientUpdateError> {
+            self.apply_client(update, &mut 0)
+        }
+    }
+
     fn limited(limits: DocLimits) -> RoomDoc {
         RoomDoc::with_limits(limits).expect("new doc")
     }
@@ -569,17 +609,51 @@ mod tests {
     }
 
     #[test]
+    fn one_connection_may_bring_only_so_many_new_clients_over_several_updates() {
+        let mut room = limited(DocLimits {
+            max_clients_per_connection: 2,
+            ..DocLimits::UNLIMITED
+        });
+        let mut introduced = 0;
+        room.apply_client(&write_as(1, "t", "a"), &mut introduced)
+            .expect("first client");
+        room.apply_client(&write_as(2, "t", "b"), &mut introduced)
+            .expect("second client");
+        let before = room.state_vector().expect("sv");
+        let refused = room.apply_client(&write_as(3, "t", "c"), &mut introduced);
+        assert_eq!(
+            over_limit(refused),
+            "too many client ids from one connection"
+        );
+        assert_eq!(room.state_vector().expect("sv"), before, "nothing applied");
+        assert_eq!(introduced, 2);
+        // Another connection has its own allowance.
+        room.apply_client(&write_as(3, "t", "c"), &mut 0)
+            .expect("another connection");
+        // Ids the document already has cost nothing.
+        let again = write_as(1, "u", "d");
+        let mut more = 0;
+        room.apply_client(&write_as(4, "t", "e"), &mut more)
+            .expect("new");
+        room.apply_client(&write_as(5, "t", "f"), &mut more)
+            .expect("new");
+        assert_eq!(more, 2);
+        let _ = room.apply_client(&again, &mut more);
+        assert_eq!(more, 2, "a known client id is not new");
+    }
+
+    #[test]
     fn an_update_naming_too_many_new_clients_is_refused_and_changes_nothing() {
         let mut room = limited(DocLimits {
             max_clients: 2,
             ..DocLimits::UNLIMITED
         });
-        room.apply_client(&write_as(1, "t", "a"))
+        room.apply_client_alone(&write_as(1, "t", "a"))
             .expect("first client");
-        room.apply_client(&write_as(2, "t", "b"))
+        room.apply_client_alone(&write_as(2, "t", "b"))
             .expect("second client");
         let before = room.snapshot().expect("snapshot");
-        let reason = over_limit(room.apply_client(&write_as(3, "t", "c")));
+        let reason = over_limit(room.apply_client_alone(&write_as(3, "t", "c")));
         assert!(reason.contains("client ids"), "{reason}");
         assert_eq!(room.snapshot().expect("snapshot"), before);
         // Known clients may go on writing.
@@ -591,7 +665,11 @@ mod tests {
         let sv = more.transact().state_vector();
         shared.insert(&mut more.transact_mut(), 0, "x");
         let next = more.transact().encode_state_as_update_v1(&sv);
-        assert!(room.apply_client(&next).expect("known client").is_some());
+        assert!(
+            room.apply_client_alone(&next)
+                .expect("known client")
+                .is_some()
+        );
     }
 
     #[test]
@@ -600,13 +678,13 @@ mod tests {
             max_bytes: 1000,
             ..DocLimits::UNLIMITED
         });
-        room.apply_client(&write_as(1, "t", &"a".repeat(400)))
+        room.apply_client_alone(&write_as(1, "t", &"a".repeat(400)))
             .expect("fits");
         let before = room.snapshot().expect("snapshot");
-        let reason = over_limit(room.apply_client(&write_as(2, "t", &"b".repeat(700))));
+        let reason = over_limit(room.apply_client_alone(&write_as(2, "t", &"b".repeat(700))));
         assert!(reason.contains("too large"), "{reason}");
         assert_eq!(room.snapshot().expect("snapshot"), before);
-        room.apply_client(&write_as(3, "t", &"c".repeat(300)))
+        room.apply_client_alone(&write_as(3, "t", &"c".repeat(300)))
             .expect("still fits");
         // The server's own writes (snapshots, log, other nodes) are not limited.
         room.apply(&write_as(4, "t", &"d".repeat(2000)))
@@ -619,10 +697,11 @@ mod tests {
             max_pending: 3,
             ..DocLimits::UNLIMITED
         });
-        room.apply_client(&write_as(1, "t", "hello")).expect("base");
+        room.apply_client_alone(&write_as(1, "t", "hello"))
+            .expect("base");
         for client in 10..13 {
             assert_eq!(
-                room.apply_client(&after_missing_origin(client, client + 10))
+                room.apply_client_alone(&after_missing_origin(client, client + 10))
                     .expect("under the cap"),
                 None,
                 "nothing integrates yet"
@@ -630,12 +709,12 @@ mod tests {
         }
         assert_eq!(room.pending, 3);
         let before = room.snapshot().expect("snapshot");
-        let reason = over_limit(room.apply_client(&after_missing_origin(13, 23)));
+        let reason = over_limit(room.apply_client_alone(&after_missing_origin(13, 23)));
         assert!(reason.contains("missing dependencies"), "{reason}");
         assert_eq!(room.pending, 3, "the refused update's structs were dropped");
         assert_eq!(room.snapshot().expect("snapshot"), before);
         // What was pending before still integrates once its dependency arrives.
-        room.apply_client(&write_as(20, "t", "abcd"))
+        room.apply_client_alone(&write_as(20, "t", "abcd"))
             .expect("dependency");
         assert_eq!(room.pending, 2);
     }
@@ -643,25 +722,26 @@ mod tests {
     #[test]
     fn an_update_with_a_gap_is_refused_and_changes_nothing() {
         let mut room = limited(DocLimits::UNLIMITED);
-        room.apply_client(&write_as(1, "t", "hello")).expect("base");
+        room.apply_client_alone(&write_as(1, "t", "hello"))
+            .expect("base");
         let before = room.snapshot().expect("snapshot");
         // "gap" at clock 10 of a client the document has never seen, and at clock 10 of
         // client 1, which the document has up to clock 5.
         for client in [100, 1] {
             let gap = [1, 1, client, 10, 0x04, 1, 1, b't', 3, b'g', b'a', b'p', 0];
-            let reason = over_limit(room.apply_client(&gap));
+            let reason = over_limit(room.apply_client_alone(&gap));
             assert!(reason.contains("skips clocks"), "{reason}");
         }
         // A Skip inside: "!" right after the document's clock, a hole of 3, "?" after it.
         let skip = [
             1, 3, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0x0a, 3, 0x04, 1, 1, b't', 1, b'?', 0,
         ];
-        let reason = over_limit(room.apply_client(&skip));
+        let reason = over_limit(room.apply_client_alone(&skip));
         assert!(reason.contains("skips clocks"), "{reason}");
         assert_eq!(room.snapshot().expect("snapshot"), before);
         // Right after the document's clock is fine.
         let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];
-        assert!(room.apply_client(&next).expect("in step").is_some());
+        assert!(room.apply_client_alone(&next).expect("in step").is_some());
     }
 
     #[test]

@@ -8,8 +8,8 @@
 
 use crate::helpers::{TestClient, start_chorus};
 use crate::hostile_corpus::{
-    MAX_DOCUMENT_BYTES, MAX_DOCUMENT_CLIENTS, MAX_MESSAGE_BYTES, MAX_PENDING_STRUCTS,
-    VICTIM_CLIENT, corpus,
+    MAX_CLIENTS_PER_CONNECTION, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_CLIENTS, MAX_MESSAGE_BYTES,
+    MAX_PENDING_STRUCTS, VICTIM_CLIENT, corpus,
 };
 
 const VICTIM_STATE: &str = r#"{"user":"A"}"#;
@@ -21,6 +21,7 @@ async fn the_hostile_corpus_closes_only_the_attacker_and_corrupts_nothing() {
         ("--max-message-bytes", MAX_MESSAGE_BYTES),
         ("--max-document-bytes", MAX_DOCUMENT_BYTES),
         ("--max-document-clients", MAX_DOCUMENT_CLIENTS),
+        ("--max-clients-per-connection", MAX_CLIENTS_PER_CONNECTION),
         ("--max-pending-structs", MAX_PENDING_STRUCTS),
     ]
     .map(|(flag, value)| [flag.to_owned(), value.to_string()]);

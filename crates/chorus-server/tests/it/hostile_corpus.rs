@@ -20,6 +20,7 @@ pub const TOO_BIG: u16 = 1009;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_DOCUMENT_BYTES: usize = 128 * 1024;
 pub const MAX_DOCUMENT_CLIENTS: usize = 64;
+pub const MAX_CLIENTS_PER_CONNECTION: usize = 40;
 pub const MAX_PENDING_STRUCTS: usize = 32;
 
 /// Client id the honest client A announces awareness for.
@@ -508,6 +509,14 @@ pub fn corpus() -> Vec<Case> {
             sync_frame(SYNC_STEP2, &insert(1, u64::from(u32::MAX), "t", "xx")).to_vec(),
         )],
         &[INVALID],
+    ));
+    // Under the document's cap, but past what one connection may bring.
+    cases.push(case(
+        "fresh_client_ids_from_one_connection",
+        (0..MAX_CLIENTS_PER_CONNECTION as u64 + 1)
+            .map(|i| update(&insert(20_000 + i, 0, "z", "c")))
+            .collect(),
+        &[POLICY],
     ));
     // Last: it fills the document's client-id cap, after which new writers are refused.
     cases.push(case(
