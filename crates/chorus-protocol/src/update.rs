@@ -310,6 +310,13 @@ impl Parser<'_, '_> {
         let right = (info & content::HAS_RIGHT_ORIGIN != 0)
             .then(|| read_id(&mut self.decoder))
             .transpose()?;
+        let own_earlier = |o: &StructId| o.client != id.client || o.clock < id.clock;
+        if left.is_some() && left == right || !left.iter().chain(&right).all(own_earlier) {
+            return Err(UpdateError::InconsistentOrigins {
+                client: id.client,
+                clock: id.clock,
+            });
+        }
         // A left origin cuts after its element, a right origin before its element.
         if let Some(o) = left {
             self.cuts.push(StructId {
@@ -550,6 +557,39 @@ mod tests {
                 clock: 0x8fff_fffc,
                 len: 0x17
             })
+        );
+    }
+
+    #[test]
+    fn refuses_origins_no_client_could_have_written() {
+        // "B" by client 200 with item 100#3 as both left and right origin (the room fuzz
+        // target's finding 6: the room and a replica of its state ordered the text differently).
+        assert_eq!(
+            validate(&hex("0101c80100c4640364030142 00"
+                .replace(' ', "")
+                .as_str())),
+            Err(UpdateError::InconsistentOrigins {
+                client: 200,
+                clock: 0
+            })
+        );
+        // Its own id, or a later one of its own client, as an origin.
+        for origin in ["0105", "0107"] {
+            assert_eq!(
+                validate(&hex(&format!("0101010584{origin}017800"))),
+                Err(UpdateError::InconsistentOrigins {
+                    client: 1,
+                    clock: 5
+                })
+            );
+        }
+        assert!(
+            validate(&hex("01010105840104017800")).is_ok(),
+            "an earlier clock"
+        );
+        assert!(
+            validate(&hex("01010105840209017800")).is_ok(),
+            "another client"
         );
     }
 

@@ -108,6 +108,18 @@ pub enum UpdateError {
         /// Its clock.
         clock: u32,
     },
+    /// An item whose origins no Yjs client could have written: the same id as left and right
+    /// origin, or an origin of its own client at or past its own clock (origins are items that
+    /// existed when it was created, and a client's earlier items have lower clocks). Yjs'
+    /// integration assumes consistent origins; with these, the server and a replica built from
+    /// its state order the same items differently (`fuzz/FUZZING.md`, finding 6).
+    #[error("item from client {client} at clock {clock} has inconsistent origins")]
+    InconsistentOrigins {
+        /// Its client.
+        client: u64,
+        /// Its clock.
+        clock: u32,
+    },
     /// A struct that would end past clock 2^31 − 1 ([`MAX_STRUCT_CLOCK`](super::MAX_STRUCT_CLOCK)):
     /// past 2^32 yrs wraps the clock, and from 2^31 on it misreads the struct's offset; either
     /// way it panics while integrating and leaves a freed block linked into the document.
