@@ -41,6 +41,7 @@
 mod clients;
 mod content;
 mod error;
+mod joins;
 mod nesting;
 
 use crate::ProtocolError;
@@ -50,6 +51,7 @@ use crate::state_vector::check_count;
 use std::collections::{HashMap, HashSet};
 
 use clients::ClientSet;
+use joins::Joins;
 use nesting::TypeDepths;
 
 pub use error::{Section, UpdateError};
@@ -171,7 +173,13 @@ pub fn validate_update_v1(
 /// [`validate_update_v1`] for an update to a document that `index` describes:
 /// [`UpdateLimits::max_type_depth`] then bounds the depth of the whole document, not just of
 /// what this update nests by itself, and cuts through characters that earlier updates wrote
-/// are refused too. Once the update is applied, pass the returned [`IndexUpdate`] to
+/// are refused too.
+///
+/// `clock_of`, when given, tells the document's clock for a client (its state vector): an
+/// item whose two origins, of one client, lie past what the document and this update hold is
+/// then refused ([`UpdateError::OriginsAheadOfDocument`]), since it would wait in yrs' pending
+/// set and integrate later without its origins' order ever being checked. Leave it out for
+/// content the server already trusts. Once the update is applied, pass the returned [`IndexUpdate`] to
 /// [`DocIndex::absorb`]; for an update that ends up refused for another reason, drop it, so
 /// that refused content never shapes later checks.
 ///
@@ -181,9 +189,17 @@ pub fn validate_update_v1_in(
     bytes: &[u8],
     limits: &UpdateLimits,
     index: &DocIndex,
+    clock_of: Option<&dyn Fn(u64) -> u32>,
 ) -> Result<(UpdateSummary, IndexUpdate), UpdateError> {
-    let (summary, spans, surrogates) = validate(bytes, limits, Some(index))?;
-    Ok((summary, IndexUpdate { spans, surrogates }))
+    let (summary, spans, surrogates, joins) = validate(bytes, limits, Some((index, clock_of)))?;
+    Ok((
+        summary,
+        IndexUpdate {
+            spans,
+            surrogates,
+            joins,
+        },
+    ))
 }
 
 /// What an accepted update adds to its document's [`DocIndex`].
@@ -191,6 +207,7 @@ pub fn validate_update_v1_in(
 pub struct IndexUpdate {
     spans: HashMap<u64, Vec<nesting::Span>>,
     surrogates: HashSet<StructId>,
+    joins: Joins,
 }
 
 impl DocIndex {
@@ -198,6 +215,7 @@ impl DocIndex {
     pub fn absorb(&mut self, update: IndexUpdate) {
         self.absorb_spans(update.spans);
         self.absorb_surrogates(update.surrogates);
+        self.absorb_joins(update.joins);
     }
 }
 
@@ -206,13 +224,18 @@ type Validated = (
     UpdateSummary,
     HashMap<u64, Vec<nesting::Span>>,
     HashSet<StructId>,
+    Joins,
 );
+
+/// The document an update is checked against: its index, and its clock per client if known.
+type KnownDoc<'k> = (&'k DocIndex, Option<&'k dyn Fn(u64) -> u32>);
 
 fn validate(
     bytes: &[u8],
     limits: &UpdateLimits,
-    known: Option<&DocIndex>,
+    doc: Option<KnownDoc<'_>>,
 ) -> Result<Validated, UpdateError> {
+    let known = doc.map(|(index, _)| index);
     let mut parser = Parser {
         decoder: Decoder::new(bytes),
         limits,
@@ -222,10 +245,15 @@ fn validate(
         summary: UpdateSummary::default(),
         surrogates: HashSet::new(),
         cuts: Vec::new(),
+        joins: Joins::default(),
+        same_client_origins: Vec::new(),
+        ends: HashMap::new(),
+        clock_of: doc.and_then(|(_, clock_of)| clock_of),
     };
     parser.structs()?;
     parser.delete_set()?;
     parser.check_cuts()?;
+    parser.check_origin_order()?;
     if !parser.decoder.is_empty() {
         // Also what most v2 updates run into: their first byte reads as "no structs" and the
         // column lengths as a short delete set, leaving the rest unread.
@@ -234,7 +262,12 @@ fn validate(
     let mut summary = parser.summary;
     summary.clients = parser.clients.len();
     summary.struct_clients = parser.clients.struct_clients();
-    Ok((summary, parser.depths.into_spans(), parser.surrogates))
+    Ok((
+        summary,
+        parser.depths.into_spans(),
+        parser.surrogates,
+        parser.joins,
+    ))
 }
 
 /// State of one validation pass.
@@ -252,6 +285,15 @@ struct Parser<'a, 'l> {
     /// Every place an origin or a delete range makes yrs cut a block: the id of the first
     /// element right of the cut.
     cuts: Vec<StructId>,
+    /// This update's runs of a client's clocks known to sit in clock order.
+    joins: Joins,
+    /// Items whose left and right origins are of one client (not neighbours by clock): the
+    /// item, that client, and the clocks of its left and right origin.
+    same_client_origins: Vec<(StructId, u64, u32, u32)>,
+    /// Where each client's structs in this update end.
+    ends: HashMap<u64, u32>,
+    /// The document's clock per client, when the caller knows it.
+    clock_of: Option<&'l dyn Fn(u64) -> u32>,
 }
 
 impl Parser<'_, '_> {
@@ -276,6 +318,7 @@ impl Parser<'_, '_> {
                 })?;
                 self.summary.structs += 1;
             }
+            self.ends.insert(client, clock);
         }
         Ok(())
     }
@@ -351,6 +394,28 @@ impl Parser<'_, '_> {
         }
         self.depths
             .record(id, content.len, container_depth, content.is_type);
+        // Clocks inside one item sit in order; the item's first clock joins the one before it
+        // when that is its left origin (typing).
+        let continues = id.clock > 0
+            && left
+                == Some(StructId {
+                    client: id.client,
+                    clock: id.clock - 1,
+                });
+        let joined_from = if continues {
+            id.clock
+        } else {
+            id.clock.saturating_add(1)
+        };
+        self.joins
+            .add(id.client, joined_from, id.clock.saturating_add(content.len));
+        if let (Some(l), Some(r)) = (left, right)
+            && l.client == r.client
+            && l.clock.checked_add(1) != Some(r.clock)
+        {
+            self.same_client_origins
+                .push((id, l.client, l.clock, r.clock));
+        }
         for offset in content.inner_surrogates {
             self.surrogates.insert(StructId {
                 client: id.client,
@@ -412,6 +477,33 @@ impl Parser<'_, '_> {
             }),
             None => Ok(()),
         }
+    }
+}
+
+impl Parser<'_, '_> {
+    /// Refuses an item whose two origins, of one client, contradict the order the document or
+    /// this update fixes for that client's clocks (see the `joins` module).
+    fn check_origin_order(&self) -> Result<(), UpdateError> {
+        let doc_joins = self.known.map(DocIndex::joins);
+        let sources: Vec<&Joins> = std::iter::once(&self.joins).chain(doc_joins).collect();
+        for &(item, client, left, right) in &self.same_client_origins {
+            if let Some(clock_of) = self.clock_of {
+                let held = clock_of(client).max(self.ends.get(&client).copied().unwrap_or(0));
+                if left.max(right) >= held {
+                    return Err(UpdateError::OriginsAheadOfDocument {
+                        client: item.client,
+                        clock: item.clock,
+                    });
+                }
+            }
+            if joins::origins_contradict_run(&sources, client, left, right) {
+                return Err(UpdateError::InconsistentOrigins {
+                    client: item.client,
+                    clock: item.clock,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -594,6 +686,57 @@ mod tests {
     }
 
     #[test]
+    fn origins_of_one_client_are_checked_against_the_documents_runs() {
+        let limits = UpdateLimits::default();
+        let mut index = DocIndex::default();
+        // Client 1 types "abcdefgh": clocks 0..8 in a row.
+        let text = hex("010101000401017408616263646566676800");
+        let (_, added) = validate_update_v1_in(&text, &limits, &index, None).expect("the text");
+        index.absorb(added);
+        // "x" by client 2 between clock 5 and clock 2: the right origin is left of the left.
+        let backwards = hex("01010200c4010501020178 00".replace(' ', "").as_str());
+        assert_eq!(
+            validate_update_v1_in(&backwards, &limits, &index, None).map(|(s, _)| s),
+            Err(UpdateError::InconsistentOrigins {
+                client: 2,
+                clock: 0
+            })
+        );
+        // Between 2 and 5: clocks 3 and 4, which its writer knew, lie between.
+        assert!(
+            validate_update_v1_in(
+                &hex("01010200c4010201050178 00".replace(' ', "").as_str()),
+                &limits,
+                &index,
+                None
+            )
+            .is_err()
+        );
+        // Between neighbours: fine.
+        assert!(
+            validate_update_v1_in(
+                &hex("01010200c4010201030178 00".replace(' ', "").as_str()),
+                &limits,
+                &index,
+                None
+            )
+            .is_ok()
+        );
+        // Without the index the validator cannot tell.
+        assert!(validate_update_v1(&backwards, &limits).is_ok());
+        // Origins past the document's clock: the item would wait, unchecked.
+        let clock_of = |client: u64| if client == 1 { 8 } else { 0 };
+        let ahead = hex("01010200c4010901020178 00".replace(' ', "").as_str());
+        assert_eq!(
+            validate_update_v1_in(&ahead, &limits, &index, Some(&clock_of)).map(|(s, _)| s),
+            Err(UpdateError::OriginsAheadOfDocument {
+                client: 2,
+                clock: 0
+            })
+        );
+    }
+
+    #[test]
     fn refuses_cuts_inside_a_surrogate_pair() {
         // Client 1 writes "k😀z" (clocks 0..4, the emoji at 1 and 2), then "x" with its left
         // origin at clock 1: yrs would cut the emoji in two. With a delete of everything this
@@ -652,15 +795,18 @@ mod tests {
         // Alone, each chain of 4 is fine; with the index the second would reach depth 8.
         assert!(validate_update_v1(&map_chain(4, 4), &limits).is_ok());
         let mut types = DocIndex::default();
-        let (_, added) = validate_update_v1_in(&map_chain(0, 4), &limits, &types).expect("4 deep");
+        let (_, added) =
+            validate_update_v1_in(&map_chain(0, 4), &limits, &types, None).expect("4 deep");
         types.absorb(added);
         assert_eq!(
-            validate_update_v1_in(&map_chain(4, 4), &limits, &types).map(|(s, _)| s),
+            validate_update_v1_in(&map_chain(4, 4), &limits, &types, None).map(|(s, _)| s),
             Err(UpdateError::TypeTooDeep { limit: 6 })
         );
-        validate_update_v1_in(&map_chain(4, 2), &limits, &types).expect("6 deep");
+        validate_update_v1_in(&map_chain(4, 2), &limits, &types, None).expect("6 deep");
         // Only what is absorbed counts: without the first chain the second is fine.
-        assert!(validate_update_v1_in(&map_chain(4, 4), &limits, &DocIndex::default()).is_ok());
+        assert!(
+            validate_update_v1_in(&map_chain(4, 4), &limits, &DocIndex::default(), None).is_ok()
+        );
     }
 
     #[test]
@@ -669,7 +815,7 @@ mod tests {
         let limits = UpdateLimits::default();
         // "k😀z" by client 1, then "x" with its left origin at the emoji's high half.
         let text = hex("0101010004010174066bf09f98807a00");
-        let (_, added) = validate_update_v1_in(&text, &limits, &index).expect("the text");
+        let (_, added) = validate_update_v1_in(&text, &limits, &index, None).expect("the text");
         index.absorb(added);
         let cut = hex("0101010484010101780101010005");
         assert!(
@@ -677,14 +823,14 @@ mod tests {
             "alone it looks fine"
         );
         assert_eq!(
-            validate_update_v1_in(&cut, &limits, &index).map(|(s, _)| s),
+            validate_update_v1_in(&cut, &limits, &index, None).map(|(s, _)| s),
             Err(UpdateError::SplitsSurrogatePair {
                 client: 1,
                 clock: 2
             })
         );
         // After the emoji is fine.
-        validate_update_v1_in(&hex("01010104840102017800"), &limits, &index)
+        validate_update_v1_in(&hex("01010104840102017800"), &limits, &index, None)
             .expect("after the emoji");
     }
 

@@ -3,7 +3,7 @@
 //! path is mirrored here with yrs directly): every frame is decoded like the connection does;
 //! sync step 2 and updates go through `validate_update_v1` (the connection's check), then the
 //! room's own checks (`RoomDoc::apply_client`: `validate_update_v1_in` against the document's
-//! `DocIndex`, no update that skips clocks) and, if accepted, are applied to
+//! `DocIndex` and its state vector, no update that skips clocks) and, if accepted, are applied to
 //! the one long-lived document; a sync step 1 is answered with the diff the client lacks. (The
 //! size, client-id and pending caps only refuse more; they are not mirrored.) State
 //! carries over between messages, so this reaches what a single update cannot: origins into
@@ -20,7 +20,7 @@ use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, valida
 use chorus_protocol::{Message, SyncMessage};
 use libfuzzer_sys::fuzz_target;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update, WriteTxn};
+use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Transact, Update, WriteTxn};
 
 /// A room holds at most this many messages' worth of state per run, to keep runs fast.
 const MAX_MESSAGES: usize = 64;
@@ -77,11 +77,13 @@ fuzz_target!(|data: &[u8]| {
                     max_clients: usize::MAX,
                     ..UpdateLimits::default()
                 };
-                let Ok((summary, added)) = validate_update_v1_in(&update, &doc_limits, &index)
+                let sv = room.transact().state_vector();
+                let clock_of = |client: u64| sv.get(&ClientID::new(client));
+                let Ok((summary, added)) =
+                    validate_update_v1_in(&update, &doc_limits, &index, Some(&clock_of))
                 else {
                     continue; // refused by the room (1007/1008)
                 };
-                let sv = room.transact().state_vector();
                 if summary.skips > 0
                     || decoded
                         .state_vector_lower()

@@ -120,6 +120,20 @@ pub enum UpdateError {
         /// Its clock.
         clock: u32,
     },
+    /// An item whose two origins, of one client, lie past what the document holds: yrs would
+    /// keep it waiting for them and integrate it later, when nothing checks their order any
+    /// more (see [`UpdateError::InconsistentOrigins`]). Honest clients send an edit after the
+    /// content it sits in, so only a client out of step meets this; it resynchronises when it
+    /// reconnects.
+    #[error(
+        "item from client {client} at clock {clock} has origins the document does not hold yet"
+    )]
+    OriginsAheadOfDocument {
+        /// Its client.
+        client: u64,
+        /// Its clock.
+        clock: u32,
+    },
     /// A struct that would end past clock 2^31 − 1 ([`MAX_STRUCT_CLOCK`](super::MAX_STRUCT_CLOCK)):
     /// past 2^32 yrs wraps the clock, and from 2^31 on it misreads the struct's offset; either
     /// way it panics while integrating and leaves a freed block linked into the document.
@@ -194,6 +208,7 @@ impl UpdateError {
                 | UpdateError::AnyTooDeep { .. }
                 | UpdateError::JsonTooDeep { .. }
                 | UpdateError::TypeTooDeep { .. }
+                | UpdateError::OriginsAheadOfDocument { .. }
         )
     }
 }

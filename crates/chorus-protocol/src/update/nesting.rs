@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::StructId;
+use super::joins::Joins;
 
 /// Clock ranges of one client's structs that sit below the root level.
 #[derive(Debug, Clone, Copy)]
@@ -54,17 +55,31 @@ pub struct DocIndex {
     spans: HashMap<u64, BTreeMap<u32, Span>>,
     /// Clocks of the low halves of surrogate pairs.
     surrogates: HashSet<StructId>,
+    /// Runs of each client's clocks that sit in clock order in the document.
+    joins: Joins,
 }
 
 impl DocIndex {
     /// Entries it holds: runs of nested content and characters beyond the BMP.
     pub fn len(&self) -> usize {
-        self.spans.values().map(BTreeMap::len).sum::<usize>() + self.surrogates.len()
+        self.spans.values().map(BTreeMap::len).sum::<usize>()
+            + self.surrogates.len()
+            + self.joins.len()
     }
 
     /// True when the document has neither nested content nor characters beyond the BMP.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty() && self.surrogates.is_empty()
+        self.spans.is_empty() && self.surrogates.is_empty() && self.joins.len() == 0
+    }
+
+    /// Runs of each client's clocks that sit in clock order in the document.
+    pub(super) fn joins(&self) -> &Joins {
+        &self.joins
+    }
+
+    /// Takes the joined runs of an accepted update.
+    pub(super) fn absorb_joins(&mut self, joins: Joins) {
+        self.joins.extend(joins);
     }
 
     /// Whether `id` is the low half of a surrogate pair in the document's text.

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use chorus_protocol::StateVector;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
-use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
+use chorus_protocol::update::{
+    DocIndex, UpdateError, UpdateLimits, validate_update_v1, validate_update_v1_in,
+};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
@@ -145,7 +147,7 @@ impl RoomDoc {
         // Trusted content is indexed too, so that client updates nesting into it are measured
         // from its real depth. (It passed this check when it came from a client; if it fails
         // now it is still applied, only not indexed.)
-        let indexed = validate_update_v1_in(update, &whole_document_limits(), &self.types);
+        let indexed = validate_update_v1_in(update, &whole_document_limits(), &self.types, None);
         let delta = self.apply_decoded(decoded)?;
         if let Ok((_, added)) = indexed {
             self.types.absorb(added);
@@ -180,25 +182,34 @@ impl RoomDoc {
         introduced: &mut usize,
     ) -> Result<Option<Bytes>, ClientUpdateError> {
         // The validator again, now against what the document holds (type depth, characters
-        // earlier updates wrote); its index learns the update only once it is applied.
+        // earlier updates wrote, the order of its clients' runs, its clocks); its index learns
+        // the update only once it is applied.
         let limits = UpdateLimits {
             max_clients: usize::MAX,
             ..UpdateLimits::default()
         };
-        let (summary, added) = match validate_update_v1_in(update, &limits, &self.types) {
-            Ok(checked) => checked,
-            Err(error) if error.is_limit() => {
-                return Err(ClientUpdateError::OverLimit {
-                    reason: "shared types nested too deep",
-                    detail: error.to_string(),
-                });
-            }
-            Err(error) => return Err(DocError::Invalid(error.to_string()).into()),
-        };
+        let sv = guard(|| self.doc.transact().state_vector())?;
+        let clock_of = |client: u64| sv.get(&ClientID::new(client));
+        let (summary, added) =
+            match validate_update_v1_in(update, &limits, &self.types, Some(&clock_of)) {
+                Ok(checked) => checked,
+                Err(error @ UpdateError::OriginsAheadOfDocument { .. }) => {
+                    return Err(ClientUpdateError::OverLimit {
+                        reason: "update depends on content the document lacks",
+                        detail: error.to_string(),
+                    });
+                }
+                Err(error) if error.is_limit() => {
+                    return Err(ClientUpdateError::OverLimit {
+                        reason: "shared types nested too deep",
+                        detail: error.to_string(),
+                    });
+                }
+                Err(error) => return Err(DocError::Invalid(error.to_string()).into()),
+            };
         let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
         let max_clients = self.limits.max_clients;
         let (known, new, gap) = guard(|| {
-            let sv = self.doc.transact().state_vector();
             let new = decoded
                 .state_vector()
                 .iter()

@@ -1,0 +1,151 @@
+//! Where one client's consecutive clocks are known to sit side by side in list order, so that
+//! an item whose two origins are of one client can be checked against that order.
+//!
+//! An item is always integrated right of its left origin, whatever else a document holds. So
+//! clock `k` of a client sits right of clock `k − 1` of the same client when both are in one
+//! struct, or when the struct starting at `k` names `k − 1` as its left origin (typing does:
+//! every keystroke continues the one before). A chain of such joins fixes the order of a
+//! client's run of clocks in the document and in every replica of it.
+//!
+//! Against such a run two origins of one client are inconsistent when the right one sits left
+//! of the left one, or when clocks of the run lie between them: whoever wrote the item knew
+//! them (knowing a client's clock means knowing all its earlier ones), and an item's origins
+//! are its neighbours as its writer saw them. yrs integrates such an item differently
+//! depending on what the document already holds, so the server and a replica built from its
+//! state read the text in different orders (the room fuzz target's finding 8).
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Joined clocks per client: intervals `[start, end)` in which every clock sits right of the
+/// one before it, merged when they touch (typing makes one interval per cursor jump).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Joins {
+    by_client: HashMap<u64, BTreeMap<u32, u32>>,
+}
+
+impl Joins {
+    /// Records that every clock in `[start, end)` of `client` sits right of the one before it.
+    pub(super) fn add(&mut self, client: u64, start: u32, end: u32) {
+        if start >= end {
+            return;
+        }
+        let intervals = self.by_client.entry(client).or_default();
+        let (mut start, mut end) = (start, end);
+        // Merge with every interval that touches or overlaps [start, end).
+        let touching: Vec<(u32, u32)> = intervals
+            .range(..=end)
+            .rev()
+            .take_while(|&(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            intervals.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        intervals.insert(start, end);
+    }
+
+    /// Takes in another set of joins.
+    pub(super) fn extend(&mut self, other: Joins) {
+        for (client, intervals) in other.by_client {
+            for (start, end) in intervals {
+                self.add(client, start, end);
+            }
+        }
+    }
+
+    /// Intervals held, for [`DocIndex::len`](super::DocIndex::len).
+    pub(super) fn len(&self) -> usize {
+        self.by_client.values().map(BTreeMap::len).sum()
+    }
+
+    /// The end of the interval holding `clock`, or `clock` itself if none does.
+    fn reach(&self, client: u64, clock: u32) -> u32 {
+        self.by_client
+            .get(&client)
+            .and_then(|intervals| intervals.range(..=clock).next_back())
+            .filter(|&(_, &end)| end > clock)
+            .map_or(clock, |(_, &end)| end)
+    }
+}
+
+/// True when both origins, clocks `left` and `right` of one client, lie in one joined run and
+/// are not neighbours in it (`right == left + 1`), by what `sources` know together.
+pub(super) fn origins_contradict_run(
+    sources: &[&Joins],
+    client: u64,
+    left: u32,
+    right: u32,
+) -> bool {
+    if left.checked_add(1) == Some(right) {
+        return false;
+    }
+    // The clocks whose joins order the two: those after the lower one, up to the higher one.
+    let (Some(from), Some(to)) = (
+        left.min(right).checked_add(1),
+        left.max(right).checked_add(1),
+    ) else {
+        return false;
+    };
+    let mut reached = from;
+    while reached < to {
+        let next = sources
+            .iter()
+            .map(|joins| joins.reach(client, reached))
+            .max()
+            .unwrap_or(reached);
+        if next == reached {
+            return false;
+        }
+        reached = next;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_merge_when_they_touch() {
+        let mut joins = Joins::default();
+        joins.add(1, 1, 5);
+        joins.add(1, 5, 8);
+        joins.add(1, 10, 12);
+        assert_eq!(joins.len(), 2);
+        joins.add(1, 7, 11);
+        assert_eq!(joins.len(), 1);
+        assert_eq!(joins.reach(1, 3), 12);
+        assert_eq!(joins.reach(1, 0), 0);
+        assert_eq!(joins.reach(2, 3), 3);
+    }
+
+    #[test]
+    fn origins_inside_one_run_must_be_neighbours() {
+        let mut doc = Joins::default();
+        doc.add(7, 1, 10); // clocks 0..10 of client 7 sit in clock order
+        assert!(!origins_contradict_run(&[&doc], 7, 3, 4), "neighbours");
+        assert!(
+            origins_contradict_run(&[&doc], 7, 3, 6),
+            "clocks 4 and 5 between"
+        );
+        assert!(
+            origins_contradict_run(&[&doc], 7, 9, 2),
+            "right origin left of left"
+        );
+        assert!(
+            !origins_contradict_run(&[&doc], 7, 9, 12),
+            "12 is not in the run"
+        );
+        // A run that two sources only know together.
+        let mut update = Joins::default();
+        update.add(7, 10, 20);
+        assert!(origins_contradict_run(&[&doc, &update], 7, 15, 2));
+        assert!(!origins_contradict_run(&[&update], 7, 15, 2));
+        assert!(
+            !origins_contradict_run(&[&doc], 7, u32::MAX, 2),
+            "no overflow"
+        );
+    }
+}
