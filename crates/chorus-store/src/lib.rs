@@ -42,7 +42,7 @@ use chorus_protocol::DocName;
 
 pub use config::{FsyncPolicy, LogBackend, S3Config, SnapshotBackend, StoreConfig, open};
 pub use error::StoreError;
-pub use fs::{FsLog, FsStore};
+pub use fs::{FsLog, FsLogStats, FsStore};
 pub use memory::{MemoryLog, MemoryStore};
 pub use redis::{RedisLog, RedisStore};
 #[cfg(feature = "s3")]

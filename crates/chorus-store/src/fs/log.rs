@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -67,6 +68,37 @@ struct Inner {
     policy: FsyncPolicy,
     tails: Mutex<HashMap<PathBuf, Tail>>,
     unsynced: Mutex<Unsynced>,
+    counters: Arc<Counters>,
+}
+
+/// What an [`FsLog`] did since it was opened (see [`FsLog::stats`]): for benchmarks, tests and
+/// metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsLogStats {
+    /// Records appended.
+    pub records: u64,
+    /// `fdatasync`s of document log files.
+    pub log_fsyncs: u64,
+}
+
+/// The live counters behind [`FsLogStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) records: AtomicU64,
+    pub(crate) log_fsyncs: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> FsLogStats {
+        FsLogStats {
+            records: self.records.load(Ordering::Relaxed),
+            log_fsyncs: self.log_fsyncs.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Where a log file ends, as of our last look.
@@ -109,6 +141,7 @@ impl FsLog {
             policy,
             tails: Mutex::default(),
             unsynced: Mutex::default(),
+            counters: Arc::default(),
         });
         if let FsyncPolicy::Interval(every) = policy {
             spawn_flusher(Arc::downgrade(&inner), every.max(MIN_FLUSH_INTERVAL))?;
@@ -124,6 +157,11 @@ impl FsLog {
     /// The file that holds the log of `doc`.
     pub fn path_of(&self, doc: &DocName) -> PathBuf {
         self.inner.path_of(doc)
+    }
+
+    /// What this log did since it was opened (shared by its clones).
+    pub fn stats(&self) -> FsLogStats {
+        self.inner.counters.snapshot()
     }
 }
 
@@ -237,8 +275,10 @@ impl Inner {
             return Err(StoreError::io("appending to update log", path)(e));
         }
         let len = tail.len + batch.len() as u64;
+        Counters::add(&self.counters.records, updates.len() as u64);
         match self.policy {
             FsyncPolicy::Always => {
+                Counters::add(&self.counters.log_fsyncs, 1);
                 let synced = lock.file().sync_data().and_then(|()| {
                     if new_file {
                         durable::sync_dir(&self.dir)
@@ -433,6 +473,7 @@ impl Inner {
         };
         let mut first_error = None;
         for (path, file) in files.into_values() {
+            Counters::add(&self.counters.log_fsyncs, 1);
             if let Err(e) = file.sync_data() {
                 tracing::error!(file = %path.display(), error = %e, "fsync of update log failed");
                 first_error.get_or_insert((path.display().to_string(), e));

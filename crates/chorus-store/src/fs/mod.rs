@@ -31,7 +31,7 @@ use crate::merge::{MergeError, merge_snapshot};
 use crate::naming::{self, Stem};
 use crate::{SnapshotStore, StoreError, snapshot_file};
 
-pub use log::FsLog;
+pub use log::{FsLog, FsLogStats};
 
 use durable::{TEMP_PREFIX, link_aside, write_atomically};
 use lock::FileLock;
