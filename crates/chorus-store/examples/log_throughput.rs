@@ -94,7 +94,7 @@ async fn run(args: &Args, policy: FsyncPolicy) {
     let deadline = start + run_for;
     let tasks: Vec<_> = (0..args.docs)
         .map(|d| {
-            let doc = DocName::parse(&format!("doc-{d}")).expect("valid name");
+            let doc = DocName::parse(format!("doc-{d}")).expect("valid name");
             tokio::spawn(one_document(Arc::clone(&log), doc, args.bytes, deadline))
         })
         .collect();

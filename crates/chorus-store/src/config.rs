@@ -22,8 +22,9 @@ use crate::{
 /// When an append to a file log is durable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// Every append fsyncs before it returns: nothing acknowledged is ever lost. With the
-    /// caller batching what arrives during an append, that is group commit.
+    /// Every append is durable before it returns: nothing acknowledged is ever lost. Appends
+    /// to all documents that arrive together share one fsync of a write-ahead log (group
+    /// commit across documents); the document files are fsynced about once a second.
     #[default]
     Always,
     /// Appends return once written; a background thread fsyncs every this often (like Redis'

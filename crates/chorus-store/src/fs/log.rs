@@ -1,19 +1,59 @@
-//! [`FsLog`]: one append-only update log file per document, next to its snapshot.
+//! [`FsLog`]: one append-only update log file per document, next to its snapshot, and under
+//! [`FsyncPolicy::Always`] one write-ahead log per process that makes appends durable.
 //!
 //! # Appending
 //! Every operation on a document's log holds the `flock` of its file (see [`FileLock`]), so
 //! processes sharing the directory append in turn and sequence numbers stay strictly
-//! increasing. An append writes the whole batch with one `write`, then, under
-//! [`FsyncPolicy::Always`], one `fdatasync` before returning: the caller's batching turns that
-//! into group commit. Under [`FsyncPolicy::Interval`] the file joins a set that a background
-//! thread fsyncs every interval (like Redis' `appendfsync everysec`): a crash of the machine
-//! loses at most that interval, a crash of the process loses nothing.
+//! increasing. An append writes the whole batch with one `write`. Under
+//! [`FsyncPolicy::Interval`] the file then joins a set that a background thread fsyncs every
+//! interval (like Redis' `appendfsync everysec`): a crash of the machine loses at most that
+//! interval, a crash of the process loses nothing. Under [`FsyncPolicy::Always`] the append
+//! returns only once the batch is durable, through the write-ahead log.
+//!
+//! # Write-ahead log (`FsyncPolicy::Always`)
+//! Why: a server appends once per room per batch and a room has one append in flight, so with
+//! many rooms each getting a few updates a second there is nothing to batch within a document,
+//! and one `fdatasync` per append per document is what limits the node. Group commit has to
+//! span documents, and one file per document cannot give that: hence one WAL per process
+//! ([`super::wal`] has its format).
+//!
+//! How: the append writes its records to the document's log as above, without fsyncing it
+//! (a new file's directory entry is still fsynced before returning, so after a power cut a
+//! missing log always means a deleted document). Still holding the document's lock, it hands
+//! the records (document, seq, payload, and which incarnation of the file they went to) to the
+//! `chorus-wal` writer thread and waits. The writer takes everything queued meanwhile, writes
+//! it to the WAL with one `write` and one `fdatasync`, then answers every appender and keeps
+//! their document files open in the WAL's *dirty set*. A failed write or fsync fails the whole
+//! batch (nothing of it is acknowledged) and starts a new WAL file. When the WAL passes 16 MiB
+//! or one second of age, the writer starts a new file at once and the `chorus-wal-checkpoint`
+//! thread fsyncs every file in the old one's dirty set, then removes it: the WAL stays small,
+//! and the appends of a second are made durable on their document files once. A flush (what
+//! the server calls at shutdown) and dropping the last clone checkpoint everything, so a
+//! clean shutdown leaves no WAL behind. A checkpoint that fails keeps its WAL (locked while
+//! this process lives) for the next start to replay.
+//!
+//! Deleting or truncating a document needs nothing from the WAL: a deleted document's file is
+//! gone and replay skips documents without a file, and truncation's rewrite fsyncs every record
+//! it keeps; the old file's handle may still be in a dirty set, but fsyncing an unlinked inode
+//! succeeds and shows nothing to anyone. Replay also skips entries written to another
+//! incarnation of the file (inode and birth time differ): a document deleted and created again
+//! numbers from 1, so sequence numbers alone could not tell its new records from old ones.
+//!
+//! # Replaying write-ahead logs
+//! [`FsLog::open`] (under either policy) first replays the WALs of processes that did not shut
+//! down cleanly: every `wal-*.wal` whose `flock` it can take (a live process holds its own).
+//! For each document named in them whose log still exists, it appends, in order and under the
+//! document's lock, every entry of that file's incarnation with a sequence number above the
+//! log's last one (markers count, so truncated records never come back), fsyncs the log, and
+//! then removes the WALs. A torn tail in a WAL is an append that was never acknowledged and is
+//! ignored. Processes opening one directory at once replay in turn (`.wal-recovery.lock`), so
+//! none serves before the dead WALs are replayed.
 //!
 //! Where the file ends and which sequence number came last is cached per path, keyed by the
 //! file's identity and length; any change by another process (an append, a rewrite) shows up
 //! as a different length or inode and costs one rescan.
 //!
-//! # Recovery
+//! # Recovering a log file
 //! Before its first use in a process, and whenever the cache does not match, the file is
 //! scanned ([`log_record::scan`]):
 //! - a torn tail (a crash in the middle of an append) is cut off, with a warning;
@@ -42,6 +82,7 @@ use chorus_protocol::DocName;
 
 use super::durable::{self, FileId, link_aside, write_atomically};
 use super::lock::FileLock;
+use super::wal::{self, Dead, Incarnation, Submission, Wal, WalLimits};
 use super::{list_dir, prepare_dir, read_name};
 use crate::log_record::{self, MAX_PAYLOAD, Record, put_file_header, put_record};
 use crate::{FsyncPolicy, StoreError, UpdateLog, naming};
@@ -69,6 +110,8 @@ struct Inner {
     tails: Mutex<HashMap<PathBuf, Tail>>,
     unsynced: Mutex<Unsynced>,
     counters: Arc<Counters>,
+    /// The write-ahead log, under [`FsyncPolicy::Always`].
+    wal: Option<Wal>,
 }
 
 /// What an [`FsLog`] did since it was opened (see [`FsLog::stats`]): for benchmarks, tests and
@@ -79,6 +122,16 @@ pub struct FsLogStats {
     pub records: u64,
     /// `fdatasync`s of document log files.
     pub log_fsyncs: u64,
+    /// Appends handed to the write-ahead log ([`FsyncPolicy::Always`]).
+    pub wal_submissions: u64,
+    /// `fdatasync`s of the write-ahead log: each makes a whole group of appends durable.
+    pub wal_fsyncs: u64,
+    /// Write-ahead log files started.
+    pub wal_files: u64,
+    /// Write-ahead log files checkpointed (their documents fsynced) and removed.
+    pub checkpoints: u64,
+    /// Records replayed from the write-ahead logs of dead processes when this log opened.
+    pub recovered: u64,
 }
 
 /// The live counters behind [`FsLogStats`].
@@ -86,6 +139,11 @@ pub struct FsLogStats {
 pub(crate) struct Counters {
     pub(crate) records: AtomicU64,
     pub(crate) log_fsyncs: AtomicU64,
+    pub(crate) wal_submissions: AtomicU64,
+    pub(crate) wal_fsyncs: AtomicU64,
+    pub(crate) wal_files: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) recovered: AtomicU64,
 }
 
 impl Counters {
@@ -97,6 +155,11 @@ impl Counters {
         FsLogStats {
             records: self.records.load(Ordering::Relaxed),
             log_fsyncs: self.log_fsyncs.load(Ordering::Relaxed),
+            wal_submissions: self.wal_submissions.load(Ordering::Relaxed),
+            wal_fsyncs: self.wal_fsyncs.load(Ordering::Relaxed),
+            wal_files: self.wal_files.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            recovered: self.recovered.load(Ordering::Relaxed),
         }
     }
 }
@@ -128,21 +191,41 @@ enum Recovered {
 }
 
 impl FsLog {
-    /// Opens (and creates, if needed) the directory `dir`. Under [`FsyncPolicy::Interval`] this
-    /// starts the background flusher thread, which ends after the last clone is dropped.
+    /// Opens (and creates, if needed) the directory `dir`, after replaying the write-ahead
+    /// logs that dead processes left in it (see the module docs). Under
+    /// [`FsyncPolicy::Always`] this starts the write-ahead log's threads, under
+    /// [`FsyncPolicy::Interval`] the background flusher thread; they end after the last clone
+    /// is dropped.
     ///
     /// # Errors
-    /// [`StoreError::Io`] when the directory cannot be created or is not writable.
+    /// [`StoreError::Io`] when the directory cannot be created or is not writable, or a dead
+    /// write-ahead log cannot be replayed.
     pub fn open(dir: impl Into<PathBuf>, policy: FsyncPolicy) -> Result<Self, StoreError> {
-        let dir = dir.into();
+        Self::open_with(dir.into(), policy, WalLimits::default())
+    }
+
+    /// [`FsLog::open`] with other limits for the write-ahead log (tests).
+    pub(crate) fn open_with(
+        dir: PathBuf,
+        policy: FsyncPolicy,
+        limits: WalLimits,
+    ) -> Result<Self, StoreError> {
         prepare_dir(&dir)?;
-        let inner = Arc::new(Inner {
+        let mut inner = Inner {
             dir,
             policy,
             tails: Mutex::default(),
             unsynced: Mutex::default(),
             counters: Arc::default(),
-        });
+            wal: None,
+        };
+        inner.replay_dead_wals()?;
+        if policy == FsyncPolicy::Always {
+            let wal = Wal::start(&inner.dir, limits, Arc::clone(&inner.counters))
+                .map_err(StoreError::io("starting the write-ahead log", &inner.dir))?;
+            inner.wal = Some(wal);
+        }
+        let inner = Arc::new(inner);
         if let FsyncPolicy::Interval(every) = policy {
             spawn_flusher(Arc::downgrade(&inner), every.max(MIN_FLUSH_INTERVAL))?;
         }
@@ -162,6 +245,15 @@ impl FsLog {
     /// What this log did since it was opened (shared by its clones).
     pub fn stats(&self) -> FsLogStats {
         self.inner.counters.snapshot()
+    }
+
+    /// Tests: drops the log as a crash would (the last clone): the write-ahead log is left
+    /// behind, unlocked, and nothing is checkpointed.
+    #[cfg(test)]
+    pub(crate) fn crash(self) {
+        if let Some(wal) = &self.inner.wal {
+            wal.abandon();
+        }
     }
 }
 
@@ -206,7 +298,12 @@ impl Inner {
 
     fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
         let path = self.path_of(doc);
-        if let Some(long) = updates.iter().find(|u| u.len() > MAX_PAYLOAD) {
+        // Under the WAL an update also travels in a WAL entry, which needs room for its header.
+        let max_payload = match self.wal {
+            Some(_) => MAX_PAYLOAD - wal::ENTRY_HEADER - doc.as_str().len(),
+            None => MAX_PAYLOAD,
+        };
+        if let Some(long) = updates.iter().find(|u| u.len() > max_payload) {
             return Err(StoreError::Rejected {
                 location: path.display().to_string(),
                 reason: format!(
@@ -248,36 +345,46 @@ impl Inner {
         tail: Tail,
         updates: &[Bytes],
     ) -> Result<u64, StoreError> {
-        let mut batch = BytesMut::with_capacity(
-            updates
-                .iter()
-                .map(|u| u.len() + log_record::RECORD_OVERHEAD)
-                .sum::<usize>()
-                + log_record::file_header_len(doc.as_str().len()),
-        );
+        let records: Vec<(u64, Bytes)> = (tail.high_water + 1..)
+            .zip(updates.iter().cloned())
+            .collect();
+        let seq = records.last().map_or(tail.high_water, |(seq, _)| *seq);
         let new_file = tail.len == 0;
-        if new_file {
-            put_file_header(&mut batch, doc.as_str());
-        }
-        let mut seq = tail.high_water;
-        for update in updates {
-            seq += 1;
-            put_record(&mut batch, seq, update);
-        }
-        let mut file = lock.file();
-        let written = file
-            .seek(SeekFrom::Start(tail.len))
-            .and_then(|_| file.write_all(&batch));
-        if let Err(e) = written {
-            // Leave no half record behind for the next append to trip over.
-            let _ = file.set_len(tail.len);
-            self.forget(path);
-            return Err(StoreError::io("appending to update log", path)(e));
-        }
-        let len = tail.len + batch.len() as u64;
-        Counters::add(&self.counters.records, updates.len() as u64);
-        match self.policy {
-            FsyncPolicy::Always => {
+        let len = self.write_records(&lock, path, doc, tail, &records)?;
+        Counters::add(&self.counters.records, records.len() as u64);
+        let written = Tail {
+            len,
+            high_water: seq,
+            ..tail
+        };
+        match (self.policy, &self.wal) {
+            (FsyncPolicy::Always, Some(wal)) => {
+                // A new file's name is durable before anything is acknowledged, so that after
+                // a power cut a missing log always means a deleted document (replay relies
+                // on it).
+                if new_file && let Err(e) = durable::sync_dir(&self.dir) {
+                    self.forget(path);
+                    return Err(StoreError::io("fsyncing log directory", &self.dir)(e));
+                }
+                self.remember(path, written);
+                if records.is_empty() {
+                    return Ok(seq);
+                }
+                let meta = lock
+                    .file()
+                    .metadata()
+                    .map_err(StoreError::io("inspecting update log", path))?;
+                wal.commit(Submission {
+                    doc: doc.as_str().to_owned(),
+                    file: Incarnation::of(&meta),
+                    id: tail.id,
+                    path: path.to_owned(),
+                    records,
+                    lock,
+                })
+                .map_err(StoreError::io("writing the write-ahead log", &self.dir))?;
+            }
+            (FsyncPolicy::Always, None) => {
                 Counters::add(&self.counters.log_fsyncs, 1);
                 let synced = lock.file().sync_data().and_then(|()| {
                     if new_file {
@@ -292,24 +399,10 @@ impl Inner {
                     self.forget(path);
                     return Err(StoreError::io("fsyncing update log", path)(e));
                 }
-                self.remember(
-                    path,
-                    Tail {
-                        len,
-                        high_water: seq,
-                        ..tail
-                    },
-                );
+                self.remember(path, written);
             }
-            FsyncPolicy::Interval(_) => {
-                self.remember(
-                    path,
-                    Tail {
-                        len,
-                        high_water: seq,
-                        ..tail
-                    },
-                );
+            (FsyncPolicy::Interval(_), _) => {
+                self.remember(path, written);
                 let file = lock
                     .unlock_keep_open()
                     .map_err(StoreError::io("unlocking update log", path))?;
@@ -319,6 +412,131 @@ impl Inner {
             }
         }
         Ok(seq)
+    }
+
+    /// Writes `records` (and the file header, for an empty file) at the end of the locked
+    /// log, without fsyncing; returns the new length.
+    fn write_records(
+        &self,
+        lock: &FileLock,
+        path: &Path,
+        doc: &DocName,
+        tail: Tail,
+        records: &[(u64, Bytes)],
+    ) -> Result<u64, StoreError> {
+        let mut batch = BytesMut::with_capacity(
+            records
+                .iter()
+                .map(|(_, u)| u.len() + log_record::RECORD_OVERHEAD)
+                .sum::<usize>()
+                + log_record::file_header_len(doc.as_str().len()),
+        );
+        if tail.len == 0 {
+            put_file_header(&mut batch, doc.as_str());
+        }
+        for (seq, update) in records {
+            put_record(&mut batch, *seq, update);
+        }
+        let mut file = lock.file();
+        let written = file
+            .seek(SeekFrom::Start(tail.len))
+            .and_then(|_| file.write_all(&batch));
+        if let Err(e) = written {
+            // Leave no half record behind for the next append to trip over.
+            let _ = file.set_len(tail.len);
+            self.forget(path);
+            return Err(StoreError::io("appending to update log", path)(e));
+        }
+        Ok(tail.len + batch.len() as u64)
+    }
+
+    /// Replays the write-ahead logs of dead processes into the document logs; see the module
+    /// docs.
+    fn replay_dead_wals(&self) -> Result<(), StoreError> {
+        let mut dead = Dead::claim(&self.dir)
+            .map_err(StoreError::io("reading dead write-ahead logs", &self.dir))?;
+        let mut by_doc: HashMap<String, Vec<wal::Entry>> = HashMap::new();
+        for entry in std::mem::take(&mut dead.entries) {
+            by_doc.entry(entry.doc.clone()).or_default().push(entry);
+        }
+        let mut replayed = 0;
+        for (name, mut entries) in by_doc {
+            let Ok(doc) = DocName::parse(name.as_str()) else {
+                tracing::warn!(
+                    entries = entries.len(),
+                    "skipping write-ahead log entries with an invalid document name"
+                );
+                continue;
+            };
+            entries.sort_by_key(|e| e.seq);
+            replayed += self.replay(&doc, entries)?;
+        }
+        dead.remove(&self.dir).map_err(StoreError::io(
+            "removing replayed write-ahead logs",
+            &self.dir,
+        ))?;
+        Counters::add(&self.counters.recovered, replayed);
+        Ok(())
+    }
+
+    /// Appends to the log of `doc` the `entries` (sorted by seq) its file lacks; returns how
+    /// many.
+    fn replay(&self, doc: &DocName, entries: Vec<wal::Entry>) -> Result<u64, StoreError> {
+        let path = self.path_of(doc);
+        // Incarnations of the file seen here: a damaged file rewritten by `recover` below is
+        // still the file the entries were written to.
+        let mut incarnations = Vec::new();
+        loop {
+            let Some(lock) = FileLock::acquire_existing(&path)
+                .map_err(StoreError::io("locking update log", &path))?
+            else {
+                tracing::info!(doc = %doc, entries = entries.len(), "not replaying write-ahead log entries of a deleted document");
+                return Ok(0);
+            };
+            let meta = lock
+                .file()
+                .metadata()
+                .map_err(StoreError::io("inspecting update log", &path))?;
+            incarnations.push(Incarnation::of(&meta));
+            let tail = match self.recover(&lock, &path, doc)? {
+                Recovered::Rewritten => continue,
+                Recovered::Clean { tail, .. } => tail,
+            };
+            let mut missing: Vec<(u64, Bytes)> = Vec::new();
+            let mut other_incarnation = 0;
+            for entry in &entries {
+                if !incarnations.contains(&entry.file) {
+                    other_incarnation += 1;
+                } else if entry.seq > missing.last().map_or(tail.high_water, |(seq, _)| *seq) {
+                    missing.push((entry.seq, entry.update.clone()));
+                }
+            }
+            if other_incarnation > 0 {
+                tracing::info!(doc = %doc, entries = other_incarnation, "not replaying write-ahead log entries of a deleted or rewritten log file");
+            }
+            let Some(&(through, _)) = missing.last() else {
+                return Ok(0);
+            };
+            let from = missing[0].0;
+            if from != tail.high_water + 1 {
+                tracing::warn!(doc = %doc, log_high_water = tail.high_water, replay_from = from, "gap between the update log and its write-ahead log entries");
+            }
+            let len = self.write_records(&lock, &path, doc, tail, &missing)?;
+            Counters::add(&self.counters.log_fsyncs, 1);
+            lock.file()
+                .sync_data()
+                .map_err(StoreError::io("fsyncing update log", &path))?;
+            self.remember(
+                &path,
+                Tail {
+                    len,
+                    high_water: through,
+                    ..tail
+                },
+            );
+            tracing::warn!(doc = %doc, records = missing.len(), from_seq = from, through_seq = through, "replayed update log records from a write-ahead log (their fsync had not reached the log file)");
+            return Ok(missing.len() as u64);
+        }
     }
 
     /// Scans the locked file and repairs it; see the module docs.
@@ -585,9 +803,395 @@ impl UpdateLog for FsLog {
         let location = inner.dir.display().to_string();
         tokio::task::spawn_blocking(move || {
             inner.take_flush_failure()?;
-            inner.sync_unsynced()
+            inner.sync_unsynced()?;
+            match &inner.wal {
+                Some(wal) => wal.checkpoint().map_err(StoreError::io(
+                    "checkpointing the write-ahead log",
+                    &inner.dir,
+                )),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(StoreError::join("fsyncing update logs", location))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::sync::Barrier;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// Limits under which the WAL is retired only by a checkpoint request or a drop, so that
+    /// a test decides when it happens.
+    const NO_ROTATION: WalLimits = WalLimits {
+        max_bytes: u64::MAX,
+        max_age: Duration::from_secs(3600),
+    };
+
+    fn doc(name: &str) -> DocName {
+        DocName::parse(name).expect("valid test name")
+    }
+
+    /// A distinct non-empty update (the log never looks inside).
+    fn update(doc: &str, i: usize) -> Bytes {
+        Bytes::from(format!("{doc}:{i}:{}", "x".repeat(i % 7)))
+    }
+
+    fn open(dir: &Path, limits: WalLimits) -> FsLog {
+        FsLog::open_with(dir.to_owned(), FsyncPolicy::Always, limits).expect("open")
+    }
+
+    fn wal_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| wal::is_wal_name(&e.file_name().to_string_lossy()))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    fn len_of(path: &Path) -> u64 {
+        fs::metadata(path).expect("stat").len()
+    }
+
+    /// Cuts a log file back, as a power cut that lost its unsynced pages would.
+    fn lose_writes_after(path: &Path, len: u64) {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(len))
+            .expect("cut the file");
+    }
+
+    fn checkpoint(log: &FsLog) {
+        log.inner
+            .wal
+            .as_ref()
+            .expect("a WAL under Always")
+            .checkpoint()
+            .expect("checkpoint");
+    }
+
+    /// Waits (without a time-based assertion: the deadline only stops a hung test) until
+    /// `done` holds.
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "gave up waiting: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn appends_from_many_threads_share_wal_fsyncs() {
+        const THREADS: usize = 16;
+        const ROUNDS: usize = 25;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        let names: Vec<String> = (0..THREADS).map(|t| format!("doc-{t}")).collect();
+
+        // Deterministic overlap: the writer is held until every thread has submitted, so all
+        // of them are in the first batch.
+        let paused = log.inner.wal.as_ref().expect("WAL").pause();
+        let first: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (log, name) = (log.clone(), name.clone());
+                std::thread::spawn(move || {
+                    log.inner
+                        .append(&doc(&name), &[update(&name, 0)])
+                        .expect("append")
+                })
+            })
+            .collect();
+        wait_until("every thread submitted", || {
+            log.stats().wal_submissions == THREADS as u64
+        });
+        drop(paused);
+        for handle in first {
+            assert_eq!(handle.join().expect("appender"), 1);
+        }
+        assert_eq!(
+            log.stats().wal_fsyncs,
+            1,
+            "{THREADS} appends, one WAL fsync"
+        );
+
+        // Free running: whatever overlaps shares an fsync.
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let rest: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (log, name, barrier) = (log.clone(), name.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for round in 1..=ROUNDS {
+                        let seq = log
+                            .inner
+                            .append(&doc(&name), &[update(&name, round)])
+                            .expect("append");
+                        assert_eq!(seq, round as u64 + 1, "{name} round {round}");
+                    }
+                })
+            })
+            .collect();
+        for handle in rest {
+            handle.join().expect("appender");
+        }
+        let stats = log.stats();
+        let appends = (THREADS * (ROUNDS + 1)) as u64;
+        assert_eq!(stats.wal_submissions, appends);
+        assert!(stats.wal_fsyncs <= appends, "{stats:?}");
+        println!(
+            "{appends} appends from {THREADS} threads, {} WAL fsyncs ({:.1} appends per fsync)",
+            stats.wal_fsyncs,
+            appends as f64 / stats.wal_fsyncs as f64
+        );
+        for name in &names {
+            let expected: Vec<(u64, Bytes)> = (0..=ROUNDS)
+                .map(|round| (round as u64 + 1, update(name, round)))
+                .collect();
+            assert_eq!(log.inner.read(&doc(name)).expect("read"), expected);
+        }
+    }
+
+    #[test]
+    fn a_power_cut_before_the_checkpoint_loses_nothing_acknowledged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        let (a, b) = (doc("a"), doc("b"));
+        let (a_path, b_path) = (log.path_of(&a), log.path_of(&b));
+        assert_eq!(log.inner.append(&a, &[update("a", 1)]).expect("append"), 1);
+        let a_after_first = len_of(&a_path);
+        let batch = [update("a", 2), update("a", 3)];
+        assert_eq!(log.inner.append(&a, &batch).expect("append"), 3);
+        for i in 1..=4 {
+            assert_eq!(
+                log.inner.append(&b, &[update("b", i)]).expect("append"),
+                i as u64
+            );
+        }
+        let a_whole = fs::read(&a_path).expect("read");
+        let b_whole = fs::read(&b_path).expect("read");
+        log.crash();
+        assert_eq!(wal_files(dir.path()).len(), 1, "the crash left the WAL");
+
+        // The page cache is gone: a kept its first record and a few bytes of the next, b
+        // (whose creation was fsynced) nothing at all.
+        lose_writes_after(&a_path, a_after_first + 5);
+        lose_writes_after(&b_path, 0);
+
+        let log = open(dir.path(), NO_ROTATION);
+        assert_eq!(log.stats().recovered, 2 + 4);
+        assert!(
+            wal_files(dir.path()).is_empty(),
+            "the WAL was replayed and removed"
+        );
+        assert_eq!(
+            log.inner.read(&a).expect("read"),
+            vec![
+                (1, update("a", 1)),
+                (2, update("a", 2)),
+                (3, update("a", 3))
+            ]
+        );
+        assert_eq!(
+            log.inner.read(&b).expect("read"),
+            (1..=4)
+                .map(|i| (i as u64, update("b", i)))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(fs::read(&a_path).expect("read"), a_whole, "byte for byte");
+        assert_eq!(fs::read(&b_path).expect("read"), b_whole, "byte for byte");
+        assert_eq!(log.inner.append(&a, &[update("a", 4)]).expect("append"), 4);
+    }
+
+    #[test]
+    fn a_deleted_document_is_not_resurrected_by_its_wal_entries() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        let (gone, again) = (doc("gone"), doc("again"));
+        for i in 1..=3 {
+            log.inner
+                .append(&gone, &[update("gone", i)])
+                .expect("append");
+            log.inner
+                .append(&again, &[update("again", i)])
+                .expect("append");
+        }
+        log.inner.delete(&gone).expect("delete");
+        log.inner.delete(&again).expect("delete");
+        // Created anew: numbering starts over at 1, below the old entries' 2 and 3.
+        let fresh = Bytes::from_static(b"fresh");
+        assert_eq!(
+            log.inner
+                .append(&again, std::slice::from_ref(&fresh))
+                .expect("append"),
+            1
+        );
+        let again_path = log.path_of(&again);
+        log.crash();
+        lose_writes_after(&again_path, 0);
+
+        let log = open(dir.path(), NO_ROTATION);
+        assert!(
+            !log.path_of(&gone).exists(),
+            "no file for the deleted document"
+        );
+        assert_eq!(log.inner.read(&gone).expect("read"), vec![]);
+        assert_eq!(
+            log.inner.read(&again).expect("read"),
+            vec![(1, fresh)],
+            "only the new document's record"
+        );
+        assert!(wal_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn records_a_truncation_dropped_are_not_appended_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        let d = doc("snapshotted");
+        let path = log.path_of(&d);
+        for i in 1..=3 {
+            log.inner
+                .append(&d, &[update("snapshotted", i)])
+                .expect("append");
+        }
+        log.inner.truncate(&d, 2).expect("truncate");
+        log.inner
+            .append(&d, &[update("snapshotted", 4)])
+            .expect("append");
+        // Checkpointing the WAL fsyncs the handle of the file truncation replaced; that
+        // must neither fail nor bring anything back.
+        checkpoint(&log);
+        assert_eq!(
+            log.inner.read(&d).expect("read"),
+            vec![(3, update("snapshotted", 3)), (4, update("snapshotted", 4))]
+        );
+        log.inner
+            .append(&d, &[update("snapshotted", 5)])
+            .expect("append");
+        log.inner.truncate(&d, 3).expect("truncate");
+        let truncated_again = len_of(&path);
+        log.inner
+            .append(&d, &[update("snapshotted", 6)])
+            .expect("append");
+        log.crash();
+        lose_writes_after(&path, truncated_again);
+
+        let log = open(dir.path(), NO_ROTATION);
+        assert_eq!(
+            log.inner.read(&d).expect("read"),
+            vec![
+                (4, update("snapshotted", 4)),
+                (5, update("snapshotted", 5)),
+                (6, update("snapshotted", 6))
+            ]
+        );
+        assert_eq!(log.stats().recovered, 1, "only record 6 was missing");
+    }
+
+    #[test]
+    fn the_wal_of_a_live_log_is_not_replayed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let live = open(dir.path(), NO_ROTATION);
+        let d = doc("d");
+        let path = live.path_of(&d);
+        live.inner.append(&d, &[update("d", 1)]).expect("append");
+        let after_first = len_of(&path);
+        live.inner.append(&d, &[update("d", 2)]).expect("append");
+        lose_writes_after(&path, after_first);
+
+        let second = open(dir.path(), NO_ROTATION);
+        assert_eq!(second.stats().recovered, 0);
+        assert_eq!(len_of(&path), after_first, "nothing replayed");
+        assert_eq!(wal_files(dir.path()).len(), 1, "the live WAL stays");
+        drop(second);
+
+        // Once its process is gone, the next open replays it.
+        live.crash();
+        let third = open(dir.path(), NO_ROTATION);
+        assert_eq!(third.stats().recovered, 1);
+        assert_eq!(
+            third.inner.read(&d).expect("read"),
+            vec![(1, update("d", 1)), (2, update("d", 2))]
+        );
+    }
+
+    #[test]
+    fn full_wals_are_checkpointed_and_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let limits = WalLimits {
+            max_bytes: 4096,
+            ..NO_ROTATION
+        };
+        let log = open(dir.path(), limits);
+        let names = ["a", "b", "c", "d"];
+        for round in 0..100 {
+            for name in names {
+                log.inner
+                    .append(&doc(name), &[update(name, round)])
+                    .expect("append");
+            }
+        }
+        let stats = log.stats();
+        assert!(stats.wal_files >= 5, "{stats:?}");
+        wait_until("the full WALs are checkpointed", || {
+            wal_files(dir.path()).len() <= 1
+        });
+        assert!(log.stats().checkpoints >= stats.wal_files - 1);
+        for name in names {
+            let expected: Vec<(u64, Bytes)> = (0..100)
+                .map(|round| (round as u64 + 1, update(name, round)))
+                .collect();
+            assert_eq!(log.inner.read(&doc(name)).expect("read"), expected);
+        }
+        checkpoint(&log);
+        assert!(wal_files(dir.path()).is_empty());
+        assert_eq!(log.stats().checkpoints, log.stats().wal_files);
+    }
+
+    #[test]
+    fn an_idle_wal_is_checkpointed_once_old_enough() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let limits = WalLimits {
+            max_age: Duration::from_millis(1),
+            ..NO_ROTATION
+        };
+        let log = open(dir.path(), limits);
+        log.inner
+            .append(&doc("d"), &[update("d", 1)])
+            .expect("append");
+        wait_until("the WAL is checkpointed", || {
+            wal_files(dir.path()).is_empty()
+        });
+        assert_eq!(log.stats().checkpoints, 1);
+    }
+
+    #[test]
+    fn a_clean_shutdown_leaves_no_wal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        log.inner
+            .append(&doc("d"), &[update("d", 1)])
+            .expect("append");
+        assert_eq!(wal_files(dir.path()).len(), 1);
+        let clone = log.clone();
+        drop(log);
+        assert_eq!(wal_files(dir.path()).len(), 1, "a clone still uses it");
+        drop(clone);
+        assert!(wal_files(dir.path()).is_empty());
+        assert_eq!(
+            open(dir.path(), NO_ROTATION)
+                .inner
+                .read(&doc("d"))
+                .expect("read"),
+            vec![(1, update("d", 1))]
+        );
     }
 }

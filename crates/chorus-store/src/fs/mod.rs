@@ -8,6 +8,11 @@
 //! - `s.snap.corrupt-<ms>`, `s.log.corrupt-<ms>`: damaged data kept aside, never deleted by
 //!   Chorus.
 //!
+//! and, for the logs under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always):
+//! - `wal-<hex>.wal`: a process's write-ahead log, locked by it while it exists; one left
+//!   unlocked is replayed by the next [`FsLog::open`];
+//! - `.wal-recovery.lock`: an empty file whose `flock` serialises that replay.
+//!
 //! # Several nodes on one directory
 //! Saving merges under the lock: read the stored snapshot, merge the new one into it
 //! ([`merge`](crate::merge)), rename the result into place, unlock. A node whose room state
@@ -18,6 +23,7 @@
 mod durable;
 mod lock;
 mod log;
+mod wal;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
