@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::sync::oneshot;
 
 use super::durable::{self, FileId};
 use super::lock::FileLock;
@@ -46,7 +47,7 @@ const WAL_HEADER_NAME: &str = "chorus write-ahead log";
 /// Starts with `.`, which a document stem never does.
 const RECOVERY_LOCK: &str = ".wal-recovery.lock";
 
-/// Appends waiting for the writer. When full, appenders block in [`Wal::commit`] until the
+/// Appends waiting for the writer. When full, appenders block in [`Wal::submit`] until the
 /// writer takes the next batch: backpressure, nothing is dropped.
 const QUEUE_CAPACITY: usize = 4096;
 /// Most appends in one WAL write, so that one batch cannot grow without bound while the
@@ -111,19 +112,26 @@ pub(super) struct Submission {
     pub(super) doc: String,
     /// The log file they were written to.
     pub(super) file: Incarnation,
-    /// Its identity, the key of the checkpoint's set of files to fsync.
-    pub(super) id: FileId,
-    /// Its path, for messages.
-    pub(super) path: PathBuf,
     /// The records, with their sequence numbers.
     pub(super) records: Vec<(u64, Bytes)>,
-    /// The document's lock, held until the records are durable so that the WAL holds each
-    /// document's records in sequence order. The writer unlocks it and keeps the file open
-    /// until the checkpoint fsyncs it.
-    pub(super) lock: FileLock,
 }
 
-type Reply = SyncSender<io::Result<()>>;
+/// Document files written since the last retirement of a WAL, for its checkpoint to fsync.
+///
+/// An appender adds its file *before* submitting, and the writer takes the set when it
+/// retires a WAL, between two batches. So an entry in WAL `k` has its file in the set of WAL
+/// `k` or of an earlier one, and checkpoints run in order: by the time WAL `k` is removed, the
+/// file has been fsynced after the write. Appenders doing this themselves keeps the writer's
+/// serial work to one write and one fsync per batch.
+type DirtySet = HashMap<FileId, (PathBuf, File)>;
+
+/// Answers one appender or checkpoint request. A tokio oneshot: an async append awaits it
+/// without keeping a blocking-pool thread asleep (thread hand-offs, not fsyncs, are what
+/// costs most once fsyncs are shared), and blocking callers use `blocking_recv`.
+type Reply = oneshot::Sender<io::Result<()>>;
+
+/// Resolves once an append's records are durable in the WAL, or failed to be.
+pub(super) type Durable = oneshot::Receiver<io::Result<()>>;
 
 enum Cmd {
     Append(Submission, Reply),
@@ -139,6 +147,7 @@ enum Cmd {
 #[derive(Debug)]
 pub(super) struct Wal {
     cmd_tx: Option<SyncSender<Cmd>>,
+    dirty: std::sync::Arc<std::sync::Mutex<DirtySet>>,
     threads: Vec<JoinHandle<()>>,
     counters: std::sync::Arc<Counters>,
     /// Tests: the writer holds this while it collects and writes a batch.
@@ -158,8 +167,10 @@ impl Wal {
         let (retired_tx, retired_rx) = mpsc::sync_channel(RETIRED_CAPACITY);
         #[cfg(test)]
         let gate = std::sync::Arc::default();
+        let dirty = std::sync::Arc::default();
         let writer = Writer {
             dir: dir.to_owned(),
+            dirty: std::sync::Arc::clone(&dirty),
             limits,
             counters: std::sync::Arc::clone(&counters),
             current: None,
@@ -181,6 +192,7 @@ impl Wal {
             .spawn(move || writer.run(cmd_rx))?;
         Ok(Self {
             cmd_tx: Some(cmd_tx),
+            dirty,
             // Joined in this order: the writer's end closes the checkpointer's queue.
             threads: vec![writer_thread, checkpoint_thread],
             counters,
@@ -189,20 +201,29 @@ impl Wal {
         })
     }
 
-    /// Blocks until the records of `submission` are durable in the WAL.
-    pub(super) fn commit(&self, submission: Submission) -> io::Result<()> {
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    /// Hands the records of `submission` to the writer; the returned receiver resolves once
+    /// they are durable. `written` is the document file they were written to (a second handle,
+    /// for the checkpoint to fsync), `id` its identity.
+    pub(super) fn submit(
+        &self,
+        submission: Submission,
+        id: FileId,
+        path: &Path,
+        written: File,
+    ) -> io::Result<Durable> {
+        lock_dirty(&self.dirty).insert(id, (path.to_owned(), written));
+        let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Cmd::Append(submission, reply_tx))?;
         Counters::add(&self.counters.wal_submissions, 1);
-        reply_rx.recv().unwrap_or_else(|_| Err(stopped()))
+        Ok(reply_rx)
     }
 
     /// Retires the current WAL and blocks until every WAL retired so far is checkpointed
     /// (document files fsynced, WAL removed).
     pub(super) fn checkpoint(&self) -> io::Result<()> {
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Cmd::Checkpoint(reply_tx))?;
-        reply_rx.recv().unwrap_or_else(|_| Err(stopped()))
+        reply_rx.blocking_recv().unwrap_or_else(|_| Err(stopped()))
     }
 
     fn send(&self, cmd: Cmd) -> io::Result<()> {
@@ -239,7 +260,14 @@ impl Drop for Wal {
     }
 }
 
-fn stopped() -> io::Error {
+fn lock_dirty(dirty: &std::sync::Mutex<DirtySet>) -> std::sync::MutexGuard<'_, DirtySet> {
+    // Every critical section is one insert or one swap: a panic cannot leave it half done.
+    dirty
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(super) fn stopped() -> io::Error {
     io::Error::other("the write-ahead log writer has stopped")
 }
 
@@ -251,7 +279,6 @@ struct Epoch {
     len: u64,
     opened: Instant,
     entries: u64,
-    dirty: HashMap<FileId, (PathBuf, File)>,
 }
 
 impl Epoch {
@@ -287,7 +314,6 @@ impl Epoch {
                 len: header.len() as u64,
                 opened: Instant::now(),
                 entries: 0,
-                dirty: HashMap::new(),
             })
         })();
         if created.is_err() {
@@ -297,9 +323,11 @@ impl Epoch {
     }
 }
 
-/// A WAL to checkpoint (none when only waiting for earlier ones), and who waits for it.
+/// A WAL to checkpoint (none when only waiting for earlier ones), the files to fsync before
+/// removing it, and who waits for it.
 struct Retired {
     epoch: Option<Epoch>,
+    dirty: DirtySet,
     replies: Vec<Reply>,
 }
 
@@ -309,6 +337,7 @@ struct Writer {
     limits: WalLimits,
     counters: std::sync::Arc<Counters>,
     current: Option<Epoch>,
+    dirty: std::sync::Arc<std::sync::Mutex<DirtySet>>,
     retired_tx: SyncSender<Retired>,
     #[cfg(test)]
     gate: std::sync::Arc<std::sync::Mutex<()>>,
@@ -373,20 +402,8 @@ impl Writer {
     fn commit(&mut self, appends: Vec<(Submission, Reply)>) {
         match self.write(&appends) {
             Ok(()) => {
-                for (submission, reply) in appends {
-                    let Submission { id, path, lock, .. } = submission;
-                    let answer = match lock.unlock_keep_open() {
-                        Ok(file) => {
-                            if let Some(epoch) = &mut self.current {
-                                epoch.dirty.insert(id, (path, file));
-                            }
-                            Ok(())
-                        }
-                        // The file is closed: the checkpoint could not fsync it, so the
-                        // records must not be acknowledged.
-                        Err(e) => Err(e),
-                    };
-                    let _ = reply.send(answer);
+                for (_, reply) in appends {
+                    let _ = reply.send(Ok(()));
                 }
             }
             Err(e) => {
@@ -432,10 +449,16 @@ impl Writer {
     /// Hands the current WAL (if any) to the checkpointer; the next append starts a new one.
     fn retire(&mut self, replies: Vec<Reply>) {
         let epoch = self.current.take();
-        if epoch.is_none() && replies.is_empty() {
+        let dirty = std::mem::take(&mut *lock_dirty(&self.dirty));
+        if epoch.is_none() && dirty.is_empty() && replies.is_empty() {
             return;
         }
-        if let Err(mpsc::SendError(retired)) = self.retired_tx.send(Retired { epoch, replies }) {
+        let retired = Retired {
+            epoch,
+            dirty,
+            replies,
+        };
+        if let Err(mpsc::SendError(retired)) = self.retired_tx.send(retired) {
             // The checkpointer is gone (it panicked): keep the WAL for the next start.
             for reply in retired.replies {
                 let _ = reply.send(Err(stopped()));
@@ -461,12 +484,10 @@ struct Checkpointer {
 impl Checkpointer {
     fn run(mut self, retired_rx: Receiver<Retired>) {
         for retired in retired_rx {
-            if let Some(epoch) = retired.epoch {
-                let wal = epoch.path.clone();
-                if let Err(e) = self.checkpoint(epoch) {
-                    tracing::error!(wal = %wal.display(), error = %e, "checkpoint failed; the write-ahead log is kept for recovery at the next start");
-                    self.failure = Some(e);
-                }
+            let wal = retired.epoch.as_ref().map(|e| e.path.clone());
+            if let Err(e) = self.checkpoint(retired.epoch, retired.dirty) {
+                tracing::error!(wal = ?wal, error = %e, "checkpoint failed; the write-ahead log is kept for recovery at the next start");
+                self.failure = Some(e);
             }
             if retired.replies.is_empty() {
                 continue;
@@ -481,10 +502,7 @@ impl Checkpointer {
         }
     }
 
-    fn checkpoint(&mut self, epoch: Epoch) -> io::Result<()> {
-        let Epoch {
-            path, file, dirty, ..
-        } = epoch;
+    fn checkpoint(&mut self, epoch: Option<Epoch>, dirty: DirtySet) -> io::Result<()> {
         let mut first_error = None;
         // A handle may be of a file deleted or replaced (truncation) since: fsyncing an
         // unlinked inode succeeds and writes nothing anyone can see, so it resurrects nothing.
@@ -495,6 +513,9 @@ impl Checkpointer {
                 first_error.get_or_insert(e);
             }
         }
+        let Some(Epoch { path, file, .. }) = epoch else {
+            return first_error.map_or(Ok(()), Err);
+        };
         let removed = match first_error {
             Some(e) => Err(e),
             None => match fs::remove_file(&path) {
