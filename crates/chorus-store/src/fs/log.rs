@@ -438,12 +438,12 @@ impl Inner {
                 // The lock stays held until the records are durable, so that this process's
                 // WAL holds each document's records in sequence order (a room has one append
                 // in flight: nobody waits on it). The checkpoint gets a second handle.
-                let written = lock
+                let handle = lock
                     .file()
                     .try_clone()
                     .map_err(StoreError::io("appending to update log", path))?;
                 let durable = wal
-                    .submit(submission, tail.id, path, written)
+                    .submit(submission, tail.id, path, handle)
                     .map_err(StoreError::io("writing the write-ahead log", &self.dir))?;
                 return Ok(Appended::Pending(Pending {
                     seq,
@@ -452,6 +452,7 @@ impl Inner {
                     dir: self.dir.clone(),
                 }));
             }
+            // Not reached once `open` has started the WAL; the plain path, one fsync per append.
             (FsyncPolicy::Always, None) => {
                 Counters::add(&self.counters.log_fsyncs, 1);
                 let synced = lock.file().sync_data().and_then(|()| {
@@ -1080,6 +1081,21 @@ mod tests {
         assert_eq!(fs::read(&a_path).expect("read"), a_whole, "byte for byte");
         assert_eq!(fs::read(&b_path).expect("read"), b_whole, "byte for byte");
         assert_eq!(log.inner.append(&a, &[update("a", 4)]).expect("append"), 4);
+    }
+
+    #[test]
+    fn a_log_opened_under_the_interval_policy_replays_a_dead_wal_too() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = open(dir.path(), NO_ROTATION);
+        let d = doc("d");
+        let path = log.path_of(&d);
+        log.inner.append(&d, &[update("d", 1)]).expect("append");
+        log.crash();
+        lose_writes_after(&path, 0);
+        let interval = FsyncPolicy::Interval(Duration::from_secs(3600));
+        let log = FsLog::open_with(dir.path().to_owned(), interval, NO_ROTATION).expect("open");
+        assert_eq!(log.inner.read(&d).expect("read"), vec![(1, update("d", 1))]);
+        assert!(wal_files(dir.path()).is_empty());
     }
 
     #[test]
