@@ -178,8 +178,10 @@ pub fn validate_update_v1(
 /// `clock_of`, when given, tells the document's clock for a client (its state vector): an
 /// item whose two origins, of one client, lie past what the document and this update hold is
 /// then refused ([`UpdateError::OriginsAheadOfDocument`]), since it would wait in yrs' pending
-/// set and integrate later without its origins' order ever being checked. Leave it out for
-/// content the server already trusts. Once the update is applied, pass the returned [`IndexUpdate`] to
+/// set and integrate later without its origins' order ever being checked; so is a client's
+/// section that starts inside the document's clocks and ends past them
+/// ([`UpdateError::StraddlesDocumentClock`]). Leave it out for content the server already
+/// trusts. Once the update is applied, pass the returned [`IndexUpdate`] to
 /// [`DocIndex::absorb`]; for an update that ends up refused for another reason, drop it, so
 /// that refused content never shapes later checks.
 ///
@@ -307,7 +309,8 @@ impl Parser<'_, '_> {
             }
             check(&self.decoder, "structs", u64::from(count), MIN_STRUCT_BYTES)?;
             self.clients.insert(client, Section::Structs)?;
-            let mut clock = read_u32(&mut self.decoder, "clock")?;
+            let first = read_u32(&mut self.decoder, "clock")?;
+            let mut clock = first;
             for _ in 0..count {
                 let id = StructId { client, clock };
                 let len = self.one_struct(id)?;
@@ -317,6 +320,12 @@ impl Parser<'_, '_> {
                     len,
                 })?;
                 self.summary.structs += 1;
+            }
+            if let Some(clock_of) = self.clock_of {
+                let held = clock_of(client);
+                if first < held && held < clock {
+                    return Err(UpdateError::StraddlesDocumentClock { client, held });
+                }
             }
             self.ends.insert(client, clock);
         }

@@ -3,7 +3,8 @@
 //! path is mirrored here with yrs directly): every frame is decoded like the connection does;
 //! sync step 2 and updates go through `validate_update_v1` (the connection's check), then the
 //! room's own checks (`RoomDoc::apply_client`: `validate_update_v1_in` against the document's
-//! `DocIndex` and its state vector, no update that skips clocks) and, if accepted, are applied to
+//! `DocIndex` and its state vector, no update that skips clocks or starts inside the document's
+//! clocks and goes past them) and, if accepted, are applied to
 //! the one long-lived document; a sync step 1 is answered with the diff the client lacks. (The
 //! size, client-id and pending caps only refuse more; they are not mirrored.) State
 //! carries over between messages, so this reaches what a single update cannot: origins into

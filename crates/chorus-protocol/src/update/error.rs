@@ -134,6 +134,20 @@ pub enum UpdateError {
         /// Its clock.
         clock: u32,
     },
+    /// A client's structs that start inside the document's clocks for that client and end
+    /// past them. yrs keeps the unknown rest with the parent and position its sender gave, but
+    /// encodes it for everyone else as "right of the clock before", which in the document may
+    /// be other content, or garbage-collected (the rest is then lost in every replica): the
+    /// room fuzz target's finding 10. Honest clients never send one (a connection's messages
+    /// arrive in order, and sync step 2 starts at the clocks the server asked from); a client
+    /// out of step resynchronises when it reconnects.
+    #[error("structs of client {client} start inside the document's clocks and end past {held}")]
+    StraddlesDocumentClock {
+        /// The client.
+        client: u64,
+        /// The document's clock for it.
+        held: u32,
+    },
     /// A struct that would end past clock 2^31 − 1 ([`MAX_STRUCT_CLOCK`](super::MAX_STRUCT_CLOCK)):
     /// past 2^32 yrs wraps the clock, and from 2^31 on it misreads the struct's offset; either
     /// way it panics while integrating and leaves a freed block linked into the document.
@@ -209,6 +223,7 @@ impl UpdateError {
                 | UpdateError::JsonTooDeep { .. }
                 | UpdateError::TypeTooDeep { .. }
                 | UpdateError::OriginsAheadOfDocument { .. }
+                | UpdateError::StraddlesDocumentClock { .. }
         )
     }
 }

@@ -199,6 +199,12 @@ impl RoomDoc {
                         detail: error.to_string(),
                     });
                 }
+                Err(error @ UpdateError::StraddlesDocumentClock { .. }) => {
+                    return Err(ClientUpdateError::OverLimit {
+                        reason: "update overlaps content the document holds",
+                        detail: error.to_string(),
+                    });
+                }
                 Err(error) if error.is_limit() => {
                     return Err(ClientUpdateError::OverLimit {
                         reason: "shared types nested too deep",
@@ -225,10 +231,11 @@ impl RoomDoc {
             // yrs does not keep structs after a gap pending as Yjs does: it integrates them
             // behind a Skip, the document's state vector then claims the hole, the real
             // content of the hole is dropped as "already known" when it comes, and replicas
-            // built from the document's state (which keep them pending) diverge from it. A gap
-            // is an update starting past the document's clock or one with Skip structs inside. A client whose update
-            // does not follow what the server holds is out of step: closing it makes it
-            // reconnect, and its sync step 2 then brings everything from the server's state.
+            // built from the document's state (which keep them pending) diverge from it. A
+            // gap is an update starting past the document's clock or one with Skip structs
+            // inside. A client whose update does not follow what the server holds is out of
+            // step: closing it makes it reconnect, and its sync step 2 then brings everything
+            // from the server's state.
             return Err(ClientUpdateError::OverLimit {
                 reason: "update skips clocks the document lacks",
                 detail: "an update starts past the document's clock for its client, or skips \
@@ -753,6 +760,23 @@ mod tests {
         // Right after the document's clock is fine.
         let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];
         assert!(room.apply_client_alone(&next).expect("in step").is_some());
+    }
+
+    #[test]
+    fn an_update_straddling_the_documents_clock_is_refused_but_a_resend_is_not() {
+        let mut room = limited(DocLimits::UNLIMITED);
+        let hello = write_as(1, "t", "hello");
+        room.apply_client_alone(&hello).expect("base");
+        let before = room.snapshot().expect("snapshot");
+        // Clocks 3..8 of client 1: 3 and 4 the document holds, 5..8 it does not.
+        let straddling = [
+            1, 1, 1, 3, 0x04, 1, 1, b't', 5, b'a', b'b', b'c', b'd', b'e', 0,
+        ];
+        let reason = over_limit(room.apply_client_alone(&straddling));
+        assert!(reason.contains("overlaps"), "{reason}");
+        assert_eq!(room.snapshot().expect("snapshot"), before);
+        // All of it again (a client's step 2 racing its own update) changes nothing.
+        assert_eq!(room.apply_client_alone(&hello).expect("a resend"), None);
     }
 
     #[test]
