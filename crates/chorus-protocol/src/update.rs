@@ -51,7 +51,7 @@ use crate::state_vector::check_count;
 use std::collections::{HashMap, HashSet};
 
 use clients::ClientSet;
-use joins::Joins;
+use joins::ClockRanges;
 use nesting::TypeDepths;
 
 pub use error::{Section, UpdateError};
@@ -193,13 +193,15 @@ pub fn validate_update_v1_in(
     index: &DocIndex,
     clock_of: Option<&dyn Fn(u64) -> u32>,
 ) -> Result<(UpdateSummary, IndexUpdate), UpdateError> {
-    let (summary, spans, surrogates, joins) = validate(bytes, limits, Some((index, clock_of)))?;
+    let (summary, spans, surrogates, (joins, collected)) =
+        validate(bytes, limits, Some((index, clock_of)))?;
     Ok((
         summary,
         IndexUpdate {
             spans,
             surrogates,
             joins,
+            collected,
         },
     ))
 }
@@ -209,7 +211,8 @@ pub fn validate_update_v1_in(
 pub struct IndexUpdate {
     spans: HashMap<u64, Vec<nesting::Span>>,
     surrogates: HashSet<StructId>,
-    joins: Joins,
+    joins: ClockRanges,
+    collected: ClockRanges,
 }
 
 impl DocIndex {
@@ -217,7 +220,7 @@ impl DocIndex {
     pub fn absorb(&mut self, update: IndexUpdate) {
         self.absorb_spans(update.spans);
         self.absorb_surrogates(update.surrogates);
-        self.absorb_joins(update.joins);
+        self.absorb_joins(update.joins, update.collected);
     }
 }
 
@@ -226,7 +229,7 @@ type Validated = (
     UpdateSummary,
     HashMap<u64, Vec<nesting::Span>>,
     HashSet<StructId>,
-    Joins,
+    (ClockRanges, ClockRanges),
 );
 
 /// The document an update is checked against: its index, and its clock per client if known.
@@ -247,7 +250,9 @@ fn validate(
         summary: UpdateSummary::default(),
         surrogates: HashSet::new(),
         cuts: Vec::new(),
-        joins: Joins::default(),
+        joins: ClockRanges::default(),
+        collected: ClockRanges::default(),
+        origins: Vec::new(),
         same_client_origins: Vec::new(),
         ends: HashMap::new(),
         clock_of: doc.and_then(|(_, clock_of)| clock_of),
@@ -268,7 +273,7 @@ fn validate(
         summary,
         parser.depths.into_spans(),
         parser.surrogates,
-        parser.joins,
+        (parser.joins, parser.collected),
     ))
 }
 
@@ -288,7 +293,11 @@ struct Parser<'a, 'l> {
     /// element right of the cut.
     cuts: Vec<StructId>,
     /// This update's runs of a client's clocks known to sit in clock order.
-    joins: Joins,
+    joins: ClockRanges,
+    /// This update's garbage-collected clocks (GC structs).
+    collected: ClockRanges,
+    /// Every item's origins, to check against collected clocks once all structs are read.
+    origins: Vec<(StructId, StructId)>,
     /// Items whose left and right origins are of one client (not neighbours by clock): the
     /// item, that client, and the clocks of its left and right origin.
     same_client_origins: Vec<(StructId, u64, u32, u32)>,
@@ -342,7 +351,13 @@ impl Parser<'_, '_> {
             self.summary.skips += 1;
         }
         let len = match info {
-            content::GC | content::SKIP => read_u32(&mut self.decoder, "struct length")?,
+            content::GC => {
+                let len = read_u32(&mut self.decoder, "struct length")?;
+                self.collected
+                    .add(id.client, id.clock, id.clock.saturating_add(len));
+                len
+            }
+            content::SKIP => read_u32(&mut self.decoder, "struct length")?,
             _ => self.item(id, info)?,
         };
         if len == 0 {
@@ -418,6 +433,8 @@ impl Parser<'_, '_> {
         };
         self.joins
             .add(id.client, joined_from, id.clock.saturating_add(content.len));
+        self.origins
+            .extend(left.iter().chain(&right).map(|&origin| (id, origin)));
         if let (Some(l), Some(r)) = (left, right)
             && l.client == r.client
             && l.clock.checked_add(1) != Some(r.clock)
@@ -493,8 +510,23 @@ impl Parser<'_, '_> {
     /// Refuses an item whose two origins, of one client, contradict the order the document or
     /// this update fixes for that client's clocks (see the `joins` module).
     fn check_origin_order(&self) -> Result<(), UpdateError> {
+        let doc_collected = self.known.map(DocIndex::collected);
+        let collected: Vec<&ClockRanges> = std::iter::once(&self.collected)
+            .chain(doc_collected)
+            .collect();
+        for &(item, origin) in &self.origins {
+            if collected
+                .iter()
+                .any(|ranges| ranges.contains(origin.client, origin.clock))
+            {
+                return Err(UpdateError::OriginCollected {
+                    client: item.client,
+                    clock: item.clock,
+                });
+            }
+        }
         let doc_joins = self.known.map(DocIndex::joins);
-        let sources: Vec<&Joins> = std::iter::once(&self.joins).chain(doc_joins).collect();
+        let sources: Vec<&ClockRanges> = std::iter::once(&self.joins).chain(doc_joins).collect();
         for &(item, client, left, right) in &self.same_client_origins {
             if let Some(clock_of) = self.clock_of {
                 let held = clock_of(client).max(self.ends.get(&client).copied().unwrap_or(0));
@@ -666,9 +698,7 @@ mod tests {
         // "B" by client 200 with item 100#3 as both left and right origin (the room fuzz
         // target's finding 6: the room and a replica of its state ordered the text differently).
         assert_eq!(
-            validate(&hex("0101c80100c4640364030142 00"
-                .replace(' ', "")
-                .as_str())),
+            validate(&hex("0101c80100c464036403014200")),
             Err(UpdateError::InconsistentOrigins {
                 client: 200,
                 clock: 0
@@ -703,7 +733,7 @@ mod tests {
         let (_, added) = validate_update_v1_in(&text, &limits, &index, None).expect("the text");
         index.absorb(added);
         // "x" by client 2 between clock 5 and clock 2: the right origin is left of the left.
-        let backwards = hex("01010200c4010501020178 00".replace(' ', "").as_str());
+        let backwards = hex("01010200c401050102017800");
         assert_eq!(
             validate_update_v1_in(&backwards, &limits, &index, None).map(|(s, _)| s),
             Err(UpdateError::InconsistentOrigins {
@@ -713,29 +743,17 @@ mod tests {
         );
         // Between 2 and 5: clocks 3 and 4, which its writer knew, lie between.
         assert!(
-            validate_update_v1_in(
-                &hex("01010200c4010201050178 00".replace(' ', "").as_str()),
-                &limits,
-                &index,
-                None
-            )
-            .is_err()
+            validate_update_v1_in(&hex("01010200c401020105017800"), &limits, &index, None).is_err()
         );
         // Between neighbours: fine.
         assert!(
-            validate_update_v1_in(
-                &hex("01010200c4010201030178 00".replace(' ', "").as_str()),
-                &limits,
-                &index,
-                None
-            )
-            .is_ok()
+            validate_update_v1_in(&hex("01010200c401020103017800"), &limits, &index, None).is_ok()
         );
         // Without the index the validator cannot tell.
         assert!(validate_update_v1(&backwards, &limits).is_ok());
         // Origins past the document's clock: the item would wait, unchecked.
         let clock_of = |client: u64| if client == 1 { 8 } else { 0 };
-        let ahead = hex("01010200c4010901020178 00".replace(' ', "").as_str());
+        let ahead = hex("01010200c401090102017800");
         assert_eq!(
             validate_update_v1_in(&ahead, &limits, &index, Some(&clock_of)).map(|(s, _)| s),
             Err(UpdateError::OriginsAheadOfDocument {
@@ -743,6 +761,28 @@ mod tests {
                 clock: 0
             })
         );
+    }
+
+    #[test]
+    fn refuses_origins_in_collected_content() {
+        // Client 1's clocks 0..5 as garbage (GC), and "x" by client 2 right of clock 2.
+        let both = hex("020102008401020178010100000500");
+        assert_eq!(
+            validate(&both),
+            Err(UpdateError::OriginCollected {
+                client: 2,
+                clock: 0
+            })
+        );
+        // The garbage in one update, the item in the next.
+        let limits = UpdateLimits::default();
+        let mut index = DocIndex::default();
+        let (_, added) = validate_update_v1_in(&hex("01010100000500"), &limits, &index, None)
+            .expect("garbage alone");
+        index.absorb(added);
+        let item = hex("01010200840102017800");
+        assert!(validate_update_v1_in(&item, &limits, &index, None).is_err());
+        assert!(validate_update_v1_in(&item, &limits, &DocIndex::default(), None).is_ok());
     }
 
     #[test]

@@ -16,14 +16,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Joined clocks per client: intervals `[start, end)` in which every clock sits right of the
-/// one before it, merged when they touch (typing makes one interval per cursor jump).
+/// Clock ranges per client, merged when they touch. Used for joined clocks (every clock of a
+/// range sits right of the one before it; typing makes one range per cursor jump) and for
+/// garbage-collected ones.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Joins {
+pub(super) struct ClockRanges {
     by_client: HashMap<u64, BTreeMap<u32, u32>>,
 }
 
-impl Joins {
+impl ClockRanges {
     /// Records that every clock in `[start, end)` of `client` sits right of the one before it.
     pub(super) fn add(&mut self, client: u64, start: u32, end: u32) {
         if start >= end {
@@ -47,7 +48,7 @@ impl Joins {
     }
 
     /// Takes in another set of joins.
-    pub(super) fn extend(&mut self, other: Joins) {
+    pub(super) fn extend(&mut self, other: ClockRanges) {
         for (client, intervals) in other.by_client {
             for (start, end) in intervals {
                 self.add(client, start, end);
@@ -58,6 +59,11 @@ impl Joins {
     /// Intervals held, for [`DocIndex::len`](super::DocIndex::len).
     pub(super) fn len(&self) -> usize {
         self.by_client.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether a range holds `clock` of `client`.
+    pub(super) fn contains(&self, client: u64, clock: u32) -> bool {
+        self.reach(client, clock) > clock
     }
 
     /// The end of the interval holding `clock`, or `clock` itself if none does.
@@ -73,7 +79,7 @@ impl Joins {
 /// True when both origins, clocks `left` and `right` of one client, lie in one joined run and
 /// are not neighbours in it (`right == left + 1`), by what `sources` know together.
 pub(super) fn origins_contradict_run(
-    sources: &[&Joins],
+    sources: &[&ClockRanges],
     client: u64,
     left: u32,
     right: u32,
@@ -109,7 +115,7 @@ mod tests {
 
     #[test]
     fn intervals_merge_when_they_touch() {
-        let mut joins = Joins::default();
+        let mut joins = ClockRanges::default();
         joins.add(1, 1, 5);
         joins.add(1, 5, 8);
         joins.add(1, 10, 12);
@@ -123,7 +129,7 @@ mod tests {
 
     #[test]
     fn origins_inside_one_run_must_be_neighbours() {
-        let mut doc = Joins::default();
+        let mut doc = ClockRanges::default();
         doc.add(7, 1, 10); // clocks 0..10 of client 7 sit in clock order
         assert!(!origins_contradict_run(&[&doc], 7, 3, 4), "neighbours");
         assert!(
@@ -139,7 +145,7 @@ mod tests {
             "12 is not in the run"
         );
         // A run that two sources only know together.
-        let mut update = Joins::default();
+        let mut update = ClockRanges::default();
         update.add(7, 10, 20);
         assert!(origins_contradict_run(&[&doc, &update], 7, 15, 2));
         assert!(!origins_contradict_run(&[&update], 7, 15, 2));

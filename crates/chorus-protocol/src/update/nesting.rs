@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::StructId;
-use super::joins::Joins;
+use super::joins::ClockRanges;
 
 /// Clock ranges of one client's structs that sit below the root level.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,9 @@ pub struct DocIndex {
     /// Clocks of the low halves of surrogate pairs.
     surrogates: HashSet<StructId>,
     /// Runs of each client's clocks that sit in clock order in the document.
-    joins: Joins,
+    joins: ClockRanges,
+    /// Clocks that clients sent as garbage-collected (GC structs).
+    collected: ClockRanges,
 }
 
 impl DocIndex {
@@ -65,21 +67,31 @@ impl DocIndex {
         self.spans.values().map(BTreeMap::len).sum::<usize>()
             + self.surrogates.len()
             + self.joins.len()
+            + self.collected.len()
     }
 
     /// True when the document has neither nested content nor characters beyond the BMP.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty() && self.surrogates.is_empty() && self.joins.len() == 0
+        self.spans.is_empty()
+            && self.surrogates.is_empty()
+            && self.joins.len() == 0
+            && self.collected.len() == 0
+    }
+
+    /// Clocks that clients sent as garbage-collected.
+    pub(super) fn collected(&self) -> &ClockRanges {
+        &self.collected
     }
 
     /// Runs of each client's clocks that sit in clock order in the document.
-    pub(super) fn joins(&self) -> &Joins {
+    pub(super) fn joins(&self) -> &ClockRanges {
         &self.joins
     }
 
     /// Takes the joined runs of an accepted update.
-    pub(super) fn absorb_joins(&mut self, joins: Joins) {
+    pub(super) fn absorb_joins(&mut self, joins: ClockRanges, collected: ClockRanges) {
         self.joins.extend(joins);
+        self.collected.extend(collected);
     }
 
     /// Whether `id` is the low half of a surrogate pair in the document's text.

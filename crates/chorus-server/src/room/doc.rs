@@ -193,21 +193,9 @@ impl RoomDoc {
         let (summary, added) =
             match validate_update_v1_in(update, &limits, &self.types, Some(&clock_of)) {
                 Ok(checked) => checked,
-                Err(error @ UpdateError::OriginsAheadOfDocument { .. }) => {
-                    return Err(ClientUpdateError::OverLimit {
-                        reason: "update depends on content the document lacks",
-                        detail: error.to_string(),
-                    });
-                }
-                Err(error @ UpdateError::StraddlesDocumentClock { .. }) => {
-                    return Err(ClientUpdateError::OverLimit {
-                        reason: "update overlaps content the document holds",
-                        detail: error.to_string(),
-                    });
-                }
                 Err(error) if error.is_limit() => {
                     return Err(ClientUpdateError::OverLimit {
-                        reason: "shared types nested too deep",
+                        reason: refusal_reason(&error),
                         detail: error.to_string(),
                     });
                 }
@@ -486,6 +474,18 @@ impl RoomDoc {
         })?;
         self.full_state = Some(frame.clone());
         Ok(frame)
+    }
+}
+
+/// The close reason for an update the validator refused against the document (1008).
+fn refusal_reason(error: &UpdateError) -> &'static str {
+    match error {
+        UpdateError::OriginsAheadOfDocument { .. } => {
+            "update depends on content the document lacks"
+        }
+        UpdateError::StraddlesDocumentClock { .. } => "update overlaps content the document holds",
+        UpdateError::OriginCollected { .. } => "update refers to collected content",
+        _ => "shared types nested too deep",
     }
 }
 
