@@ -110,7 +110,10 @@ impl WsUpgrade {
                 Some(config),
             )
             .await;
-            callback(socket).await;
+            // A task of its own: the task holding the upgrade also holds room for every state of
+            // the handshake, more than twice the size of the connection's future, for as long as
+            // it runs. Spawned anew, an idle connection costs only what serving it needs.
+            tokio::spawn(callback(socket));
         });
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
