@@ -3,14 +3,17 @@
 //! leaves to yrs), apply without panicking to a fresh document and to one that already knows
 //! client 1 and 2 (where clock wrap-around used to panic and free a linked block), and the
 //! resulting state, which the server sends to every joiner, must validate and decode again.
+//! As in the server, each document applies only what the room's own check against it accepts
+//! too (`validate_update_v1_in` with the document's `DocIndex` and state vector), since some
+//! rules need to know the document (the order of its clients' runs, its collected content).
 //! Build with debug assertions (the fuzz profile enables them) so yrs' asserts fire.
 #![no_main]
 
-use chorus_protocol::update::{UpdateLimits, validate_update_v1};
+use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
 use libfuzzer_sys::fuzz_target;
 use yrs::encoding::read::Error;
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
 
 /// Client 1 typed "hello" into text "t" and client 2 set map "m".k = 1 (v1 updates).
 const SEED_UPDATES: [&[u8]; 2] = [
@@ -45,10 +48,23 @@ fuzz_target!(|data: &[u8]| {
     };
     let fresh = Doc::with_client_id(1000);
     let known = Doc::with_client_id(1001);
+    let mut known_index = DocIndex::default();
     for seed in SEED_UPDATES {
+        let (_, added) = validate_update_v1_in(seed, &state_limits, &known_index, None)
+            .expect("seed update validates");
+        known_index.absorb(added);
         apply(&known, Update::decode_v1(seed).expect("seed update"));
     }
-    for doc in [&fresh, &known] {
+    let room_limits = UpdateLimits {
+        max_clients: usize::MAX,
+        ..UpdateLimits::default()
+    };
+    for (doc, index) in [(&fresh, DocIndex::default()), (&known, known_index)] {
+        let sv = doc.transact().state_vector();
+        let clock_of = |client: u64| sv.get(&ClientID::new(client));
+        if validate_update_v1_in(data, &room_limits, &index, Some(&clock_of)).is_err() {
+            continue; // refused by the room
+        }
         apply(doc, Update::decode_v1(data).expect("decoded above"));
         let state = doc
             .transact()
