@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
             max_clients: 2,
             max_any_depth: 3,
             max_type_depth: 2,
+            check_origins: true,
         },
     ] {
         let Ok(summary) = validate_update_v1(data, &limits) else {
