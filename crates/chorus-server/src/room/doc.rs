@@ -539,6 +539,7 @@ fn guard<T>(operation: impl FnOnce() -> T) -> Result<T, DocError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use yrs::types::ToJson;
     use yrs::{GetString, Text};
 
     fn edit(doc: &Doc, at: u32, text: &str) -> Vec<u8> {
@@ -779,6 +780,49 @@ mod tests {
         assert_eq!(room.snapshot().expect("snapshot"), before);
         // All of it again (a client's step 2 racing its own update) changes nothing.
         assert_eq!(room.apply_client_alone(&hello).expect("a resend"), None);
+    }
+
+    /// Every root type of `doc` as JSON, by name.
+    fn contents(doc: &Doc) -> Vec<(String, String)> {
+        let txn = doc.transact();
+        let mut roots: Vec<(String, String)> = txn
+            .root_refs()
+            .map(|(name, value)| (name.to_owned(), format!("{:?}", value.to_json(&txn))))
+            .collect();
+        roots.sort();
+        roots
+    }
+
+    #[test]
+    fn content_yrs_collects_while_applying_reads_the_same_in_a_replica() {
+        // Items whose parents lie inside deleted string content, which yrs collects while
+        // applying, and a later item with one of them as its origin (`fuzz/FUZZING.md`, finding
+        // 12): whatever the room keeps, a joiner must read the same.
+        let update = include_bytes!(
+            "../../../chorus-protocol/fuzz/regressions/vta-origin-in-content-yrs-collects.bin"
+        );
+        for with_seed in [false, true] {
+            let mut room = RoomDoc::new().expect("new doc");
+            if with_seed {
+                room.apply(&write_as(1, "t", "hello")).expect("seed");
+            }
+            let applied = room.apply_client_alone(update);
+            assert!(
+                matches!(applied, Ok(Some(_))),
+                "the room takes it (seed: {with_seed}): {applied:?}"
+            );
+            let joined = Doc::new();
+            let state = room.snapshot().expect("state");
+            joined
+                .transact_mut()
+                .apply_update(Update::decode_v1(&state).expect("decodes"))
+                .expect("applies");
+            assert_eq!(contents(&joined), contents(&room.doc), "seed: {with_seed}");
+            assert_eq!(
+                joined.transact().state_vector(),
+                room.doc.transact().state_vector()
+            );
+        }
     }
 
     #[test]
