@@ -169,7 +169,7 @@ impl UpdateSummary {
 /// `fuzz/README.md` for a known case).
 ///
 /// # Errors
-/// An [`UpdateError`] naming the first problem found; [`UpdateError::is_limit`] tells the ones
+/// An [`UpdateError`] naming the first problem found; [`UpdateError::is_policy`] tells the ones
 /// that come from `limits` apart from malformed input.
 pub fn validate_update_v1(
     bytes: &[u8],
@@ -228,7 +228,7 @@ impl DocIndex {
     pub fn absorb(&mut self, update: IndexUpdate) {
         self.absorb_spans(update.spans);
         self.absorb_surrogates(update.surrogates);
-        self.absorb_joins(update.joins, update.collected);
+        self.absorb_origin_ranges(update.joins, update.collected);
     }
 }
 
@@ -309,7 +309,8 @@ struct Parser<'a, 'l> {
     /// Items whose left and right origins are of one client (not neighbours by clock): the
     /// item, that client, and the clocks of its left and right origin.
     same_client_origins: Vec<(StructId, u64, u32, u32)>,
-    /// Where each client's structs in this update end.
+    /// Where each client's structs in this update end, when checked against the document's
+    /// clocks.
     ends: HashMap<u64, u32>,
     /// The document's clock per client, when the caller knows it.
     clock_of: Option<&'l dyn Fn(u64) -> u32>,
@@ -343,8 +344,9 @@ impl Parser<'_, '_> {
                 if first < held && held < clock {
                     return Err(UpdateError::StraddlesDocumentClock { client, held });
                 }
+                // Only a check against the document's clocks needs where sections end.
+                self.ends.insert(client, clock);
             }
-            self.ends.insert(client, clock);
         }
         Ok(())
     }
@@ -524,9 +526,11 @@ impl Parser<'_, '_> {
             return Ok(());
         }
         let doc_collected = self.known.map(DocIndex::collected);
-        let collected: Vec<&ClockRanges> = std::iter::once(&self.collected)
+        let mut collected: Vec<&ClockRanges> = std::iter::once(&self.collected)
             .chain(doc_collected)
             .collect();
+        // Most updates and documents hold no garbage: no lookups then.
+        collected.retain(|ranges| !ranges.is_empty());
         for &(item, origin) in &self.origins {
             if collected
                 .iter()

@@ -421,7 +421,7 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
     }
     if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) = &msg {
         validate_update_v1(update, &UpdateLimits::default()).map_err(|error| {
-            let code = if error.is_limit() {
+            let code = if error.is_policy() {
                 close_code::POLICY
             } else {
                 close_code::INVALID_PAYLOAD

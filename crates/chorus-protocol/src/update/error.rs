@@ -22,7 +22,7 @@ impl fmt::Display for Section {
     }
 }
 
-/// A refused update. Apart from the [limit](UpdateError::is_limit) variants, every one means
+/// A refused update. Apart from the [policy](UpdateError::is_policy) variants, every one means
 /// bytes no Yjs or yrs encoder writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateError {
@@ -226,8 +226,7 @@ pub enum UpdateError {
 
 impl UpdateError {
     /// True when the update is well-formed but exceeds an [`UpdateLimits`](super::UpdateLimits)
-    /// bound (a policy violation, WebSocket close code 1008) rather than being malformed
-    /// (1007).
+    /// bound rather than being malformed.
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
@@ -235,9 +234,21 @@ impl UpdateError {
                 | UpdateError::AnyTooDeep { .. }
                 | UpdateError::JsonTooDeep { .. }
                 | UpdateError::TypeTooDeep { .. }
-                | UpdateError::OriginsAheadOfDocument { .. }
-                | UpdateError::StraddlesDocumentClock { .. }
-                | UpdateError::OriginCollected { .. }
         )
+    }
+
+    /// True when the update is well-formed but refused by policy (WebSocket close code 1008)
+    /// rather than malformed (1007): over a [limit](UpdateError::is_limit), or at odds with
+    /// the document it was checked against (what only
+    /// [`validate_update_v1_in`](super::validate_update_v1_in) with the document's clocks
+    /// finds; a client out of step meets these too).
+    pub fn is_policy(&self) -> bool {
+        self.is_limit()
+            || matches!(
+                self,
+                UpdateError::OriginsAheadOfDocument { .. }
+                    | UpdateError::StraddlesDocumentClock { .. }
+                    | UpdateError::OriginCollected { .. }
+            )
     }
 }

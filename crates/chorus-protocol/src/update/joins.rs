@@ -56,6 +56,11 @@ impl ClockRanges {
         }
     }
 
+    /// True when no range is held.
+    pub(super) fn is_empty(&self) -> bool {
+        self.by_client.is_empty()
+    }
+
     /// Intervals held, for [`DocIndex::len`](super::DocIndex::len).
     pub(super) fn len(&self) -> usize {
         self.by_client.values().map(BTreeMap::len).sum()

@@ -74,8 +74,8 @@ impl DocIndex {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
             && self.surrogates.is_empty()
-            && self.joins.len() == 0
-            && self.collected.len() == 0
+            && self.joins.is_empty()
+            && self.collected.is_empty()
     }
 
     /// Clocks that clients sent as garbage-collected.
@@ -88,8 +88,8 @@ impl DocIndex {
         &self.joins
     }
 
-    /// Takes the joined runs of an accepted update.
-    pub(super) fn absorb_joins(&mut self, joins: ClockRanges, collected: ClockRanges) {
+    /// Takes the joined runs and the collected clocks of an accepted update.
+    pub(super) fn absorb_origin_ranges(&mut self, joins: ClockRanges, collected: ClockRanges) {
         self.joins.extend(joins);
         self.collected.extend(collected);
     }

@@ -193,7 +193,7 @@ impl RoomDoc {
         let (summary, added) =
             match validate_update_v1_in(update, &limits, &self.types, Some(&clock_of)) {
                 Ok(checked) => checked,
-                Err(error) if error.is_limit() => {
+                Err(error) if error.is_policy() => {
                     return Err(ClientUpdateError::OverLimit {
                         reason: refusal_reason(&error),
                         detail: error.to_string(),
@@ -485,7 +485,8 @@ fn refusal_reason(error: &UpdateError) -> &'static str {
         }
         UpdateError::StraddlesDocumentClock { .. } => "update overlaps content the document holds",
         UpdateError::OriginCollected { .. } => "update refers to collected content",
-        _ => "shared types nested too deep",
+        UpdateError::TypeTooDeep { .. } => "shared types nested too deep",
+        _ => "update over a limit",
     }
 }
 

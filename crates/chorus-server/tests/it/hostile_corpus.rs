@@ -513,18 +513,23 @@ pub fn corpus() -> Vec<Case> {
     // Under the document's cap, but past what one connection may bring.
     cases.push(case(
         "fresh_client_ids_from_one_connection",
-        (0..MAX_CLIENTS_PER_CONNECTION as u64 + 1)
-            .map(|i| update(&insert(20_000 + i, 0, "z", "c")))
-            .collect(),
+        one_edit_per_new_client(20_000, MAX_CLIENTS_PER_CONNECTION + 1),
         &[POLICY],
     ));
     // Last: it fills the document's client-id cap, after which new writers are refused.
     cases.push(case(
         "fresh_client_id_per_message",
-        (0..MAX_DOCUMENT_CLIENTS as u64 + 8)
-            .map(|i| update(&insert(10_000 + i, 0, "z", "c")))
-            .collect(),
+        one_edit_per_new_client(10_000, MAX_DOCUMENT_CLIENTS + 8),
         &[POLICY],
     ));
     cases
+}
+
+/// `count` update messages, each a one-character edit by a client id never seen before,
+/// counting up from `first`.
+fn one_edit_per_new_client(first: u64, count: usize) -> Vec<WsMessage> {
+    (first..)
+        .take(count)
+        .map(|client| update(&insert(client, 0, "z", "c")))
+        .collect()
 }

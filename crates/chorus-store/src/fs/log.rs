@@ -437,13 +437,9 @@ impl Inner {
                 };
                 // The lock stays held until the records are durable, so that this process's
                 // WAL holds each document's records in sequence order (a room has one append
-                // in flight: nobody waits on it). The checkpoint gets a second handle.
-                let handle = lock
-                    .file()
-                    .try_clone()
-                    .map_err(StoreError::io("appending to update log", path))?;
+                // in flight: nobody waits on it).
                 let durable = wal
-                    .submit(submission, tail.id, path, handle)
+                    .submit(submission, tail.id, path, lock.file())
                     .map_err(StoreError::io("writing the write-ahead log", &self.dir))?;
                 return Ok(Appended::Pending(Pending {
                     seq,

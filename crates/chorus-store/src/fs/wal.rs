@@ -20,7 +20,7 @@
 //! open. A new WAL is created under a temporary name, locked, then renamed, so it is never
 //! visible unlocked while its owner lives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -202,16 +202,19 @@ impl Wal {
     }
 
     /// Hands the records of `submission` to the writer; the returned receiver resolves once
-    /// they are durable. `written` is the document file they were written to (a second handle,
-    /// for the checkpoint to fsync), `id` its identity.
+    /// they are durable. `written` is the document file they were written to and `id` its
+    /// identity: the checkpoint fsyncs a second handle to it, taken once per WAL, not once
+    /// per append.
     pub(super) fn submit(
         &self,
         submission: Submission,
         id: FileId,
         path: &Path,
-        written: File,
+        written: &File,
     ) -> io::Result<Durable> {
-        lock_dirty(&self.dirty).insert(id, (path.to_owned(), written));
+        if let hash_map::Entry::Vacant(slot) = lock_dirty(&self.dirty).entry(id) {
+            slot.insert((path.to_owned(), written.try_clone()?));
+        }
         let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Cmd::Append(submission, reply_tx))?;
         Counters::add(&self.counters.wal_submissions, 1);
