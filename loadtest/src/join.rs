@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use bytes::Bytes;
 use chorus_protocol::message::{SYNC_UPDATE, sync_frame};
+use chorus_protocol::{Message, SyncMessage};
 use futures_util::SinkExt;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -19,6 +21,7 @@ use crate::client::{self, doc_url};
 use crate::procfs::{self, Pid};
 use crate::recorder::micros_histogram;
 use crate::report::{LatencySummary, kib};
+use crate::streaming;
 
 /// Pause between checker attempts while the server integrates the seed.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -234,13 +237,14 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
         .map(|i| doc_url(&args.urls[i % args.urls.len()], &doc_name))
         .collect();
     let results = if args.concurrent {
-        // Joiners only receive and fingerprint their step 2; each distinct payload is decoded
-        // once afterwards. Decoding 150 copies of a 20 MB document on the generator's two
-        // shared cores would otherwise delay the very reads being timed.
-        let seen = Seen::default();
+        // Joiners only stream their step 2 through a CRC (see `streaming`); the first also
+        // keeps it, and that one copy is decoded afterwards. Holding and decoding 150 copies of
+        // a 20 MB document on the generator's two shared cores would otherwise delay the very
+        // reads being timed.
         let tasks: Vec<_> = urls
             .into_iter()
-            .map(|url| tokio::spawn(receive_once(url, args.handshake_timeout, Arc::clone(&seen))))
+            .enumerate()
+            .map(|(i, url)| tokio::spawn(receive_once(url, args.handshake_timeout, i == 0)))
             .collect();
         let mut received = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -320,57 +324,46 @@ fn text_len_of(update: &[u8]) -> anyhow::Result<usize> {
     Ok(txn.get_text("t").map_or(0, |t| t.get_string(&txn).len()))
 }
 
-/// A concurrent joiner's step 2, fingerprinted; the payload itself is kept by the first joiner
-/// with each fingerprint only.
+/// A concurrent joiner's step 2, fingerprinted; the first joiner also keeps the message.
 struct Received {
     step2: Duration,
     step2_bytes: usize,
     fingerprint: (u32, usize),
-    payload: Option<bytes::Bytes>,
+    message: Option<Bytes>,
 }
 
-/// Fingerprints of the step 2 payloads some joiner already keeps.
-type Seen = Arc<std::sync::Mutex<std::collections::HashSet<(u32, usize)>>>;
-
-/// A joiner expects one large message: reading it in 8 KiB pieces would cost the generator
-/// thousands of reads per joiner.
-const JOINER_READ_BUFFER: usize = 256 * 1024;
-
-async fn receive_once(url: String, timeout: Duration, seen: Seen) -> Result<Received, String> {
-    let config = client::ws_config().read_buffer_size(JOINER_READ_BUFFER);
-    let synced = client::connect_and_sync_with(&url, None, timeout, config)
+async fn receive_once(url: String, timeout: Duration, keep: bool) -> Result<Received, String> {
+    let streamed = streaming::receive_step2(&url, timeout, keep)
         .await
         .map_err(|e| format!("{e:#}"))?;
-    let mut ws = synced.ws;
-    let _ = ws.close(None).await;
-    let step2 = synced.step2;
-    let fingerprint = (crc32fast::hash(&step2), step2.len());
-    let first = seen
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(fingerprint);
     Ok(Received {
-        step2: synced.elapsed,
-        step2_bytes: step2.len(),
-        fingerprint,
-        payload: first.then_some(step2),
+        step2: streamed.elapsed,
+        step2_bytes: streamed.len,
+        fingerprint: (streamed.crc, streamed.len),
+        message: streamed.message,
     })
 }
 
-/// Decodes each distinct step 2 once and checks it holds the whole document; every joiner that
-/// received those exact bytes shares the verdict. "Applied" is then the joiner's step 2 time
-/// plus that one decode.
+/// Decodes the kept step 2 and checks it holds the whole document; every joiner that received
+/// those exact bytes (same CRC and length) shares the verdict, and one that received other
+/// bytes fails: the document did not change during the joins, so neither may its step 2.
+/// "Applied" is the joiner's step 2 time plus that one decode.
 async fn verify_received(
     mut received: Vec<Result<Received, String>>,
     expected_chars: usize,
 ) -> Vec<Result<Joined, String>> {
     let mut verdicts = std::collections::HashMap::new();
     for joined in received.iter_mut().flatten() {
-        let Some(payload) = joined.payload.take() else {
+        let Some(message) = joined.message.take() else {
             continue;
         };
         let started = Instant::now();
-        let len = tokio::task::spawn_blocking(move || text_len_of(&payload)).await;
+        let len = tokio::task::spawn_blocking(move || match Message::decode(&message) {
+            Ok(Message::Sync(SyncMessage::Step2(update))) => text_len_of(&update),
+            Ok(other) => Err(anyhow::anyhow!("not a step 2: {other:?}")),
+            Err(e) => Err(anyhow::anyhow!("malformed step 2: {e}")),
+        })
+        .await;
         let verdict = match len {
             Ok(Ok(len)) if len == expected_chars => Ok(started.elapsed()),
             Ok(Ok(len)) => Err(format!(
@@ -388,7 +381,12 @@ async fn verify_received(
             let decode = verdicts
                 .get(&joined.fingerprint)
                 .cloned()
-                .unwrap_or_else(|| Err("no joiner kept this payload to decode".into()))?;
+                .unwrap_or_else(|| {
+                    Err(format!(
+                        "a step 2 unlike the first joiner's (CRC {:08x}, {} bytes)",
+                        joined.fingerprint.0, joined.fingerprint.1
+                    ))
+                })?;
             Ok(Joined {
                 step2: joined.step2,
                 applied: joined.step2 + decode,

@@ -10,6 +10,7 @@
 //! - [`cli`]: the command line (`run`, `ramp`, `idle`, `join`, `scenario`).
 //! - [`scenario`]: scenario files (TOML) turned into command lines.
 //! - [`client`]: one y-websocket connection and its handshake.
+//! - [`streaming`]: a joiner that checks a large step 2 as it streams in, without holding it.
 //! - [`update_id`]: the `(client, clock)` of an update's first struct.
 //! - [`ledger`]: what each sender sent and when; what each receiver got, for loss and duplicates.
 //! - [`recorder`]: latency histograms, overall and per second.
@@ -35,5 +36,6 @@ pub mod relay;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod streaming;
 pub mod update_id;
 pub mod user;

@@ -1,0 +1,401 @@
+//! A joiner that checks a large sync step 2 as it streams in, without holding it.
+//!
+//! A tungstenite client assembles every message in memory: for a 20 MB step 2 sent in 64 KiB
+//! fragments that is a fresh buffer per fragment, a copy of each into the message, and 20 MB of
+//! new pages per joiner. With 150 joiners on the generator's own two cores, that work (not the
+//! server's) set the pace of scenario D. This client speaks just enough WebSocket to join: it
+//! upgrades, sends its step 1, answers the server's, and runs the server's step 2 through a
+//! CRC-32 as the bytes arrive, keeping them only when asked to (one joiner keeps them, so that
+//! the document can be decoded and checked once). Frame headers are parsed and written by
+//! tungstenite; only the reading loop is ours.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use bytes::{Buf, Bytes, BytesMut};
+use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, sync_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+
+use crate::client::EMPTY_UPDATE;
+
+/// What each read asks the kernel for.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Longest HTTP response head we accept for the upgrade.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// Messages other than the step 2 (the server's step 1, awareness) are small; this bounds
+/// what one may make us hold.
+const MAX_SMALL_MESSAGE: usize = 1024 * 1024;
+
+/// y-websocket's message type `sync` followed by sync type `step 2`: the first two bytes of
+/// a step 2 message (both varints below 128, so one byte each).
+const STEP2_PREFIX: [u8; 2] = [0x00, SYNC_STEP2 as u8];
+
+/// A step 2 received by [`receive_step2`].
+#[derive(Debug)]
+pub struct StreamedStep2 {
+    /// From starting the TCP connect to the last byte of the step 2.
+    pub elapsed: Duration,
+    /// CRC-32 of the whole step 2 message (sync header included).
+    pub crc: u32,
+    /// Length of the whole step 2 message.
+    pub len: usize,
+    /// The whole step 2 message, when `keep` was asked for.
+    pub message: Option<Bytes>,
+}
+
+/// Joins the document at `url` (a `ws://` URL) as an empty client and receives the server's
+/// step 2 within `timeout`, streamed through a CRC; `keep` also keeps the message.
+///
+/// # Errors
+/// Connect or upgrade failure, a close or a protocol error before the step 2 is complete, a
+/// step 2 before the server's step 1, or the timeout.
+pub async fn receive_step2(
+    url: &str,
+    timeout: Duration,
+    keep: bool,
+) -> anyhow::Result<StreamedStep2> {
+    let started = Instant::now();
+    tokio::time::timeout(timeout, join(url, started, keep))
+        .await
+        .with_context(|| {
+            format!(
+                "step 2 not received within {}",
+                humantime::format_duration(timeout)
+            )
+        })?
+}
+
+async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<StreamedStep2> {
+    let (mut stream, mut buf) = upgrade(url).await?;
+    send(&mut stream, binary(sync_frame(SYNC_STEP1, &[0x00]))).await?;
+    let mut reader = Reader {
+        stream,
+        buf: &mut buf,
+    };
+    let mut message = Incoming::default();
+    let mut got_step1 = false;
+    loop {
+        let (header, len) = reader.header().await?;
+        match header.opcode {
+            OpCode::Control(control) => {
+                let payload = reader.exact(len).await?;
+                match control {
+                    Control::Ping => reader.send(Frame::pong(payload)).await?,
+                    Control::Close => bail!("the server closed the connection before its step 2"),
+                    Control::Pong | Control::Reserved(_) => {}
+                }
+                continue;
+            }
+            OpCode::Data(Data::Continue) => {
+                ensure!(message.started, "a continuation frame outside a message")
+            }
+            OpCode::Data(_) => {
+                ensure!(!message.started, "a new message inside a fragmented one");
+                message = Incoming::new(keep);
+            }
+        }
+        reader.stream_payload(len, &mut message).await?;
+        if !header.is_final {
+            continue;
+        }
+        if message.is_step2() {
+            ensure!(got_step1, "the server sent its step 2 before its step 1");
+            let elapsed = started.elapsed();
+            let streamed = message.finish(elapsed);
+            let _ = reader.send(Frame::close(None)).await;
+            return Ok(streamed);
+        }
+        if message.is_step1() {
+            got_step1 = true;
+            reader
+                .send(binary(sync_frame(SYNC_STEP2, EMPTY_UPDATE)))
+                .await?;
+        }
+        message = Incoming::default();
+    }
+}
+
+/// Connects and upgrades; returns the socket and whatever arrived after the response head.
+async fn upgrade(url: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
+    let uri: Uri = url.parse().with_context(|| format!("parsing {url}"))?;
+    ensure!(uri.scheme_str() == Some("ws"), "{url}: only ws:// URLs");
+    let host = uri.host().context("the URL has no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    stream.set_nodelay(true)?;
+    let key = generate_key();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(head) = response.parse(&buf)? {
+            ensure!(
+                response.code == Some(101),
+                "upgrade refused: HTTP {}",
+                response.code.unwrap_or(0)
+            );
+            let accept = response
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+                .context("no Sec-WebSocket-Accept in the upgrade response")?;
+            ensure!(
+                accept.value == derive_accept_key(key.as_bytes()).as_bytes(),
+                "wrong Sec-WebSocket-Accept in the upgrade response"
+            );
+            buf.advance(head);
+            return Ok((stream, buf));
+        }
+        ensure!(
+            buf.len() < MAX_RESPONSE_HEAD,
+            "upgrade response head too long"
+        );
+        buf.reserve(READ_CHUNK);
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("connection ended during the upgrade");
+        }
+    }
+}
+
+/// One message as it arrives: the step 2 is streamed through the CRC (and kept if asked);
+/// anything else is small and kept whole.
+#[derive(Default)]
+struct Incoming {
+    started: bool,
+    keep_step2: bool,
+    len: usize,
+    head: Vec<u8>,
+    crc: crc32fast::Hasher,
+    kept: Vec<u8>,
+}
+
+impl Incoming {
+    fn new(keep_step2: bool) -> Self {
+        Self {
+            started: true,
+            keep_step2,
+            ..Self::default()
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.len += bytes.len();
+        self.crc.update(bytes);
+        if self.head.len() < STEP2_PREFIX.len() {
+            let missing = STEP2_PREFIX.len() - self.head.len();
+            self.head
+                .extend_from_slice(&bytes[..missing.min(bytes.len())]);
+        }
+        let step2 = self.is_step2();
+        if !step2 || self.keep_step2 {
+            ensure!(
+                step2 || self.len <= MAX_SMALL_MESSAGE,
+                "a message other than the step 2 is over {MAX_SMALL_MESSAGE} bytes"
+            );
+            self.kept.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn is_step2(&self) -> bool {
+        self.head == STEP2_PREFIX
+    }
+
+    fn is_step1(&self) -> bool {
+        self.head == [0x00, SYNC_STEP1 as u8]
+    }
+
+    fn finish(self, elapsed: Duration) -> StreamedStep2 {
+        StreamedStep2 {
+            elapsed,
+            crc: self.crc.finalize(),
+            len: self.len,
+            message: self.keep_step2.then(|| Bytes::from(self.kept)),
+        }
+    }
+}
+
+/// The socket and what was read from it but not consumed yet.
+struct Reader<'a> {
+    stream: TcpStream,
+    buf: &'a mut BytesMut,
+}
+
+impl Reader<'_> {
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        if self.stream.read_buf(self.buf).await? == 0 {
+            bail!("connection ended before the step 2 was complete");
+        }
+        Ok(())
+    }
+
+    async fn header(&mut self) -> anyhow::Result<(FrameHeader, usize)> {
+        loop {
+            let mut cursor = Cursor::new(&self.buf[..]);
+            if let Some((header, len)) = FrameHeader::parse(&mut cursor)? {
+                let consumed = cursor.position() as usize;
+                self.buf.advance(consumed);
+                ensure!(header.mask.is_none(), "a masked frame from the server");
+                return Ok((header, usize::try_from(len)?));
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn exact(&mut self, len: usize) -> anyhow::Result<Bytes> {
+        while self.buf.len() < len {
+            self.fill().await?;
+        }
+        Ok(self.buf.split_to(len).freeze())
+    }
+
+    async fn stream_payload(&mut self, mut len: usize, into: &mut Incoming) -> anyhow::Result<()> {
+        while len > 0 {
+            if self.buf.is_empty() {
+                self.fill().await?;
+            }
+            let n = len.min(self.buf.len());
+            into.push(&self.buf[..n])?;
+            self.buf.advance(n);
+            len -= n;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, frame: Frame) -> anyhow::Result<()> {
+        send(&mut self.stream, frame).await
+    }
+}
+
+fn binary(payload: Bytes) -> Frame {
+    Frame::message(payload, OpCode::Data(Data::Binary), true)
+}
+
+/// Writes one frame, masked as RFC 6455 requires of a client.
+async fn send(stream: &mut TcpStream, mut frame: Frame) -> anyhow::Result<()> {
+    frame.header_mut().mask = Some(fastrand::u32(..).to_ne_bytes());
+    let mut out = Vec::with_capacity(frame.len());
+    frame.format(&mut out)?;
+    stream.write_all(&out).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that upgrades one connection and then writes `frames` (unmasked), reading
+    /// whatever the client sends meanwhile.
+    async fn fake_server(frames: Vec<Frame>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!(
+            "ws://{}/ws/doc",
+            listener.local_addr().expect("local address")
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                socket.read_exact(&mut byte).await.expect("request");
+                request.push(byte[0]);
+            }
+            let request = String::from_utf8(request).expect("ASCII request");
+            let key = request
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .expect("a key");
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                derive_accept_key(key.as_bytes())
+            );
+            let mut out = response.into_bytes();
+            for frame in frames {
+                frame.format(&mut out).expect("frame");
+            }
+            // Dribbled out in small writes, so that frames and headers straddle reads.
+            for chunk in out.chunks(7) {
+                socket.write_all(chunk).await.expect("write");
+            }
+            let mut sink = Vec::new();
+            let _ = socket.read_to_end(&mut sink).await;
+        });
+        url
+    }
+
+    fn fragment(payload: &[u8], opcode: OpCode, is_final: bool) -> Frame {
+        Frame::message(Bytes::copy_from_slice(payload), opcode, is_final)
+    }
+
+    #[tokio::test]
+    async fn a_fragmented_step2_is_fingerprinted_and_kept_whole() {
+        let step2 = sync_frame(SYNC_STEP2, &[7u8; 100]);
+        let (first, cont) = (OpCode::Data(Data::Binary), OpCode::Data(Data::Continue));
+        let url = fake_server(vec![
+            binary(sync_frame(SYNC_STEP1, &[0x00])),
+            fragment(&step2[..1], first, false),
+            Frame::ping(Bytes::from_static(b"hi")),
+            fragment(&step2[1..40], cont, false),
+            fragment(&step2[40..], cont, true),
+        ])
+        .await;
+        let got = receive_step2(&url, Duration::from_secs(10), true)
+            .await
+            .expect("step 2");
+        assert_eq!(got.len, step2.len());
+        assert_eq!(got.crc, crc32fast::hash(&step2));
+        assert_eq!(got.message.as_deref(), Some(&step2[..]));
+
+        let url = fake_server(vec![binary(sync_frame(SYNC_STEP1, &[0x00])), binary(step2)]).await;
+        let unkept = receive_step2(&url, Duration::from_secs(10), false)
+            .await
+            .expect("step 2");
+        assert_eq!((unkept.crc, unkept.len), (got.crc, got.len));
+        assert!(unkept.message.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_step2_before_the_step1_is_an_error() {
+        let url = fake_server(vec![binary(sync_frame(SYNC_STEP2, &[0, 0]))]).await;
+        let error = receive_step2(&url, Duration::from_secs(10), false)
+            .await
+            .expect_err("must fail");
+        assert!(
+            format!("{error:#}").contains("before its step 1"),
+            "{error:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_before_the_step2_is_an_error() {
+        let url = fake_server(vec![Frame::close(None)]).await;
+        let error = receive_step2(&url, Duration::from_secs(10), false)
+            .await
+            .expect_err("must fail");
+        assert!(format!("{error:#}").contains("closed"), "{error:#}");
+    }
+}
