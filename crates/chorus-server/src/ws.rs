@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
+use futures_util::future::OptionFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -295,9 +296,12 @@ impl Connection<'_> {
                         return;
                     }
                 }
-                permit = room_tx.reserve(), if held.is_some() => {
+                // Built (and boxed) only while a message is held: `select!` keeps a slot for
+                // every branch's future, and an unboxed reservation would cost every idle
+                // connection its size.
+                permit = OptionFuture::from(held.is_some().then(|| Box::pin(room_tx.reserve()))), if held.is_some() => {
                     match (permit, held.take()) {
-                        (Ok(permit), Some(cmd)) => permit.send(cmd),
+                        (Some(Ok(permit)), Some(cmd)) => permit.send(cmd),
                         _ => {
                             self.room_gone();
                             return;

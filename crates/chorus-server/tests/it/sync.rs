@@ -1,7 +1,7 @@
 use chorus_protocol::Message;
 use chorus_protocol::message::{SYNC_STEP1, sync_frame};
 
-use crate::helpers::{TestClient, spawn_app};
+use crate::helpers::{TestClient, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn two_clients_converge() {
@@ -121,5 +121,52 @@ async fn every_step1_gets_a_step2_even_when_nothing_is_missing() {
             })
         })
         .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_larger_than_the_room_inbox_all_arrive() {
+    // Writers that send faster than the room applies fill its inbox (256 commands); their
+    // connections then hold a message until the inbox has room, and nothing may be lost.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_with(dir.path().into(), |config| {
+        config.max_messages_per_second = 1_000_000;
+    })
+    .await;
+    const WRITERS: usize = 4;
+    const EDITS: usize = 400;
+    let mut reader = TestClient::connect_synced(&app.ws_url("burst")).await;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let url = app.ws_url("burst");
+        tasks.push(tokio::spawn(async move {
+            let mut writer = TestClient::connect_synced(&url).await;
+            let letter = char::from(b'a' + w as u8).to_string();
+            for _ in 0..EDITS {
+                writer.type_text(&letter).await;
+            }
+            writer
+        }));
+    }
+    let mut writers = Vec::new();
+    for task in tasks {
+        writers.push(task.await.expect("writer task"));
+    }
+    reader
+        .until("the reader has every edit", |c| {
+            c.text().len() == WRITERS * EDITS
+        })
+        .await;
+    for w in 0..WRITERS {
+        let letter = char::from(b'a' + w as u8);
+        assert_eq!(reader.text().matches(letter).count(), EDITS);
+    }
+    for writer in &mut writers {
+        writer
+            .until("a writer has every edit", |c| {
+                c.text().len() == WRITERS * EDITS
+            })
+            .await;
+    }
     app.stop().await;
 }
