@@ -155,6 +155,10 @@ struct OutboxQueue {
     receiver_gone: bool,
 }
 
+/// Queued frames past which an emptied queue gives its memory back: a burst should not keep a
+/// large buffer alive for the rest of an idle connection's life.
+const OUTBOX_KEEP: usize = 16;
+
 /// A bounded outbox holding at most `capacity` frames.
 pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
     let shared = Arc::new(OutboxShared {
@@ -251,9 +255,7 @@ impl OutboxReceiver {
 impl OutboxQueue {
     fn pop(&mut self) -> Option<Bytes> {
         let frame = self.frames.pop_front();
-        // An emptied queue gives its buffer back: most connections are idle most of the time,
-        // and one allocation per burst of frames is cheap beside writing them.
-        if self.frames.is_empty() && self.frames.capacity() > 0 {
+        if self.frames.is_empty() && self.frames.capacity() > OUTBOX_KEEP {
             self.frames = VecDeque::new();
         }
         frame
