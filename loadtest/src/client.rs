@@ -80,19 +80,8 @@ pub async fn connect_and_sync(
     doc: Option<&Doc>,
     timeout: Duration,
 ) -> anyhow::Result<Synced> {
-    connect_and_sync_with(url, doc, timeout, ws_config()).await
-}
-
-/// As [`connect_and_sync`], with other WebSocket settings (e.g. a larger read buffer for a
-/// joiner that receives a whole large document at once).
-pub async fn connect_and_sync_with(
-    url: &str,
-    doc: Option<&Doc>,
-    timeout: Duration,
-    config: WebSocketConfig,
-) -> anyhow::Result<Synced> {
     let started = Instant::now();
-    tokio::time::timeout(timeout, handshake(url, doc, started, config))
+    tokio::time::timeout(timeout, handshake(url, doc, started, ws_config()))
         .await
         .with_context(|| {
             format!(

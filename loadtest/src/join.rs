@@ -360,7 +360,7 @@ async fn verify_received(
         let started = Instant::now();
         let len = tokio::task::spawn_blocking(move || match Message::decode(&message) {
             Ok(Message::Sync(SyncMessage::Step2(update))) => text_len_of(&update),
-            Ok(other) => Err(anyhow::anyhow!("not a step 2: {other:?}")),
+            Ok(_) => Err(anyhow::anyhow!("the kept message is not a step 2")),
             Err(e) => Err(anyhow::anyhow!("malformed step 2: {e}")),
         })
         .await;
@@ -382,10 +382,14 @@ async fn verify_received(
                 .get(&joined.fingerprint)
                 .cloned()
                 .unwrap_or_else(|| {
-                    Err(format!(
-                        "a step 2 unlike the first joiner's (CRC {:08x}, {} bytes)",
-                        joined.fingerprint.0, joined.fingerprint.1
-                    ))
+                    Err(if verdicts.is_empty() {
+                        "the first joiner, which keeps its step 2 for the others, failed".to_owned()
+                    } else {
+                        format!(
+                            "a step 2 unlike the first joiner's (CRC {:08x}, {} bytes)",
+                            joined.fingerprint.0, joined.fingerprint.1
+                        )
+                    })
                 })?;
             Ok(Joined {
                 step2: joined.step2,
