@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
-use crate::client::EMPTY_UPDATE;
+use crate::client::{self, EMPTY_UPDATE};
 
 /// What each read asks the kernel for.
 const READ_CHUNK: usize = 256 * 1024;
@@ -35,9 +35,11 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// what one may make us hold.
 const MAX_SMALL_MESSAGE: usize = 1024 * 1024;
 
-/// y-websocket's message type `sync` followed by sync type `step 2`: the first two bytes of
-/// a step 2 message (both varints below 128, so one byte each).
-const STEP2_PREFIX: [u8; 2] = [0x00, SYNC_STEP2 as u8];
+/// The first two bytes of a sync message of `sync_type`: y-websocket's message type `sync`,
+/// then the sync type (both varints below 128, so one byte each).
+const fn sync_prefix(sync_type: u64) -> [u8; 2] {
+    [0x00, sync_type as u8]
+}
 
 /// A step 2 received by [`receive_step2`].
 #[derive(Debug)]
@@ -75,17 +77,16 @@ pub async fn receive_step2(
 }
 
 async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<StreamedStep2> {
-    let (mut stream, mut buf) = upgrade(url).await?;
-    send(&mut stream, binary(sync_frame(SYNC_STEP1, &[0x00]))).await?;
-    let mut reader = Reader {
-        stream,
-        buf: &mut buf,
-    };
-    let mut message = Incoming::default();
+    let (mut stream, buf) = upgrade(url).await?;
+    let step1 = sync_frame(SYNC_STEP1, &client::local_state_vector(None));
+    send(&mut stream, binary(step1)).await?;
+    let mut reader = Reader { stream, buf };
+    // The message being received; `None` between messages.
+    let mut message: Option<Incoming> = None;
     let mut got_step1 = false;
     loop {
         let (header, len) = reader.header().await?;
-        match header.opcode {
+        let incoming = match header.opcode {
             OpCode::Control(control) => {
                 let payload = reader.exact(len).await?;
                 match control {
@@ -95,32 +96,33 @@ async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<Streame
                 }
                 continue;
             }
-            OpCode::Data(Data::Continue) => {
-                ensure!(message.started, "a continuation frame outside a message")
-            }
+            OpCode::Data(Data::Continue) => message
+                .as_mut()
+                .context("a continuation frame outside a message")?,
             OpCode::Data(_) => {
-                ensure!(!message.started, "a new message inside a fragmented one");
-                message = Incoming::new(keep);
+                ensure!(message.is_none(), "a new message inside a fragmented one");
+                message.insert(Incoming::new(keep))
             }
-        }
-        reader.stream_payload(len, &mut message).await?;
+        };
+        reader.stream_payload(len, incoming).await?;
         if !header.is_final {
             continue;
         }
-        if message.is_step2() {
+        let Some(done) = message.take() else {
+            continue;
+        };
+        if done.is_step2() {
             ensure!(got_step1, "the server sent its step 2 before its step 1");
-            let elapsed = started.elapsed();
-            let streamed = message.finish(elapsed);
+            let streamed = done.finish(started.elapsed());
             let _ = reader.send(Frame::close(None)).await;
             return Ok(streamed);
         }
-        if message.is_step1() {
+        if done.is_step1() {
             got_step1 = true;
             reader
                 .send(binary(sync_frame(SYNC_STEP2, EMPTY_UPDATE)))
                 .await?;
         }
-        message = Incoming::default();
     }
 }
 
@@ -177,9 +179,7 @@ async fn upgrade(url: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
 
 /// One message as it arrives: the step 2 is streamed through the CRC (and kept if asked);
 /// anything else is small and kept whole.
-#[derive(Default)]
 struct Incoming {
-    started: bool,
     keep_step2: bool,
     len: usize,
     head: Vec<u8>,
@@ -190,24 +190,29 @@ struct Incoming {
 impl Incoming {
     fn new(keep_step2: bool) -> Self {
         Self {
-            started: true,
             keep_step2,
-            ..Self::default()
+            len: 0,
+            head: Vec::with_capacity(2),
+            crc: crc32fast::Hasher::new(),
+            kept: Vec::new(),
         }
     }
 
     fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.len += bytes.len();
         self.crc.update(bytes);
-        if self.head.len() < STEP2_PREFIX.len() {
-            let missing = STEP2_PREFIX.len() - self.head.len();
+        if self.head.len() < 2 {
+            let missing = 2 - self.head.len();
             self.head
                 .extend_from_slice(&bytes[..missing.min(bytes.len())]);
         }
-        let step2 = self.is_step2();
-        if !step2 || self.keep_step2 {
+        if self.is_step2() {
+            if self.keep_step2 {
+                self.kept.extend_from_slice(bytes);
+            }
+        } else {
             ensure!(
-                step2 || self.len <= MAX_SMALL_MESSAGE,
+                self.len <= MAX_SMALL_MESSAGE,
                 "a message other than the step 2 is over {MAX_SMALL_MESSAGE} bytes"
             );
             self.kept.extend_from_slice(bytes);
@@ -216,11 +221,11 @@ impl Incoming {
     }
 
     fn is_step2(&self) -> bool {
-        self.head == STEP2_PREFIX
+        self.head == sync_prefix(SYNC_STEP2)
     }
 
     fn is_step1(&self) -> bool {
-        self.head == [0x00, SYNC_STEP1 as u8]
+        self.head == sync_prefix(SYNC_STEP1)
     }
 
     fn finish(self, elapsed: Duration) -> StreamedStep2 {
@@ -234,17 +239,17 @@ impl Incoming {
 }
 
 /// The socket and what was read from it but not consumed yet.
-struct Reader<'a> {
+struct Reader {
     stream: TcpStream,
-    buf: &'a mut BytesMut,
+    buf: BytesMut,
 }
 
-impl Reader<'_> {
+impl Reader {
     async fn fill(&mut self) -> anyhow::Result<()> {
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             self.buf.reserve(READ_CHUNK);
         }
-        if self.stream.read_buf(self.buf).await? == 0 {
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
             bail!("connection ended before the step 2 was complete");
         }
         Ok(())
