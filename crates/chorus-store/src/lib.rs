@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+mod cas;
 pub mod config;
 mod error;
 pub mod fs;

@@ -210,6 +210,7 @@ impl SnapshotStore for S3Store {
                     | object_store::Error::AlreadyExists { .. },
                 ) => {
                     tracing::debug!(object = %path, attempt, "snapshot changed while merging; merging again");
+                    crate::cas::backoff(attempt).await;
                 }
                 Err(e) => return Err(StoreError::backend("saving snapshot", path.as_ref(), e)),
             }

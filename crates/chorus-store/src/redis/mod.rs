@@ -35,9 +35,6 @@ pub use log::RedisLog;
 /// a storm of writers; the room retries on its next snapshot tick anyway.
 const MAX_CAS_ATTEMPTS: u32 = 32;
 
-/// Ceiling of the random pause between two compare-and-swap attempts.
-const MAX_CAS_BACKOFF: Duration = Duration::from_millis(50);
-
 /// How long a command may take before the connection is considered broken.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting may take.
@@ -191,13 +188,6 @@ fn token() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-/// Sleeps a random while before compare-and-swap attempt `attempt`, so competing writers spread.
-async fn backoff(attempt: u32) {
-    let ceiling = Duration::from_millis(1u64 << attempt.min(6)).min(MAX_CAS_BACKOFF);
-    let pause = ceiling.mul_f64(fastrand::f64());
-    tokio::time::sleep(pause).await;
-}
-
 /// Snapshots in Redis hashes; see the module docs.
 #[derive(Debug, Clone)]
 pub struct RedisStore {
@@ -301,7 +291,7 @@ impl SnapshotStore for RedisStore {
         };
         for attempt in 0..MAX_CAS_ATTEMPTS {
             if attempt > 0 {
-                backoff(attempt).await;
+                crate::cas::backoff(attempt).await;
             }
             let (merged, expected) = match self.fetch(&key).await? {
                 None => (
