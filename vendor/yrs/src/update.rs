@@ -453,6 +453,26 @@ impl Update {
                     .map(|slice| store.materialize(slice));
             }
 
+            // As Yjs (`Item.getMissing`): an item whose left or right origin is garbage-collected
+            // content is garbage itself, whatever its other neighbour: it integrates as a GC
+            // block (`TypePtr::Unknown` below). Taking the parent from the other neighbour
+            // instead would put the item where Yjs, and a replica that has the content
+            // around it in another form, does not.
+            let is_gc = |id: &ID| {
+                store
+                    .blocks
+                    .get_block(id)
+                    .map_or(false, |block| block.as_ref().is_gc())
+            };
+            if item.origin.as_ref().map_or(false, is_gc)
+                || item.right_origin.as_ref().map_or(false, is_gc)
+            {
+                item.left = None;
+                item.right = None;
+                item.parent = TypePtr::Unknown;
+                return Ok(None);
+            }
+
             // We have all missing ids, now find the items
 
             // In the original Y.js algorithm we decoded items as we go and attached them to client
