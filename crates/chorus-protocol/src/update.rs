@@ -43,6 +43,7 @@ mod content;
 mod error;
 mod joins;
 mod nesting;
+mod split;
 
 use crate::ProtocolError;
 use crate::lib0::Decoder;
@@ -56,6 +57,7 @@ use nesting::TypeDepths;
 
 pub use error::{Section, UpdateError};
 pub use nesting::DocIndex;
+pub use split::{Split, split_update_v1};
 
 /// Default for [`UpdateLimits::max_clients`].
 ///
@@ -144,6 +146,10 @@ pub struct UpdateSummary {
     /// integrates what follows a gap at once (Yjs would keep it pending), so a document that
     /// takes one can hold content no replica built from its state has.
     pub skips: usize,
+    /// Client sections that start past the document's clock for their client: they must wait
+    /// for the clocks between (counted only by [`validate_update_v1_in`] with the document's
+    /// clocks; see [`split_update_v1`]).
+    pub gaps: usize,
     /// The first struct in wire order that is not a Skip (a gap marker in merged updates), if
     /// any. A single-client edit keeps this id when the server re-encodes it for relaying, so
     /// an observer (e.g. the load tester) can match a delivered update to the edit it sent.
@@ -154,6 +160,13 @@ impl UpdateSummary {
     /// True for an update that changes nothing (`00 00`).
     pub fn is_empty(&self) -> bool {
         self.structs == 0 && self.delete_ranges == 0
+    }
+
+    /// True when the update skips clocks, inside (Skip structs) or past the document's clock
+    /// (`gaps`): yrs would integrate what follows the hole at once, where Yjs keeps it waiting,
+    /// so [`split_update_v1`] cuts it into what can be applied now and what has to wait.
+    pub fn skips_clocks(&self) -> bool {
+        self.skips > 0 || self.gaps > 0
     }
 }
 
@@ -185,11 +198,10 @@ pub fn validate_update_v1(
 ///
 /// `clock_of`, when given, tells the document's clock for a client (its state vector): an
 /// item whose two origins, of one client, lie past what the document and this update hold is
-/// then refused ([`UpdateError::OriginsAheadOfDocument`]), since it would wait in yrs' pending
-/// set and integrate later without its origins' order ever being checked; so is a client's
-/// section that starts inside the document's clocks and ends past them
-/// ([`UpdateError::StraddlesDocumentClock`]). Leave it out for content the server already
-/// trusts. Once the update is applied, pass the returned [`IndexUpdate`] to
+/// then refused ([`UpdateError::OriginsAheadOfDocument`], which tells what to wait for), since
+/// it would wait in yrs' pending set and integrate later without its origins' order ever being
+/// checked; and the summary counts the sections that start past the document's clock
+/// ([`UpdateSummary::gaps`]). Leave it out for content the server already trusts. Once the update is applied, pass the returned [`IndexUpdate`] to
 /// [`DocIndex::absorb`]; for an update that ends up refused for another reason, drop it, so
 /// that refused content never shapes later checks.
 ///
@@ -248,23 +260,7 @@ fn validate(
     limits: &UpdateLimits,
     doc: Option<KnownDoc<'_>>,
 ) -> Result<Validated, UpdateError> {
-    let known = doc.map(|(index, _)| index);
-    let mut parser = Parser {
-        decoder: Decoder::new(bytes),
-        limits,
-        clients: ClientSet::new(limits.max_clients),
-        depths: TypeDepths::with_known(known),
-        known,
-        summary: UpdateSummary::default(),
-        surrogates: HashSet::new(),
-        cuts: Vec::new(),
-        joins: ClockRanges::default(),
-        collected: ClockRanges::default(),
-        origins: Vec::new(),
-        same_client_origins: Vec::new(),
-        ends: HashMap::new(),
-        clock_of: doc.and_then(|(_, clock_of)| clock_of),
-    };
+    let mut parser = Parser::new(bytes, limits, doc);
     parser.structs()?;
     parser.delete_set()?;
     parser.check_cuts()?;
@@ -314,6 +310,31 @@ struct Parser<'a, 'l> {
     ends: HashMap<u64, u32>,
     /// The document's clock per client, when the caller knows it.
     clock_of: Option<&'l dyn Fn(u64) -> u32>,
+    /// Where each section's structs lie in the input, for [`split_update_v1`] only.
+    layout: Option<Vec<split::SectionLayout>>,
+}
+
+impl<'a, 'l> Parser<'a, 'l> {
+    fn new(bytes: &'a [u8], limits: &'l UpdateLimits, doc: Option<KnownDoc<'l>>) -> Self {
+        let known = doc.map(|(index, _)| index);
+        Parser {
+            decoder: Decoder::new(bytes),
+            limits,
+            clients: ClientSet::new(limits.max_clients),
+            depths: TypeDepths::with_known(known),
+            known,
+            summary: UpdateSummary::default(),
+            surrogates: HashSet::new(),
+            cuts: Vec::new(),
+            joins: ClockRanges::default(),
+            collected: ClockRanges::default(),
+            origins: Vec::new(),
+            same_client_origins: Vec::new(),
+            ends: HashMap::new(),
+            clock_of: doc.and_then(|(_, clock_of)| clock_of),
+            layout: None,
+        }
+    }
 }
 
 impl Parser<'_, '_> {
@@ -329,9 +350,24 @@ impl Parser<'_, '_> {
             self.clients.insert(client, Section::Structs)?;
             let first = read_u32(&mut self.decoder, "clock")?;
             let mut clock = first;
+            // Where the section's clocks stop running without a hole: at its first Skip.
+            let mut contiguous_end = None;
+            let mut layout = self
+                .layout
+                .as_ref()
+                .map(|_| split::SectionLayout::new(client));
             for _ in 0..count {
                 let id = StructId { client, clock };
+                let start = self.decoder.position();
+                let skips = self.summary.skips;
                 let len = self.one_struct(id)?;
+                let is_skip = self.summary.skips > skips;
+                if is_skip {
+                    contiguous_end.get_or_insert(clock);
+                }
+                if let Some(layout) = &mut layout {
+                    layout.push(clock, start..self.decoder.position(), is_skip);
+                }
                 clock = end_clock(clock, len).ok_or(UpdateError::ClockOverflow {
                     client,
                     clock,
@@ -339,13 +375,19 @@ impl Parser<'_, '_> {
                 })?;
                 self.summary.structs += 1;
             }
+            if let (Some(sections), Some(layout)) = (&mut self.layout, layout) {
+                sections.push(layout);
+            }
             if let Some(clock_of) = self.clock_of {
                 let held = clock_of(client);
-                if first < held && held < clock {
-                    return Err(UpdateError::StraddlesDocumentClock { client, held });
+                if first > held {
+                    self.summary.gaps += 1;
                 }
-                // Only a check against the document's clocks needs where sections end.
-                self.ends.insert(client, clock);
+                // Only a check against the document's clocks needs where sections end; clocks
+                // behind a hole count only once the hole is filled.
+                if first <= held {
+                    self.ends.insert(client, contiguous_end.unwrap_or(clock));
+                }
             }
         }
         Ok(())
@@ -551,6 +593,8 @@ impl Parser<'_, '_> {
                     return Err(UpdateError::OriginsAheadOfDocument {
                         client: item.client,
                         clock: item.clock,
+                        needs_client: client,
+                        needs_clock: left.max(right).saturating_add(1),
                     });
                 }
             }
@@ -654,6 +698,7 @@ mod tests {
                 structs: 1,
                 delete_ranges: 0,
                 skips: 0,
+                gaps: 0,
                 first_struct: Some(StructId {
                     client: 5,
                     clock: 0
@@ -775,7 +820,9 @@ mod tests {
             validate_update_v1_in(&ahead, &limits, &index, Some(&clock_of)).map(|(s, _)| s),
             Err(UpdateError::OriginsAheadOfDocument {
                 client: 2,
-                clock: 0
+                clock: 0,
+                needs_client: 1,
+                needs_clock: 10,
             })
         );
     }

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub rooms: Gauge,
     /// Connections closed for falling behind.
     pub slow_client_disconnects: Counter,
+    /// Client updates (or parts) held until the clocks they follow arrived.
+    pub updates_held: Counter,
     /// Snapshot writes, by duration.
     pub snapshot_duration: Histogram,
     /// Failed store operations.
@@ -95,6 +97,7 @@ impl Metrics {
             connections: gauge!("chorus_connections"),
             rooms: gauge!("chorus_rooms"),
             slow_client_disconnects: counter!("chorus_slow_client_disconnects_total"),
+            updates_held: counter!("chorus_updates_held_total"),
             snapshot_duration: histogram!("chorus_snapshot_duration_seconds"),
             store_errors: counter!("chorus_store_errors_total"),
             relay_published: counter!("chorus_relay_published_total"),

@@ -122,9 +122,10 @@ pub enum UpdateError {
     },
     /// An item whose two origins, of one client, lie past what the document holds: yrs would
     /// keep it waiting for them and integrate it later, when nothing checks their order any
-    /// more (see [`UpdateError::InconsistentOrigins`]). Honest clients send an edit after the
-    /// content it sits in, so only a client out of step meets this; it resynchronises when it
-    /// reconnects.
+    /// more (see [`UpdateError::InconsistentOrigins`]). Honest clients meet this only out of
+    /// step (an edit arriving before the content it sits in), so a server should hold such an
+    /// update until the document reaches `needs_clock` for `needs_client`, then check it
+    /// again, not refuse it.
     #[error(
         "item from client {client} at clock {clock} has origins the document does not hold yet"
     )]
@@ -133,20 +134,10 @@ pub enum UpdateError {
         client: u64,
         /// Its clock.
         clock: u32,
-    },
-    /// A client's structs that start inside the document's clocks for that client and end
-    /// past them. yrs keeps the unknown rest with the parent and position its sender gave, but
-    /// encodes it for everyone else as "right of the clock before", which in the document may
-    /// be other content, or garbage-collected (the rest is then lost in every replica): the
-    /// room fuzz target's finding 10. Honest clients never send one (a connection's messages
-    /// arrive in order, and sync step 2 starts at the clocks the server asked from); a client
-    /// out of step resynchronises when it reconnects.
-    #[error("structs of client {client} start inside the document's clocks and end past {held}")]
-    StraddlesDocumentClock {
-        /// The client.
-        client: u64,
-        /// The document's clock for it.
-        held: u32,
+        /// The client of its two origins.
+        needs_client: u64,
+        /// The clock the document must reach for that client before the item can be checked.
+        needs_clock: u32,
     },
     /// An item with an origin in content a client sent as garbage-collected (a GC struct):
     /// yrs places it by what the document held when it arrived, while a replica built from the
@@ -246,9 +237,7 @@ impl UpdateError {
         self.is_limit()
             || matches!(
                 self,
-                UpdateError::OriginsAheadOfDocument { .. }
-                    | UpdateError::StraddlesDocumentClock { .. }
-                    | UpdateError::OriginCollected { .. }
+                UpdateError::OriginsAheadOfDocument { .. } | UpdateError::OriginCollected { .. }
             )
     }
 }

@@ -39,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use super::doc::{ClientUpdateError, DocError, DocLimits, RoomDoc, sync_payload};
 use super::durable::{Durable, Outgoing};
 use super::handle::{JoinRefused, RoomCmd};
+use super::held::{Held, HeldLimits};
 use super::presence::{self, Owner, Presence};
 use super::registry::Rooms;
 use crate::changes::Changes;
@@ -74,6 +75,8 @@ pub struct RoomSettings {
     pub change_debounce: Duration,
     /// What clients may make one document cost.
     pub doc_limits: DocLimits,
+    /// What one connection may keep waiting for missing clocks.
+    pub held_limits: HeldLimits,
 }
 
 /// A document changing without pause is still announced this many debounce periods after its
@@ -110,6 +113,8 @@ pub(crate) struct Room {
     durable: Durable,
     presence: Presence,
     peers: HashMap<ConnId, Peer>,
+    /// Client updates waiting for clocks the document lacks.
+    held: Held<ConnId>,
     /// Changes not yet covered by a stored snapshot.
     dirty: bool,
     /// When the next snapshot is due; set by the first change after a snapshot.
@@ -153,6 +158,7 @@ impl Room {
         let idle_deadline = Instant::now() + ctx.settings.idle_timeout;
         let durable = Durable::new(Arc::clone(&ctx.log), name.clone());
         let doc = RoomDoc::with_limits(ctx.settings.doc_limits)?;
+        let held = Held::new(ctx.settings.held_limits);
         Ok(Self {
             name,
             generation,
@@ -162,6 +168,7 @@ impl Room {
             durable,
             presence: Presence::default(),
             peers: HashMap::new(),
+            held,
             dirty: false,
             snapshot_due: None,
             saving: None,
@@ -426,8 +433,15 @@ impl Room {
         Ok(())
     }
 
-    /// Applies a client's update and forwards what it changed to everyone else in the room.
+    /// Applies a client's update and forwards what it changed to everyone else in the room,
+    /// then whatever held updates (its own or others') that made applicable.
     fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
+        self.admit_update(from, update)?;
+        self.release_held()
+    }
+
+    /// Applies what of a client's update the document can take now, and holds the rest.
+    fn admit_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
         let Some(peer) = self.peers.get_mut(&from) else {
             return Ok(());
         };
@@ -438,15 +452,29 @@ impl Room {
                 return Ok(());
             }
             Err(ClientUpdateError::Doc(error)) => Err(error),
-            Ok(delta) => Ok(delta),
+            Ok(applied) => Ok(applied),
         };
         match applied {
-            Ok(Some(delta)) => {
-                self.take_delta(delta, Some(from), true);
-                self.pump_log();
+            Ok(applied) => {
+                if let Some(delta) = applied.delta {
+                    self.take_delta(delta, Some(from), true);
+                    self.pump_log();
+                }
+                for held in applied.held {
+                    tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");
+                    metrics::get().updates_held.increment(1);
+                    if let Err(error) = self.held.hold(from, held) {
+                        tracing::info!(conn = %from, %error, "closing a connection that holds too much");
+                        self.disconnect(
+                            from,
+                            close_code::POLICY,
+                            "too many updates waiting for missing content",
+                        );
+                        return Ok(());
+                    }
+                }
                 Ok(())
             }
-            Ok(None) => Ok(()),
             Err(DocError::Invalid(reason)) => {
                 tracing::info!(conn = %from, %reason, "refused an update");
                 self.disconnect(from, close_code::INVALID_PAYLOAD, "invalid update");
@@ -456,10 +484,31 @@ impl Room {
         }
     }
 
+    /// Applies every held update the document now has the clocks for, in each connection's
+    /// arrival order, until none is left that can go.
+    fn release_held(&mut self) -> Result<(), DocError> {
+        while !self.held.is_empty() {
+            let sv = self.doc.state_vector()?;
+            let clock_of = |client: u64| {
+                sv.entries
+                    .iter()
+                    .find(|&&(c, _)| c == client)
+                    .map_or(0, |&(_, clock)| clock)
+            };
+            let Some((conn, update)) = self.held.take_ready(clock_of) else {
+                break;
+            };
+            self.admit_update(conn, &update)?;
+        }
+        Ok(())
+    }
+
     fn leave(&mut self, conn: ConnId) {
         if self.peers.remove(&conn).is_none() {
             return;
         }
+        // Its next sync step 2 brings what it kept waiting here.
+        self.held.forget(conn);
         let removed = self.presence.remove_owner(Owner::Local(conn));
         self.queue_presence(removed, true);
         if self.peers.is_empty() {
@@ -484,6 +533,7 @@ impl Room {
                 Ok(Some(delta)) => {
                     self.take_delta(delta, None, false);
                     self.pump_log();
+                    self.release_held()?;
                 }
                 Ok(None) => {}
                 Err(DocError::Invalid(reason)) => {
@@ -590,7 +640,10 @@ impl Room {
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     ) -> Result<(), DocError> {
         match self.doc.apply(update) {
-            Ok(Some(delta)) => self.take_delta(delta, None, true),
+            Ok(Some(delta)) => {
+                self.take_delta(delta, None, true);
+                self.release_held()?;
+            }
             Ok(None) => {}
             Err(DocError::Invalid(reason)) => {
                 let _ = reply.send(Err(reason));

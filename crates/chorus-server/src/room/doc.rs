@@ -13,11 +13,14 @@ use bytes::Bytes;
 use chorus_protocol::StateVector;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
 use chorus_protocol::update::{
-    DocIndex, UpdateError, UpdateLimits, validate_update_v1, validate_update_v1_in,
+    DocIndex, Split, UpdateError, UpdateLimits, split_update_v1, validate_update_v1,
+    validate_update_v1_in,
 };
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
+
+use super::held::HeldUpdate;
 
 /// Key of the room's update observer on its document.
 const OBSERVER_KEY: &str = "chorus-room";
@@ -48,6 +51,24 @@ pub enum ClientUpdateError {
     /// Malformed, or yrs panicked: as for [`RoomDoc::apply`].
     #[error(transparent)]
     Doc(#[from] DocError),
+}
+
+/// What became of a client's update ([`RoomDoc::apply_client`]).
+#[derive(Debug, Default)]
+pub struct ClientApplied {
+    /// The sync-update frame of what it changed, as [`RoomDoc::apply`] returns it.
+    pub delta: Option<Bytes>,
+    /// What of it waits for clocks the document lacks, in the order it must be applied.
+    pub held: Vec<HeldUpdate>,
+}
+
+impl ClientApplied {
+    fn held(update: HeldUpdate) -> Self {
+        Self {
+            delta: None,
+            held: vec![update],
+        }
+    }
 }
 
 /// What one document may cost, whatever its clients send. Fake client ids, structs that wait
@@ -158,15 +179,19 @@ impl RoomDoc {
     }
 
     /// Applies a client's update like [`RoomDoc::apply`], unless it would take the document
-    /// past its [`DocLimits`]:
+    /// past its [`DocLimits`], and holds back what cannot be applied yet:
     ///
+    /// * what follows a hole in the update's clocks (it starts past the document's clock for
+    ///   one of its clients, or holds Skip structs) is returned in [`ClientApplied::held`],
+    ///   with the clocks it waits for, and so is an update with an item whose origins the
+    ///   document does not hold yet; Yjs keeps such structs pending, and the room keeps them
+    ///   the same way (`room/held.rs`) rather than let yrs integrate them behind a hole;
     /// * an update naming client ids new to the document beyond `max_clients` (or beyond
     ///   `max_clients_per_connection`, counting the new ids the sender's earlier updates
     ///   brought, which `introduced` carries and this call increases), one that could
-    ///   grow the encoded document past `max_bytes` (its current size plus the update's), one
-    ///   that nests shared types deeper than the validator's type-depth limit counted from the
-    ///   document's root, and one with a gap (it starts past the document's clock for one of
-    ///   its clients, or holds Skip structs) is refused before yrs applies it;
+    ///   grow the encoded document past `max_bytes` (its current size plus the update's), and
+    ///   one that nests shared types deeper than the validator's type-depth limit counted from
+    ///   the document's root is refused before yrs applies it;
     /// * whether structs will wait for missing dependencies only yrs knows, so that cap is
     ///   checked after applying: what the update added to the pending set is dropped again
     ///   (the earlier pending state is restored), and the update is refused if it changed
@@ -180,7 +205,7 @@ impl RoomDoc {
         &mut self,
         update: &[u8],
         introduced: &mut usize,
-    ) -> Result<Option<Bytes>, ClientUpdateError> {
+    ) -> Result<ClientApplied, ClientUpdateError> {
         // The validator again, now against what the document holds (type depth, characters
         // earlier updates wrote, the order of its clients' runs, its clocks); its index learns
         // the update only once it is applied.
@@ -193,6 +218,23 @@ impl RoomDoc {
         let (summary, added) =
             match validate_update_v1_in(update, &limits, &self.types, Some(&clock_of)) {
                 Ok(checked) => checked,
+                Err(UpdateError::OriginsAheadOfDocument {
+                    needs_client,
+                    needs_clock,
+                    ..
+                }) => {
+                    // The origins may be behind a hole of this very update: cut at the holes
+                    // first, so that the part before them is not held for what comes after.
+                    let split = split_update_v1(update, &clock_of)
+                        .map_err(|error| DocError::Invalid(error.to_string()))?;
+                    if split.later.is_some() {
+                        return self.apply_split(split, introduced);
+                    }
+                    return Ok(ClientApplied::held(HeldUpdate {
+                        update: update.to_vec(),
+                        needs: vec![(needs_client, needs_clock)],
+                    }));
+                }
                 Err(error) if error.is_policy() => {
                     return Err(ClientUpdateError::OverLimit {
                         reason: refusal_reason(&error),
@@ -201,36 +243,21 @@ impl RoomDoc {
                 }
                 Err(error) => return Err(DocError::Invalid(error.to_string()).into()),
             };
+        if summary.skips_clocks() {
+            let split = split_update_v1(update, &clock_of)
+                .map_err(|error| DocError::Invalid(error.to_string()))?;
+            return self.apply_split(split, introduced);
+        }
         let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
         let max_clients = self.limits.max_clients;
-        let (known, new, gap) = guard(|| {
+        let (known, new) = guard(|| {
             let new = decoded
                 .state_vector()
                 .iter()
                 .filter(|(client, _)| sv.get(client) == 0)
                 .count();
-            let gap = decoded
-                .state_vector_lower()
-                .iter()
-                .any(|(client, &lowest)| lowest > sv.get(client));
-            (sv.len(), new, gap)
+            (sv.len(), new)
         })?;
-        if gap || summary.skips > 0 {
-            // yrs does not keep structs after a gap pending as Yjs does: it integrates them
-            // behind a Skip, the document's state vector then claims the hole, the real
-            // content of the hole is dropped as "already known" when it comes, and replicas
-            // built from the document's state (which keep them pending) diverge from it. A
-            // gap is an update starting past the document's clock or one with Skip structs
-            // inside. A client whose update does not follow what the server holds is out of
-            // step: closing it makes it reconnect, and its sync step 2 then brings everything
-            // from the server's state.
-            return Err(ClientUpdateError::OverLimit {
-                reason: "update skips clocks the document lacks",
-                detail: "an update starts past the document's clock for its client, or skips \
-                         clocks inside"
-                    .into(),
-            });
-        }
         if new > 0 && known.saturating_add(new) > max_clients {
             return Err(ClientUpdateError::OverLimit {
                 reason: "too many client ids in the document",
@@ -287,7 +314,29 @@ impl RoomDoc {
         }
         self.types.absorb(added);
         *introduced = introduced.saturating_add(new);
-        Ok(delta)
+        Ok(ClientApplied {
+            delta,
+            held: Vec::new(),
+        })
+    }
+
+    /// Applies the part of a split update that can go now, and holds the rest.
+    fn apply_split(
+        &mut self,
+        split: Split,
+        introduced: &mut usize,
+    ) -> Result<ClientApplied, ClientUpdateError> {
+        let later = split.later.map(|update| HeldUpdate {
+            update,
+            needs: split.needs,
+        });
+        let mut applied = match split.now {
+            // The part before the holes has none, so it is not split again.
+            Some(now) => self.apply_client(&now, introduced)?,
+            None => ClientApplied::default(),
+        };
+        applied.held.extend(later);
+        Ok(applied)
     }
 
     /// The pending update and pending delete set as Yjs v1 updates, to re-apply later.
@@ -480,10 +529,6 @@ impl RoomDoc {
 /// The close reason for an update the validator refused against the document (1008).
 fn refusal_reason(error: &UpdateError) -> &'static str {
     match error {
-        UpdateError::OriginsAheadOfDocument { .. } => {
-            "update depends on content the document lacks"
-        }
-        UpdateError::StraddlesDocumentClock { .. } => "update overlaps content the document holds",
         UpdateError::OriginCollected { .. } => "update refers to collected content",
         UpdateError::TypeTooDeep { .. } => "shared types nested too deep",
         _ => "update over a limit",
@@ -615,7 +660,10 @@ mod tests {
             &mut self,
             update: &[u8],
         ) -> Result<Option<Bytes>, ClientUpdateError> {
-            self.apply_client(update, &mut 0)
+            self.apply_client(update, &mut 0).map(|applied| {
+                assert!(applied.held.is_empty(), "nothing held: {:?}", applied.held);
+                applied.delta
+            })
         }
     }
 
@@ -642,7 +690,9 @@ mod tests {
         room.apply_client(&write_as(2, "t", "b"), &mut introduced)
             .expect("second client");
         let before = room.state_vector().expect("sv");
-        let refused = room.apply_client(&write_as(3, "t", "c"), &mut introduced);
+        let refused = room
+            .apply_client(&write_as(3, "t", "c"), &mut introduced)
+            .map(|applied| applied.delta);
         assert_eq!(
             over_limit(refused),
             "too many client ids from one connection"
@@ -741,46 +791,103 @@ mod tests {
         assert_eq!(room.pending, 2);
     }
 
+    /// Applies `update` for a connection and returns what was held.
+    fn held_of(room: &mut RoomDoc, update: &[u8]) -> Vec<HeldUpdate> {
+        room.apply_client(update, &mut 0).expect("not refused").held
+    }
+
     #[test]
-    fn an_update_with_a_gap_is_refused_and_changes_nothing() {
+    fn an_update_past_the_documents_clock_is_held_until_the_clocks_before_it_arrive() {
         let mut room = limited(DocLimits::UNLIMITED);
         room.apply_client_alone(&write_as(1, "t", "hello"))
             .expect("base");
         let before = room.snapshot().expect("snapshot");
-        // "gap" at clock 10 of a client the document has never seen, and at clock 10 of
-        // client 1, which the document has up to clock 5.
-        for client in [100, 1] {
-            let gap = [1, 1, client, 10, 0x04, 1, 1, b't', 3, b'g', b'a', b'p', 0];
-            let reason = over_limit(room.apply_client_alone(&gap));
-            assert!(reason.contains("skips clocks"), "{reason}");
-        }
-        // A Skip inside: "!" right after the document's clock, a hole of 3, "?" after it.
-        let skip = [
-            1, 3, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0x0a, 3, 0x04, 1, 1, b't', 1, b'?', 0,
-        ];
-        let reason = over_limit(room.apply_client_alone(&skip));
-        assert!(reason.contains("skips clocks"), "{reason}");
-        assert_eq!(room.snapshot().expect("snapshot"), before);
-        // Right after the document's clock is fine.
-        let next = [1, 1, 1, 5, 0x04, 1, 1, b't', 1, b'!', 0];
-        assert!(room.apply_client_alone(&next).expect("in step").is_some());
+        // "gap" at clock 10 of client 1, which the document has up to clock 5.
+        let gap = [1, 1, 1, 10, 0x84, 1, 9, 3, b'g', b'a', b'p', 0];
+        let held = held_of(&mut room, &gap);
+        assert_eq!(
+            held,
+            vec![HeldUpdate {
+                update: gap.to_vec(),
+                needs: vec![(1, 10)]
+            }]
+        );
+        assert_eq!(
+            room.snapshot().expect("snapshot"),
+            before,
+            "nothing applied"
+        );
+        // Clocks 5..10 arrive ("world"), then the held update goes in like any other.
+        let world = [1, 1, 1, 5, 0x84, 1, 4, 5, b'w', b'o', b'r', b'l', b'd', 0];
+        room.apply_client_alone(&world).expect("the missing clocks");
+        room.apply_client_alone(&held[0].update)
+            .expect("in step now")
+            .expect("a change");
+        assert_eq!(
+            room.doc
+                .get_or_insert_text("t")
+                .get_string(&room.doc.transact()),
+            "helloworldgap"
+        );
     }
 
     #[test]
-    fn an_update_straddling_the_documents_clock_is_refused_but_a_resend_is_not() {
+    fn a_skip_inside_an_update_applies_what_comes_before_it_and_holds_the_rest() {
+        let mut room = limited(DocLimits::UNLIMITED);
+        room.apply_client_alone(&write_as(1, "t", "hello"))
+            .expect("base");
+        // "!" right after the document's clock, a hole of 3, "?" after it.
+        let skip = [
+            1, 3, 1, 5, 0x84, 1, 4, 1, b'!', 0x0a, 3, 0x84, 1, 8, 1, b'?', 0,
+        ];
+        let held = held_of(&mut room, &skip);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].needs, vec![(1, 9)]);
+        let text = |room: &RoomDoc| {
+            room.doc
+                .get_or_insert_text("t")
+                .get_string(&room.doc.transact())
+        };
+        assert_eq!(text(&room), "hello!");
+        // The hole: clocks 6..9 ("abc").
+        room.apply_client_alone(&[1, 1, 1, 6, 0x84, 1, 5, 3, b'a', b'b', b'c', 0])
+            .expect("the hole");
+        room.apply_client_alone(&held[0].update)
+            .expect("in step now");
+        assert_eq!(text(&room), "hello!abc?");
+    }
+
+    #[test]
+    fn an_update_straddling_the_documents_clock_applies_its_new_tail() {
         let mut room = limited(DocLimits::UNLIMITED);
         let hello = write_as(1, "t", "hello");
         room.apply_client_alone(&hello).expect("base");
-        let before = room.snapshot().expect("snapshot");
-        // Clocks 3..8 of client 1: 3 and 4 the document holds, 5..8 it does not.
-        let straddling = [
-            1, 1, 1, 3, 0x04, 1, 1, b't', 5, b'a', b'b', b'c', b'd', b'e', 0,
-        ];
-        let reason = over_limit(room.apply_client_alone(&straddling));
-        assert!(reason.contains("overlaps"), "{reason}");
-        assert_eq!(room.snapshot().expect("snapshot"), before);
+        // Clocks 3..8 of client 1: "lo" the document holds, "abc" it does not. The tail
+        // integrates right of clock 4, as Yjs does with a struct it partly knows.
+        let straddling = [1, 1, 1, 3, 0x84, 1, 2, 5, b'l', b'o', b'a', b'b', b'c', 0];
+        room.apply_client_alone(&straddling)
+            .expect("not refused")
+            .expect("a change");
+        assert_eq!(
+            room.doc
+                .get_or_insert_text("t")
+                .get_string(&room.doc.transact()),
+            "helloabc"
+        );
         // All of it again (a client's step 2 racing its own update) changes nothing.
         assert_eq!(room.apply_client_alone(&hello).expect("a resend"), None);
+    }
+
+    #[test]
+    fn an_item_whose_origins_the_document_lacks_is_held_until_they_arrive() {
+        let mut room = limited(DocLimits::UNLIMITED);
+        room.apply_client_alone(&write_as(1, "t", "abcdefgh"))
+            .expect("base");
+        // "x" by client 2 between clocks 9 and 2 of client 1, which the document has up to 8.
+        let ahead = [1, 1, 2, 0, 0xc4, 1, 9, 1, 2, 1, b'x', 0];
+        let held = held_of(&mut room, &ahead);
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].needs, vec![(1, 10)]);
     }
 
     /// Every root type of `doc` as JSON, by name.

@@ -6,12 +6,14 @@
 //! - [`registry`]: [`Rooms`], which finds or starts the room of a document.
 //! - [`doc`]: the yrs document behind the few operations a room needs, panic-contained.
 //! - `durable`: write-ahead to the update log with group commit.
+//! - [`held`]: client updates waiting for the clocks they build on.
 //! - [`presence`]: the awareness table.
 
 pub mod actor;
 pub mod doc;
 mod durable;
 pub mod handle;
+pub mod held;
 pub mod presence;
 pub mod registry;
 
