@@ -2,6 +2,8 @@
 
 use chorus_protocol::AwarenessUpdate;
 use serde::de::IgnoredAny;
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::conn::close_code;
@@ -21,36 +23,62 @@ const ANSWERS_PER_SECOND: f64 = 1.0;
 const ANSWER_BURST: f64 = 4.0;
 
 /// A token bucket: `rate` per second, bursts up to `burst`.
+///
+/// Time comes in as an argument (or from tokio's clock, which tests can pause), so the
+/// arithmetic is tested without sleeping.
 #[derive(Debug)]
 pub struct Bucket {
     rate: f64,
     burst: f64,
+    /// Goes below zero when [`Bucket::charge`] takes more than there is: a debt the connection
+    /// pays back by not reading for a while.
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
-    /// A full bucket.
+    /// A full bucket. A `rate` below one per second counts as one: the configuration refuses
+    /// zero, and a smaller rate would make waits overflow.
     pub fn new(rate: f64, burst: f64) -> Self {
         Self {
-            rate,
+            rate: rate.max(1.0),
             burst,
             tokens: burst,
             last: Instant::now(),
         }
     }
 
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+    }
+
     /// Takes `amount` tokens if there are enough.
     pub fn take(&mut self, amount: f64) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refill(Instant::now());
         if self.tokens < amount {
             return false;
         }
         self.tokens -= amount;
         true
+    }
+
+    /// Takes `amount` tokens whatever the balance and returns how long until the bucket is out
+    /// of debt again (zero if it never went in).
+    ///
+    /// Taking first and waiting afterwards means an amount larger than the whole burst (one big
+    /// message) is never refused and never waits for ever: it leaves a debt that takes
+    /// `amount / rate` at most to pay back. The debt is bounded by the largest single amount, as
+    /// long as the caller waits before charging again.
+    pub fn charge(&mut self, amount: f64, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= amount;
+        if self.tokens >= 0.0 {
+            return Duration::ZERO;
+        }
+        // Finite and at most `amount` seconds: `rate` is at least one.
+        Duration::from_secs_f64(-self.tokens / self.rate)
     }
 }
 
@@ -70,7 +98,8 @@ pub type Violation = (u16, String);
 
 impl ConnectionRules {
     /// Rules allowing `messages_per_second` and `bytes_per_second`, with bursts of twice the
-    /// message rate and of `max_message_bytes` (so one whole offline document still fits).
+    /// message rate and of `max_message_bytes` (so one whole offline document goes through
+    /// without a pause). Faster clients are slowed down to these rates, see [`Self::admit`].
     pub fn new(messages_per_second: u32, bytes_per_second: u64, max_message_bytes: usize) -> Self {
         let rate = f64::from(messages_per_second);
         let byte_rate = bytes_per_second as f64;
@@ -83,18 +112,16 @@ impl ConnectionRules {
         }
     }
 
-    /// Counts one incoming frame of `len` bytes.
+    /// Counts one incoming frame of `len` bytes, received at `now`, and returns how long the
+    /// connection must stop reading before it takes the next one ([`Duration::ZERO`]: go on).
     ///
-    /// # Errors
-    /// 1008 when the connection sends faster than allowed.
-    pub fn admit(&mut self, len: usize) -> Result<(), Violation> {
-        if !self.messages.take(1.0) {
-            return Err((close_code::POLICY, "too many messages per second".into()));
-        }
-        if !self.bytes.take(len as f64) {
-            return Err((close_code::POLICY, "too many bytes per second".into()));
-        }
-        Ok(())
+    /// A client over its rate is slowed down, never refused: the frame it sent is already in
+    /// memory (bounded by `--max-message-bytes`) and is processed; the connection then leaves
+    /// the socket unread, so TCP makes the sender wait and nothing is lost.
+    pub fn admit(&mut self, len: usize, now: Instant) -> Duration {
+        let messages = self.messages.charge(1.0, now);
+        let bytes = self.bytes.charge(len as f64, now);
+        messages.max(bytes)
     }
 
     /// Whether a message that asks for a (possibly large) answer may be answered now; beyond the
@@ -214,10 +241,61 @@ mod tests {
         assert_eq!(answered, 4);
     }
 
-    #[test]
-    fn rates_allow_bursts_then_refuse() {
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rates_allow_bursts_then_ask_to_wait() {
         let mut rules = ConnectionRules::new(10, 1 << 20, 1 << 20);
-        let admitted = (0..100).take_while(|_| rules.admit(10).is_ok()).count();
-        assert_eq!(admitted, 20, "a burst of twice the rate");
+        let t0 = Instant::now();
+        let free = (0..100)
+            .take_while(|_| rules.admit(10, t0).is_zero())
+            .count();
+        assert_eq!(
+            free, 20,
+            "a burst of twice the rate goes through without a wait"
+        );
+        // The 21st message was taken too; the 22nd and later each add a tenth of a second.
+        let wait = rules.admit(10, t0);
+        assert!((secs(wait) - 0.2).abs() < 1e-6, "{wait:?}");
+        // Once the debt is paid the next message costs its own tenth of a second again.
+        let later = t0 + Duration::from_millis(200);
+        let wait = rules.admit(10, later);
+        assert!((secs(wait) - 0.1).abs() < 1e-6, "{wait:?}");
+        // A long idle spell refills the burst, and no further.
+        let idle = later + Duration::from_secs(60);
+        let free = (0..100)
+            .take_while(|_| rules.admit(10, idle).is_zero())
+            .count();
+        assert_eq!(free, 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_are_rationed_and_a_frame_larger_than_the_burst_still_passes() {
+        // 1,000 bytes a second, bursts of 2,000 (the largest message).
+        let mut rules = ConnectionRules::new(1_000_000, 1_000, 2_000);
+        let t0 = Instant::now();
+        assert!(rules.admit(2_000, t0).is_zero(), "the whole burst at once");
+        let wait = rules.admit(5_000, t0);
+        assert!((secs(wait) - 5.0).abs() < 1e-6, "{wait:?}");
+        // After the wait the connection goes on at the byte rate: 100 bytes, a tenth of a second.
+        let wait = rules.admit(100, t0 + Duration::from_secs(5));
+        assert!((secs(wait) - 0.1).abs() < 1e-6, "{wait:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_as_told_keeps_a_flood_at_the_configured_rate() {
+        // A client that always has the next message ready: the connection reads, admits and
+        // sleeps as told. Paused time advances only by those sleeps.
+        let mut rules = ConnectionRules::new(100, 1 << 30, 1 << 20);
+        let start = Instant::now();
+        for _ in 0..1_200 {
+            let wait = rules.admit(1_000, Instant::now());
+            tokio::time::sleep(wait).await;
+        }
+        let elapsed = secs(Instant::now() - start);
+        // A burst of 200, then 1,000 more at 100 a second.
+        assert!((elapsed - 10.0).abs() < 0.05, "{elapsed} s of virtual time");
     }
 }

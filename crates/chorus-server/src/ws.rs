@@ -275,6 +275,10 @@ impl Connection<'_> {
         tokio::pin!(closed);
         // A message the room's inbox had no room for; no frame is read until it is handed over.
         let mut held: Option<RoomCmd> = None;
+        // Set while the connection is over its message or byte rate: no frame is read before
+        // then, so TCP makes the client wait instead of the server closing it. The one timer
+        // wakes the loop for it.
+        let mut resume_at: Option<Instant> = None;
         loop {
             tokio::select! {
                 biased;
@@ -308,18 +312,27 @@ impl Connection<'_> {
                         }
                     }
                 }
-                next = self.socket.next(), if held.is_none() => {
+                next = self.socket.next(), if held.is_none() && resume_at.is_none() => {
                     heard = Instant::now();
-                    match self.receive(next) {
-                        Ok(None) => {}
-                        Ok(Some(msg)) => match room_tx.try_send(RoomCmd::Message { conn: self.conn, msg }) {
-                            Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(cmd)) => held = Some(cmd),
-                            Err(mpsc::error::TrySendError::Closed(_)) => {
-                                self.room_gone();
-                                return;
+                    match self.receive(next, heard) {
+                        Ok((msg, wait)) => {
+                            if !wait.is_zero() {
+                                let at = heard + wait;
+                                resume_at = Some(at);
+                                if at < timer.deadline() {
+                                    timer.as_mut().reset(at);
+                                }
                             }
-                        },
+                            let Some(msg) = msg else { continue };
+                            match room_tx.try_send(RoomCmd::Message { conn: self.conn, msg }) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(cmd)) => held = Some(cmd),
+                                Err(mpsc::error::TrySendError::Closed(_)) => {
+                                    self.room_gone();
+                                    return;
+                                }
+                            }
+                        }
                         Err((code, reason)) => {
                             self.close.close(code, reason);
                             return;
@@ -332,7 +345,13 @@ impl Connection<'_> {
                         self.close.close(close_code::FORBIDDEN, "token expired");
                         return;
                     }
-                    if heard + peer_timeout <= now {
+                    if resume_at.is_some_and(|at| at <= now) {
+                        resume_at = None;
+                        // The socket went unread on purpose, with the peer's pongs in it: its
+                        // silence counts from now.
+                        heard = now;
+                    }
+                    if resume_at.is_none() && heard + peer_timeout <= now {
                         self.close.close(close_code::GOING_AWAY, "no pong or message in time");
                         return;
                     }
@@ -347,7 +366,7 @@ impl Connection<'_> {
                         next_ping = now + ping_interval;
                     }
                     let mut deadline = next_ping.min(heard + peer_timeout);
-                    if let Some(at) = expires_at {
+                    for at in [expires_at, resume_at].into_iter().flatten() {
                         deadline = deadline.min(at);
                     }
                     timer.as_mut().reset(deadline);
@@ -356,12 +375,14 @@ impl Connection<'_> {
         }
     }
 
-    /// What to do with what the socket gave: a message for the room, nothing, or a close code
+    /// What to do with what the socket gave, received at `now`: a message for the room (or
+    /// nothing) and how long to leave the socket unread before the next frame, or a close code
     /// and reason.
     fn receive(
         &mut self,
         next: Option<Result<WsMessage, tungstenite::Error>>,
-    ) -> Result<Option<Message>, (u16, Cow<'static, str>)> {
+        now: Instant,
+    ) -> Result<(Option<Message>, Duration), (u16, Cow<'static, str>)> {
         let frame = match next {
             None => return Err((close_code::GOING_AWAY, "peer gone".into())),
             Some(Err(error)) => return Err(read_error(&error)),
@@ -370,14 +391,17 @@ impl Connection<'_> {
         match frame {
             WsMessage::Binary(bytes) => {
                 metrics::get().message_in(&bytes);
-                let checked = self
-                    .rules
-                    .admit(bytes.len())
-                    .and_then(|()| check(&bytes, &mut self.rules));
-                checked.map_err(|(code, reason)| {
-                    tracing::info!(conn = %self.conn, doc = %self.room.name(), code, %reason, "refused a message");
-                    (code, reason.into())
-                })
+                let wait = self.rules.admit(bytes.len(), now);
+                if !wait.is_zero() {
+                    tracing::debug!(wait_ms = wait.as_millis(), "over the rate: reading paused");
+                }
+                match check(&bytes, &mut self.rules) {
+                    Ok(msg) => Ok((msg, wait)),
+                    Err((code, reason)) => {
+                        tracing::info!(conn = %self.conn, doc = %self.room.name(), code, %reason, "refused a message");
+                        Err((code, reason.into()))
+                    }
+                }
             }
             WsMessage::Text(_) => Err((
                 close_code::UNSUPPORTED_DATA,
@@ -385,7 +409,9 @@ impl Connection<'_> {
             )),
             // tungstenite answers pings itself; a pong only proves the peer is alive, which
             // reaching this line already did.
-            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok(None),
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {
+                Ok((None, Duration::ZERO))
+            }
             WsMessage::Close(_) => Err((close_code::GOING_AWAY, "peer closed".into())),
         }
     }

@@ -52,17 +52,58 @@ async fn invalid_awareness_states_are_refused() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_client_sending_too_fast_is_closed_with_1008() {
-    let dir = tempfile::tempdir().expect("dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.max_messages_per_second = 5).await;
-    let mut fast = TestClient::connect_synced(&app.ws_url("doc")).await;
-    for i in 0..50 {
-        fast.set_awareness(4, i, "{}").await;
+/// Sends `updates` (text appended to "t") from a writer as fast as its socket takes them, and
+/// checks that a reader in the room gets all of them and that the writer is still connected.
+async fn flood_is_delivered(app: &crate::helpers::TestApp, updates: &[String]) {
+    let mut writer = TestClient::connect_synced(&app.ws_url("doc")).await;
+    let mut reader = TestClient::connect_synced(&app.ws_url("doc")).await;
+    for text in updates {
+        writer.type_text(text).await;
     }
-    assert_eq!(fast.closed_code().await, Some(1008));
+    let expected: String = updates.concat();
+    reader
+        .until("every update of the flood arrived", |c| {
+            c.text() == expected
+        })
+        .await;
+    // The echo of the writer's own presence proves its connection survived the flood.
+    writer.set_awareness(4, 0, "{}").await;
+    writer
+        .until("the writer's presence is echoed", |c| {
+            c.awareness.contains_key(&4)
+        })
+        .await;
+    assert_eq!(
+        writer.closed, None,
+        "the writer was slowed down, not closed"
+    );
+    assert_eq!(writer.text(), expected);
+}
+
+#[tokio::test]
+async fn a_client_sending_too_many_messages_is_slowed_down_not_closed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = spawn_app_with(dir.path().into(), |c| c.max_messages_per_second = 50).await;
+    // A burst of 100, then about three seconds at 50 a second.
+    let updates: Vec<String> = (0..250).map(|i| format!("{i};")).collect();
+    flood_is_delivered(&app, &updates).await;
     let calm = TestClient::connect_synced(&app.ws_url("doc")).await;
     assert!(calm.synced, "other connections are unaffected");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_sending_too_many_bytes_is_slowed_down_not_closed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.max_bytes_per_second = 4096;
+        c.max_message_bytes = 8192;
+    })
+    .await;
+    // 18 KB against a burst of 8 KiB: the second message puts the connection about a second in
+    // debt, the third a second and a half more.
+    let updates: Vec<String> = (0..3).map(|i| format!("{i}").repeat(6000)).collect();
+    flood_is_delivered(&app, &updates).await;
     app.stop().await;
 }
 
