@@ -33,7 +33,7 @@ export class Recorder {
   room (name) {
     let room = this.rooms.get(name)
     if (room === undefined) {
-      room = { connections: [], order: [] }
+      room = { connections: [], order: [], orderMs: [] }
       this.rooms.set(name, room)
     }
     return room
@@ -65,7 +65,7 @@ export class Recorder {
         room.connections.push(conn)
         this.conn = conn
         this.on('close', (code, reason) => {
-          conn.close = { code, reason: reason.toString('utf8'), local: conn.localClose, atMs: Date.now() - recorder.t0, frameCount: conn.frameCount }
+          conn.close = { code, reason: reason.toString('utf8'), local: conn.localClose, at_ms: Date.now() - recorder.t0, frames_sent: conn.frameCount }
           recorder.onClose(conn, roomName)
         })
         this.on('error', err => {
@@ -81,6 +81,7 @@ export class Recorder {
           if (recorder.keepFrames) {
             this.conn.frames.push(Buffer.from(bytes)) // a copy: the caller may reuse its buffer
             room.order.push(this.conn.index)
+            room.orderMs.push(Date.now() - recorder.t0)
           }
           this.conn.lastKinds.push(frameKind(bytes))
           if (this.conn.lastKinds.length > 3) this.conn.lastKinds.shift()
@@ -115,10 +116,10 @@ export class Recorder {
 
   /**
    * Writes `<dir>/<roomDir>/conn-NNN.bin` for every connection of `roomName` and
-   * `<dir>/<roomDir>/manifest.json`. `final` is `{ update, stateVector }` (Uint8Arrays) of the
-   * converged document, or null if the run did not converge.
+   * `<dir>/<roomDir>/manifest.json`. `final` is `{ update, stateVector, converged }` (the
+   * Uint8Arrays of the union of every client's document at the end).
    */
-  writeRoom (dir, roomDir, roomName, { seed, nodes, final, render, ok, problems }) {
+  writeRoom (dir, roomDir, roomName, { seed, nodes, settings, final, render, ok, problems }) {
     const room = this.room(roomName)
     const out = join(dir, roomDir)
     mkdirSync(out, { recursive: true })
@@ -141,21 +142,24 @@ export class Recorder {
       format: CORPUS_FORMAT,
       seed,
       nodes,
+      settings,
       doc: roomName,
       ok,
       problems,
       connections,
       order: room.order,
-      final: final === null
-        ? null
-        : {
-            update_v1_hex: Buffer.from(final.update).toString('hex'),
-            state_vector_hex: Buffer.from(final.stateVector).toString('hex'),
-            content: JSON.parse(render)
-          }
+      order_ms: room.orderMs,
+      final: {
+        converged: final.converged,
+        update_v1_hex: Buffer.from(final.update).toString('hex'),
+        state_vector_hex: Buffer.from(final.stateVector).toString('hex'),
+        content: JSON.parse(render)
+      }
     }
-    // `order` on one line: it has an entry per frame.
-    const text = JSON.stringify({ ...manifest, order: '@ORDER@' }, null, 1).replace('"@ORDER@"', JSON.stringify(room.order))
+    // `order` and `order_ms` on one line each: they have an entry per frame.
+    const text = JSON.stringify({ ...manifest, order: '@ORDER@', order_ms: '@ORDER_MS@' }, null, 1)
+      .replace('"@ORDER@"', JSON.stringify(room.order))
+      .replace('"@ORDER_MS@"', JSON.stringify(room.orderMs))
     writeFileSync(join(out, 'manifest.json'), text + '\n')
   }
 }

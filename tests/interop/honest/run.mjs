@@ -17,6 +17,7 @@
 //   --record DIR      write each connection's frames and a manifest per room under DIR
 //   --keep-going      run every seed even after a failure (default: stop at the first)
 //   --json FILE       write every result as JSON to FILE
+//   --converge-timeout-ms N  how long clients, late joiners and exports may take to agree (60000)
 //   --verbose         print what each session did (actions, close codes)
 //
 // The binary is $CHORUS_BIN (default target/debug/chorus); exit code 1 if any seed failed.
@@ -64,6 +65,7 @@ function parseArgs (argv) {
       case '--keep-going': args.keepGoing = true; break
       case '--json': args.json = value(); break
       case '--verbose': args.opts.verbose = true; break
+      case '--converge-timeout-ms': args.opts.convergeTimeoutMs = Number(value()); break
       case '-h': case '--help':
         process.stdout.write('usage: node tests/interop/honest/run.mjs [--seeds 1-200] [--nodes 1|2] [--rooms N] [--clients N] ' +
           '[--steps N] [--pause-ms N] [--paste-kib A-B] [--gc-off SHARE] [--no-restart] [--record DIR] [--keep-going] [--json FILE]\n')

@@ -343,7 +343,7 @@ export class Session {
       this.refusalLogs.set(key, seen)
       if (seen > 2) return
       this.log(`honest-traffic seed ${this.seed}: REFUSED ${conn.client} (conn ${conn.index}, node ${conn.node}, ${conn.why}): ` +
-        `close ${close.code} ${JSON.stringify(close.reason)} after ${close.frameCount} frames (last sent: ${event.lastFrames.join(', ')}); recent actions ${JSON.stringify(event.recent)}` +
+        `close ${close.code} ${JSON.stringify(close.reason)} after ${close.frames_sent} frames (last sent: ${event.lastFrames.join(', ')}); recent actions ${JSON.stringify(event.recent)}` +
         (seen === 2 ? ' (further refusals of this client for this reason are only counted)' : ''))
     } else {
       this.events.push({ type: 'close', ...event })
@@ -492,16 +492,24 @@ export class Session {
   writeCorpus () {
     const dir = this.opts.record
     for (const room of this.rooms) {
-      const final = room.final
-        ? { update: Y.encodeStateAsUpdate(room.final), stateVector: Y.encodeStateVector(room.final) }
-        : null
+      // What the server should hold once it accepted every recorded frame: the union of every
+      // client's document (each client sent everything it created in some frame: as an update
+      // while connected, or in its sync step 2 answer when it reconnected).
+      const union = new Y.Doc()
+      for (const c of room.clients) Y.applyUpdate(union, Y.encodeStateAsUpdate(c.doc))
+      const final = {
+        converged: room.final !== undefined && stateVectorHex(room.final) === stateVectorHex(union) && render(room.final) === render(union),
+        update: Y.encodeStateAsUpdate(union),
+        stateVector: Y.encodeStateVector(union)
+      }
       this.recorder.writeRoom(dir, `seed-${this.seed}-nodes-${this.opts.nodes}/room-${room.index}`, room.name, {
         seed: this.seed,
         nodes: this.opts.nodes,
+        settings: Object.fromEntries(['rooms', 'clients', 'steps', 'maxPauseMs', 'pasteKiB', 'gcOffShare', 'restart'].map(k => [k, this.opts[k]])),
         final,
-        render: room.final ? render(room.final) : 'null',
+        render: render(union),
         ok: this.problems.length === 0 && this.refusals().length === 0,
-        problems: this.problems
+        problems: [...this.problems, ...this.refusals().map(r => `refused: ${r.client} connection ${r.conn} closed with ${r.code} ${JSON.stringify(r.reason)}`)]
       })
     }
   }
