@@ -1680,7 +1680,7 @@ mod test {
         use crate::encoding::read::{Error, MalformedKind};
         use crate::updates::decoder::Decode;
         use crate::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
-        use std::assert_matches;
+        use assert_matches2::assert_matches;
 
         const TEXT: &str = "hello world, this is a yrs document";
 
