@@ -455,9 +455,15 @@ export class Session {
       for (const node of this.nodes) {
         let last = 'no answer yet'
         await this.waitAll(`${node.name}'s export of ${room.name} to equal the clients' state`, async () => {
-          const res = await fetch(`${node.server.httpUrl}/api/v1/docs/${encodeURIComponent(room.name)}/update`, {
-            headers: { Authorization: `Bearer ${API_KEY}` }
-          })
+          let res
+          try {
+            res = await fetch(`${node.server.httpUrl}/api/v1/docs/${encodeURIComponent(room.name)}/update`, {
+              headers: { Authorization: `Bearer ${API_KEY}` }
+            })
+          } catch (err) {
+            last = `GET failed: ${err.message}`
+            return false
+          }
           if (res.status !== 200) {
             last = `HTTP ${res.status}: ${await res.text()}`
             return false
