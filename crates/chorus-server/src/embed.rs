@@ -49,10 +49,6 @@ use crate::room::registry::Services;
 use crate::room::{DocLimits, JoinRefused, RoomSettings, Rooms};
 use crate::webhook::{WebhookSettings, Webhooks};
 
-/// Updates one connection may keep waiting for clocks the document lacks: a client typing
-/// through a reconnect sends one per keystroke until its sync step 2 arrives.
-const HELD_UPDATES_PER_CONNECTION: usize = 4096;
-
 /// A running Chorus: its rooms, connections and background work. Serve [`Chorus::router`]
 /// from any axum server; call [`Chorus::stop`] when done.
 pub struct Chorus {
@@ -259,11 +255,12 @@ impl ChorusBuilder {
                 max_clients_per_connection: config.max_clients_per_connection,
                 max_pending: config.max_pending_structs,
             },
-            // A client out of step holds what it typed during a reconnect, or a sync step 2 with
-            // holes: a few updates, at most one message's worth of bytes (twice, for the step 2
-            // that may come with it).
+            // Held updates wait for missing dependencies as yrs' pending structs do, so the
+            // same setting bounds them, per connection. A client out of step holds what it
+            // typed during a reconnect, or a sync step 2 with holes: a few updates, at most one
+            // message's worth of bytes (twice, for the step 2 that may come with it).
             held_limits: HeldLimits {
-                max_updates: HELD_UPDATES_PER_CONNECTION,
+                max_updates: config.max_pending_structs,
                 max_bytes: config.max_message_bytes.saturating_mul(2),
             },
         };

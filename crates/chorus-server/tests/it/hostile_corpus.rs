@@ -421,8 +421,8 @@ pub fn corpus() -> Vec<Case> {
                 .collect(),
         ),
         // --- Pending structs and delete sets that wait forever (H5/H6).
-        // yrs 0.28.1 integrates a struct after a gap behind a Skip (and later drops the real
-        // content of the hole); the server refuses updates that skip clocks.
+        // yrs 0.28.1 integrates a struct after a gap behind a Skip, where Yjs keeps it waiting;
+        // the room holds such updates itself, at most --max-pending-structs per connection.
         case(
             "gap_flood_from_unknown_clients",
             (0..MAX_PENDING_STRUCTS as u64 + 8)
@@ -430,9 +430,11 @@ pub fn corpus() -> Vec<Case> {
                 .collect(),
             &[POLICY],
         ),
-        // Found by the room fuzz target: content behind a Skip inside an update integrates in
-        // the server's document but stays pending in every replica built from its state.
-        case(
+        // Found by the room fuzz target: content behind a Skip inside an update integrated in
+        // the server's document but stayed pending in every replica built from its state. Yjs
+        // clients with pending structs write such updates; the room applies what comes before
+        // the Skip and holds the rest, so nothing diverges and nobody is closed.
+        ignored(
             "skip_inside_an_update",
             vec![update(&{
                 let mut structs = string_item("z", "a");
@@ -442,7 +444,6 @@ pub fn corpus() -> Vec<Case> {
                 structs.extend([0, 1, b'b']); // "b" at 101, right of "a"
                 section(41_000, 0, 3, &structs)
             })],
-            &[POLICY],
         ),
         case(
             "pending_gap_flood_after_a_known_clock",
