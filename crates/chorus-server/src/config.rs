@@ -232,8 +232,9 @@ pub struct Config {
     )]
     pub max_clients_per_connection: usize,
 
-    /// Most structs and delete ranges one document keeps waiting for missing dependencies;
-    /// an update adding more is dropped and its sender closed with 1008.
+    /// Most structs and delete ranges one document keeps waiting for missing dependencies
+    /// (an update adding more is dropped and its sender closed with 1008), and most updates
+    /// one connection may have held back until the clocks they follow arrive.
     #[arg(long, env = "CHORUS_MAX_PENDING_STRUCTS", default_value_t = 10_000)]
     pub max_pending_structs: usize,
 
