@@ -172,7 +172,10 @@ fn check_against_yjs(name: &str, scenario: &Value) {
     let yjs = read_json(&format!("{name}.yjs.json"));
     let outcome = play(scenario);
     assert_eq!(outcome.doc, yjs["doc"], "{name}: yrs document vs Yjs");
-    assert_eq!(outcome.replica, yjs["replica"], "{name}: yrs replica vs Yjs");
+    assert_eq!(
+        outcome.replica, yjs["replica"],
+        "{name}: yrs replica vs Yjs"
+    );
     assert_eq!(outcome.doc, outcome.replica, "{name}: document vs replica");
 }
 
