@@ -329,3 +329,15 @@ fn chorus_gc_origin_room_fuzz_regression() {
     let scenario = read_json("room-origin-in-collected-content.scenario.json");
     check_against_yjs("room-origin-in-collected-content", &scenario);
 }
+
+/// Found while checking the above (`chorus-repro/room-pending-item-then-gc-origin.bin`, a
+/// mutation of the same regression, which the Chorus room accepts even with its
+/// `OriginCollected` rule): client 201's "@" (origin 100:1, right origin 2:0) waits for client
+/// 100, whose clocks 0..4 then arrive as a GC struct in a later update. The validator saw no
+/// garbage when "@" arrived, so only yrs can get this right. yrs 0.28.1: the room read "@ab"
+/// and a replica built from its state "ab@"; Yjs reads "ab".
+#[test]
+fn chorus_gc_origin_pending_item_then_gc_origin() {
+    let scenario = read_json("room-pending-item-then-gc-origin.scenario.json");
+    check_against_yjs("room-pending-item-then-gc-origin", &scenario);
+}
