@@ -34,9 +34,8 @@
 //! loop that uses it, so no count can make the validator loop or allocate beyond what the input
 //! holds. The only allocations are the set of distinct client ids (at most
 //! [`UpdateLimits::max_clients`] entries), for items nested inside shared types created in the
-//! same update a list of clock spans used to measure type nesting, and two lists proportional to
-//! the input for the surrogate-pair check ([`UpdateError::SplitsSurrogatePair`]): the places
-//! where origins and delete ranges cut blocks, and the surrogate pairs in the update's strings.
+//! same update a list of clock spans used to measure type nesting, and lists proportional to
+//! the input for the origin checks.
 
 mod clients;
 mod content;
@@ -49,7 +48,7 @@ use crate::ProtocolError;
 use crate::lib0::Decoder;
 use crate::state_vector::check_count;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use clients::ClientSet;
 use joins::ClockRanges;
@@ -193,8 +192,8 @@ pub fn validate_update_v1(
 
 /// [`validate_update_v1`] for an update to a document that `index` describes:
 /// [`UpdateLimits::max_type_depth`] then bounds the depth of the whole document, not just of
-/// what this update nests by itself, and cuts through characters that earlier updates wrote
-/// are refused too.
+/// what this update nests by itself, and origins are checked against the runs and garbage the
+/// document holds.
 ///
 /// `clock_of`, when given, tells the document's clock for a client (its state vector): an
 /// item whose two origins, of one client, lie past what the document and this update hold is
@@ -213,13 +212,11 @@ pub fn validate_update_v1_in(
     index: &DocIndex,
     clock_of: Option<&dyn Fn(u64) -> u32>,
 ) -> Result<(UpdateSummary, IndexUpdate), UpdateError> {
-    let (summary, spans, surrogates, (joins, collected)) =
-        validate(bytes, limits, Some((index, clock_of)))?;
+    let (summary, spans, (joins, collected)) = validate(bytes, limits, Some((index, clock_of)))?;
     Ok((
         summary,
         IndexUpdate {
             spans,
-            surrogates,
             joins,
             collected,
         },
@@ -230,7 +227,6 @@ pub fn validate_update_v1_in(
 #[derive(Debug, Default)]
 pub struct IndexUpdate {
     spans: HashMap<u64, Vec<nesting::Span>>,
-    surrogates: HashSet<StructId>,
     joins: ClockRanges,
     collected: ClockRanges,
 }
@@ -239,7 +235,6 @@ impl DocIndex {
     /// Takes in what an applied update added to the document.
     pub fn absorb(&mut self, update: IndexUpdate) {
         self.absorb_spans(update.spans);
-        self.absorb_surrogates(update.surrogates);
         self.absorb_origin_ranges(update.joins, update.collected);
     }
 }
@@ -248,7 +243,6 @@ impl DocIndex {
 type Validated = (
     UpdateSummary,
     HashMap<u64, Vec<nesting::Span>>,
-    HashSet<StructId>,
     (ClockRanges, ClockRanges),
 );
 
@@ -263,7 +257,6 @@ fn validate(
     let mut parser = Parser::new(bytes, limits, doc);
     parser.structs()?;
     parser.delete_set()?;
-    parser.check_cuts()?;
     parser.check_origin_order()?;
     if !parser.decoder.is_empty() {
         // Also what most v2 updates run into: their first byte reads as "no structs" and the
@@ -276,7 +269,6 @@ fn validate(
     Ok((
         summary,
         parser.depths.into_spans(),
-        parser.surrogates,
         (parser.joins, parser.collected),
     ))
 }
@@ -290,12 +282,6 @@ struct Parser<'a, 'l> {
     /// The document the update is for, when the caller keeps a [`DocIndex`].
     known: Option<&'l DocIndex>,
     summary: UpdateSummary,
-    /// Clocks of the low halves of surrogate pairs in this update's strings: cutting a string
-    /// just before one splits a character in two.
-    surrogates: HashSet<StructId>,
-    /// Every place an origin or a delete range makes yrs cut a block: the id of the first
-    /// element right of the cut.
-    cuts: Vec<StructId>,
     /// This update's runs of a client's clocks known to sit in clock order.
     joins: ClockRanges,
     /// This update's garbage-collected clocks (GC structs).
@@ -324,8 +310,6 @@ impl<'a, 'l> Parser<'a, 'l> {
             depths: TypeDepths::with_known(known),
             known,
             summary: UpdateSummary::default(),
-            surrogates: HashSet::new(),
-            cuts: Vec::new(),
             joins: ClockRanges::default(),
             collected: ClockRanges::default(),
             origins: Vec::new(),
@@ -438,14 +422,6 @@ impl Parser<'_, '_> {
                 clock: id.clock,
             });
         }
-        // A left origin cuts after its element, a right origin before its element.
-        if let Some(o) = left {
-            self.cuts.push(StructId {
-                client: o.client,
-                clock: o.clock.saturating_add(1),
-            });
-        }
-        self.cuts.extend(right);
         let container_depth = if left.is_none() && right.is_none() {
             // Without origins the item names its parent; with them it inherits the origin's.
             let depth = match self.decoder.read_var_uint()? {
@@ -496,12 +472,6 @@ impl Parser<'_, '_> {
             self.same_client_origins
                 .push((id, l.client, l.clock, r.clock));
         }
-        for offset in content.inner_surrogates {
-            self.surrogates.insert(StructId {
-                client: id.client,
-                clock: id.clock.saturating_add(offset),
-            });
-        }
         Ok(content.len)
     }
 
@@ -523,40 +493,13 @@ impl Parser<'_, '_> {
                 }
                 // Delete ranges never take the i32 path, and "everything of client 1" is
                 // written as a range to u32::MAX, so only real overflow is refused here.
-                let end = clock
+                clock
                     .checked_add(len)
                     .ok_or(UpdateError::DeleteRangeOverflow { client, clock, len })?;
-                self.cuts.push(StructId { client, clock });
-                self.cuts.push(StructId { client, clock: end });
                 self.summary.delete_ranges += 1;
             }
         }
         Ok(())
-    }
-}
-
-impl Parser<'_, '_> {
-    /// Refuses an update that makes yrs cut one of its own strings, or one of the document's
-    /// when the caller keeps a [`DocIndex`], between the two halves of a surrogate pair. yrs 0.28.1 replaces both halves with U+FFFD there, and deleting the
-    /// pieces afterwards underflows the parent's length (`transaction.rs:795`: a panic with
-    /// overflow checks, a wrapped length in release builds). Found by the `validate_then_apply`
-    /// fuzz target. Yjs clients only write such cuts when code inserts at a UTF-16 index
-    /// inside an emoji, which editors avoid.
-    fn check_cuts(&self) -> Result<(), UpdateError> {
-        let known = self.known.filter(|known| !known.is_empty());
-        if self.surrogates.is_empty() && known.is_none() {
-            return Ok(());
-        }
-        let splits = |cut: &&StructId| {
-            self.surrogates.contains(cut) || known.is_some_and(|known| known.has_surrogate(cut))
-        };
-        match self.cuts.iter().find(splits) {
-            Some(cut) => Err(UpdateError::SplitsSurrogatePair {
-                client: cut.client,
-                clock: cut.clock,
-            }),
-            None => Ok(()),
-        }
     }
 }
 
@@ -850,39 +793,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_cuts_inside_a_surrogate_pair() {
+    fn accepts_cuts_inside_a_surrogate_pair() {
         // Client 1 writes "k😀z" (clocks 0..4, the emoji at 1 and 2), then "x" with its left
-        // origin at clock 1: yrs would cut the emoji in two. With a delete of everything this
-        // underflowed yrs' text length (found by the validate_then_apply fuzz target).
+        // origin at clock 1, inside the emoji, and deletes everything: what a Yjs client writes
+        // when code inserts at a UTF-16 index inside an emoji (any index is valid for
+        // `Y.Text.insert`). Both Yjs and yrs write U+FFFD into the two halves; the room counts
+        // text in UTF-16 units, as Yjs does, so the halves keep their length
+        // (`room/doc.rs`, `new_document`).
         let emoji_then_x = "0102010004010174066bf09f98807a8401010178";
-        assert_eq!(
-            validate(&hex(&format!("{emoji_then_x}0101010005"))),
-            Err(UpdateError::SplitsSurrogatePair {
-                client: 1,
-                clock: 2
-            })
-        );
-        assert!(validate(&hex(&format!("{emoji_then_x}00"))).is_err());
-        // A right origin at the low half, and a delete range ending inside the pair.
-        assert!(validate(&hex("0102010004010174066bf09f98807a44010201780101010005")).is_err());
-        assert_eq!(
-            validate(&hex("010101000401017404f09f98800101010001")),
-            Err(UpdateError::SplitsSurrogatePair {
-                client: 1,
-                clock: 1
-            })
-        );
-        // Cutting on either side of the emoji is fine.
-        assert!(validate(&hex("0102010004010174066bf09f98807a840100017800")).is_ok());
-        assert!(validate(&hex("0102010004010174066bf09f98807a840102017800")).is_ok());
-        assert!(validate(&hex("010101000401017404f09f98800101010002")).is_ok());
-        // The fuzz finding itself: origins inside "😀𝄞" and a delete range over everything.
-        assert!(matches!(
-            validate(include_bytes!(
-                "../fuzz/regressions/yrs-delete-block-len-underflow.bin"
-            )),
-            Err(UpdateError::SplitsSurrogatePair { .. })
-        ));
+        assert!(validate(&hex(&format!("{emoji_then_x}0101010005"))).is_ok());
+        assert!(validate(&hex("0102010004010174066bf09f98807a44010201780101010005")).is_ok());
+        assert!(validate(&hex("010101000401017404f09f98800101010001")).is_ok());
     }
 
     /// `depth` maps, each the value "k" of the one before, from clock `first` of client 1.
@@ -920,31 +841,6 @@ mod tests {
         assert!(
             validate_update_v1_in(&map_chain(4, 4), &limits, &DocIndex::default(), None).is_ok()
         );
-    }
-
-    #[test]
-    fn a_doc_index_catches_an_emoji_cut_by_a_later_update() {
-        let mut index = DocIndex::default();
-        let limits = UpdateLimits::default();
-        // "k😀z" by client 1, then "x" with its left origin at the emoji's high half.
-        let text = hex("0101010004010174066bf09f98807a00");
-        let (_, added) = validate_update_v1_in(&text, &limits, &index, None).expect("the text");
-        index.absorb(added);
-        let cut = hex("0101010484010101780101010005");
-        assert!(
-            validate_update_v1(&cut, &limits).is_ok(),
-            "alone it looks fine"
-        );
-        assert_eq!(
-            validate_update_v1_in(&cut, &limits, &index, None).map(|(s, _)| s),
-            Err(UpdateError::SplitsSurrogatePair {
-                client: 1,
-                clock: 2
-            })
-        );
-        // After the emoji is fine.
-        validate_update_v1_in(&hex("01010104840102017800"), &limits, &index, None)
-            .expect("after the emoji");
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn infer(update: &[u8], name: &str) -> Result<Value, String> {
 }
 
 fn load(update: &[u8]) -> Result<Doc, String> {
-    let doc = Doc::new();
+    let doc = crate::room::doc::new_document();
     let update = Update::decode_v1(update).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
     doc.transact_mut()
         .apply_update(update)

@@ -56,10 +56,6 @@ pub(super) struct Content {
     pub(super) len: u32,
     /// The content is a shared type, so other items can have it as their parent.
     pub(super) is_type: bool,
-    /// For strings: the offsets (in UTF-16 units from the item's first clock) of the second
-    /// half of every surrogate pair, i.e. the places where a split would cut a character in
-    /// two. Empty (and unallocated) for everything else and for text within the BMP.
-    pub(super) inner_surrogates: Vec<u32>,
 }
 
 /// The content kind of an item's info byte, if it is one we accept.
@@ -84,13 +80,11 @@ pub(super) fn read(
     let one = || Content {
         len: 1,
         is_type: false,
-        inner_surrogates: Vec::new(),
     };
     match kind {
         DELETED => Ok(Content {
             len: read_u32(decoder, "deleted length")?,
             is_type: false,
-            inner_surrogates: Vec::new(),
         }),
         BINARY => {
             decoder.read_var_bytes()?;
@@ -106,7 +100,6 @@ pub(super) fn read(
             Ok(Content {
                 len,
                 is_type: false,
-                inner_surrogates: inner_surrogates(text),
             })
         }
         EMBED => {
@@ -123,7 +116,6 @@ pub(super) fn read(
             Ok(Content {
                 len: 1,
                 is_type: true,
-                inner_surrogates: Vec::new(),
             })
         }
         ANY => {
@@ -134,7 +126,6 @@ pub(super) fn read(
             Ok(Content {
                 len: count,
                 is_type: false,
-                inner_surrogates: Vec::new(),
             })
         }
         DOC => {
@@ -262,22 +253,6 @@ fn skip_var_int(decoder: &mut Decoder<'_>) -> Result<(), UpdateError> {
 
 /// Length of `text` in UTF-16 code units, the unit of Yjs clocks: one per character, two for
 /// characters outside the Basic Multilingual Plane (4-byte UTF-8 sequences).
-/// UTF-16 offsets of the low halves of the surrogate pairs in `text` (see
-/// [`Content::inner_surrogates`]). Allocates only for text with characters beyond the BMP.
-fn inner_surrogates(text: &str) -> Vec<u32> {
-    let mut offsets = Vec::new();
-    let mut unit: u32 = 0;
-    for c in text.chars() {
-        // The text came from the input and its length was checked to fit in a u32 above.
-        let width = c.len_utf16() as u32;
-        if width == 2 {
-            offsets.push(unit.saturating_add(1));
-        }
-        unit = unit.saturating_add(width);
-    }
-    offsets
-}
-
 fn utf16_len(text: &str) -> usize {
     text.bytes()
         .map(|b| usize::from(b & 0xc0 != 0x80) + usize::from(b >= 0xf0))

@@ -184,16 +184,6 @@ pub enum UpdateError {
         /// Its length.
         len: u32,
     },
-    /// An origin or a delete range that cuts a string of the same update between the two
-    /// halves of a surrogate pair (a character beyond the BMP, such as most emoji): yrs 0.28.1
-    /// corrupts the text's length when the pieces are deleted.
-    #[error("client {client} clock {clock} cuts a character of the update's text in two")]
-    SplitsSurrogatePair {
-        /// The client of the cut string.
-        client: u64,
-        /// The clock of the low surrogate half right of the cut.
-        clock: u32,
-    },
     /// An `Any` value nested deeper than [`UpdateLimits::max_any_depth`](super::UpdateLimits).
     #[error("Any value nested deeper than {limit}")]
     AnyTooDeep {

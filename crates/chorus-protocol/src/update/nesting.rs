@@ -9,7 +9,7 @@
 //! root-level type, an unknown origin as a root-level item. Depths are never over-estimated, so
 //! the check never refuses a legitimate update.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::StructId;
 use super::joins::ClockRanges;
@@ -43,18 +43,16 @@ pub(super) struct TypeDepths<'k> {
 ///
 /// [`validate_update_v1`](super::validate_update_v1) alone sees one update, so a chain of maps
 /// sent 60 levels per update nests without bound (and yrs' recursive delete then overflows the
-/// stack: C3 in the hostile input study), and an emoji written in one update can be cut in two
-/// by the next ([`UpdateError::SplitsSurrogatePair`](super::UpdateError)). A server that keeps one
+/// stack: C3 in the hostile input study), and origins of one update can contradict the runs
+/// or garbage of earlier ones. A server that keeps one
 /// `DocIndex` per document and validates every update with
 /// [`validate_update_v1_in`](super::validate_update_v1_in), and [`DocIndex::absorb`]s what each
-/// applied update adds, checks both against the whole document. Memory: one entry per run of consecutive clocks of one client at one depth
-/// (typing merges into the run before it), nothing for root-level content, and one entry per
-/// character beyond the BMP.
+/// applied update adds, checks both against the whole document. Memory: one entry per run of
+/// consecutive clocks of one client at one depth (typing merges into the run before it) and
+/// nothing for root-level content, plus the runs and garbage ranges of each client.
 #[derive(Debug, Default, Clone)]
 pub struct DocIndex {
     spans: HashMap<u64, BTreeMap<u32, Span>>,
-    /// Clocks of the low halves of surrogate pairs.
-    surrogates: HashSet<StructId>,
     /// Runs of each client's clocks that sit in clock order in the document.
     joins: ClockRanges,
     /// Clocks that clients sent as garbage-collected (GC structs).
@@ -62,20 +60,16 @@ pub struct DocIndex {
 }
 
 impl DocIndex {
-    /// Entries it holds: runs of nested content and characters beyond the BMP.
+    /// Entries it holds: runs of nested content, joined runs and garbage ranges.
     pub fn len(&self) -> usize {
         self.spans.values().map(BTreeMap::len).sum::<usize>()
-            + self.surrogates.len()
             + self.joins.len()
             + self.collected.len()
     }
 
-    /// True when the document has neither nested content nor characters beyond the BMP.
+    /// True when the document has nothing the checks need to remember.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-            && self.surrogates.is_empty()
-            && self.joins.is_empty()
-            && self.collected.is_empty()
+        self.spans.is_empty() && self.joins.is_empty() && self.collected.is_empty()
     }
 
     /// Clocks that clients sent as garbage-collected.
@@ -92,16 +86,6 @@ impl DocIndex {
     pub(super) fn absorb_origin_ranges(&mut self, joins: ClockRanges, collected: ClockRanges) {
         self.joins.extend(joins);
         self.collected.extend(collected);
-    }
-
-    /// Whether `id` is the low half of a surrogate pair in the document's text.
-    pub(super) fn has_surrogate(&self, id: &StructId) -> bool {
-        self.surrogates.contains(id)
-    }
-
-    /// Takes the surrogate pairs of an accepted update.
-    pub(super) fn absorb_surrogates(&mut self, surrogates: HashSet<StructId>) {
-        self.surrogates.extend(surrogates);
     }
 
     fn find(&self, id: StructId) -> Option<&Span> {

@@ -139,7 +139,7 @@ impl RoomDoc {
     /// # Errors
     /// As [`RoomDoc::new`].
     pub fn with_limits(limits: DocLimits) -> Result<Self, DocError> {
-        let doc = Doc::new();
+        let doc = new_document();
         let delta = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&delta);
         doc.observe_update_v1(OBSERVER_KEY, move |_txn, event| {
@@ -578,6 +578,22 @@ pub(crate) fn sync_payload(frame: &Bytes) -> Bytes {
     }
 }
 
+/// A yrs document that counts text as Yjs does, in UTF-16 code units.
+///
+/// yrs counts text in UTF-8 bytes by default. A Yjs client may insert between the two halves of
+/// a surrogate pair (any index inside an emoji is a valid `Y.Text` index); Yjs and yrs then
+/// write U+FFFD into both halves, which turns 4 UTF-8 bytes into 6 while the UTF-16 length
+/// stays 2. Counted in bytes, deleting the halves later subtracts more than was added and the
+/// type's length underflows (a panic with overflow checks, a wrapped length without); counted
+/// in UTF-16 units, as Yjs counts, nothing changes length. The server never edits by index, so
+/// the unit is only ever seen by that bookkeeping.
+pub(crate) fn new_document() -> Doc {
+    Doc::with_options(yrs::Options {
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..yrs::Options::default()
+    })
+}
+
 fn guard<T>(operation: impl FnOnce() -> T) -> Result<T, DocError> {
     catch_unwind(AssertUnwindSafe(operation)).map_err(|_| DocError::Panicked)
 }
@@ -888,6 +904,45 @@ mod tests {
         let held = held_of(&mut room, &ahead);
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].needs, vec![(1, 10)]);
+    }
+
+    #[test]
+    fn a_cut_inside_an_emoji_reads_as_in_yjs_and_deleting_the_halves_keeps_lengths_sound() {
+        // "k😀z" by client 1, then "x" by client 2 with its origins inside the emoji (the exact
+        // bytes Yjs 13.6 writes for `text.insert(2, 'x')`), then client 1 deletes all it wrote. Yjs writes
+        // U+FFFD into both halves; counted in UTF-8 bytes, deleting them underflowed yrs' text
+        // length (a panic in this build, which checks overflow).
+        let mut room = limited(DocLimits::UNLIMITED);
+        room.apply_client_alone(&[
+            1, 1, 1, 0, 4, 1, 1, b't', 6, b'k', 0xf0, 0x9f, 0x98, 0x80, b'z', 0,
+        ])
+        .expect("the emoji");
+        room.apply_client_alone(&[1, 1, 2, 0, 0xc4, 1, 1, 1, 2, 1, b'x', 0])
+            .expect("a cut inside it is not refused")
+            .expect("a change");
+        let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
+        assert_eq!(text(&room.doc), "k\u{fffd}x\u{fffd}z", "as Yjs reads it");
+        let replica = Doc::new();
+        let state = room.snapshot().expect("state");
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).expect("decodes"))
+            .expect("applies");
+        assert_eq!(text(&replica), text(&room.doc));
+        room.apply_client_alone(&[0, 1, 1, 1, 0, 4])
+            .expect("the delete")
+            .expect("a change");
+        assert_eq!(text(&room.doc), "x");
+        assert_eq!(
+            room.doc.get_or_insert_text("t").len(&room.doc.transact()),
+            1
+        );
+        // The fuzz finding that first showed the underflow, through the trusted path.
+        let mut trusted = RoomDoc::new().expect("new doc");
+        let _ = trusted.apply(include_bytes!(
+            "../../../chorus-protocol/fuzz/regressions/yrs-delete-block-len-underflow.bin"
+        ));
+        trusted.snapshot().expect("still usable");
     }
 
     /// Every root type of `doc` as JSON, by name.

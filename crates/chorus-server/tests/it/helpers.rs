@@ -168,7 +168,12 @@ impl TestClient {
             .expect("websocket handshake");
         let mut client = Self {
             socket,
-            doc: Doc::new(),
+            // Text counted in UTF-16 units, as a Yjs client counts it: with yrs' default (UTF-8
+            // bytes) a cut inside an emoji, which Yjs clients may write, breaks the replica.
+            doc: Doc::with_options(yrs::Options {
+                offset_kind: yrs::OffsetKind::Utf16,
+                ..yrs::Options::default()
+            }),
             awareness: HashMap::new(),
             closed: None,
             synced: false,

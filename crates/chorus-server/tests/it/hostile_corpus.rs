@@ -258,7 +258,10 @@ pub fn corpus() -> Vec<Case> {
             vec![update(&[0, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x04, 0, 1])],
             &[INVALID],
         ),
-        case(
+        // Cuts inside a surrogate pair: honest Yjs clients write them (any UTF-16 index is a
+        // valid insert position); both halves become U+FFFD. Counted in UTF-8 bytes, deleting
+        // the halves underflowed yrs' text length; the room counts UTF-16 units, as Yjs does.
+        ignored(
             "origin_cuts_an_emoji_then_delete_all",
             vec![update(&{
                 let mut u = vec![1, 2, 9, 0];
@@ -267,9 +270,8 @@ pub fn corpus() -> Vec<Case> {
                 u.extend([1, 9, 1, 0, 5]);
                 u
             })],
-            &[INVALID],
         ),
-        case(
+        ignored(
             "emoji_cut_by_a_later_message",
             vec![
                 update(&insert(40_000, 0, "z", "k\u{1F600}z")),
@@ -285,8 +287,8 @@ pub fn corpus() -> Vec<Case> {
                     u
                 }),
             ],
-            &[INVALID],
         ),
+        // The fuzz finding behind the cases above; its origins are inconsistent too.
         case(
             "fuzz_regression_block_len_underflow",
             vec![update(include_bytes!(
