@@ -101,12 +101,11 @@ pub struct UpdateLimits {
     /// but a server wanting a hard bound must also check the document, which
     /// [`validate_update_v1_in`] does.
     pub max_type_depth: usize,
-    /// Whether items must have origins an honest client writes: consistent with each other
-    /// ([`UpdateError::InconsistentOrigins`]) and outside content sent as garbage
-    /// ([`UpdateError::OriginCollected`]). On for what clients send. Off for state the server
-    /// already holds and re-reads only to index it: yrs collects content itself while applying
-    /// (an item whose parent is not a type, say), and its encoding may then show a live item
-    /// next to that garbage (`fuzz/FUZZING.md`, finding 12).
+    /// Whether items must have origins consistent with each other, as every Yjs and yrs
+    /// encoder writes them ([`UpdateError::InconsistentOrigins`]). On for what clients send.
+    /// Off for state the server already holds and re-reads only to index it: yrs collects
+    /// content itself while applying (an item whose parent is not a type, say), and its
+    /// encoding may then show a live item next to that garbage (`fuzz/FUZZING.md`, finding 12).
     pub check_origins: bool,
 }
 
@@ -212,15 +211,8 @@ pub fn validate_update_v1_in(
     index: &DocIndex,
     clock_of: Option<&dyn Fn(u64) -> u32>,
 ) -> Result<(UpdateSummary, IndexUpdate), UpdateError> {
-    let (summary, spans, (joins, collected)) = validate(bytes, limits, Some((index, clock_of)))?;
-    Ok((
-        summary,
-        IndexUpdate {
-            spans,
-            joins,
-            collected,
-        },
-    ))
+    let (summary, spans, joins) = validate(bytes, limits, Some((index, clock_of)))?;
+    Ok((summary, IndexUpdate { spans, joins }))
 }
 
 /// What an accepted update adds to its document's [`DocIndex`].
@@ -228,23 +220,18 @@ pub fn validate_update_v1_in(
 pub struct IndexUpdate {
     spans: HashMap<u64, Vec<nesting::Span>>,
     joins: ClockRanges,
-    collected: ClockRanges,
 }
 
 impl DocIndex {
     /// Takes in what an applied update added to the document.
     pub fn absorb(&mut self, update: IndexUpdate) {
         self.absorb_spans(update.spans);
-        self.absorb_origin_ranges(update.joins, update.collected);
+        self.absorb_joins(update.joins);
     }
 }
 
 /// An accepted update's summary, and what [`DocIndex`] takes from it.
-type Validated = (
-    UpdateSummary,
-    HashMap<u64, Vec<nesting::Span>>,
-    (ClockRanges, ClockRanges),
-);
+type Validated = (UpdateSummary, HashMap<u64, Vec<nesting::Span>>, ClockRanges);
 
 /// The document an update is checked against: its index, and its clock per client if known.
 type KnownDoc<'k> = (&'k DocIndex, Option<&'k dyn Fn(u64) -> u32>);
@@ -266,11 +253,7 @@ fn validate(
     let mut summary = parser.summary;
     summary.clients = parser.clients.len();
     summary.struct_clients = parser.clients.struct_clients();
-    Ok((
-        summary,
-        parser.depths.into_spans(),
-        (parser.joins, parser.collected),
-    ))
+    Ok((summary, parser.depths.into_spans(), parser.joins))
 }
 
 /// State of one validation pass.
@@ -284,10 +267,6 @@ struct Parser<'a, 'l> {
     summary: UpdateSummary,
     /// This update's runs of a client's clocks known to sit in clock order.
     joins: ClockRanges,
-    /// This update's garbage-collected clocks (GC structs).
-    collected: ClockRanges,
-    /// Every item's origins, to check against collected clocks once all structs are read.
-    origins: Vec<(StructId, StructId)>,
     /// Items whose left and right origins are of one client (not neighbours by clock): the
     /// item, that client, and the clocks of its left and right origin.
     same_client_origins: Vec<(StructId, u64, u32, u32)>,
@@ -311,8 +290,6 @@ impl<'a, 'l> Parser<'a, 'l> {
             known,
             summary: UpdateSummary::default(),
             joins: ClockRanges::default(),
-            collected: ClockRanges::default(),
-            origins: Vec::new(),
             same_client_origins: Vec::new(),
             ends: HashMap::new(),
             clock_of: doc.and_then(|(_, clock_of)| clock_of),
@@ -387,12 +364,7 @@ impl Parser<'_, '_> {
             self.summary.skips += 1;
         }
         let len = match info {
-            content::GC => {
-                let len = read_u32(&mut self.decoder, "struct length")?;
-                self.collected
-                    .add(id.client, id.clock, id.clock.saturating_add(len));
-                len
-            }
+            content::GC => read_u32(&mut self.decoder, "struct length")?,
             content::SKIP => read_u32(&mut self.decoder, "struct length")?,
             _ => self.item(id, info)?,
         };
@@ -463,8 +435,6 @@ impl Parser<'_, '_> {
         };
         self.joins
             .add(id.client, joined_from, id.clock.saturating_add(content.len));
-        self.origins
-            .extend(left.iter().chain(&right).map(|&origin| (id, origin)));
         if let (Some(l), Some(r)) = (left, right)
             && l.client == r.client
             && l.clock.checked_add(1) != Some(r.clock)
@@ -509,23 +479,6 @@ impl Parser<'_, '_> {
     fn check_origin_order(&self) -> Result<(), UpdateError> {
         if !self.limits.check_origins {
             return Ok(());
-        }
-        let doc_collected = self.known.map(DocIndex::collected);
-        let mut collected: Vec<&ClockRanges> = std::iter::once(&self.collected)
-            .chain(doc_collected)
-            .collect();
-        // Most updates and documents hold no garbage: no lookups then.
-        collected.retain(|ranges| !ranges.is_empty());
-        for &(item, origin) in &self.origins {
-            if collected
-                .iter()
-                .any(|ranges| ranges.contains(origin.client, origin.clock))
-            {
-                return Err(UpdateError::OriginCollected {
-                    client: item.client,
-                    clock: item.clock,
-                });
-            }
         }
         let doc_joins = self.known.map(DocIndex::joins);
         let sources: Vec<&ClockRanges> = std::iter::once(&self.joins).chain(doc_joins).collect();
@@ -771,25 +724,11 @@ mod tests {
     }
 
     #[test]
-    fn refuses_origins_in_collected_content() {
-        // Client 1's clocks 0..5 as garbage (GC), and "x" by client 2 right of clock 2.
-        let both = hex("020102008401020178010100000500");
-        assert_eq!(
-            validate(&both),
-            Err(UpdateError::OriginCollected {
-                client: 2,
-                clock: 0
-            })
-        );
-        // The garbage in one update, the item in the next.
-        let limits = UpdateLimits::default();
-        let mut index = DocIndex::default();
-        let (_, added) = validate_update_v1_in(&hex("01010100000500"), &limits, &index, None)
-            .expect("garbage alone");
-        index.absorb(added);
-        let item = hex("01010200840102017800");
-        assert!(validate_update_v1_in(&item, &limits, &index, None).is_err());
-        assert!(validate_update_v1_in(&item, &limits, &DocIndex::default(), None).is_ok());
+    fn accepts_origins_in_collected_content() {
+        // Client 1's clocks 0..5 as garbage (GC), and "x" by client 2 right of clock 2: what a
+        // `gc: false` client that typed inside content someone else deleted uploads. yrs (as
+        // vendored, `vendor/yrs/CHORUS-PATCHES.md`) integrates it as garbage, as Yjs does.
+        assert!(validate(&hex("020102008401020178010100000500")).is_ok());
     }
 
     #[test]

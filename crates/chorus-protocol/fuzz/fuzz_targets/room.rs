@@ -3,8 +3,8 @@
 //! path is mirrored here with yrs directly): every frame is decoded like the connection does;
 //! sync step 2 and updates go through `validate_update_v1` (the connection's check), then the
 //! room's own checks (`RoomDoc::apply_client`: `validate_update_v1_in` against the document's
-//! `DocIndex` and its state vector, no update that skips clocks or starts inside the document's
-//! clocks and goes past them) and, if accepted, are applied to
+//! `DocIndex` and its state vector; what follows a hole in the update's clocks, or has origins
+//! the document lacks, is held until those clocks arrive) and, if accepted, are applied to
 //! the one long-lived document; a sync step 1 is answered with the diff the client lacks. (The
 //! size, client-id and pending caps only refuse more; they are not mirrored.) State
 //! carries over between messages, so this reaches what a single update cannot: origins into
@@ -17,11 +17,15 @@
 #![no_main]
 
 use bytes::Bytes;
-use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
+use chorus_protocol::update::{
+    DocIndex, UpdateError, UpdateLimits, split_update_v1, validate_update_v1, validate_update_v1_in,
+};
 use chorus_protocol::{Message, SyncMessage};
 use libfuzzer_sys::fuzz_target;
 use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Transact, Update, WriteTxn};
+use yrs::{
+    ClientID, Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Transact, Update, WriteTxn,
+};
 
 /// A room holds at most this many messages' worth of state per run, to keep runs fast.
 const MAX_MESSAGES: usize = 64;
@@ -39,15 +43,108 @@ fn state_limits() -> UpdateLimits {
     }
 }
 
+/// Most updates the room holds for the one connection of a run (`--max-pending-structs`).
+const MAX_HELD: usize = 64;
+
+/// An update waiting for clocks: its bytes, and the clock each client must reach first.
+type Held = (Vec<u8>, Vec<(u64, u32)>);
+
+/// A document as the room makes one: text counted in UTF-16 units, as Yjs counts it.
+fn room_doc(client: u64) -> Doc {
+    Doc::with_options(Options {
+        client_id: ClientID::new(client),
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
+}
+
+/// As `RoomDoc::apply_client`: checked against the document, applied, or held.
+fn admit(room: &Doc, index: &mut DocIndex, held: &mut Vec<Held>, update: &[u8]) {
+    let doc_limits = UpdateLimits {
+        max_clients: usize::MAX,
+        ..UpdateLimits::default()
+    };
+    let sv = room.transact().state_vector();
+    let clock_of = |client: u64| sv.get(&ClientID::new(client));
+    let mut hold = |held: &mut Vec<Held>, part: Held| {
+        if held.len() < MAX_HELD {
+            held.push(part);
+        }
+    };
+    let split_and_admit =
+        |index: &mut DocIndex, held: &mut Vec<Held>, hold: &mut dyn FnMut(&mut Vec<Held>, Held)| {
+            let split = split_update_v1(update, &clock_of).expect("validated before");
+            if let Some(now) = split.now {
+                admit(room, index, held, &now);
+            }
+            if let Some(later) = split.later {
+                hold(held, (later, split.needs));
+            }
+        };
+    let (summary, added) = match validate_update_v1_in(update, &doc_limits, index, Some(&clock_of))
+    {
+        Ok(checked) => checked,
+        Err(UpdateError::OriginsAheadOfDocument {
+            needs_client,
+            needs_clock,
+            ..
+        }) => {
+            if split_update_v1(update, &clock_of).is_ok_and(|split| split.later.is_some()) {
+                split_and_admit(index, held, &mut hold);
+            } else {
+                hold(held, (update.to_vec(), vec![(needs_client, needs_clock)]));
+            }
+            return;
+        }
+        Err(_) => return, // refused by the room (1007/1008)
+    };
+    if summary.skips_clocks() {
+        split_and_admit(index, held, &mut hold);
+        return;
+    }
+    let Ok(decoded) = Update::decode_v1(update) else {
+        return;
+    };
+    // As `RoomDoc::apply_decoded`: after a refusal midway, retry the pending set.
+    let mut txn = room.transact_mut();
+    let applied = txn.apply_update(decoded);
+    if applied.is_err() && txn.has_missing_updates() {
+        if let Some(pending) = txn.prune_pending() {
+            let _ = txn.apply_update(pending);
+        }
+    }
+    drop(txn);
+    if applied.is_ok() {
+        index.absorb(added);
+    }
+}
+
+/// As `Room::release_held`: every held update whose clocks arrived, in arrival order.
+fn release(room: &Doc, index: &mut DocIndex, held: &mut Vec<Held>) {
+    loop {
+        let sv = room.transact().state_vector();
+        let ready = held.iter().position(|(_, needs)| {
+            needs
+                .iter()
+                .all(|&(client, clock)| sv.get(&ClientID::new(client)) >= clock)
+        });
+        let Some(ready) = ready else { return };
+        let (update, _) = held.remove(ready);
+        admit(room, index, held, &update);
+    }
+}
+
 fn check_outgoing(update: &[u8]) {
     validate_update_v1(update, &state_limits()).expect("what the server sends must validate");
     Update::decode_v1(update).expect("what the server sends must decode");
 }
 
 fuzz_target!(|data: &[u8]| {
-    let room = Doc::with_client_id(1000);
+    let room = room_doc(1000);
     let text = room.get_or_insert_text("t");
     let mut index = DocIndex::default();
+    // Updates the room holds until the clocks they follow arrive (`room/held.rs`).
+    let mut held: Vec<Held> = Vec::new();
     // Frames are length-prefixed by one byte, so the fuzzer can cut the input into messages.
     let mut rest = data;
     let mut messages = 0;
@@ -74,40 +171,11 @@ fuzz_target!(|data: &[u8]| {
                 if validate_update_v1(&update, &UpdateLimits::default()).is_err() {
                     continue; // closed with 1007/1008 before yrs sees it
                 }
-                let Ok(decoded) = Update::decode_v1(&update) else {
+                if Update::decode_v1(&update).is_err() {
                     continue; // invalid JSON, which the validator leaves to yrs
-                };
-                let doc_limits = UpdateLimits {
-                    max_clients: usize::MAX,
-                    ..UpdateLimits::default()
-                };
-                let sv = room.transact().state_vector();
-                let clock_of = |client: u64| sv.get(&ClientID::new(client));
-                let Ok((summary, added)) =
-                    validate_update_v1_in(&update, &doc_limits, &index, Some(&clock_of))
-                else {
-                    continue; // refused by the room (1007/1008)
-                };
-                if summary.skips > 0
-                    || decoded
-                        .state_vector_lower()
-                        .iter()
-                        .any(|(client, &lowest)| lowest > sv.get(client))
-                {
-                    continue; // skips clocks: refused by the room (1008)
                 }
-                // As `RoomDoc::apply_decoded`: after a refusal midway, retry the pending set.
-                let mut txn = room.transact_mut();
-                let applied = txn.apply_update(decoded);
-                if applied.is_err() && txn.has_missing_updates() {
-                    if let Some(pending) = txn.prune_pending() {
-                        let _ = txn.apply_update(pending);
-                    }
-                }
-                drop(txn);
-                if applied.is_ok() {
-                    index.absorb(added);
-                }
+                admit(&room, &mut index, &mut held, &update);
+                release(&room, &mut index, &mut held);
             }
             Message::Awareness(_) | Message::QueryAwareness | Message::Auth(_) => {}
         }
@@ -115,7 +183,7 @@ fuzz_target!(|data: &[u8]| {
     // What a joiner gets (`RoomDoc::step2`): the integrated content, not the pending set.
     let state = room.transact().encode_diff_v1(&StateVector::default());
     check_outgoing(&state);
-    let replica = Doc::with_client_id(1001);
+    let replica = room_doc(1001);
     let replica_text = replica.get_or_insert_text("t");
     replica
         .transact_mut()

@@ -5,15 +5,18 @@
 //! resulting state, which the server sends to every joiner, must validate and decode again.
 //! As in the server, each document applies only what the room's own check against it accepts
 //! too (`validate_update_v1_in` with the document's `DocIndex` and state vector), since some
-//! rules need to know the document (the order of its clients' runs, its collected content).
+//! rules need to know the document (the order of its clients' runs, its collected content),
+//! and of an update that skips clocks only the part before its holes (`split_update_v1`).
 //! Build with debug assertions (the fuzz profile enables them) so yrs' asserts fire.
 #![no_main]
 
-use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
+use chorus_protocol::update::{
+    DocIndex, UpdateLimits, split_update_v1, validate_update_v1, validate_update_v1_in,
+};
 use libfuzzer_sys::fuzz_target;
 use yrs::encoding::read::Error;
 use yrs::updates::decoder::Decode;
-use yrs::{ClientID, Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{ClientID, Doc, OffsetKind, Options, ReadTxn, StateVector, Transact, Update};
 
 /// Client 1 typed "hello" into text "t" and client 2 set map "m".k = 1 (v1 updates).
 const SEED_UPDATES: [&[u8]; 2] = [
@@ -24,6 +27,15 @@ const SEED_UPDATES: [&[u8]; 2] = [
         0x01, 0x01, 0x02, 0x00, 0x28, 0x01, 0x01, 0x6d, 0x01, 0x6b, 0x01, 0x7d, 0x01, 0x00,
     ],
 ];
+
+/// A document as the room makes one: text counted in UTF-16 units, as Yjs counts it.
+fn room_doc(client: u64) -> Doc {
+    Doc::with_options(Options {
+        client_id: ClientID::new(client),
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
+}
 
 fn apply(doc: &Doc, update: Update) {
     // An Err is a clean refusal; only a panic (or abort) is a finding.
@@ -49,8 +61,8 @@ fuzz_target!(|data: &[u8]| {
         check_origins: false,
         ..UpdateLimits::default()
     };
-    let fresh = Doc::with_client_id(1000);
-    let known = Doc::with_client_id(1001);
+    let fresh = room_doc(1000);
+    let known = room_doc(1001);
     let mut known_index = DocIndex::default();
     for seed in SEED_UPDATES {
         let (_, added) = validate_update_v1_in(seed, &state_limits, &known_index, None)
@@ -65,10 +77,22 @@ fuzz_target!(|data: &[u8]| {
     for (doc, index) in [(&fresh, DocIndex::default()), (&known, known_index)] {
         let sv = doc.transact().state_vector();
         let clock_of = |client: u64| sv.get(&ClientID::new(client));
-        if validate_update_v1_in(data, &room_limits, &index, Some(&clock_of)).is_err() {
-            continue; // refused by the room
+        let Ok((summary, _)) = validate_update_v1_in(data, &room_limits, &index, Some(&clock_of))
+        else {
+            continue; // refused or held by the room
+        };
+        if summary.skips_clocks() {
+            // The room applies what comes before the holes and holds the rest.
+            let split = split_update_v1(data, &clock_of).expect("validated above");
+            if let Some(now) = split.now {
+                validate_update_v1(&now, &room_limits).expect("a part of an update validates");
+                if let Ok(now) = Update::decode_v1(&now) {
+                    apply(doc, now);
+                }
+            }
+        } else {
+            apply(doc, Update::decode_v1(data).expect("decoded above"));
         }
-        apply(doc, Update::decode_v1(data).expect("decoded above"));
         let state = doc
             .transact()
             .encode_state_as_update_v1(&StateVector::default());

@@ -139,19 +139,6 @@ pub enum UpdateError {
         /// The clock the document must reach for that client before the item can be checked.
         needs_clock: u32,
     },
-    /// An item with an origin in content a client sent as garbage-collected (a GC struct):
-    /// yrs places it by what the document held when it arrived, while a replica built from the
-    /// document's state, which only has the GC struct there, places it elsewhere (the room fuzz
-    /// target's finding 11). An honest client writes such an item only when it inserted into a
-    /// shared type that someone else deleted meanwhile; once it learns of the deletion its
-    /// copy is collected too, and it uploads it as garbage when it reconnects.
-    #[error("item from client {client} at clock {clock} has an origin in collected content")]
-    OriginCollected {
-        /// Its client.
-        client: u64,
-        /// Its clock.
-        clock: u32,
-    },
     /// A struct that would end past clock 2^31 − 1 ([`MAX_STRUCT_CLOCK`](super::MAX_STRUCT_CLOCK)):
     /// past 2^32 yrs wraps the clock, and from 2^31 on it misreads the struct's offset; either
     /// way it panics while integrating and leaves a freed block linked into the document.
@@ -224,10 +211,6 @@ impl UpdateError {
     /// [`validate_update_v1_in`](super::validate_update_v1_in) with the document's clocks
     /// finds; a client out of step meets these too).
     pub fn is_policy(&self) -> bool {
-        self.is_limit()
-            || matches!(
-                self,
-                UpdateError::OriginsAheadOfDocument { .. } | UpdateError::OriginCollected { .. }
-            )
+        self.is_limit() || matches!(self, UpdateError::OriginsAheadOfDocument { .. })
     }
 }

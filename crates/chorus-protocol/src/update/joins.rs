@@ -16,9 +16,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Clock ranges per client, merged when they touch. Used for joined clocks (every clock of a
-/// range sits right of the one before it; typing makes one range per cursor jump) and for
-/// garbage-collected ones.
+/// Clock ranges per client, merged when they touch: joined clocks (every clock of a range sits
+/// right of the one before it; typing makes one range per cursor jump).
 #[derive(Debug, Default, Clone)]
 pub(super) struct ClockRanges {
     by_client: HashMap<u64, BTreeMap<u32, u32>>,
@@ -64,11 +63,6 @@ impl ClockRanges {
     /// Intervals held, for [`DocIndex::len`](super::DocIndex::len).
     pub(super) fn len(&self) -> usize {
         self.by_client.values().map(BTreeMap::len).sum()
-    }
-
-    /// Whether a range holds `clock` of `client`.
-    pub(super) fn contains(&self, client: u64, clock: u32) -> bool {
-        self.reach(client, clock) > clock
     }
 
     /// The end of the interval holding `clock`, or `clock` itself if none does.

@@ -44,37 +44,28 @@ pub(super) struct TypeDepths<'k> {
 /// [`validate_update_v1`](super::validate_update_v1) alone sees one update, so a chain of maps
 /// sent 60 levels per update nests without bound (and yrs' recursive delete then overflows the
 /// stack: C3 in the hostile input study), and origins of one update can contradict the runs
-/// or garbage of earlier ones. A server that keeps one
+/// of earlier ones. A server that keeps one
 /// `DocIndex` per document and validates every update with
 /// [`validate_update_v1_in`](super::validate_update_v1_in), and [`DocIndex::absorb`]s what each
 /// applied update adds, checks both against the whole document. Memory: one entry per run of
 /// consecutive clocks of one client at one depth (typing merges into the run before it) and
-/// nothing for root-level content, plus the runs and garbage ranges of each client.
+/// nothing for root-level content, plus the joined runs of each client.
 #[derive(Debug, Default, Clone)]
 pub struct DocIndex {
     spans: HashMap<u64, BTreeMap<u32, Span>>,
     /// Runs of each client's clocks that sit in clock order in the document.
     joins: ClockRanges,
-    /// Clocks that clients sent as garbage-collected (GC structs).
-    collected: ClockRanges,
 }
 
 impl DocIndex {
-    /// Entries it holds: runs of nested content, joined runs and garbage ranges.
+    /// Entries it holds: runs of nested content and joined runs.
     pub fn len(&self) -> usize {
-        self.spans.values().map(BTreeMap::len).sum::<usize>()
-            + self.joins.len()
-            + self.collected.len()
+        self.spans.values().map(BTreeMap::len).sum::<usize>() + self.joins.len()
     }
 
     /// True when the document has nothing the checks need to remember.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty() && self.joins.is_empty() && self.collected.is_empty()
-    }
-
-    /// Clocks that clients sent as garbage-collected.
-    pub(super) fn collected(&self) -> &ClockRanges {
-        &self.collected
+        self.spans.is_empty() && self.joins.is_empty()
     }
 
     /// Runs of each client's clocks that sit in clock order in the document.
@@ -82,10 +73,9 @@ impl DocIndex {
         &self.joins
     }
 
-    /// Takes the joined runs and the collected clocks of an accepted update.
-    pub(super) fn absorb_origin_ranges(&mut self, joins: ClockRanges, collected: ClockRanges) {
+    /// Takes the joined runs of an accepted update.
+    pub(super) fn absorb_joins(&mut self, joins: ClockRanges) {
         self.joins.extend(joins);
-        self.collected.extend(collected);
     }
 
     fn find(&self, id: StructId) -> Option<&Span> {

@@ -529,7 +529,6 @@ impl RoomDoc {
 /// The close reason for an update the validator refused against the document (1008).
 fn refusal_reason(error: &UpdateError) -> &'static str {
     match error {
-        UpdateError::OriginCollected { .. } => "update refers to collected content",
         UpdateError::TypeTooDeep { .. } => "shared types nested too deep",
         _ => "update over a limit",
     }
@@ -943,6 +942,80 @@ mod tests {
             "../../../chorus-protocol/fuzz/regressions/yrs-delete-block-len-underflow.bin"
         ));
         trusted.snapshot().expect("still usable");
+    }
+
+    /// Replays a file of one-byte-length-prefixed y-websocket frames (the room fuzz target's
+    /// format) through the room as one connection, held updates included, and checks that a
+    /// joiner built from the room's state reads exactly what the room reads.
+    fn replay_as_one_connection(frames: &[u8]) -> RoomDoc {
+        let mut room = RoomDoc::new().expect("new doc");
+        let mut held: Vec<HeldUpdate> = Vec::new();
+        let mut rest = frames;
+        while let Some((&len, tail)) = rest.split_first() {
+            let (frame, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            rest = tail;
+            let Ok(chorus_protocol::Message::Sync(
+                chorus_protocol::SyncMessage::Update(update)
+                | chorus_protocol::SyncMessage::Step2(update),
+            )) = chorus_protocol::Message::decode(&Bytes::copy_from_slice(frame))
+            else {
+                continue;
+            };
+            if validate_update_v1(&update, &UpdateLimits::default()).is_err() {
+                continue;
+            }
+            if let Ok(applied) = room.apply_client(&update, &mut 0) {
+                held.extend(applied.held);
+            }
+            while let Some(ready) = held.iter().position(|h| {
+                let sv = room.state_vector().expect("sv");
+                h.needs.iter().all(|&(client, clock)| {
+                    sv.entries
+                        .iter()
+                        .any(|&(c, have)| c == client && have >= clock)
+                })
+            }) {
+                let update = held.remove(ready).update;
+                if let Ok(applied) = room.apply_client(&update, &mut 0) {
+                    held.extend(applied.held);
+                }
+            }
+        }
+        let joiner = Doc::new();
+        let state = room.snapshot().expect("state");
+        joiner
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).expect("decodes"))
+            .expect("applies");
+        // Root types made by updates are untyped until read as something: read "t" as text.
+        let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
+        assert_eq!(
+            text(&joiner),
+            text(&room.doc),
+            "a joiner reads the room's text"
+        );
+        assert_eq!(
+            contents(&joiner),
+            contents(&room.doc),
+            "a joiner reads the room"
+        );
+        room
+    }
+
+    #[test]
+    fn items_next_to_collected_content_are_taken_and_read_alike_everywhere() {
+        // Both were refused ('update refers to collected content') or forked the room before
+        // yrs was patched to collect such items as Yjs does (vendor/yrs/CHORUS-PATCHES.md).
+        for frames in [
+            &include_bytes!(
+                "../../../chorus-protocol/fuzz/regressions/room-origin-in-collected-content.bin"
+            )[..],
+            &include_bytes!(
+                "../../../chorus-protocol/fuzz/regressions/room-pending-item-then-gc-origin.bin"
+            )[..],
+        ] {
+            replay_as_one_connection(frames);
+        }
     }
 
     /// Every root type of `doc` as JSON, by name.
