@@ -133,7 +133,7 @@ impl Into<Out> for BranchPtr {
             TypeRef::XmlElement(_) => Out::YXmlElement(XmlElementRef::from(self)),
             TypeRef::XmlFragment => Out::YXmlFragment(XmlFragmentRef::from(self)),
             TypeRef::XmlText => Out::YXmlText(XmlTextRef::from(self)),
-            //TYPE_REFS_XML_HOOK => Value::YXmlHook(XmlHookRef::from(self)),
+            TypeRef::XmlHook(_) => Out::YMap(MapRef::from(self)),
             #[cfg(feature = "weak")]
             TypeRef::WeakLink(_) => Out::YWeakLink(crate::WeakRef::from(self)),
             _ => Out::UndefinedRef(self),
