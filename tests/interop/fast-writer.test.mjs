@@ -47,6 +47,9 @@ test('a writer inserting 10,240 times without a transaction is never closed', { 
 
   assert.deepEqual(writer.closes, [], 'the writer never saw a close')
   assert.ok(!writer.statuses.includes('disconnected'), `writer statuses ${JSON.stringify(writer.statuses)}`)
-  assert.deepEqual(reader.closes, [], 'nor did the reader')
+  // The reader shares this process with the writer, so it reads nothing while the loop runs;
+  // if what the server fans out to it meanwhile overflows its outbox, it is closed as a slow
+  // client (1013) and resyncs, by design. Any other close is a failure.
+  assert.ok(reader.closes.every(code => code === 1013), `reader closes ${JSON.stringify(reader.closes)}`)
   assert.ok(writer.provider.wsconnected && reader.provider.wsconnected)
 })
