@@ -66,15 +66,16 @@ pub use split::{Split, split_update_v1};
 /// yrs ~8 s, 4 096 about 1/100 of that.
 pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 
-/// Default for [`UpdateLimits::max_any_depth`]: far beyond what application data nests, and
-/// two orders of magnitude below the ≈6 200 levels where yrs' recursive `Any` decoder
-/// overflows a 2 MiB stack.
-pub const DEFAULT_MAX_ANY_DEPTH: usize = 32;
+/// Default for [`UpdateLimits::max_any_depth`]: the depth to which yrs can read JSON at all
+/// (serde_json stops at 128 levels, so a deeper embed or format value fails in yrs whatever we
+/// allow), far beyond what application data nests, and still ≈50 times below the ≈6 200
+/// levels where yrs' recursive `Any` decoder overflows a 2 MiB stack.
+pub const DEFAULT_MAX_ANY_DEPTH: usize = 128;
 
 /// Default for [`UpdateLimits::max_type_depth`]. Rich-text editors nest shared types (list in
-/// list item in list …, table → row → cell → paragraph → text), so this is looser than
-/// [`DEFAULT_MAX_ANY_DEPTH`]; yrs' recursive `to_json` and delete fail near 4 000 levels.
-pub const DEFAULT_MAX_TYPE_DEPTH: usize = 64;
+/// list item in list …, table → row → cell → paragraph → text) a few dozen levels at most;
+/// yrs' recursive `to_json` and delete fail near 4 000 levels on a 2 MiB stack, 30 times this.
+pub const DEFAULT_MAX_TYPE_DEPTH: usize = 128;
 
 /// Smallest possible client section: count, client and clock (one byte each) and one 2-byte
 /// struct. Lets a section count be refused before looping over it.

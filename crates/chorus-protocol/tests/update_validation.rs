@@ -460,7 +460,7 @@ fn deeply_nested_any_is_refused() {
         .section(1, 1, 0)
         .root_item(9, "m")
         .string("guid");
-    for _ in 0..100 {
+    for _ in 0..DEFAULT_MAX_ANY_DEPTH + 1 {
         doc = doc.byte(117).uint(1);
     }
     assert_eq!(
@@ -473,7 +473,8 @@ fn deeply_nested_any_is_refused() {
 
 #[test]
 fn deeply_nested_json_is_refused() {
-    let json = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let depth = DEFAULT_MAX_ANY_DEPTH + 1;
+    let json = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
     let embed = Bytes::default()
         .uint(1)
         .section(1, 1, 0)
@@ -986,7 +987,7 @@ fn v2_shaped_inputs_are_refused() {
 #[test]
 fn limits_are_told_apart_from_malformed_input() {
     assert!(
-        validate(&nested_any(100, true))
+        validate(&nested_any(DEFAULT_MAX_ANY_DEPTH + 1, true))
             .expect_err("too deep")
             .is_limit()
     );

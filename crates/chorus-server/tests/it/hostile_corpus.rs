@@ -163,10 +163,11 @@ pub fn corpus() -> Vec<Case> {
             vec![update(&nested_any(10_000))],
             &[POLICY],
         ),
-        case("any_nested_33", vec![update(&nested_any(33))], &[POLICY]),
+        // One past the default limits (128 levels each).
+        case("any_nested_129", vec![update(&nested_any(129))], &[POLICY]),
         case(
-            "ymap_nested_100",
-            vec![update(&nested_maps(7, 0, 100))],
+            "ymap_nested_129",
+            vec![update(&nested_maps(7, 0, 129))],
             &[POLICY],
         ),
         // --- Clocks (P1/P2).
