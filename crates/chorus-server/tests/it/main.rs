@@ -7,6 +7,7 @@ mod crash;
 mod drain;
 mod embed;
 mod helpers;
+mod honest_corpus;
 mod hostile;
 mod hostile_corpus;
 mod http;

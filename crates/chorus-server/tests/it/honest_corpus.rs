@@ -1,0 +1,640 @@
+//! The recorded honest-traffic corpus (`tests/corpus/honest/`, see its README): every frame real
+//! npm yjs / y-websocket clients sent, replayed in the recorded global order through the path
+//! the server takes (the connection's decoder and validator, then the room's document with its
+//! held updates), must be accepted, and must leave the document equal to the union of what the
+//! clients held at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use chorus_protocol::update::{UpdateLimits, validate_update_v1};
+use chorus_protocol::{Message, StateVector, SyncMessage};
+use chorus_server::Config;
+use chorus_server::room::DocLimits;
+use chorus_server::room::doc::{ClientUpdateError, DocError, RoomDoc};
+use chorus_server::room::held::{Held, HeldLimits};
+use yrs::types::ToJson;
+use yrs::types::text::YChange;
+use yrs::updates::decoder::Decode;
+use yrs::{
+    Any, Array, Doc, GetString, Map, Out, ReadTxn, Text, Transact, Update, Xml, XmlFragment, XmlOut,
+};
+
+/// A yrs document counting text as Yjs does (UTF-16 code units), like the room's.
+pub(crate) fn utf16_doc(client_id: Option<u64>, skip_gc: bool) -> Doc {
+    let mut options = yrs::Options {
+        offset_kind: yrs::OffsetKind::Utf16,
+        skip_gc,
+        ..yrs::Options::default()
+    };
+    if let Some(id) = client_id {
+        options.client_id = yrs::block::ClientID::new(id);
+    }
+    Doc::with_options(options)
+}
+
+/// Why the server would close the connection that sent a frame.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// The close code the server would send.
+    pub code: u16,
+    /// What refused it.
+    pub detail: String,
+}
+
+/// What the room does with one client frame.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// The room's answer to the sender (sync step 2 for a step 1), as a Yjs v1 update.
+    pub reply: Option<Vec<u8>>,
+    /// What changed the document, in order, each with the connection whose update it was
+    /// (the room sends it to every other connection), as Yjs v1 updates.
+    pub deltas: Vec<(usize, Vec<u8>)>,
+}
+
+/// The server's path for one room, minus the sockets: the connection's decoder and validator
+/// (`ws.rs`, `check`), then the room actor's handling (`room/actor.rs`: `message`,
+/// `admit_update`, `release_held`, `leave`) with the server's default limits.
+pub(crate) struct ServerRoom {
+    pub doc: RoomDoc,
+    held: Held<usize>,
+    introduced: HashMap<usize, usize>,
+}
+
+impl ServerRoom {
+    pub fn new() -> Self {
+        let config = Config::local("/nonexistent");
+        let doc = RoomDoc::with_limits(DocLimits {
+            max_bytes: config.max_document_bytes,
+            max_clients: config.max_document_clients,
+            max_clients_per_connection: config.max_clients_per_connection,
+            max_pending: config.max_pending_structs,
+        })
+        .expect("a new room document");
+        let held = Held::new(HeldLimits {
+            max_updates: config.max_pending_structs,
+            max_bytes: config.max_message_bytes.saturating_mul(2),
+        });
+        Self {
+            doc,
+            held,
+            introduced: HashMap::new(),
+        }
+    }
+
+    /// One binary WebSocket message from connection `conn`.
+    pub fn receive(&mut self, conn: usize, frame: &[u8]) -> Result<Outcome, Refusal> {
+        let message = Message::decode(&Bytes::copy_from_slice(frame)).map_err(|error| Refusal {
+            code: 1007,
+            detail: format!("malformed message: {error}"),
+        })?;
+        let mut outcome = Outcome::default();
+        match message {
+            Message::Sync(SyncMessage::Step1(state_vector)) => {
+                let frame = self.doc.step2(&state_vector).map_err(doc_refusal)?;
+                outcome.reply = Some(sync_payload(&frame));
+            }
+            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
+                self.update(conn, &update, &mut outcome)?;
+            }
+            // Presence and auth do not touch the document.
+            Message::Awareness(_) | Message::QueryAwareness | Message::Auth(_) => {}
+        }
+        Ok(outcome)
+    }
+
+    /// A document update from `conn`: validated as the connection does, then applied as the
+    /// room does, with whatever held updates that makes ready.
+    pub fn update(
+        &mut self,
+        conn: usize,
+        update: &[u8],
+        outcome: &mut Outcome,
+    ) -> Result<(), Refusal> {
+        validate_update_v1(update, &UpdateLimits::default()).map_err(|error| Refusal {
+            code: if error.is_policy() { 1008 } else { 1007 },
+            detail: format!("the connection's validator: {error}"),
+        })?;
+        self.admit(conn, update, outcome)?;
+        // `Room::release_held`.
+        while !self.held.is_empty() {
+            let sv = self.state_vector();
+            let clock_of = |client: u64| {
+                sv.entries
+                    .iter()
+                    .find(|&&(c, _)| c == client)
+                    .map_or(0, |&(_, clock)| clock)
+            };
+            let Some((from, ready)) = self.held.take_ready(clock_of) else {
+                break;
+            };
+            self.admit(from, &ready, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// `Room::admit_update`.
+    fn admit(&mut self, conn: usize, update: &[u8], outcome: &mut Outcome) -> Result<(), Refusal> {
+        let introduced = self.introduced.entry(conn).or_default();
+        let applied = self
+            .doc
+            .apply_client(update, introduced)
+            .map_err(|error| Refusal {
+                code: match &error {
+                    ClientUpdateError::OverLimit { .. } => 1008,
+                    ClientUpdateError::Doc(DocError::Panicked) => 1011,
+                    _ => 1007,
+                },
+                detail: format!("apply_client: {error} ({error:?})"),
+            })?;
+        if let Some(delta) = applied.delta {
+            outcome.deltas.push((conn, sync_payload(&delta)));
+        }
+        for held in applied.held {
+            self.held.hold(conn, held).map_err(|error| Refusal {
+                code: 1008,
+                detail: format!("held updates: {error}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `Room::leave`: what the connection kept waiting goes with it.
+    pub fn leave(&mut self, conn: usize) {
+        self.held.forget(conn);
+        self.introduced.remove(&conn);
+    }
+
+    /// Updates `conn` keeps waiting.
+    pub fn held_count(&self, conn: usize) -> usize {
+        self.held.count(conn)
+    }
+
+    pub fn state_vector(&self) -> StateVector {
+        self.doc.state_vector().expect("the room's state vector")
+    }
+
+    /// The room's state vector without clients at clock 0, sorted.
+    pub fn clocks(&self) -> Vec<(u64, u32)> {
+        nonzero_sorted(self.state_vector().entries)
+    }
+
+    /// What a joiner with nothing gets (sync step 2 to an empty state vector).
+    pub fn joiner_state(&mut self) -> Vec<u8> {
+        sync_payload(
+            &self
+                .doc
+                .step2(&StateVector::default())
+                .expect("the room's full state"),
+        )
+    }
+
+    /// What the room would store as a snapshot.
+    pub fn snapshot(&mut self) -> Vec<u8> {
+        self.doc.snapshot().expect("the room's snapshot").to_vec()
+    }
+}
+
+fn doc_refusal(error: DocError) -> Refusal {
+    match error {
+        DocError::Invalid(reason) => Refusal {
+            code: 1007,
+            detail: format!("apply_client: {reason}"),
+        },
+        DocError::Panicked => Refusal {
+            code: 1011,
+            detail: "yrs panicked".to_owned(),
+        },
+    }
+}
+
+/// The varUint8Array payload of a sync frame (`00 <type> <len> <bytes>`).
+pub(crate) fn sync_payload(frame: &[u8]) -> Vec<u8> {
+    match Message::decode(&Bytes::copy_from_slice(frame)).expect("the room's own frame") {
+        Message::Sync(SyncMessage::Step2(u) | SyncMessage::Update(u)) => u.to_vec(),
+        other => panic!("not a sync step 2 or update: {other:?}"),
+    }
+}
+
+pub(crate) fn nonzero_sorted(entries: impl IntoIterator<Item = (u64, u32)>) -> Vec<(u64, u32)> {
+    let mut sv: Vec<(u64, u32)> = entries.into_iter().filter(|&(_, c)| c > 0).collect();
+    sv.sort_unstable();
+    sv
+}
+
+/// A yrs document's state vector without clients at clock 0, sorted.
+pub(crate) fn doc_clocks(doc: &Doc) -> Vec<(u64, u32)> {
+    nonzero_sorted(
+        doc.transact()
+            .state_vector()
+            .iter()
+            .map(|(client, &clock)| (client.get(), clock)),
+    )
+}
+
+/// What kind of shared type a root is; roots that came in updates are untyped until read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RootKind {
+    Text,
+    XmlFragment,
+    Map,
+    Array,
+}
+
+/// Every named root of `doc`, read as its kind, rendered for comparison: text as its delta
+/// (formatting and embeds included), XML as its string, maps and arrays entry by entry, with
+/// nested shared types rendered the same way.
+pub(crate) fn render_roots(doc: &Doc, roots: &[(&str, RootKind)]) -> BTreeMap<String, String> {
+    // Reading a root as a kind needs a write transaction the first time: define them all first.
+    for &(name, kind) in roots {
+        match kind {
+            RootKind::Text => drop(doc.get_or_insert_text(name)),
+            RootKind::XmlFragment => drop(doc.get_or_insert_xml_fragment(name)),
+            RootKind::Map => drop(doc.get_or_insert_map(name)),
+            RootKind::Array => drop(doc.get_or_insert_array(name)),
+        }
+    }
+    let txn = doc.transact();
+    roots
+        .iter()
+        .map(|&(name, kind)| {
+            let rendered = match kind {
+                RootKind::Text => render(
+                    &Out::YText(txn.get_text(name).expect("defined above")),
+                    &txn,
+                ),
+                RootKind::XmlFragment => render(
+                    &Out::YXmlFragment(txn.get_xml_fragment(name).expect("defined above")),
+                    &txn,
+                ),
+                RootKind::Map => {
+                    render(&Out::YMap(txn.get_map(name).expect("defined above")), &txn)
+                }
+                RootKind::Array => render(
+                    &Out::YArray(txn.get_array(name).expect("defined above")),
+                    &txn,
+                ),
+            };
+            (name.to_owned(), rendered)
+        })
+        .collect()
+}
+
+fn render<T: ReadTxn>(value: &Out, txn: &T) -> String {
+    match value {
+        Out::Any(any) => render_any(any),
+        Out::YText(text) => {
+            let chunks: Vec<String> = text
+                .diff(txn, YChange::identity)
+                .into_iter()
+                .map(|chunk| {
+                    let attrs = chunk.attributes.map(|attrs| {
+                        let sorted: BTreeMap<String, String> = attrs
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), render_any(v)))
+                            .collect();
+                        format!("{sorted:?}")
+                    });
+                    format!(
+                        "{}{}",
+                        render(&chunk.insert, txn),
+                        attrs.unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("text{chunks:?}")
+        }
+        Out::YMap(map) => {
+            let entries: BTreeMap<String, String> = map
+                .iter(txn)
+                .map(|(k, v)| (k.to_owned(), render(&v, txn)))
+                .collect();
+            format!("map{entries:?}")
+        }
+        Out::YArray(array) => {
+            let items: Vec<String> = array.iter(txn).map(|v| render(&v, txn)).collect();
+            format!("array{items:?}")
+        }
+        Out::YXmlFragment(xml) => {
+            let children: Vec<String> = xml
+                .children(txn)
+                .map(|child| render(&xml_out(child), txn))
+                .collect();
+            format!("fragment{children:?}")
+        }
+        Out::YXmlElement(xml) => {
+            let attrs: BTreeMap<String, String> = xml
+                .attributes(txn)
+                .map(|(k, v)| (k.to_owned(), render(&v, txn)))
+                .collect();
+            let children: Vec<String> = xml
+                .children(txn)
+                .map(|child| render(&xml_out(child), txn))
+                .collect();
+            format!("<{}{attrs:?}>{children:?}", xml.tag())
+        }
+        Out::YXmlText(xml) => {
+            let chunks: Vec<String> = xml
+                .diff(txn, YChange::identity)
+                .into_iter()
+                .map(|chunk| {
+                    let attrs = chunk.attributes.map(|attrs| {
+                        let sorted: BTreeMap<String, String> = attrs
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), render_any(v)))
+                            .collect();
+                        format!("{sorted:?}")
+                    });
+                    format!(
+                        "{}{}",
+                        render(&chunk.insert, txn),
+                        attrs.unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("xmltext{chunks:?} = {:?}", xml.get_string(txn))
+        }
+        Out::YDoc(doc) => format!("subdoc {}", doc.guid()),
+        other => format!("{:?}", other.to_json(txn)),
+    }
+}
+
+fn xml_out(node: XmlOut) -> Out {
+    match node {
+        XmlOut::Element(e) => Out::YXmlElement(e),
+        XmlOut::Fragment(f) => Out::YXmlFragment(f),
+        XmlOut::Text(t) => Out::YXmlText(t),
+    }
+}
+
+/// An `Any` with map keys sorted, so that equal values render alike.
+fn render_any(any: &Any) -> String {
+    match any {
+        Any::Map(map) => {
+            let sorted: BTreeMap<&String, String> =
+                map.iter().map(|(k, v)| (k, render_any(v))).collect();
+            format!("{sorted:?}")
+        }
+        Any::Array(items) => {
+            let items: Vec<String> = items.iter().map(render_any).collect();
+            format!("{items:?}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Applies a Yjs v1 update to `doc` (as a remote change).
+pub(crate) fn apply_to(doc: &Doc, update: &[u8]) {
+    let update = Update::decode_v1(update).expect("a yrs-encoded update decodes");
+    doc.transact_mut_with("remote")
+        .apply_update(update)
+        .expect("a yrs-encoded update applies");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The corpus.
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/honest")
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    assert!(text.len() % 2 == 0, "hex of odd length");
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
+/// The messages of one `conn-NNN.bin`: `u32 LE length | message`, repeated.
+fn frames(bytes: &[u8], file: &Path) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .unwrap_or_else(|| panic!("{}: truncated length", file.display()));
+        let len = usize::try_from(u32::from_le_bytes(*len)).expect("a u32 fits");
+        assert!(tail.len() >= len, "{}: truncated message", file.display());
+        let (frame, tail) = tail.split_at(len);
+        frames.push(frame.to_vec());
+        rest = tail;
+    }
+    frames
+}
+
+fn rooms() -> Vec<PathBuf> {
+    let mut rooms = Vec::new();
+    for run in std::fs::read_dir(corpus_dir()).expect("the corpus directory") {
+        let run = run.expect("a corpus entry").path();
+        if !run.is_dir() {
+            continue;
+        }
+        for room in std::fs::read_dir(&run).expect("a run directory") {
+            let room = room.expect("a run entry").path();
+            if room.join("manifest.json").is_file() {
+                rooms.push(room);
+            }
+        }
+    }
+    rooms.sort();
+    rooms
+}
+
+/// The roots the manifest's `final.content` names, with their kinds.
+fn manifest_roots(content: &serde_json::Value) -> Vec<(String, RootKind)> {
+    content
+        .as_object()
+        .expect("final.content is an object")
+        .iter()
+        .map(|(name, value)| {
+            let kind = value
+                .as_object()
+                .and_then(|v| v.keys().next())
+                .map(String::as_str);
+            let kind = match kind {
+                Some("delta") => RootKind::Text,
+                Some("xml") => RootKind::XmlFragment,
+                Some("map") => RootKind::Map,
+                Some("array") => RootKind::Array,
+                other => panic!("root {name}: unknown kind {other:?}"),
+            };
+            (name.clone(), kind)
+        })
+        .collect()
+}
+
+/// What replaying one room found; empty when all is well.
+fn replay_room(room_dir: &Path) -> Vec<String> {
+    let name = room_dir
+        .strip_prefix(corpus_dir())
+        .unwrap_or(room_dir)
+        .display()
+        .to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(room_dir.join("manifest.json")).expect("manifest.json"),
+    )
+    .expect("manifest.json is JSON");
+    let connections = manifest["connections"]
+        .as_array()
+        .expect("manifest: connections");
+    let files: Vec<Vec<Vec<u8>>> = connections
+        .iter()
+        .map(|conn| {
+            let file = room_dir.join(conn["file"].as_str().expect("connection file"));
+            frames(&std::fs::read(&file).expect("connection file"), &file)
+        })
+        .collect();
+    let order: Vec<usize> = manifest["order"]
+        .as_array()
+        .expect("manifest: order")
+        .iter()
+        .map(|i| usize::try_from(i.as_u64().expect("order entries are indices")).expect("fits"))
+        .collect();
+    let order_ms: Vec<f64> = manifest["order_ms"]
+        .as_array()
+        .expect("manifest: order_ms")
+        .iter()
+        .map(|ms| ms.as_f64().expect("order_ms entries are numbers"))
+        .collect();
+    assert_eq!(order.len(), order_ms.len(), "{name}: order and order_ms");
+    for (i, frames) in files.iter().enumerate() {
+        let sent = order.iter().filter(|&&c| c == i).count();
+        assert_eq!(
+            sent,
+            frames.len(),
+            "{name}: conn {i}: frames in order vs file"
+        );
+    }
+    // When each connection ended, as its client saw it (`close.at_ms`; `null`: still open at
+    // the end). The room forgets a connection's held updates when it leaves; it leaves no
+    // earlier than after its last frame.
+    let closes: Vec<Option<f64>> = connections
+        .iter()
+        .map(|conn| conn["close"]["at_ms"].as_f64())
+        .collect();
+
+    let mut problems = Vec::new();
+    let mut room = ServerRoom::new();
+    let mut next_frame = vec![0usize; files.len()];
+    let mut open = vec![false; files.len()];
+    let mut left = vec![false; files.len()];
+    for (index, (&conn, &at)) in order.iter().zip(&order_ms).enumerate() {
+        // Connections that closed before this frame was sent have left the room.
+        for other in 0..files.len() {
+            if open[other]
+                && !left[other]
+                && next_frame[other] == files[other].len()
+                && closes[other].is_some_and(|closed| closed < at)
+            {
+                left[other] = true;
+                room.leave(other);
+            }
+        }
+        open[conn] = true;
+        let k = next_frame[conn];
+        next_frame[conn] += 1;
+        let frame = &files[conn][k];
+        if let Err(refusal) = room.receive(conn, frame) {
+            let client = connections[conn]["client"].as_str().unwrap_or("?");
+            problems.push(format!(
+                "{name}: connection {conn} ({client}, {}) frame {k} (global frame {index}, {} bytes: {}) refused with {}: {}",
+                connections[conn]["file"].as_str().unwrap_or("?"),
+                frame.len(),
+                hex_of(&frame[..frame.len().min(64)]),
+                refusal.code,
+                refusal.detail
+            ));
+            // The server closes the connection; its client's next connection brings the rest.
+            left[conn] = true;
+            room.leave(conn);
+        }
+    }
+    // What the still-open connections hold waiting is not in the document.
+    let waiting: Vec<(usize, usize)> = (0..files.len())
+        .filter(|&c| !left[c])
+        .map(|c| (c, room.held_count(c)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    if !waiting.is_empty() {
+        problems.push(format!(
+            "{name}: updates still held at the end (connection, count): {waiting:?}"
+        ));
+    }
+
+    // The expectation: `final.update_v1_hex`, the union of every client's document at the end.
+    // Every client sent everything it created in some frame, so it is exactly what a server
+    // that accepted every frame holds. Where the recording did not converge
+    // (`final.converged: false`: the server refused a client's frames, so that client never
+    // caught up and the others never got its edits), the union is still the right expectation
+    // for this replay: it is what the room would have held had it refused nothing, which is
+    // the point of the test, and it is made only of what the clients sent (the refused frames
+    // are in the files, since a refusal only stopped what came after it on that connection,
+    // and the client's next connection sent the rest again in its step 2).
+    let expected_sv = StateVector::decode(&hex(manifest["final"]["state_vector_hex"]
+        .as_str()
+        .expect("final.state_vector_hex")))
+    .expect("final.state_vector_hex decodes");
+    let expected_update = hex(manifest["final"]["update_v1_hex"]
+        .as_str()
+        .expect("final.update_v1_hex"));
+    let expected = utf16_doc(None, false);
+    apply_to(&expected, &expected_update);
+    let roots = manifest_roots(&manifest["final"]["content"]);
+    let roots: Vec<(&str, RootKind)> = roots.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    assert_eq!(
+        doc_clocks(&expected),
+        nonzero_sorted(expected_sv.entries.clone()),
+        "{name}: the manifest's update and state vector agree"
+    );
+
+    let room_sv = room.clocks();
+    let expected_clocks = nonzero_sorted(expected_sv.entries);
+    if room_sv != expected_clocks {
+        problems.push(format!(
+            "{name}: state vector\n  room:     {room_sv:?}\n  expected: {expected_clocks:?}"
+        ));
+    }
+    let want = render_roots(&expected, &roots);
+    for (what, state) in [
+        ("a joiner's copy (step 2)", room.joiner_state()),
+        ("the room's snapshot", room.snapshot()),
+    ] {
+        let replica = utf16_doc(None, false);
+        apply_to(&replica, &state);
+        let got = render_roots(&replica, &roots);
+        for (root, want) in &want {
+            let got = &got[root];
+            if got != want {
+                problems.push(format!(
+                    "{name}: root {root:?} of {what} differs\n  room:     {got}\n  expected: {want}"
+                ));
+            }
+        }
+        let replica_sv = doc_clocks(&replica);
+        if replica_sv != room_sv {
+            problems.push(format!(
+                "{name}: {what} has state vector {replica_sv:?}, the room {room_sv:?}"
+            ));
+        }
+    }
+    problems
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn every_honest_frame_is_accepted_and_the_room_ends_as_the_union_of_the_clients() {
+    let rooms = rooms();
+    assert!(rooms.len() >= 6, "the corpus has its rooms: {rooms:?}");
+    let problems: Vec<String> = rooms.iter().flat_map(|room| replay_room(room)).collect();
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
