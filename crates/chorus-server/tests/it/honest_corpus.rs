@@ -60,6 +60,10 @@ pub(crate) struct ServerRoom {
     pub doc: RoomDoc,
     held: Held<usize>,
     introduced: HashMap<usize, usize>,
+    /// Updates (and parts of updates) the room held, over its life.
+    pub held_total: usize,
+    /// Updates the connections sent.
+    pub updates: usize,
 }
 
 impl ServerRoom {
@@ -80,6 +84,8 @@ impl ServerRoom {
             doc,
             held,
             introduced: HashMap::new(),
+            held_total: 0,
+            updates: 0,
         }
     }
 
@@ -116,6 +122,7 @@ impl ServerRoom {
             code: if error.is_policy() { 1008 } else { 1007 },
             detail: format!("the connection's validator: {error}"),
         })?;
+        self.updates += 1;
         self.admit(conn, update, outcome)?;
         // `Room::release_held`.
         while !self.held.is_empty() {
@@ -152,6 +159,7 @@ impl ServerRoom {
             outcome.deltas.push((conn, sync_payload(&delta)));
         }
         for held in applied.held {
+            self.held_total += 1;
             self.held.hold(conn, held).map_err(|error| Refusal {
                 code: 1008,
                 detail: format!("held updates: {error}"),
@@ -597,6 +605,18 @@ fn replay_room(room_dir: &Path) -> Vec<String> {
         ));
     }
     let want = render_roots(&expected, &roots);
+    eprintln!(
+        "{name}: {} frames, {} updates, {} held, {} clients, {} bytes of final state",
+        order.len(),
+        room.updates,
+        room.held_total,
+        room_sv.len(),
+        expected_update.len()
+    );
+    assert!(
+        room.updates > 0 && !room_sv.is_empty(),
+        "{name}: the replay applied something"
+    );
     for (what, state) in [
         ("a joiner's copy (step 2)", room.joiner_state()),
         ("the room's snapshot", room.snapshot()),
