@@ -17,9 +17,7 @@ use std::path::PathBuf;
 
 use chorus_protocol::update::{DocIndex, UpdateLimits, validate_update_v1, validate_update_v1_in};
 use yrs::updates::decoder::Decode;
-use yrs::{
-    ClientID, Doc, GetString, ReadTxn, StateVector, Transact, Update, XmlFragment as _,
-};
+use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Transact, Update};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -52,7 +50,9 @@ fn client_limits() -> UpdateLimits {
 
 fn apply(doc: &Doc, update: &[u8]) {
     let update = Update::decode_v1(update).expect("yrs decodes it");
-    doc.transact_mut().apply_update(update).expect("yrs applies it");
+    doc.transact_mut()
+        .apply_update(update)
+        .expect("yrs applies it");
 }
 
 fn xml(doc: &Doc) -> String {
@@ -87,7 +87,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn replica_of(doc: &Doc) -> Doc {
-    let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+    let state = doc
+        .transact()
+        .encode_state_as_update_v1(&StateVector::default());
     let replica = Doc::new();
     apply(&replica, &state);
     replica
@@ -104,11 +106,19 @@ fn accepted_and_read_like_yjs(name: &str, yjs_reads: &str) {
     }
     let online = room(&updates);
     assert_eq!(xml(&online), yjs_reads, "{name}: room fed update by update");
-    assert_eq!(xml(&replica_of(&online)), yjs_reads, "{name}: replica of it");
+    assert_eq!(
+        xml(&replica_of(&online)),
+        yjs_reads,
+        "{name}: replica of it"
+    );
 
     let offline = room(&[fixture(&format!("{name}.state.bin"))]);
     assert_eq!(xml(&offline), yjs_reads, "{name}: room fed the whole state");
-    assert_eq!(xml(&replica_of(&offline)), yjs_reads, "{name}: replica of it");
+    assert_eq!(
+        xml(&replica_of(&offline)),
+        yjs_reads,
+        "{name}: replica of it"
+    );
 }
 
 /// Case 1: the redo of "b" has the redo of "a" (client 1, clock 9) as both its left and its
