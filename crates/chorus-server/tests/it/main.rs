@@ -8,6 +8,7 @@ mod drain;
 mod embed;
 mod helpers;
 mod honest_corpus;
+mod honest_sessions;
 mod hostile;
 mod hostile_corpus;
 mod http;
