@@ -256,16 +256,19 @@ fn yjs_v2_updates_are_refused_on_the_v1_path() {
 }
 
 #[test]
-fn yjs_xml_hook_is_refused_because_yrs_misreads_it() {
+fn yjs_xml_hook_is_accepted_with_its_name() {
     let hook = fixtures()
         .into_iter()
         .find(|f| f.name == "xml_hook" && f.version == "v1")
         .expect("xml_hook fixture");
-    assert!(!hook.accepted);
-    assert_eq!(
-        validate(&hook.bytes),
-        Err(UpdateError::UnsupportedTypeRef(5))
-    );
+    assert!(hook.accepted);
+    let summary = validate(&hook.bytes).expect("an XmlHook is accepted");
+    assert_eq!(summary.structs, 1);
+    // The vendored yrs reads the hook name, as Yjs (vendor/yrs/CHORUS-PATCHES.md).
+    common::apply(&Doc::new(), &hook.bytes).expect("yrs applies it");
+    // Without the name, the update ends early.
+    let nameless = hex("0101e9f4011347e9f401000500");
+    assert!(validate(&nameless).is_err());
 }
 
 #[test]
@@ -848,14 +851,15 @@ fn content_yjs_and_yrs_read_differently_is_refused() {
             .uint(0)
             .done()
     };
-    for type_ref in [5, 7, 8, 9, 15, 16] {
+    for type_ref in [7, 8, 9, 15, 16] {
         assert_eq!(
             validate(&with_type_ref(type_ref)),
             Err(UpdateError::UnsupportedTypeRef(type_ref))
         );
     }
-    // XmlElement carries its name; the other accepted refs carry nothing.
+    // XmlElement and XmlHook carry a name; the other accepted refs carry nothing.
     assert!(validate(&with_type_ref(3)).is_ok());
+    assert!(validate(&with_type_ref(5)).is_ok());
     let json = Bytes::default()
         .uint(1)
         .section(1, 1, 0)

@@ -2,8 +2,9 @@
 //!
 //! Every reader consumes exactly what yrs' `ItemContent::decode` and Yjs' `read*Content`
 //! consume. Kinds on which the two disagree are refused rather than guessed: JSON (2), which
-//! yrs reads with one string more than its count; XmlHook (type ref 5), whose hook name yrs does
-//! not read; and the type refs only one side knows.
+//! yrs reads with one string more than its count, and the type refs only one side knows.
+//! (XmlHook, type ref 5, is accepted: the vendored yrs reads its hook name as Yjs does, see
+//! `vendor/yrs/CHORUS-PATCHES.md`.)
 
 use crate::lib0::{Decoder, MAX_SAFE_INTEGER};
 
@@ -43,6 +44,7 @@ const TYPE_MAP: u8 = 1;
 const TYPE_TEXT: u8 = 2;
 const TYPE_XML_ELEMENT: u8 = 3;
 const TYPE_XML_FRAGMENT: u8 = 4;
+const TYPE_XML_HOOK: u8 = 5;
 const TYPE_XML_TEXT: u8 = 6;
 
 /// Smallest encoded `Any`: a one-byte tag.
@@ -143,6 +145,12 @@ fn read_type_ref(decoder: &mut Decoder<'_>) -> Result<(), UpdateError> {
         TYPE_ARRAY | TYPE_MAP | TYPE_TEXT | TYPE_XML_FRAGMENT | TYPE_XML_TEXT => Ok(()),
         TYPE_XML_ELEMENT => {
             decoder.read_var_string()?; // node name
+            Ok(())
+        }
+        // Yjs' `YXmlHook._write`: the ref, then the hook name (read by the vendored yrs only:
+        // 0.28.1 as published reads the ref alone, see `vendor/yrs/CHORUS-PATCHES.md`).
+        TYPE_XML_HOOK => {
+            decoder.read_var_string()?; // hook name
             Ok(())
         }
         other => Err(UpdateError::UnsupportedTypeRef(other)),
@@ -338,6 +346,90 @@ mod tests {
         assert_eq!(utf16_len("ab"), 2);
         assert_eq!(utf16_len("é✓"), 2);
         assert_eq!(utf16_len("😀𝄞"), 4);
+    }
+
+    /// What Yjs 13.6.33 writes for `frag.insert(0, [new Y.XmlHook('my-hook'), <p>after</p>])`
+    /// (`vendor/yrs/chorus-repro/xml-hook.yjs.json`, update 1): type ref 5 and then the hook
+    /// name, which must be consumed for the next struct to be read where Yjs reads it.
+    #[test]
+    fn xml_hook_type_ref_reads_its_name() {
+        let update = [
+            0x01, 0x04, 0x01, 0x00, // 1 client, 4 structs, client 1, clock 0
+            0x07, 0x01, 0x03, b'x', b'm', b'l', // content type, parent: root "xml"
+            0x05, 0x07, b'm', b'y', b'-', b'h', b'o', b'o', b'k', // XmlHook "my-hook"
+            0x87, 0x01, 0x00, 0x03, 0x01, b'p', // next struct: <p>, origin 1:0
+        ];
+        let mut decoder = Decoder::new(&update[10..]);
+        assert_eq!(read_type_ref(&mut decoder), Ok(()));
+        assert_eq!(decoder.position(), 9, "type ref and hook name consumed");
+        assert_eq!(
+            update[10 + decoder.position()],
+            0x87,
+            "next: the <p> item's info"
+        );
+        // The name is not optional.
+        assert!(read_type_ref(&mut Decoder::new(&[TYPE_XML_HOOK])).is_err());
+        // The refs only one side knows are still refused.
+        for other in [7, 8, 9, 15, 16] {
+            assert_eq!(
+                read_type_ref(&mut Decoder::new(&[other, 0])),
+                Err(UpdateError::UnsupportedTypeRef(other))
+            );
+        }
+    }
+
+    /// The whole updates and state Yjs writes for that hook scenario
+    /// (`vendor/yrs/chorus-repro/xml-hook.yjs.json`: the hook and `<p>after</p>`; keys set on
+    /// the hook; another client's key and nested `Y.XmlHook('inner-hook')`; the encoded state)
+    /// are accepted with Yjs' struct counts, and the vendored yrs applies them.
+    #[test]
+    fn yjs_xml_hook_updates_are_accepted() {
+        use yrs::updates::decoder::Decode as _;
+        use yrs::{ReadTxn as _, Transact as _};
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+                .collect()
+        };
+        // (hex, structs, delete ranges)
+        let cases = [
+            (
+                "01040100070103786d6c05076d792d686f6f6b87010003017007000101060400010205616674657200",
+                4,
+                0,
+            ),
+            (
+                "0102010828000100057469746c6501770548656c6c6f2800010005636f756e74017d2a00",
+                2,
+                0,
+            ),
+            (
+                "01030200a80108017707426f6e6a6f75722700010005696e6e6572050a696e6e65722d686f6f6b28000201016b017701760101010801",
+                3,
+                1,
+            ),
+            (
+                "02030200a80108017707426f6e6a6f75722700010005696e6e6572050a696e6e65722d686f6f6b28000201016b01770176060100070103786d6c05076d792d686f6f6b87010003017007000101060400010205616674657221000100057469746c65012800010005636f756e74017d2a0101010801",
+                9,
+                1,
+            ),
+        ];
+        let doc = yrs::Doc::new();
+        for (hex, structs, delete_ranges) in cases {
+            let bytes = unhex(hex);
+            let summary = super::super::validate_update_v1(&bytes, &UpdateLimits::default())
+                .unwrap_or_else(|e| panic!("refused: {e}: {hex}"));
+            assert_eq!(
+                (summary.structs, summary.delete_ranges),
+                (structs, delete_ranges)
+            );
+            let update = yrs::Update::decode_v1(&bytes).expect("yrs decodes it");
+            doc.transact_mut()
+                .apply_update(update)
+                .expect("yrs applies it");
+        }
+        assert!(doc.transact().store().pending_update().is_none());
     }
 
     #[test]

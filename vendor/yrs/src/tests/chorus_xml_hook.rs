@@ -19,8 +19,7 @@ use crate::types::{ToJson, TypeRef};
 use crate::updates::decoder::Decode;
 use crate::updates::encoder::Encode;
 use crate::{
-    Any, Array, ArrayRef, Doc, GetString, Map, MapRef, Out, ReadTxn, StateVector, Transact,
-    Update,
+    Any, Array, ArrayRef, Doc, GetString, Map, MapRef, Out, ReadTxn, StateVector, Transact, Update,
 };
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -134,7 +133,10 @@ fn chorus_xml_hook_type_ref_encoding() {
     assert_eq!(hex(&hook.encode_v1()), "05076d792d686f6f6b");
     assert_eq!(TypeRef::decode_v1(&hook.encode_v1()).unwrap(), hook);
     assert_eq!(TypeRef::decode_v2(&hook.encode_v2()).unwrap(), hook);
-    assert!(TypeRef::decode_v1(&[5]).is_err(), "the name is not optional");
+    assert!(
+        TypeRef::decode_v1(&[5]).is_err(),
+        "the name is not optional"
+    );
     assert_eq!(hook.kind(), crate::types::TYPE_REFS_XML_HOOK);
     assert_eq!(hook.to_string(), "XmlHook(my-hook)");
 }
@@ -274,7 +276,10 @@ fn chorus_xml_hook_yjs_reads_yrs_encoding() {
             "Yjs reading yrs' {encoding} state"
         );
         let state = format!("state_{encoding}");
-        assert_eq!(by_yjs[&state], yrs[&state], "Yjs re-encoding yrs' {encoding} state");
+        assert_eq!(
+            by_yjs[&state], yrs[&state],
+            "Yjs re-encoding yrs' {encoding} state"
+        );
     }
 }
 
