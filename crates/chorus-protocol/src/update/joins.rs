@@ -1,5 +1,5 @@
 //! Where one client's consecutive clocks are known to sit side by side in list order, so that
-//! an item whose two origins are of one client can be checked against that order.
+//! an item whose two origins are of one client can be compared with that order.
 //!
 //! An item is always integrated right of its left origin, whatever else a document holds. So
 //! clock `k` of a client sits right of clock `k − 1` of the same client when both are in one
@@ -7,12 +7,19 @@
 //! every keystroke continues the one before). A chain of such joins fixes the order of a
 //! client's run of clocks in the document and in every replica of it.
 //!
-//! Against such a run two origins of one client are inconsistent when the right one sits left
-//! of the left one, or when clocks of the run lie between them: whoever wrote the item knew
-//! them (knowing a client's clock means knowing all its earlier ones), and an item's origins
-//! are its neighbours as its writer saw them. yrs integrates such an item differently
-//! depending on what the document already holds, so the server and a replica built from its
-//! state read the text in different orders (the room fuzz target's finding 8).
+//! Against such a run two origins of one client are out of order when the right one sits left
+//! of the left one (or is the same id), or when clocks of the run lie between them. yrs
+//! integrates such an item differently depending on what the document already holds, so the
+//! server and a replica built from its state can read the text in different orders (the room
+//! fuzz target's findings 6 and 8). Such items are **counted, not refused**
+//! ([`UpdateSummary::origins_out_of_order`](super::UpdateSummary::origins_out_of_order)):
+//! typing writes neighbours, but Yjs' `UndoManager` does not. When it restores a deleted type,
+//! `redoItem` (yjs `src/structs/Item.js`) finds each child's new origins by walking the *old*
+//! list left and right to the first item already redone and following `redone` links until
+//! the parent matches; a link may lead from an item right of the child to a copy made from one
+//! left of it (an earlier undo re-inserted that content left of its original), and both walks
+//! can end at the same copy: left origin = its last clock, right origin = its first
+//! (`tests/honest/README.md`, from the honest-traffic generator's seed 112).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -76,7 +83,8 @@ impl ClockRanges {
 }
 
 /// True when both origins, clocks `left` and `right` of one client, lie in one joined run and
-/// are not neighbours in it (`right == left + 1`), by what `sources` know together.
+/// are not neighbours in it (`right == left + 1`), by what `sources` know together, or are the
+/// same clock.
 pub(super) fn origins_contradict_run(
     sources: &[&ClockRanges],
     client: u64,
@@ -152,5 +160,11 @@ mod tests {
             !origins_contradict_run(&[&doc], 7, u32::MAX, 2),
             "no overflow"
         );
+        assert!(origins_contradict_run(&[&doc], 7, 3, 3), "the same clock");
+        // What Yjs' UndoManager writes (`tests/honest/`): a redo copy "ab" at 11..13 (12 joined
+        // to 11 by the struct), and "c" with left origin 12 and right origin 11.
+        let mut redo = ClockRanges::default();
+        redo.add(1, 12, 13);
+        assert!(origins_contradict_run(&[&redo], 1, 12, 11));
     }
 }

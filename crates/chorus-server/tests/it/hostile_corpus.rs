@@ -289,13 +289,14 @@ pub fn corpus() -> Vec<Case> {
                 }),
             ],
         ),
-        // The fuzz finding behind the cases above; its origins are inconsistent too.
-        case(
+        // The fuzz finding behind the cases above. Its origins are out of order too, which is no
+        // longer refused (Yjs' UndoManager writes such origins: chorus-protocol
+        // `tests/honest/README.md`); the room counts text as Yjs does, so it is harmless.
+        ignored(
             "fuzz_regression_block_len_underflow",
             vec![update(include_bytes!(
                 "../../../chorus-protocol/fuzz/regressions/yrs-delete-block-len-underflow.bin"
             ))],
-            &[INVALID],
         ),
         // --- Too many client ids in one update (H3).
         case(
