@@ -278,13 +278,27 @@ struct Client {
     undo: UndoManager,
     /// Updates of local transactions since last taken.
     local: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Every update this client made or applied, in order, for failure reports.
+    history: Vec<(&'static str, Vec<u8>)>,
     /// Updates made while offline, for [`Comeback::Queued`].
     offline_updates: Vec<Vec<u8>>,
     /// The current connection, if online.
     conn: Option<usize>,
     to_room: VecDeque<Frame>,
-    /// Yjs v1 updates from the room (its step 2 answers and others' changes).
-    from_room: VecDeque<Vec<u8>>,
+    /// What the room sent, in flight.
+    from_room: VecDeque<FromRoom>,
+    /// Whether the room's answer to this connection's sync step 1 has not arrived yet.
+    awaiting_step2: bool,
+    /// Changes that arrived before that answer, applied after it (see [`World::to_client`]).
+    early: Vec<Vec<u8>>,
+}
+
+/// A Yjs v1 update from the room.
+enum FromRoom {
+    /// Its sync step 2, answering the client's step 1.
+    Step2(Vec<u8>),
+    /// Another connection's change.
+    Change(Vec<u8>),
 }
 
 /// Origin of transactions applying what the room sent: not local, not undoable.
@@ -328,10 +342,13 @@ impl Client {
             doc,
             undo,
             local,
+            history: Vec::new(),
             offline_updates: Vec::new(),
             conn: None,
             to_room: VecDeque::new(),
             from_room: VecDeque::new(),
+            awaiting_step2: false,
+            early: Vec::new(),
         }
     }
 
@@ -340,6 +357,7 @@ impl Client {
         let updates: Vec<Vec<u8>> =
             std::mem::take(&mut *self.local.lock().unwrap_or_else(PoisonError::into_inner));
         for update in updates {
+            self.history.push(("local", update.clone()));
             if self.conn.is_some() {
                 self.to_room.push_back(Frame::update(&update));
             } else {
@@ -726,6 +744,8 @@ impl World {
             .collect();
         let client = &mut self.clients[c];
         client.conn = Some(conn);
+        client.awaiting_step2 = true;
+        client.early.clear();
         let offline = std::mem::take(&mut client.offline_updates);
         match how {
             Comeback::Plain => {}
@@ -766,22 +786,65 @@ impl World {
             )
         })?;
         if let Some(reply) = outcome.reply {
-            self.clients[c].from_room.push_back(reply);
+            self.clients[c].from_room.push_back(FromRoom::Step2(reply));
         }
         for (from, delta) in outcome.deltas {
             for other in &mut self.clients {
                 if other.conn.is_some_and(|conn| conn != from) {
-                    other.from_room.push_back(delta.clone());
+                    other.from_room.push_back(FromRoom::Change(delta.clone()));
                 }
             }
         }
         Ok(())
     }
 
-    fn to_client(&mut self, c: usize) {
-        if let Some(update) = self.clients[c].from_room.pop_front() {
-            apply_to(&self.clients[c].doc, &update);
+    /// Delivers the room's next frame to a client.
+    ///
+    /// Changes that reach a client before the room's answer to its sync step 1 can start past
+    /// its clocks; Yjs keeps such structs pending until the answer fills the gap, but yrs
+    /// 0.28.1 panics when a pending GC struct is then covered by the answer (`block_store.rs`,
+    /// `BlockStore::push`; see `a_gc_struct_ahead_of_the_document_then_what_it_follows` below).
+    /// These clients stand in for Yjs, so they apply such early changes after the answer,
+    /// which holds all of them (it was encoded later); what they send is unaffected.
+    fn to_client(&mut self, c: usize) -> Result<(), String> {
+        let Some(message) = self.clients[c].from_room.pop_front() else {
+            return Ok(());
+        };
+        let updates = match message {
+            FromRoom::Change(update) if self.clients[c].awaiting_step2 => {
+                self.clients[c].early.push(update);
+                return Ok(());
+            }
+            FromRoom::Change(update) => vec![update],
+            FromRoom::Step2(update) => {
+                let client = &mut self.clients[c];
+                client.awaiting_step2 = false;
+                let mut updates = vec![update];
+                updates.append(&mut client.early);
+                updates
+            }
+        };
+        for update in updates {
+            let client = &mut self.clients[c];
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                apply_to(&client.doc, &update);
+            }));
+            client.history.push(("remote", update.clone()));
+            if applied.is_err() {
+                let history: Vec<String> = client
+                    .history
+                    .iter()
+                    .map(|(what, u)| format!("{what} {}", hex(u)))
+                    .collect();
+                return Err(format!(
+                    "client {c}'s yrs panicked applying what the room sent it: {}\nits history (local and remote updates, in order, the last one the panic):\n{}\nsession so far:\n{}",
+                    hex(&update),
+                    history.join("\n"),
+                    self.log.join("\n")
+                ));
+            }
         }
+        Ok(())
     }
 
     fn offline(&mut self, c: usize, delivered: usize) -> Result<(), String> {
@@ -794,6 +857,8 @@ impl World {
         let client = &mut self.clients[c];
         client.to_room.clear();
         client.from_room.clear();
+        client.early.clear();
+        client.awaiting_step2 = false;
         client.conn = None;
         self.room.leave(conn);
         Ok(())
@@ -823,7 +888,7 @@ impl World {
             }
             Action::ToClient { client, count } => {
                 for _ in 0..*count {
-                    self.to_client(usize::from(*client) % n);
+                    self.to_client(usize::from(*client) % n)?;
                 }
             }
             Action::Offline { client, delivered } => {
@@ -857,7 +922,7 @@ impl World {
                     }
                     while !self.clients[c].from_room.is_empty() {
                         busy = true;
-                        self.to_client(c);
+                        self.to_client(c)?;
                     }
                 }
                 if !busy {
@@ -952,4 +1017,67 @@ proptest! {
             return Err(TestCaseError::fail(problem));
         }
     }
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))
+        .collect()
+}
+
+/// Found by `honest_sessions_are_never_refused_and_everyone_converges` (its first seed in
+/// `tests/proptest-regressions/honest_sessions.txt`): client A (id 2947310553) types into a card
+/// that client B (id 3661042907) concurrently replaced, so the room collects the text and
+/// broadcasts a lone GC struct at clock 19 (`CHANGE`). A client that gets it before the room's
+/// answer to its sync step 1 (`STEP2`, which covers clocks 0..22 of A) keeps it pending. Yjs
+/// 13.6 then ends with A at 22, B at 1 and `meta = { k0: 0 }` in either order; yrs 0.28.1
+/// panics in `BlockStore::push` (subtract with overflow, `block_store.rs:320`) when the answer
+/// covers the pending GC struct. The room's client path holds `CHANGE` outside yrs until clock
+/// 19 of A is there, so it is fine; `RoomDoc::apply`, which relayed updates from other nodes take
+/// (`Room::remote`), hands it to yrs' pending set and panics on `STEP2`: the room is dropped.
+#[test]
+fn a_gc_struct_ahead_of_the_document_then_what_it_follows() {
+    const CHANGE: &str = "0101d9c7b1fd0a13000301d9c7b1fd0a011303";
+    const STEP2: &str = "0201dba9dcd10d002801046d657461026b30017d0002d9c7b1fd0a002101046d657461026b3001001501d9c7b1fd0a010016";
+    let (change, step2) = (unhex(CHANGE), unhex(STEP2));
+    let expected_sv = vec![(2_947_310_553, 22), (3_661_042_907, 1)];
+    let expected_meta = "map{\"k0\": \"Number(Int(0))\"}";
+
+    // What clients send, through the server's path: the change is held, then taken.
+    for (first, second) in [(&change, &step2), (&step2, &change)] {
+        let mut room = ServerRoom::new();
+        room.update(0, first, &mut Default::default())
+            .expect("the room takes the first");
+        room.update(1, second, &mut Default::default())
+            .expect("the room takes the second");
+        assert_eq!(room.clocks(), expected_sv);
+        let joiner = utf16_doc(None, false);
+        apply_to(&joiner, &room.joiner_state());
+        assert_eq!(
+            render_roots(&joiner, &[("meta", RootKind::Map)])["meta"],
+            expected_meta
+        );
+    }
+
+    // What other nodes relay: the same bytes through the trusted path. Fails with yrs 0.28.1.
+    let mut room = chorus_server::room::doc::RoomDoc::new().expect("a room document");
+    room.apply(&change).expect("the relayed change");
+    let applied = room.apply(&step2);
+    assert!(
+        applied.is_ok(),
+        "the relayed step 2 after the change: {applied:?} (yrs panicked; Yjs takes it)"
+    );
+    let sv: Vec<(u64, u32)> = {
+        let mut sv: Vec<(u64, u32)> = room
+            .state_vector()
+            .expect("state vector")
+            .entries
+            .into_iter()
+            .filter(|&(_, clock)| clock > 0)
+            .collect();
+        sv.sort_unstable();
+        sv
+    };
+    assert_eq!(sv, expected_sv);
 }
