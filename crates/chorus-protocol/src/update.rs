@@ -102,8 +102,10 @@ pub struct UpdateLimits {
     /// but a server wanting a hard bound must also check the document, which
     /// [`validate_update_v1_in`] does.
     pub max_type_depth: usize,
-    /// Whether items must have origins consistent with each other, as every Yjs and yrs
-    /// encoder writes them ([`UpdateError::InconsistentOrigins`]). On for what clients send.
+    /// Whether items must have origins their writer could have known (none of its own client
+    /// at or past its own clock: [`UpdateError::InconsistentOrigins`]), and origins of one
+    /// client that contradict the document's order are counted
+    /// ([`UpdateSummary::origins_out_of_order`]). On for what clients send.
     /// Off for state the server already holds and re-reads only to index it: yrs collects
     /// content itself while applying (an item whose parent is not a type, say), and its
     /// encoding may then show a live item next to that garbage (`fuzz/FUZZING.md`, finding 12).
