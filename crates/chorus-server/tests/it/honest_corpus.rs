@@ -408,7 +408,7 @@ fn corpus_dir() -> PathBuf {
 }
 
 fn hex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "hex of odd length");
+    assert!(text.len().is_multiple_of(2), "hex of odd length");
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digits"))

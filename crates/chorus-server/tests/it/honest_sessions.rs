@@ -7,6 +7,7 @@
 //! refused, and at the end every client, the room and a joiner built from the room's snapshot
 //! hold the same document.
 //!
+//! 256 cases by default (a few seconds in a debug build);
 //! `PROPTEST_CASES=2000 cargo test -p chorus-server --test it honest_sessions` runs more cases.
 //! Failing seeds are kept in `tests/proptest-regressions/honest_sessions.txt`.
 
@@ -185,25 +186,25 @@ fn edit() -> impl Strategy<Value = Edit> {
     let t = any::<u8>();
     let at = any::<u16>();
     prop_oneof![
-        6 => (t.clone(), at.clone(), 0..PIECES.len() as u8, any::<u8>())
+        6 => (t, at, 0..PIECES.len() as u8, any::<u8>())
             .prop_map(|(target, at, piece, attr)| Edit::TextInsert { target, at, piece, attr }),
-        3 => (t.clone(), at.clone(), 1..12u8)
+        3 => (t, at, 1..12u8)
             .prop_map(|(target, at, len)| Edit::TextDelete { target, at, len }),
-        2 => (t.clone(), at.clone(), 1..12u8, any::<u8>())
+        2 => (t, at, 1..12u8, any::<u8>())
             .prop_map(|(target, at, len, attr)| Edit::TextFormat { target, at, len, attr }),
-        1 => (t.clone(), at.clone()).prop_map(|(target, at)| Edit::TextEmbed { target, at }),
-        1 => (t.clone(), at.clone(), 0..3u8)
+        1 => (t, at).prop_map(|(target, at)| Edit::TextEmbed { target, at }),
+        1 => (t, at, 0..3u8)
             .prop_map(|(target, at, kib)| Edit::Paste { target, at, kib }),
-        2 => (t.clone(), 0..4u8, any::<u8>())
+        2 => (t, 0..4u8, any::<u8>())
             .prop_map(|(target, key, value)| Edit::MapSet { target, key, value }),
-        1 => (t.clone(), 0..4u8).prop_map(|(target, key)| Edit::MapDelete { target, key }),
-        2 => (t.clone(), at.clone(), any::<u8>())
+        1 => (t, 0..4u8).prop_map(|(target, key)| Edit::MapDelete { target, key }),
+        2 => (t, at, any::<u8>())
             .prop_map(|(target, at, value)| Edit::ArrayInsert { target, at, value }),
-        1 => (t.clone(), at.clone(), 1..3u8)
+        1 => (t, at, 1..3u8)
             .prop_map(|(target, at, len)| Edit::ArrayDelete { target, at, len }),
-        2 => (t.clone(), at.clone(), any::<u8>())
+        2 => (t, at, any::<u8>())
             .prop_map(|(target, at, shape)| Edit::XmlInsert { target, at, shape }),
-        1 => (t.clone(), at, 1..3u8)
+        1 => (t, at, 1..3u8)
             .prop_map(|(target, at, len)| Edit::XmlDelete { target, at, len }),
         1 => (t, 0..3u8, any::<u8>())
             .prop_map(|(target, key, value)| Edit::XmlAttribute { target, key, value }),
@@ -218,7 +219,7 @@ fn action(clients: u8) -> impl Strategy<Value = Action> {
         1 => c.clone().prop_map(|client| Action::Redo { client }),
         6 => (c.clone(), 1..6u8).prop_map(|(client, count)| Action::ToRoom { client, count }),
         6 => (c.clone(), 1..6u8).prop_map(|(client, count)| Action::ToClient { client, count }),
-        1 => (c.clone(), 0..4u8)
+        2 => (c.clone(), 0..4u8)
             .prop_map(|(client, delivered)| Action::Offline { client, delivered }),
         2 => (
             c,
@@ -237,7 +238,7 @@ fn session() -> impl Strategy<Value = Session> {
     (2..=4u8).prop_flat_map(|clients| {
         (
             prop::collection::vec(prop::bool::weighted(0.3), usize::from(clients)),
-            prop::collection::vec(action(clients), 1..80),
+            prop::collection::vec(action(clients), 1..120),
         )
             .prop_map(|(skip_gc, actions)| Session { skip_gc, actions })
     })
@@ -289,7 +290,7 @@ struct Client {
     from_room: VecDeque<FromRoom>,
     /// Whether the room's answer to this connection's sync step 1 has not arrived yet.
     awaiting_step2: bool,
-    /// Changes that arrived before that answer, applied after it (see [`World::to_client`]).
+    /// Changes that arrived before that answer, applied after it (see [`World::deliver_to_client`]).
     early: Vec<Vec<u8>>,
 }
 
@@ -555,7 +556,7 @@ fn value_in(selector: u8) -> yrs::In {
     match selector % 6 {
         0 => yrs::In::from(i64::from(selector)),
         1 => yrs::In::from(format!("v{selector} 😀")),
-        2 => yrs::In::from(selector % 2 == 0),
+        2 => yrs::In::from(selector.is_multiple_of(2)),
         3 => yrs::In::from(TextPrelim::new("note 👍🏽")),
         4 => yrs::In::from(MapPrelim::from([
             ("title", yrs::In::from(TextPrelim::new("title 🇯🇵"))),
@@ -767,7 +768,7 @@ impl World {
     }
 
     /// Delivers a client's next frame to the room; what the room changes goes to the others.
-    fn to_room(&mut self, c: usize) -> Result<(), String> {
+    fn deliver_to_room(&mut self, c: usize) -> Result<(), String> {
         let Some(conn) = self.clients[c].conn else {
             return Ok(());
         };
@@ -806,7 +807,7 @@ impl World {
     /// `BlockStore::push`; see `a_gc_struct_ahead_of_the_document_then_what_it_follows` below).
     /// These clients stand in for Yjs, so they apply such early changes after the answer,
     /// which holds all of them (it was encoded later); what they send is unaffected.
-    fn to_client(&mut self, c: usize) -> Result<(), String> {
+    fn deliver_to_client(&mut self, c: usize) -> Result<(), String> {
         let Some(message) = self.clients[c].from_room.pop_front() else {
             return Ok(());
         };
@@ -852,7 +853,7 @@ impl World {
             return Ok(());
         };
         for _ in 0..delivered {
-            self.to_room(c)?;
+            self.deliver_to_room(c)?;
         }
         let client = &mut self.clients[c];
         client.to_room.clear();
@@ -883,12 +884,12 @@ impl World {
             }
             Action::ToRoom { client, count } => {
                 for _ in 0..*count {
-                    self.to_room(usize::from(*client) % n)?;
+                    self.deliver_to_room(usize::from(*client) % n)?;
                 }
             }
             Action::ToClient { client, count } => {
                 for _ in 0..*count {
-                    self.to_client(usize::from(*client) % n)?;
+                    self.deliver_to_client(usize::from(*client) % n)?;
                 }
             }
             Action::Offline { client, delivered } => {
@@ -918,11 +919,11 @@ impl World {
                 for c in 0..self.clients.len() {
                     while !self.clients[c].to_room.is_empty() {
                         busy = true;
-                        self.to_room(c)?;
+                        self.deliver_to_room(c)?;
                     }
                     while !self.clients[c].from_room.is_empty() {
                         busy = true;
-                        self.to_client(c)?;
+                        self.deliver_to_client(c)?;
                     }
                 }
                 if !busy {
@@ -994,16 +995,8 @@ fn run_session(session: &Session) -> Result<(), String> {
     }
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(48)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: cases(),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/proptest-regressions/honest_sessions.txt"
