@@ -290,7 +290,10 @@ struct Client {
     from_room: VecDeque<FromRoom>,
     /// Whether the room's answer to this connection's sync step 1 has not arrived yet.
     awaiting_step2: bool,
-    /// Changes that arrived before that answer, applied after it (see [`World::deliver_to_client`]).
+    /// Changes that arrived before that answer, applied after it (see
+    /// [`World::deliver_to_client`]). Like Yjs' pending structs they survive a reconnect and
+    /// go into the client's sync step 2, merged with its diff, as `Y.encodeStateAsUpdate`
+    /// merges its pending structs (with Skip structs over the gaps).
     early: Vec<Vec<u8>>,
 }
 
@@ -746,7 +749,6 @@ impl World {
         let client = &mut self.clients[c];
         client.conn = Some(conn);
         client.awaiting_step2 = true;
-        client.early.clear();
         let offline = std::mem::take(&mut client.offline_updates);
         match how {
             Comeback::Plain => {}
@@ -763,7 +765,11 @@ impl World {
         if let Comeback::EditBeforeStep2(edit) = how {
             run_edit(client, edit);
         }
-        let step2 = client.diff(&server_sv);
+        let mut step2 = client.diff(&server_sv);
+        if !client.early.is_empty() {
+            let parts = std::iter::once(&step2).chain(&client.early);
+            step2 = yrs::merge_updates_v1(parts).expect("yrs merges what it encoded");
+        }
         client.to_room.push_back(Frame::step2(&step2));
     }
 
@@ -858,7 +864,6 @@ impl World {
         let client = &mut self.clients[c];
         client.to_room.clear();
         client.from_room.clear();
-        client.early.clear();
         client.awaiting_step2 = false;
         client.conn = None;
         self.room.leave(conn);
