@@ -33,7 +33,7 @@ fn framed(name: &str) -> Vec<Vec<u8>> {
     let mut rest = &bytes[..];
     while !rest.is_empty() {
         let (len, tail) = rest.split_at(4);
-        let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
         out.push(tail[..len].to_vec());
         rest = &tail[len..];
     }
