@@ -23,6 +23,7 @@ use crate::changes::Changes;
 use crate::config::Config;
 use crate::embed::{Chorus, ChorusBuilder};
 use crate::hooks::Hooks;
+use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::room::Rooms;
 use crate::ws;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub(crate) changes: Option<Changes>,
     /// WebSocket connections open now, against `--max-connections`.
     pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where refused updates are kept, with `--quarantine-dir`.
+    pub quarantine: Option<Arc<Quarantine>>,
     pub(crate) ready: Arc<AtomicBool>,
 }
 

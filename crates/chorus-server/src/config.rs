@@ -249,6 +249,17 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_PENDING_STRUCTS", default_value_t = 10_000)]
     pub max_pending_structs: usize,
 
+    /// Directory where refused updates are kept for analysis, each with the last messages its
+    /// connection sent (off by default). Every connection then keeps its last 64 messages
+    /// (at most 4 MiB) in memory.
+    #[arg(long, env = "CHORUS_QUARANTINE_DIR")]
+    pub quarantine_dir: Option<PathBuf>,
+
+    /// Most refusals kept in `--quarantine-dir` (what is already there counts); later ones are
+    /// only logged and counted.
+    #[arg(long, env = "CHORUS_QUARANTINE_MAX", default_value_t = 100)]
+    pub quarantine_max: usize,
+
     /// Messages queued for one connection before it counts as too slow and is disconnected
     /// (it resynchronises when it reconnects).
     #[arg(long, env = "CHORUS_OUTBOX_CAPACITY", default_value_t = 1024)]
@@ -540,6 +551,8 @@ impl Config {
             max_document_clients: 65_536,
             max_clients_per_connection: chorus_protocol::update::DEFAULT_MAX_CLIENTS,
             max_pending_structs: 10_000,
+            quarantine_dir: None,
+            quarantine_max: 100,
             outbox_capacity: 1024,
             ping_interval: Duration::from_secs(15),
             peer_timeout: Duration::from_secs(30),

@@ -43,6 +43,7 @@ use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hooks::{Hooks, NoHooks};
+use crate::quarantine::Quarantine;
 use crate::relay::{Relay, RelaySettings};
 use crate::room::held::HeldLimits;
 use crate::room::registry::Services;
@@ -186,6 +187,18 @@ impl ChorusBuilder {
             Some(backends) => backends,
             None => open_store(&config).await?,
         };
+        let quarantine = match &config.quarantine_dir {
+            Some(dir) => Some(
+                Quarantine::open(dir.clone(), config.quarantine_max).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--quarantine-dir (CHORUS_QUARANTINE_DIR) {}: {e}; give a directory this \
+                     process may create and write",
+                        dir.display()
+                    )
+                })?,
+            ),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let relay = match &config.redis_url {
@@ -275,6 +288,7 @@ impl ChorusBuilder {
             hooks,
             changes,
             open_connections: Arc::default(),
+            quarantine,
             rooms: Rooms::new(
                 backends,
                 services,

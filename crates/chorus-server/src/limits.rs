@@ -124,6 +124,13 @@ impl ConnectionRules {
         messages.max(bytes)
     }
 
+    /// Counts a frame of `len` bytes that joins a burst merged into one message for the room
+    /// (`crate::burst`): its bytes count, but only the burst counts as a message, since the
+    /// room handles it as one.
+    pub fn admit_in_burst(&mut self, len: usize, now: Instant) -> Duration {
+        self.bytes.charge(len as f64, now)
+    }
+
     /// Whether a message that asks for a (possibly large) answer may be answered now; beyond the
     /// rate it is ignored, not refused.
     pub fn may_answer(&mut self) -> bool {

@@ -107,6 +107,12 @@ impl Metrics {
         }
     }
 
+    /// Counts an update refused by `rule` (a validator rule or a document limit), labelled so
+    /// that an operator sees which rule fires.
+    pub fn update_refused(&self, rule: &'static str) {
+        counter!("chorus_update_refusals_total", "rule" => rule).increment(1);
+    }
+
     /// Counts a frame received from a client.
     pub fn message_in(&self, frame: &[u8]) {
         self.messages_in[Kind::of(frame) as usize].increment(1);

@@ -8,7 +8,7 @@
 //! close frame.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
 use futures_util::future::OptionFuture;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
@@ -33,12 +33,14 @@ use crate::access;
 use crate::app::AppState;
 use crate::auth::Mode;
 use crate::auth_callback::AuthCallback;
+use crate::burst;
 use crate::conn::{CloseReason, CloseSignal, ConnId, OutboxReceiver, Peer, close_code, outbox};
 use crate::error::ApiError;
 use crate::handshake::{Socket, WsUpgrade};
 use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
 use crate::metrics;
+use crate::quarantine::{History, Quarantine};
 use crate::room::handle::RoomCmd;
 use crate::room::{JoinRefused, RoomHandle};
 
@@ -197,6 +199,7 @@ fn serve(
                     conn,
                     close: &close,
                     shutdown: &state.shutdown,
+                    history: state.quarantine.as_ref().map(|_| History::default()),
                     rules: ConnectionRules::new(
                         state.config.max_messages_per_second,
                         state.config.max_bytes_per_second,
@@ -210,6 +213,12 @@ fn serve(
                         grant.expires_at,
                     )
                     .await;
+                if let (Some(quarantine), Some(history), Some(reason)) =
+                    (&state.quarantine, connection.history.take(), close.reason())
+                    && Quarantine::is_refusal(&reason)
+                {
+                    quarantine.keep(&doc, conn, &reason, history);
+                }
                 Box::pin(room.leave(conn)).await;
                 state.hooks.on_disconnect(&info).await;
             }
@@ -250,6 +259,8 @@ struct Connection<'a> {
     close: &'a CloseSignal,
     shutdown: &'a CancellationToken,
     rules: ConnectionRules,
+    /// The last messages the client sent, kept only with `--quarantine-dir`.
+    history: Option<History>,
 }
 
 impl Connection<'_> {
@@ -273,8 +284,9 @@ impl Connection<'_> {
         let close = self.close;
         let closed = close.closed();
         tokio::pin!(closed);
-        // A message the room's inbox had no room for; no frame is read until it is handed over.
-        let mut held: Option<RoomCmd> = None;
+        // Messages the room's inbox had no room for; no frame is read until they are handed
+        // over. Empty (and unallocated) nearly always.
+        let mut held: VecDeque<RoomCmd> = VecDeque::new();
         // Set while the connection is over its message or byte rate: no frame is read before
         // then, so TCP makes the client wait instead of the server closing it. The one timer
         // wakes the loop for it.
@@ -303,8 +315,8 @@ impl Connection<'_> {
                 // Built (and boxed) only while a message is held: `select!` keeps a slot for
                 // every branch's future, and an unboxed reservation would cost every idle
                 // connection its size.
-                permit = OptionFuture::from(held.is_some().then(|| Box::pin(room_tx.reserve()))), if held.is_some() => {
-                    match (permit, held.take()) {
+                permit = OptionFuture::from((!held.is_empty()).then(|| Box::pin(room_tx.reserve()))), if !held.is_empty() => {
+                    match (permit, held.pop_front()) {
                         (Some(Ok(permit)), Some(cmd)) => permit.send(cmd),
                         _ => {
                             self.room_gone();
@@ -312,31 +324,40 @@ impl Connection<'_> {
                         }
                     }
                 }
-                next = self.socket.next(), if held.is_none() && resume_at.is_none() => {
+                next = self.socket.next(), if held.is_empty() && resume_at.is_none() => {
                     heard = Instant::now();
-                    match self.receive(next, heard) {
-                        Ok((msg, wait)) => {
-                            if !wait.is_zero() {
-                                let at = heard + wait;
-                                resume_at = Some(at);
-                                if at < timer.deadline() {
-                                    timer.as_mut().reset(at);
-                                }
-                            }
-                            let Some(msg) = msg else { continue };
-                            match room_tx.try_send(RoomCmd::Message { conn: self.conn, msg }) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(cmd)) => held = Some(cmd),
-                                Err(mpsc::error::TrySendError::Closed(_)) => {
-                                    self.room_gone();
-                                    return;
-                                }
+                    let read = self.read_burst(next, heard);
+                    if !read.wait.is_zero() {
+                        let at = heard + read.wait;
+                        resume_at = Some(at);
+                        if at < timer.deadline() {
+                            timer.as_mut().reset(at);
+                        }
+                    }
+                    for msg in read.messages {
+                        let cmd = RoomCmd::Message { conn: self.conn, msg };
+                        if !held.is_empty() {
+                            held.push_back(cmd);
+                            continue;
+                        }
+                        match room_tx.try_send(cmd) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(cmd)) => held.push_back(cmd),
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                self.room_gone();
+                                return;
                             }
                         }
-                        Err((code, reason)) => {
-                            self.close.close(code, reason);
-                            return;
+                    }
+                    if let Some((code, reason)) = read.close {
+                        // What the client sent before the frame that ends it still counts.
+                        for cmd in held.drain(..) {
+                            if timeout(CLOSE_GRACE, room_tx.send(cmd)).await.is_err() {
+                                break;
+                            }
                         }
+                        self.close.close(code, reason);
+                        return;
                     }
                 }
                 () = &mut timer => {
@@ -375,14 +396,71 @@ impl Connection<'_> {
         }
     }
 
-    /// What to do with what the socket gave, received at `now`: a message for the room (or
-    /// nothing) and how long to leave the socket unread before the next frame, or a close code
-    /// and reason.
-    fn receive(
+    /// Reads `next` and the frames already waiting behind it, received at `now`: what goes to
+    /// the room, with a burst of updates merged into one (`crate::burst`), how long to leave
+    /// the socket unread afterwards, and the close a frame earned, if one did. Never waits for
+    /// a frame that has not arrived.
+    fn read_burst(
         &mut self,
         next: Option<Result<WsMessage, tungstenite::Error>>,
         now: Instant,
-    ) -> Result<(Option<Message>, Duration), (u16, Cow<'static, str>)> {
+    ) -> Read {
+        let mut read = Read::default();
+        let mut updates: Vec<Bytes> = Vec::new();
+        let mut burst_bytes = 0;
+        let mut next = Some(next);
+        while let Some(frame) = next.take() {
+            let (msg, len) = match self.receive(frame) {
+                Ok(received) => received,
+                Err(close) => {
+                    read.close = Some(close);
+                    break;
+                }
+            };
+            let is_update = matches!(msg, Some(Message::Sync(SyncMessage::Update(_))));
+            let wait = if is_update && !updates.is_empty() {
+                self.rules.admit_in_burst(len, now)
+            } else if len > 0 {
+                self.rules.admit(len, now)
+            } else {
+                Duration::ZERO
+            };
+            read.wait = read.wait.max(wait);
+            match msg {
+                Some(Message::Sync(SyncMessage::Update(update))) => {
+                    burst_bytes += update.len();
+                    updates.push(update);
+                }
+                Some(other) => {
+                    flush_burst(&mut updates, &mut read.messages);
+                    read.messages.push(other);
+                    break;
+                }
+                None if updates.is_empty() => break,
+                None => {}
+            }
+            let room_for_more =
+                updates.len() < burst::MAX_UPDATES && burst_bytes < burst::MAX_BYTES;
+            if room_for_more && read.wait.is_zero() {
+                next = self.socket.next().now_or_never();
+            }
+        }
+        flush_burst(&mut updates, &mut read.messages);
+        if !read.wait.is_zero() {
+            tracing::debug!(
+                wait_ms = read.wait.as_millis(),
+                "over the rate: reading paused"
+            );
+        }
+        read
+    }
+
+    /// What to do with what the socket gave: a message for the room (or nothing) and the bytes
+    /// it counts against the connection's rate, or a close code and reason.
+    fn receive(
+        &mut self,
+        next: Option<Result<WsMessage, tungstenite::Error>>,
+    ) -> Result<(Option<Message>, usize), (u16, Cow<'static, str>)> {
         let frame = match next {
             None => return Err((close_code::GOING_AWAY, "peer gone".into())),
             Some(Err(error)) => return Err(read_error(&error)),
@@ -391,12 +469,11 @@ impl Connection<'_> {
         match frame {
             WsMessage::Binary(bytes) => {
                 metrics::get().message_in(&bytes);
-                let wait = self.rules.admit(bytes.len(), now);
-                if !wait.is_zero() {
-                    tracing::debug!(wait_ms = wait.as_millis(), "over the rate: reading paused");
+                if let Some(history) = &mut self.history {
+                    history.record(&bytes);
                 }
                 match check(&bytes, &mut self.rules) {
-                    Ok(msg) => Ok((msg, wait)),
+                    Ok(msg) => Ok((msg, bytes.len())),
                     Err((code, reason)) => {
                         tracing::info!(conn = %self.conn, doc = %self.room.name(), code, %reason, "refused a message");
                         Err((code, reason.into()))
@@ -409,9 +486,7 @@ impl Connection<'_> {
             )),
             // tungstenite answers pings itself; a pong only proves the peer is alive, which
             // reaching this line already did.
-            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => {
-                Ok((None, Duration::ZERO))
-            }
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => Ok((None, 0)),
             WsMessage::Close(_) => Err((close_code::GOING_AWAY, "peer closed".into())),
         }
     }
@@ -428,6 +503,37 @@ impl Connection<'_> {
     }
 }
 
+/// What one turn of reading the socket gave ([`Connection::read_burst`]).
+#[derive(Default)]
+struct Read {
+    /// Messages for the room, in order.
+    messages: Vec<Message>,
+    /// How long to leave the socket unread: the connection is over its rate.
+    wait: Duration,
+    /// The close a frame earned; the messages before it still go to the room.
+    close: Option<(u16, Cow<'static, str>)>,
+}
+
+/// Hands over the updates of a burst: merged into one when there are several and they merge.
+fn flush_burst(updates: &mut Vec<Bytes>, messages: &mut Vec<Message>) {
+    let merged = match updates.len() {
+        0 => return,
+        1 => None,
+        _ => burst::merge(updates),
+    };
+    match merged {
+        Some(update) => {
+            updates.clear();
+            messages.push(Message::Sync(SyncMessage::Update(update)));
+        }
+        None => messages.extend(
+            updates
+                .drain(..)
+                .map(|update| Message::Sync(SyncMessage::Update(update))),
+        ),
+    }
+}
+
 /// Decodes a frame and, for document updates, runs the bounded validator, so that yrs never
 /// sees an update that could crash, stall or fork it. Errors carry the close code: 1007 for
 /// malformed input, 1008 for input over a limit.
@@ -435,7 +541,7 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
     let msg = Message::decode(frame).map_err(|error| {
         (
             close_code::INVALID_PAYLOAD,
-            format!("malformed message: {error}"),
+            format!("[malformed_message] {error}"),
         )
     })?;
     if matches!(
@@ -456,7 +562,11 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
             } else {
                 close_code::INVALID_PAYLOAD
             };
-            (code, format!("update refused: {error}"))
+            let rule = error.rule();
+            metrics::get().update_refused(rule);
+            tracing::info!(rule, %error, "refused an update");
+            // The rule first: close reasons are cut at 123 bytes.
+            (code, format!("[{rule}] update refused: {error}"))
         })?;
     }
     Ok(Some(msg))
@@ -488,7 +598,16 @@ async fn goodbye(
             code: CloseCode::from(reason.code),
             reason: truncate_reason(&reason.reason).into(),
         })))
-        .await
+        .await?;
+    // RFC 6455 §7.1.1: the server closes TCP once the client has answered. Closing first, with
+    // the client's last frames unread, makes the kernel reset the connection, and a client
+    // that is still sending may then never read the close code. The caller bounds the wait.
+    while let Some(Ok(frame)) = socket.next().await {
+        if matches!(frame, WsMessage::Close(_)) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 async fn send_batch(

@@ -195,6 +195,34 @@ pub enum UpdateError {
 }
 
 impl UpdateError {
+    /// The rule that refused the update, as a short stable name for close reasons, logs and
+    /// metric labels (`crates/chorus-protocol/RULES.md` explains each).
+    pub fn rule(&self) -> &'static str {
+        match self {
+            UpdateError::Malformed(_) => "malformed",
+            UpdateError::ClientIdTooLarge => "client_id_too_large",
+            UpdateError::IntegerTooLarge { .. } => "integer_too_large",
+            UpdateError::CountTooLarge { .. } => "count_too_large",
+            UpdateError::EmptyClientSection { .. } => "empty_client_section",
+            UpdateError::DuplicateClient { .. } => "duplicate_client",
+            UpdateError::TooManyClients { .. } => "too_many_clients",
+            UpdateError::UnknownStructKind { .. } => "unknown_struct_kind",
+            UpdateError::UnsupportedContent { .. } => "unsupported_content",
+            UpdateError::InvalidParentInfo(_) => "invalid_parent_info",
+            UpdateError::UnsupportedTypeRef(_) => "unsupported_type_ref",
+            UpdateError::UnknownAnyTag(_) => "unknown_any_tag",
+            UpdateError::EmptyStruct { .. } => "empty_struct",
+            UpdateError::InconsistentOrigins { .. } => "inconsistent_origins",
+            UpdateError::OriginsAheadOfDocument { .. } => "origins_ahead_of_document",
+            UpdateError::ClockOverflow { .. } => "clock_overflow",
+            UpdateError::EmptyDeleteRange { .. } => "empty_delete_range",
+            UpdateError::DeleteRangeOverflow { .. } => "delete_range_overflow",
+            UpdateError::AnyTooDeep { .. } => "any_too_deep",
+            UpdateError::JsonTooDeep { .. } => "json_too_deep",
+            UpdateError::TypeTooDeep { .. } => "type_too_deep",
+        }
+    }
+
     /// True when the update is well-formed but exceeds an [`UpdateLimits`](super::UpdateLimits)
     /// bound rather than being malformed.
     pub fn is_limit(&self) -> bool {

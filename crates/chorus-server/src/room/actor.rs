@@ -446,9 +446,20 @@ impl Room {
             return Ok(());
         };
         let applied = match self.doc.apply_client(update, &mut peer.clients_introduced) {
-            Err(ClientUpdateError::OverLimit { reason, detail }) => {
-                tracing::info!(conn = %from, %detail, "refused an update over a document limit");
-                self.disconnect(from, close_code::POLICY, reason);
+            Err(ClientUpdateError::OverLimit {
+                rule,
+                reason,
+                detail,
+            }) => {
+                tracing::info!(conn = %from, rule, %detail, "refused an update over a document limit");
+                metrics::get().update_refused(rule);
+                self.disconnect_refused(from, close_code::POLICY, rule, reason);
+                return Ok(());
+            }
+            Err(ClientUpdateError::Refused { rule, detail }) => {
+                tracing::info!(conn = %from, rule, %detail, "refused an update");
+                metrics::get().update_refused(rule);
+                self.disconnect_refused(from, close_code::INVALID_PAYLOAD, rule, "update refused");
                 return Ok(());
             }
             Err(ClientUpdateError::Doc(error)) => Err(error),
@@ -464,10 +475,12 @@ impl Room {
                     tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");
                     metrics::get().updates_held.increment(1);
                     if let Err(error) = self.held.hold(from, held) {
-                        tracing::info!(conn = %from, %error, "closing a connection that holds too much");
-                        self.disconnect(
+                        tracing::info!(conn = %from, rule = "too_many_held", %error, "closing a connection that holds too much");
+                        metrics::get().update_refused("too_many_held");
+                        self.disconnect_refused(
                             from,
                             close_code::POLICY,
+                            "too_many_held",
                             "too many updates waiting for missing content",
                         );
                         return Ok(());
@@ -476,8 +489,14 @@ impl Room {
                 Ok(())
             }
             Err(DocError::Invalid(reason)) => {
-                tracing::info!(conn = %from, %reason, "refused an update");
-                self.disconnect(from, close_code::INVALID_PAYLOAD, "invalid update");
+                tracing::info!(conn = %from, rule = "yrs_refused", %reason, "yrs refused an update");
+                metrics::get().update_refused("yrs_refused");
+                self.disconnect_refused(
+                    from,
+                    close_code::INVALID_PAYLOAD,
+                    "yrs_refused",
+                    "invalid update",
+                );
                 Ok(())
             }
             Err(DocError::Panicked) => Err(DocError::Panicked),
@@ -753,6 +772,15 @@ impl Room {
                 "too slow; reconnect to resync",
             );
         }
+    }
+
+    /// Closes a connection whose update a rule refused; the close reason names the rule first,
+    /// so that it survives the 123-byte limit on close reasons.
+    fn disconnect_refused(&mut self, conn: ConnId, code: u16, rule: &'static str, reason: &str) {
+        if let Some(peer) = self.peers.get(&conn) {
+            peer.close.close(code, format!("[{rule}] {reason}"));
+        }
+        self.leave(conn);
     }
 
     fn disconnect(&mut self, conn: ConnId, code: u16, reason: &'static str) {

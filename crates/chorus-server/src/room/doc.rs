@@ -43,9 +43,21 @@ pub enum ClientUpdateError {
     /// unchanged. The sender is closed with 1008 (policy violation).
     #[error("{detail}")]
     OverLimit {
+        /// The limit, as a short stable name (close reason, log, metric label).
+        rule: &'static str,
         /// Short reason for the close frame.
         reason: &'static str,
         /// The limit that was hit, for the log.
+        detail: String,
+    },
+    /// The validator refused the update against the document (bytes no Yjs or yrs encoder
+    /// writes, see `chorus-protocol/RULES.md`); the document is unchanged. The sender is
+    /// closed with 1007 (invalid payload).
+    #[error("{detail}")]
+    Refused {
+        /// The rule ([`UpdateError::rule`]).
+        rule: &'static str,
+        /// What it found, for the log.
         detail: String,
     },
     /// Malformed, or yrs panicked: as for [`RoomDoc::apply`].
@@ -237,11 +249,17 @@ impl RoomDoc {
                 }
                 Err(error) if error.is_policy() => {
                     return Err(ClientUpdateError::OverLimit {
+                        rule: error.rule(),
                         reason: refusal_reason(&error),
                         detail: error.to_string(),
                     });
                 }
-                Err(error) => return Err(DocError::Invalid(error.to_string()).into()),
+                Err(error) => {
+                    return Err(ClientUpdateError::Refused {
+                        rule: error.rule(),
+                        detail: error.to_string(),
+                    });
+                }
             };
         if summary.skips_clocks() {
             let split = split_update_v1(update, &clock_of)
@@ -260,6 +278,7 @@ impl RoomDoc {
         })?;
         if new > 0 && known.saturating_add(new) > max_clients {
             return Err(ClientUpdateError::OverLimit {
+                rule: "too_many_document_clients",
                 reason: "too many client ids in the document",
                 detail: format!("the document may have at most {max_clients} client ids"),
             });
@@ -267,6 +286,7 @@ impl RoomDoc {
         let per_connection = self.limits.max_clients_per_connection;
         if new > 0 && introduced.saturating_add(new) > per_connection {
             return Err(ClientUpdateError::OverLimit {
+                rule: "too_many_clients_per_connection",
                 reason: "too many client ids from one connection",
                 detail: format!(
                     "one connection may bring at most {per_connection} client ids new to the document"
@@ -278,6 +298,7 @@ impl RoomDoc {
             self.size_bound = sync_payload(&self.full_state()?).len();
             if self.size_bound.saturating_add(update.len()) > max_bytes {
                 return Err(ClientUpdateError::OverLimit {
+                    rule: "document_too_large",
                     reason: "document too large",
                     detail: format!("the document may not grow past {max_bytes} bytes"),
                 });
@@ -305,6 +326,7 @@ impl RoomDoc {
             if delta.is_none() {
                 // Nothing of it is in the document, so nothing of it goes into the index.
                 return Err(ClientUpdateError::OverLimit {
+                    rule: "too_many_pending",
                     reason: "too many structs waiting for missing dependencies",
                     detail: format!(
                         "more than {max_pending} structs would wait for missing dependencies"

@@ -223,6 +223,13 @@ impl TestClient {
 
     /// Inserts `text` at the end of the shared text "t" and sends the update.
     pub async fn type_text(&mut self, text: &str) {
+        assert!(self.try_type_text(text).await, "send");
+    }
+
+    /// [`TestClient::type_text`] for a client whose server may be going away: false when the
+    /// update could not be sent (the edit stays in the local document, as with a real client,
+    /// and its next sync step 2 carries it).
+    pub async fn try_type_text(&mut self, text: &str) -> bool {
         let update = {
             let shared = self.doc.get_or_insert_text("t");
             let mut txn = self.doc.transact_mut();
@@ -230,7 +237,10 @@ impl TestClient {
             shared.insert(&mut txn, end, text);
             txn.encode_update_v1()
         };
-        self.send_raw(sync_frame(SYNC_UPDATE, &update)).await;
+        self.socket
+            .send(WsMessage::Binary(sync_frame(SYNC_UPDATE, &update)))
+            .await
+            .is_ok()
     }
 
     pub fn text(&self) -> String {
@@ -274,6 +284,14 @@ impl TestClient {
             .clone()
             .flatten()
             .map(|frame| u16::from(frame.code))
+    }
+
+    /// The reason of the close frame the server sent, once it has closed the connection.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.closed
+            .clone()
+            .flatten()
+            .map(|frame| frame.reason.to_string())
     }
 
     async fn process(&mut self, frame: WsMessage) {

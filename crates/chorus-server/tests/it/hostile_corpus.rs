@@ -22,6 +22,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 128 * 1024;
 pub const MAX_DOCUMENT_CLIENTS: usize = 64;
 pub const MAX_CLIENTS_PER_CONNECTION: usize = 40;
 pub const MAX_PENDING_STRUCTS: usize = 32;
+/// Bytes of text in each update of the gap floods: together past what one connection may hold
+/// ([`MAX_MESSAGE_BYTES`] twice), whether the updates arrive one by one or merged.
+const GAP_FLOOD_BYTES: usize = 2 * MAX_MESSAGE_BYTES / MAX_PENDING_STRUCTS + 1024;
 
 /// Client id the honest client A announces awareness for.
 pub const VICTIM_CLIENT: u64 = 4242;
@@ -427,10 +430,13 @@ pub fn corpus() -> Vec<Case> {
         // --- Pending structs and delete sets that wait forever (H5/H6).
         // yrs 0.28.1 integrates a struct after a gap behind a Skip, where Yjs keeps it waiting;
         // the room holds such updates itself, at most --max-pending-structs per connection.
+        // A burst of such updates reaches the room merged into one (`chorus_server::burst`),
+        // so the flood is bounded by what one connection may hold in bytes (twice
+        // --max-message-bytes) as much as in count.
         case(
             "gap_flood_from_unknown_clients",
             (0..MAX_PENDING_STRUCTS as u64 + 8)
-                .map(|i| update(&insert(5000 + i, 10, "t", "gap")))
+                .map(|i| update(&insert(5000 + i, 10, "t", &"g".repeat(GAP_FLOOD_BYTES))))
                 .collect(),
             &[POLICY],
         ),
@@ -456,7 +462,7 @@ pub fn corpus() -> Vec<Case> {
                     // Clock 0 integrates; clock 10 waits for 1..10, which never come.
                     [
                         update(&insert(5100 + i, 0, "z", "a")),
-                        update(&insert(5100 + i, 10, "z", "gap")),
+                        update(&insert(5100 + i, 10, "z", &"g".repeat(GAP_FLOOD_BYTES))),
                     ]
                 })
                 .collect(),

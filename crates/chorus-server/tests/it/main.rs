@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod misbehaviour;
 mod persistence;
+mod quarantine;
 mod relay;
 mod relay_cluster;
 mod sync;
