@@ -938,11 +938,7 @@ impl World {
             if round < 2 {
                 // A resync, as after a reconnect: step 1 and step 2 both ways.
                 for c in 0..self.clients.len() {
-                    let Some(conn) = self.clients[c].conn else {
-                        continue;
-                    };
                     self.offline(c, 0)?;
-                    let _ = conn;
                     self.connect(c, &Comeback::Plain);
                 }
             }
