@@ -809,8 +809,9 @@ impl World {
     ///
     /// Changes that reach a client before the room's answer to its sync step 1 can start past
     /// its clocks; Yjs keeps such structs pending until the answer fills the gap, but yrs
-    /// 0.28.1 panics when a pending GC struct is then covered by the answer (`block_store.rs`,
-    /// `BlockStore::push`; see `a_gc_struct_ahead_of_the_document_then_what_it_follows` below).
+    /// 0.28.1 integrates one without dependencies behind a Skip block and panics when the
+    /// answer then covers both (`BlockStore::push`; see
+    /// `a_gc_struct_ahead_of_the_document_then_what_it_follows` below).
     /// These clients stand in for Yjs, so they apply such early changes after the answer,
     /// which holds all of them (it was encoded later); what they send is unaffected.
     fn deliver_to_client(&mut self, c: usize) -> Result<(), String> {
@@ -1024,12 +1025,14 @@ fn unhex(text: &str) -> Vec<u8> {
 /// `tests/proptest-regressions/honest_sessions.txt`): client A (id 2947310553) types into a card
 /// that client B (id 3661042907) concurrently replaced, so the room collects the text and
 /// broadcasts a lone GC struct at clock 19 (`CHANGE`). A client that gets it before the room's
-/// answer to its sync step 1 (`STEP2`, which covers clocks 0..22 of A) keeps it pending. Yjs
-/// 13.6 then ends with A at 22, B at 1 and `meta = { k0: 0 }` in either order; yrs 0.28.1
-/// panics in `BlockStore::push` (subtract with overflow, `block_store.rs:320`) when the answer
-/// covers the pending GC struct. The room's client path holds `CHANGE` outside yrs until clock
-/// 19 of A is there, so it is fine; `RoomDoc::apply`, which relayed updates from other nodes take
-/// (`Room::remote`), hands it to yrs' pending set and panics on `STEP2`: the room is dropped.
+/// answer to its sync step 1 (`STEP2`, which covers clocks 0..22 of A) cannot integrate it yet.
+/// Yjs 13.6 keeps it pending and ends with A at 22, B at 1 and `meta = { k0: 0 }` in either
+/// order. yrs 0.28.1 integrates it at once behind a Skip block over clocks 0..19
+/// (`Update::integrate`, the `offset < 0` branch), then, integrating `STEP2`'s GC struct 1..22
+/// over that Skip, panics in `BlockStore::push` (subtract with overflow, `block_store.rs:320`:
+/// the new block ends past the Skip it replaces). The room's client path holds `CHANGE` outside
+/// yrs until clock 19 of A is there, so it is fine; `RoomDoc::apply`, which relayed updates from
+/// other nodes take (`Room::remote`), hands it to yrs and panics on `STEP2`: the room is dropped.
 #[test]
 fn a_gc_struct_ahead_of_the_document_then_what_it_follows() {
     const CHANGE: &str = "0101d9c7b1fd0a13000301d9c7b1fd0a011303";
