@@ -110,11 +110,10 @@ pub enum UpdateError {
         /// Its clock.
         clock: u32,
     },
-    /// An item whose origins no Yjs client could have written: the same id as left and right
-    /// origin, or an origin of its own client at or past its own clock (origins are items that
-    /// existed when it was created, and a client's earlier items have lower clocks). Yjs'
-    /// integration assumes consistent origins; with these, the server and a replica built from
-    /// its state order the same items differently (`fuzz/FUZZING.md`, finding 6).
+    /// An item whose origins no Yjs client could have written: an origin of its own client at
+    /// or past its own clock (origins are items that existed when it was created, and a
+    /// client's earlier items have lower clocks). Left = right origin, which Yjs' redo writes,
+    /// is accepted (`chorus-protocol/RULES.md`).
     #[error("item from client {client} at clock {clock} has inconsistent origins")]
     InconsistentOrigins {
         /// Its client.
