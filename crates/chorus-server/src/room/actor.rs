@@ -547,8 +547,19 @@ impl Room {
 
     /// Applies what another node published.
     fn remote(&mut self, origin: NodeId, body: Body) -> Result<(), DocError> {
+        let waiting_before = self.doc.waiting();
         match body {
             Body::Update(update) => match self.doc.apply(&update) {
+                Ok(delta) if self.doc.waiting() > waiting_before => {
+                    // It overtook a message this node missed: ask for what is missing now
+                    // rather than at the next periodic exchange.
+                    if let Some(delta) = delta {
+                        self.take_delta(delta, None, false);
+                        self.pump_log();
+                        self.release_held()?;
+                    }
+                    self.request_sync()?;
+                }
                 Ok(Some(delta)) => {
                     self.take_delta(delta, None, false);
                     self.pump_log();

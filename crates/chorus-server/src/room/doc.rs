@@ -130,6 +130,9 @@ pub struct RoomDoc {
     size_bound: usize,
     /// Structs and delete ranges waiting for missing dependencies after the last update.
     pending: usize,
+    /// Parts of trusted updates that follow a hole in the document's clocks
+    /// ([`RoomDoc::apply`]), in arrival order.
+    waiting: Vec<HeldUpdate>,
     /// Type depth of the document's nested content, so that nesting is bounded across
     /// updates and not only within one (a chain of maps sent a few levels per update would
     /// otherwise make yrs' recursive delete overflow the stack).
@@ -166,6 +169,7 @@ impl RoomDoc {
             limits,
             size_bound: EMPTY_UPDATE.len(),
             pending: 0,
+            waiting: Vec::new(),
             types: DocIndex::default(),
         })
     }
@@ -175,18 +179,90 @@ impl RoomDoc {
     ///
     /// # Errors
     /// [`DocError::Invalid`] for an update yrs refuses, [`DocError::Panicked`] if yrs panicked.
+    ///
+    /// What follows a hole in the update's clocks (another node's update that overtook the one
+    /// before it, say) waits inside the document until the hole is filled, as in
+    /// [`RoomDoc::apply_client`]; [`RoomDoc::waiting`] tells how many parts wait.
     pub fn apply(&mut self, update: &[u8]) -> Result<Option<Bytes>, DocError> {
+        let delta = self.apply_trusted(update)?;
+        let more = self.retry_waiting()?;
+        Ok(join_deltas(delta, more))
+    }
+
+    /// Parts of trusted updates waiting for clocks the document lacks.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn apply_trusted(&mut self, update: &[u8]) -> Result<Option<Bytes>, DocError> {
         let decoded = Update::decode_v1(update).map_err(|e| DocError::Invalid(e.to_string()))?;
         // Trusted content is indexed too, so that client updates nesting into it are measured
         // from its real depth. (It passed this check when it came from a client; if it fails
         // now it is still applied, only not indexed.)
-        let indexed = validate_update_v1_in(update, &whole_document_limits(), &self.types, None);
+        let sv = guard(|| self.doc.transact().state_vector())?;
+        let clock_of = |client: u64| sv.get(&ClientID::new(client));
+        let indexed = validate_update_v1_in(
+            update,
+            &whole_document_limits(),
+            &self.types,
+            Some(&clock_of),
+        );
+        if let Ok((summary, _)) = &indexed
+            && summary.skips_clocks()
+        {
+            // yrs would integrate what follows the hole behind a Skip, where Yjs waits, and
+            // panics when the hole's content comes later (BlockStore::push, yrs 0.28.1).
+            let split = split_update_v1(update, &clock_of)
+                .map_err(|error| DocError::Invalid(error.to_string()))?;
+            if let Some(later) = split.later {
+                if self.waiting.len() >= MAX_WAITING {
+                    // Trusted parts are recovered by the next exchange of state vectors (other
+                    // nodes) or the clients' next sync step 2; memory is not.
+                    tracing::warn!(
+                        "too many updates waiting for missing clocks; dropping the oldest"
+                    );
+                    self.waiting.remove(0);
+                }
+                self.waiting.push(HeldUpdate {
+                    update: later,
+                    needs: split.needs,
+                });
+            }
+            return match split.now {
+                Some(now) => self.apply_trusted(&now),
+                None => Ok(None),
+            };
+        }
         let delta = self.apply_decoded(decoded)?;
         if let Ok((_, added)) = indexed {
             self.types.absorb(added);
         }
         self.size_bound = self.size_bound.saturating_add(update.len());
         self.pending = self.count_pending()?;
+        Ok(delta)
+    }
+
+    /// Applies every waiting part whose clocks have arrived, until none can go.
+    fn retry_waiting(&mut self) -> Result<Option<Bytes>, DocError> {
+        let mut delta = None;
+        while !self.waiting.is_empty() {
+            let sv = guard(|| self.doc.transact().state_vector())?;
+            let ready = self.waiting.iter().position(|held| {
+                held.needs
+                    .iter()
+                    .all(|&(client, clock)| sv.get(&ClientID::new(client)) >= clock)
+            });
+            let Some(ready) = ready else { break };
+            let held = self.waiting.remove(ready);
+            match self.apply_trusted(&held.update) {
+                Ok(more) => delta = join_deltas(delta, more),
+                // It was checked when it came; if yrs refuses it now, nothing else can use it.
+                Err(DocError::Invalid(reason)) => {
+                    tracing::warn!(%reason, "dropping a waiting update that does not apply");
+                }
+                Err(DocError::Panicked) => return Err(DocError::Panicked),
+            }
+        }
         Ok(delta)
     }
 
@@ -336,8 +412,9 @@ impl RoomDoc {
         }
         self.types.absorb(added);
         *introduced = introduced.saturating_add(new);
+        let more = self.retry_waiting()?;
         Ok(ClientApplied {
-            delta,
+            delta: join_deltas(delta, more),
             held: Vec::new(),
         })
     }
@@ -565,6 +642,17 @@ fn whole_document_limits() -> UpdateLimits {
         max_type_depth: usize::MAX,
         check_origins: false,
         ..UpdateLimits::default()
+    }
+}
+
+/// Most parts of trusted updates that may wait for missing clocks in one document.
+const MAX_WAITING: usize = 4096;
+
+/// What two changes in a row changed, as one frame.
+fn join_deltas(first: Option<Bytes>, second: Option<Bytes>) -> Option<Bytes> {
+    match second {
+        Some(second) => Some(merge_deltas(first, &second)),
+        None => first,
     }
 }
 
@@ -866,6 +954,31 @@ mod tests {
                 .get_string(&room.doc.transact()),
             "helloworldgap"
         );
+    }
+
+    #[test]
+    fn a_trusted_update_past_the_documents_clock_waits_inside_the_document() {
+        // Another node's update that overtook the one before it: yrs would integrate it behind
+        // a hole and panic when the hole's content came (BlockStore::push).
+        let mut room = RoomDoc::new().expect("new doc");
+        room.apply(&write_as(1, "t", "hello")).expect("base");
+        let gap = [1, 1, 1, 10, 0x84, 1, 9, 3, b'g', b'a', b'p', 0];
+        assert_eq!(room.apply(&gap).expect("not refused"), None, "nothing yet");
+        assert_eq!(room.waiting(), 1);
+        let world = [1, 1, 1, 5, 0x84, 1, 4, 5, b'w', b'o', b'r', b'l', b'd', 0];
+        let delta = room.apply(&world).expect("the hole").expect("a change");
+        assert_eq!(room.waiting(), 0);
+        let text = |doc: &Doc| doc.get_or_insert_text("t").get_string(&doc.transact());
+        assert_eq!(text(&room.doc), "helloworldgap");
+        // One delta carries both, so peers get the waiting part too.
+        let peer = Doc::new();
+        peer.transact_mut()
+            .apply_update(Update::decode_v1(&write_as(1, "t", "hello")).expect("decodes"))
+            .expect("applies");
+        peer.transact_mut()
+            .apply_update(Update::decode_v1(&sync_payload(&delta)).expect("decodes"))
+            .expect("applies");
+        assert_eq!(text(&peer), "helloworldgap");
     }
 
     #[test]
