@@ -24,12 +24,13 @@ export const PROVIDERS = {
  * happened to the socket, not only on the final state.
  */
 export class Client {
-  constructor (serverUrl, room, { name, version = 'v3', params } = {}) {
+  constructor (serverUrl, room, { name, version = 'v3', params, gc = true } = {}) {
     const Provider = PROVIDERS[version]
     if (!Provider) throw new Error(`unknown provider version ${version}`)
     this.name = name
     this.room = room
-    this.doc = new Y.Doc()
+    // `gc: false` keeps deleted content as items, as version-history setups do.
+    this.doc = new Y.Doc({ gc })
     this.statuses = []
     this.destroyed = false
     this.closes = []
