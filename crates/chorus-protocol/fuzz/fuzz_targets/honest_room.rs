@@ -24,7 +24,7 @@ use yrs::{
 
 #[path = "shared/room_mirror.rs"]
 mod room_mirror;
-use room_mirror::{Held, admit, release, room_doc};
+use room_mirror::{Held, admit, clocks, release, room_doc};
 
 /// Pieces clients type: ASCII, an emoji (a surrogate pair) and a flag (two pairs).
 const PIECES: [&str; 5] = ["a", "😀", "bc", "🇯🇵", " "];
@@ -293,17 +293,6 @@ fuzz_target!(|data: &[u8]| {
         .transact_mut()
         .apply_update(Update::decode_v1(&state).expect("decodes"))
         .expect("applies");
-    let clocks = |doc: &Doc| {
-        let mut sv: Vec<(u64, u32)> = doc
-            .transact()
-            .state_vector()
-            .iter()
-            .filter(|&(_, &clock)| clock > 0)
-            .map(|(client, &clock)| (client.get(), clock))
-            .collect();
-        sv.sort_unstable();
-        sv
-    };
     let diff = |doc: &Doc| {
         doc.get_or_insert_text("t")
             .diff(&doc.transact(), YChange::identity)

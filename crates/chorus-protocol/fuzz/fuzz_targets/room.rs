@@ -23,9 +23,9 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "shared/room_mirror.rs"]
 mod room_mirror;
-use room_mirror::{Held, admit, release, room_doc};
+use room_mirror::{Held, admit, clocks, release, room_doc};
 use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update};
+use yrs::{GetString, ReadTxn, StateVector, Transact, Update};
 
 /// A room holds at most this many messages' worth of state per run, to keep runs fast.
 const MAX_MESSAGES: usize = 64;
@@ -103,19 +103,6 @@ fuzz_target!(|data: &[u8]| {
         .transact_mut()
         .apply_update(Update::decode_v1(&state).expect("checked above"))
         .expect("the room's own state applies to a fresh replica");
-    // yrs may keep a client at clock 0 in a state vector (an update whose structs all went
-    // pending, say), which means the same as no entry.
-    let clocks = |doc: &Doc| {
-        let mut sv: Vec<(u64, u32)> = doc
-            .transact()
-            .state_vector()
-            .iter()
-            .filter(|&(_, &clock)| clock > 0)
-            .map(|(client, &clock)| (client.get(), clock))
-            .collect();
-        sv.sort_unstable();
-        sv
-    };
     assert_eq!(
         clocks(&replica),
         clocks(&room),

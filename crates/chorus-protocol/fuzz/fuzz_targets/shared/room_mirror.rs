@@ -114,3 +114,17 @@ pub fn release(
         admit(room, index, held, &update, reordered)?;
     }
 }
+
+/// A document's state vector, sorted, without clients at clock 0: yrs may keep one there (an
+/// update whose structs all went pending, say), which means the same as no entry.
+pub fn clocks(doc: &Doc) -> Vec<(u64, u32)> {
+    let mut sv: Vec<(u64, u32)> = doc
+        .transact()
+        .state_vector()
+        .iter()
+        .filter(|&(_, &clock)| clock > 0)
+        .map(|(client, &clock)| (client.get(), clock))
+        .collect();
+    sv.sort_unstable();
+    sv
+}
