@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every Chorus test: Rust unit and integration tests, the Node interop suite against the
-# real binary, and (when present) the browser test of the web demo and the manifest checks.
+# real binary, the browser test of the web demo and the manifest checks; every suite is required.
 # Starts what the tests need; run it from anywhere: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,15 +8,27 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n=== %s\n' "$*"; }
 
-need() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  step "installing $2 (apt)"
+apt_install() {
+  step "installing $* (apt)"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "$1 is missing; install the Debian package $2 (or run this script as root)" >&2
+    echo "missing: install the Debian package(s) $* (or run this script as root)" >&2
     exit 1
   fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# What this script starts, it stops, however it ends.
+started_redis_pidfile=""
+cleanup() {
+  if [ -n "$started_redis_pidfile" ] && [ -s "$started_redis_pidfile" ]; then
+    kill "$(cat "$started_redis_pidfile")" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
 
 need cargo "cargo (install Rust from https://rustup.rs)"
 need node nodejs
@@ -26,20 +38,42 @@ need redis-cli redis-tools
 need python3 python3
 
 # The relay tests use the Redis at CHORUS_TEST_REDIS_URL (default 127.0.0.1:6379); start one
-# if nothing answers there. Tests that need their own Redis (outages, the cluster) start it.
+# there if nothing answers, and stop it at the end. Tests that need their own Redis (outages,
+# the cluster) start it.
 export CHORUS_TEST_REDIS_URL="${CHORUS_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 if ! redis-cli -u "$CHORUS_TEST_REDIS_URL" ping >/dev/null 2>&1; then
-  step "starting redis-server on 127.0.0.1:6379"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
-    --logfile /tmp/chorus-test-redis.log
-  for _ in $(seq 50); do redis-cli ping >/dev/null 2>&1 && break; sleep 0.1; done
+  redis_port="${CHORUS_TEST_REDIS_URL##*:}"
+  redis_port="${redis_port%%/*}"
+  step "starting redis-server on 127.0.0.1:$redis_port"
+  started_redis_pidfile="$(mktemp /tmp/chorus-test-redis.XXXXXX.pid)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    --logfile /tmp/chorus-test-redis.log --pidfile "$started_redis_pidfile"
+  up=""
+  for _ in $(seq 100); do
+    if redis-cli -u "$CHORUS_TEST_REDIS_URL" ping >/dev/null 2>&1; then up=1; break; fi
+    sleep 0.1
+  done
+  if [ -z "$up" ]; then
+    echo "redis-server did not answer at $CHORUS_TEST_REDIS_URL within 10 s; its log:" >&2
+    cat /tmp/chorus-test-redis.log >&2 || true
+    exit 1
+  fi
 fi
 
-# The S3 store is tested against a real local S3 API: moto's server, from PyPI.
-if ! command -v moto_server >/dev/null 2>&1; then
-  step "installing moto (local S3 server for the store tests)"
-  python3 -m pip install --quiet 'moto[server]==5.2.1'
+# The S3 store is tested against a real local S3 API: moto's server, from PyPI, in a virtual
+# environment of its own under target/ (a plain Debian's python3 has no pip, and its system
+# Python refuses pip installs), so nothing outside the checkout is touched.
+MOTO_PIN='moto[server]==5.2.1'
+MOTO_VENV="${CARGO_TARGET_DIR:-$PWD/target}/test-tools/moto"
+if [ "$(cat "$MOTO_VENV/installed" 2>/dev/null)" != "$MOTO_PIN" ] || [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  step "installing $MOTO_PIN into $MOTO_VENV (once)"
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "$MOTO_PIN"
+  printf '%s' "$MOTO_PIN" >"$MOTO_VENV/installed"
 fi
+export CHORUS_TEST_MOTO="$MOTO_VENV/bin/moto_server"
 
 step "building the chorus binary"
 cargo build -p chorus-cli --locked
@@ -57,14 +91,11 @@ step "benchmark report code (loadtest/bench)"
 step "Node interop: npm yjs + y-websocket against the real server"
 bash tests/interop/run.sh
 
-if [ -x web-demo/e2e/run.sh ]; then
-  step "web demo in headless Chromium"
-  bash web-demo/e2e/run.sh
-fi
+# Every suite is mandatory: a missing script fails the run instead of skipping it.
+step "web demo in headless Chromium"
+bash web-demo/e2e/run.sh
 
-if [ -x scripts/validate-k8s.sh ]; then
-  step "Kubernetes manifests"
-  bash scripts/validate-k8s.sh
-fi
+step "Kubernetes manifests"
+bash scripts/validate-k8s.sh
 
 step "all tests passed"
