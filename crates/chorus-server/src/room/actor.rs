@@ -507,14 +507,7 @@ impl Room {
     /// arrival order, until none is left that can go.
     fn release_held(&mut self) -> Result<(), DocError> {
         while !self.held.is_empty() {
-            let sv = self.doc.state_vector()?;
-            let clock_of = |client: u64| {
-                sv.entries
-                    .iter()
-                    .find(|&&(c, _)| c == client)
-                    .map_or(0, |&(_, clock)| clock)
-            };
-            let Some((conn, update)) = self.held.take_ready(clock_of) else {
+            let Some((conn, update)) = self.doc.take_ready(&mut self.held)? else {
                 break;
             };
             self.admit_update(conn, &update)?;
@@ -547,30 +540,27 @@ impl Room {
 
     /// Applies what another node published.
     fn remote(&mut self, origin: NodeId, body: Body) -> Result<(), DocError> {
-        let waiting_before = self.doc.waiting();
         match body {
-            Body::Update(update) => match self.doc.apply(&update) {
-                Ok(delta) if self.doc.waiting() > waiting_before => {
-                    // It overtook a message this node missed: ask for what is missing now
-                    // rather than at the next periodic exchange.
-                    if let Some(delta) = delta {
+            Body::Update(update) => {
+                let waiting_before = self.doc.waiting();
+                match self.doc.apply(&update) {
+                    Ok(Some(delta)) => {
                         self.take_delta(delta, None, false);
                         self.pump_log();
                         self.release_held()?;
                     }
+                    Ok(None) => {}
+                    Err(DocError::Invalid(reason)) => {
+                        tracing::warn!(node = %origin, %reason, "ignoring an invalid update from another node");
+                    }
+                    Err(DocError::Panicked) => return Err(DocError::Panicked),
+                }
+                if self.doc.waiting() > waiting_before {
+                    // It overtook a message this node missed: ask for what is missing now
+                    // rather than at the next periodic exchange.
                     self.request_sync()?;
                 }
-                Ok(Some(delta)) => {
-                    self.take_delta(delta, None, false);
-                    self.pump_log();
-                    self.release_held()?;
-                }
-                Ok(None) => {}
-                Err(DocError::Invalid(reason)) => {
-                    tracing::warn!(node = %origin, %reason, "ignoring an invalid update from another node");
-                }
-                Err(DocError::Panicked) => return Err(DocError::Panicked),
-            },
+            }
             Body::Awareness(update) => {
                 match AwarenessUpdate::decode(&Bytes::from(update.into_vec())) {
                     Ok(update) => {

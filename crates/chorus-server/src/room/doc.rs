@@ -20,7 +20,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
 
-use super::held::HeldUpdate;
+use super::held::{Held, HeldUpdate};
 
 /// Key of the room's update observer on its document.
 const OBSERVER_KEY: &str = "chorus-room";
@@ -189,6 +189,18 @@ impl RoomDoc {
         Ok(join_deltas(delta, more))
     }
 
+    /// Takes out of `held` the first update this document now has every clock for.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn take_ready<K: Copy + Eq + std::hash::Hash>(
+        &self,
+        held: &mut Held<K>,
+    ) -> Result<Option<(K, Vec<u8>)>, DocError> {
+        let sv = guard(|| self.doc.transact().state_vector())?;
+        Ok(held.take_ready(|client| sv.get(&ClientID::new(client))))
+    }
+
     /// Parts of trusted updates waiting for clocks the document lacks.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
@@ -247,11 +259,11 @@ impl RoomDoc {
         let mut delta = None;
         while !self.waiting.is_empty() {
             let sv = guard(|| self.doc.transact().state_vector())?;
-            let ready = self.waiting.iter().position(|held| {
-                held.needs
-                    .iter()
-                    .all(|&(client, clock)| sv.get(&ClientID::new(client)) >= clock)
-            });
+            let clock_of = |client: u64| sv.get(&ClientID::new(client));
+            let ready = self
+                .waiting
+                .iter()
+                .position(|held| held.is_ready(&clock_of));
             let Some(ready) = ready else { break };
             let held = self.waiting.remove(ready);
             match self.apply_trusted(&held.update) {

@@ -24,7 +24,8 @@ pub struct HeldUpdate {
 }
 
 impl HeldUpdate {
-    fn is_ready(&self, clock_of: &impl Fn(u64) -> u32) -> bool {
+    /// Whether a document whose clock per client is `clock_of` has every clock this waits for.
+    pub fn is_ready(&self, clock_of: &impl Fn(u64) -> u32) -> bool {
         self.needs
             .iter()
             .all(|&(client, clock)| clock_of(client) >= clock)

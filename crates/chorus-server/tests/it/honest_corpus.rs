@@ -15,7 +15,7 @@ use chorus_server::room::DocLimits;
 use chorus_server::room::doc::{ClientUpdateError, DocError, RoomDoc};
 use chorus_server::room::held::{Held, HeldLimits};
 use yrs::types::ToJson;
-use yrs::types::text::YChange;
+use yrs::types::text::{Diff, YChange};
 use yrs::updates::decoder::Decode;
 use yrs::{
     Any, Array, Doc, GetString, Map, Out, ReadTxn, Text, Transact, Update, Xml, XmlFragment, XmlOut,
@@ -289,28 +289,31 @@ pub(crate) fn render_roots(doc: &Doc, roots: &[(&str, RootKind)]) -> BTreeMap<St
         .collect()
 }
 
+/// A text's chunks, each its content and its attributes in key order.
+fn render_chunks<T: ReadTxn>(diff: Vec<Diff<YChange>>, txn: &T) -> Vec<String> {
+    diff.into_iter()
+        .map(|chunk| {
+            let attrs = chunk.attributes.map(|attrs| {
+                let sorted: BTreeMap<String, String> = attrs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), render_any(v)))
+                    .collect();
+                format!("{sorted:?}")
+            });
+            format!(
+                "{}{}",
+                render(&chunk.insert, txn),
+                attrs.unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
 fn render<T: ReadTxn>(value: &Out, txn: &T) -> String {
     match value {
         Out::Any(any) => render_any(any),
         Out::YText(text) => {
-            let chunks: Vec<String> = text
-                .diff(txn, YChange::identity)
-                .into_iter()
-                .map(|chunk| {
-                    let attrs = chunk.attributes.map(|attrs| {
-                        let sorted: BTreeMap<String, String> = attrs
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), render_any(v)))
-                            .collect();
-                        format!("{sorted:?}")
-                    });
-                    format!(
-                        "{}{}",
-                        render(&chunk.insert, txn),
-                        attrs.unwrap_or_default()
-                    )
-                })
-                .collect();
+            let chunks = render_chunks(text.diff(txn, YChange::identity), txn);
             format!("text{chunks:?}")
         }
         Out::YMap(map) => {
@@ -343,24 +346,7 @@ fn render<T: ReadTxn>(value: &Out, txn: &T) -> String {
             format!("<{}{attrs:?}>{children:?}", xml.tag())
         }
         Out::YXmlText(xml) => {
-            let chunks: Vec<String> = xml
-                .diff(txn, YChange::identity)
-                .into_iter()
-                .map(|chunk| {
-                    let attrs = chunk.attributes.map(|attrs| {
-                        let sorted: BTreeMap<String, String> = attrs
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), render_any(v)))
-                            .collect();
-                        format!("{sorted:?}")
-                    });
-                    format!(
-                        "{}{}",
-                        render(&chunk.insert, txn),
-                        attrs.unwrap_or_default()
-                    )
-                })
-                .collect();
+            let chunks = render_chunks(xml.diff(txn, YChange::identity), txn);
             format!("xmltext{chunks:?} = {:?}", xml.get_string(txn))
         }
         Out::YDoc(doc) => format!("subdoc {}", doc.guid()),
