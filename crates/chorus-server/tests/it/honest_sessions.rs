@@ -714,6 +714,12 @@ struct World {
     next_conn: usize,
     /// What happened, for failure reports.
     log: Vec<String>,
+    /// Per connection (its index is its number): the client, the frames it delivered to the
+    /// room, and how many frames the room had had in all when it closed. The honest corpus'
+    /// yrs half is written from this (`record_the_yrs_half_of_the_honest_corpus`).
+    sent: Vec<(usize, Vec<Vec<u8>>, Option<usize>)>,
+    /// Which connection each frame the room received came from, in order.
+    order: Vec<usize>,
 }
 
 impl World {
@@ -727,6 +733,8 @@ impl World {
                 .collect(),
             next_conn: 0,
             log: Vec::new(),
+            sent: Vec::new(),
+            order: Vec::new(),
         };
         for i in 0..world.clients.len() {
             world.connect(i, &Comeback::Plain);
@@ -739,6 +747,7 @@ impl World {
     fn connect(&mut self, c: usize, how: &Comeback) {
         let conn = self.next_conn;
         self.next_conn += 1;
+        self.sent.push((c, Vec::new(), None));
         let server_sv: yrs::StateVector = self
             .room
             .state_vector()
@@ -781,6 +790,8 @@ impl World {
         let Some(frame) = self.clients[c].to_room.pop_front() else {
             return Ok(());
         };
+        self.sent[conn].1.push(frame.bytes.clone());
+        self.order.push(conn);
         let outcome = self.room.receive(conn, &frame.bytes).map_err(|refusal| {
             format!(
                 "the room refused client {c}'s {} on connection {conn} with {}: {}\nframe ({} bytes): {}\nsession so far:\n{}",
@@ -867,6 +878,7 @@ impl World {
         client.from_room.clear();
         client.awaiting_step2 = false;
         client.conn = None;
+        self.sent[conn].2 = Some(self.order.len());
         self.room.leave(conn);
         Ok(())
     }
@@ -954,6 +966,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Runs a session; `Err` says what went wrong.
 fn run_session(session: &Session) -> Result<(), String> {
+    run_session_in(session).map(|_| ())
+}
+
+/// [`run_session`], returning the settled world.
+fn run_session_in(session: &Session) -> Result<World, String> {
     let mut world = World::new(&session.skip_gc);
     for action in &session.actions {
         world.run(action)?;
@@ -987,13 +1004,108 @@ fn run_session(session: &Session) -> Result<(), String> {
         check(&format!("client {i}"), &client.doc);
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(world)
     } else {
         Err(format!(
             "{}\nsession:\n{}",
             problems.join("\n"),
             world.log.join("\n")
         ))
+    }
+}
+
+/// Writes what a settled session's yrs clients sent, in the honest corpus' format
+/// (`tests/corpus/honest/README.md`), to `dir`.
+fn write_corpus_room(world: &mut World, session: &Session, seed: u64, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("corpus dir");
+    let mut connections = Vec::new();
+    for (conn, (client, frames, closed_at)) in world.sent.iter().enumerate() {
+        let file = format!("conn-{conn:03}.bin");
+        let mut bytes = Vec::new();
+        for frame in frames {
+            bytes.extend_from_slice(&u32::try_from(frame.len()).expect("small").to_le_bytes());
+            bytes.extend_from_slice(frame);
+        }
+        std::fs::write(dir.join(&file), bytes).expect("write a connection");
+        // A close lies between the last frame before it and the first after it.
+        let close =
+            closed_at.map(|at| serde_json::json!({ "code": 1000, "at_ms": at as f64 - 0.5 }));
+        connections.push(serde_json::json!({
+            "file": file,
+            "client": format!("yrs-{client}"),
+            "node": 0,
+            "gc": !session.skip_gc[*client],
+            "frames": frames.len(),
+            "close": close,
+        }));
+    }
+    let state = world.room.snapshot();
+    let joiner = utf16_doc(None, false);
+    apply_to(&joiner, &state);
+    let kind = |kind: RootKind| match kind {
+        RootKind::Text => "delta",
+        RootKind::XmlFragment => "xml",
+        RootKind::Map => "map",
+        RootKind::Array => "array",
+    };
+    let rendered = render_roots(&joiner, &ROOTS);
+    let content: serde_json::Map<String, serde_json::Value> = ROOTS
+        .iter()
+        .map(|(name, root)| {
+            let value = serde_json::json!({ kind(*root): rendered[*name] });
+            ((*name).to_owned(), value)
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "format": "chorus-honest-corpus/1",
+        "seed": seed,
+        "nodes": 1,
+        "settings": { "generator": "yrs clients of honest_sessions.rs (record_the_yrs_half_of_the_honest_corpus)" },
+        "doc": format!("honest-yrs-s{seed}"),
+        "ok": true,
+        "problems": [],
+        "connections": connections,
+        "order": world.order,
+        "order_ms": (0..world.order.len()).map(|i| i as f64).collect::<Vec<_>>(),
+        "final": {
+            "converged": true,
+            "update_v1_hex": hex(&state),
+            "state_vector_hex": hex(&joiner.transact().state_vector().encode_v1()),
+            "content": content,
+        },
+    });
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).expect("json"),
+    )
+    .expect("write the manifest");
+}
+
+/// Not a check but the recorder of the corpus' yrs half: the frames yrs clients of seeded
+/// honest sessions sent, which `honest_corpus` replays with every recorded room. Run it with
+/// `cargo test -p chorus-server --test it record_the_yrs_half -- --ignored` to write them again.
+#[test]
+#[ignore = "writes tests/corpus/honest/yrs-*: run on purpose"]
+fn record_the_yrs_half_of_the_honest_corpus() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/honest");
+    for seed in 1..=4u64 {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+        let mut runner = TestRunner::new_with_rng(ProptestConfig::default(), rng);
+        let session = session()
+            .new_tree(&mut runner)
+            .expect("a session")
+            .current();
+        let mut world = run_session_in(&session).expect("an honest session passes");
+        write_corpus_room(
+            &mut world,
+            &session,
+            seed,
+            &corpus.join(format!("yrs-seed-{seed}/room-0")),
+        );
     }
 }
 
