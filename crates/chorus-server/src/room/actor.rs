@@ -451,15 +451,17 @@ impl Room {
                 reason,
                 detail,
             }) => {
-                tracing::info!(conn = %from, rule, %detail, "refused an update over a document limit");
-                metrics::get().update_refused(rule);
-                self.disconnect_refused(from, close_code::POLICY, rule, reason);
+                self.refuse(from, close_code::POLICY, rule, reason, &detail);
                 return Ok(());
             }
             Err(ClientUpdateError::Refused { rule, detail }) => {
-                tracing::info!(conn = %from, rule, %detail, "refused an update");
-                metrics::get().update_refused(rule);
-                self.disconnect_refused(from, close_code::INVALID_PAYLOAD, rule, "update refused");
+                self.refuse(
+                    from,
+                    close_code::INVALID_PAYLOAD,
+                    rule,
+                    "update refused",
+                    &detail,
+                );
                 return Ok(());
             }
             Err(ClientUpdateError::Doc(error)) => Err(error),
@@ -475,13 +477,12 @@ impl Room {
                     tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");
                     metrics::get().updates_held.increment(1);
                     if let Err(error) = self.held.hold(from, held) {
-                        tracing::info!(conn = %from, rule = "too_many_held", %error, "closing a connection that holds too much");
-                        metrics::get().update_refused("too_many_held");
-                        self.disconnect_refused(
+                        self.refuse(
                             from,
                             close_code::POLICY,
                             "too_many_held",
                             "too many updates waiting for missing content",
+                            &error,
                         );
                         return Ok(());
                     }
@@ -489,13 +490,12 @@ impl Room {
                 Ok(())
             }
             Err(DocError::Invalid(reason)) => {
-                tracing::info!(conn = %from, rule = "yrs_refused", %reason, "yrs refused an update");
-                metrics::get().update_refused("yrs_refused");
-                self.disconnect_refused(
+                self.refuse(
                     from,
                     close_code::INVALID_PAYLOAD,
                     "yrs_refused",
                     "invalid update",
+                    &reason,
                 );
                 Ok(())
             }
@@ -775,9 +775,19 @@ impl Room {
         }
     }
 
-    /// Closes a connection whose update a rule refused; the close reason names the rule first,
-    /// so that it survives the 123-byte limit on close reasons.
-    fn disconnect_refused(&mut self, conn: ConnId, code: u16, rule: &'static str, reason: &str) {
+    /// Closes a connection whose update `rule` refused, logging `detail` and counting the rule.
+    /// The close reason names the rule first, so that it survives the 123-byte limit on close
+    /// reasons.
+    fn refuse(
+        &mut self,
+        conn: ConnId,
+        code: u16,
+        rule: &'static str,
+        reason: &str,
+        detail: &dyn std::fmt::Display,
+    ) {
+        tracing::info!(%conn, rule, %detail, "refused an update");
+        metrics::get().update_refused(rule);
         if let Some(peer) = self.peers.get(&conn) {
             peer.close.close(code, format!("[{rule}] {reason}"));
         }
