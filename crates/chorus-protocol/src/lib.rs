@@ -23,6 +23,6 @@ pub mod update;
 pub use awareness::{AwarenessEntry, AwarenessUpdate};
 pub use doc_name::{DocName, DocNameError};
 pub use error::ProtocolError;
-pub use message::{AuthMessage, Message, SyncMessage};
+pub use message::{AuthMessage, Message, SyncFrame, SyncMessage};
 pub use state_vector::StateVector;
 pub use update::{UpdateError, UpdateLimits, UpdateSummary, validate_update_v1};

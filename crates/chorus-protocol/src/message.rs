@@ -150,6 +150,35 @@ pub fn sync_frame(sync_type: u64, payload: &[u8]) -> Bytes {
     out.into()
 }
 
+/// A sync message encoded once: the frame clients get and, sharing its bytes, the Yjs update it
+/// carries, for the update log and the other nodes. The payload is the frame's tail, so taking
+/// it needs no parsing and no copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncFrame {
+    frame: Bytes,
+    payload_len: usize,
+}
+
+impl SyncFrame {
+    /// Frames `payload` as a sync message of `sync_type` (see [`sync_frame`]).
+    pub fn new(sync_type: u64, payload: &[u8]) -> Self {
+        Self {
+            frame: sync_frame(sync_type, payload),
+            payload_len: payload.len(),
+        }
+    }
+
+    /// The whole y-websocket frame.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+
+    /// The payload: a v1 update for step 2 and update messages, a v1 state vector for step 1.
+    pub fn payload(&self) -> Bytes {
+        self.frame.slice(self.frame.len() - self.payload_len..)
+    }
+}
+
 /// Frames an already-encoded awareness update.
 pub fn awareness_frame(update: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(1 + var_uint_len(update.len() as u64) + update.len());
@@ -170,6 +199,18 @@ pub fn permission_denied_frame(reason: &str) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sync_frame_shares_its_payload() {
+        let payload = vec![7u8; 300];
+        let framed = SyncFrame::new(SYNC_UPDATE, &payload);
+        assert_eq!(framed.frame(), &sync_frame(SYNC_UPDATE, &payload));
+        assert_eq!(framed.payload().as_ref(), payload.as_slice());
+        match Message::decode(framed.frame()) {
+            Ok(Message::Sync(SyncMessage::Update(update))) => assert_eq!(update, framed.payload()),
+            other => panic!("decoded as {other:?}"),
+        }
+    }
     use crate::awareness::AwarenessEntry;
 
     fn decode(bytes: &[u8]) -> Result<Message, ProtocolError> {

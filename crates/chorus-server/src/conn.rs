@@ -2,54 +2,13 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::TrySendError;
 
-/// Identifies one WebSocket connection for the lifetime of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    /// A process-wide unique id.
-    pub fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// RFC 6455 close codes Chorus sends.
-pub mod close_code {
-    /// The server is shutting down; the client should reconnect (to another node).
-    pub const GOING_AWAY: u16 = 1001;
-    /// The frame was not a binary y-websocket message.
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// The message could not be decoded or applied.
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    /// The message broke a rule (e.g. a text frame, a read-only write).
-    pub const POLICY: u16 = 1008;
-    /// The message exceeded `--max-message-bytes`.
-    pub const TOO_BIG: u16 = 1009;
-    /// The token expired while connected (y-websocket 3.1 stops reconnecting on 4400-4499).
-    pub const FORBIDDEN: u16 = 4403;
-    /// The document was deleted (`DELETE /api/v1/docs/{doc}`). In the 4400-4499 range so that
-    /// clients do not reconnect: one that did would upload its copy and bring the document back.
-    pub const DOCUMENT_DELETED: u16 = 4404;
-    /// The room failed; the client should reconnect, which reloads it.
-    pub const INTERNAL_ERROR: u16 = 1011;
-    /// The client fell behind or the room is busy; it resynchronises when it reconnects.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-}
+pub use chorus_room::{ConnId, close_code};
 
 /// Why and how a connection is to be closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,9 +239,6 @@ pub struct Peer {
     pub close: CloseSignal,
     /// False for read-only tokens: the room applies none of this peer's updates.
     pub can_write: bool,
-    /// Client ids new to the document that this peer's updates brought so far; bounded by
-    /// [`DocLimits::max_clients_per_connection`](crate::room::DocLimits).
-    pub clients_introduced: usize,
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ impl Chorus {
             .rooms
             .delete(&DocName::parse(doc)?)
             .await?
-            .map_err(ApiError::Internal)
+            .map_err(|error| ApiError::Internal(error.to_string()))
     }
 
     pub(crate) fn state(&self) -> &AppState {
@@ -343,7 +343,7 @@ impl AppState {
                 async move { room.read(since).await }
             })
             .await?
-            .map_err(ApiError::Internal)
+            .map_err(|error| ApiError::Internal(error.to_string()))
     }
 
     /// Validates and applies a Yjs v1 update as the server; returns once it is durable.
@@ -356,7 +356,7 @@ impl AppState {
                 async move { room.write(update).await }
             })
             .await?
-            .map_err(ApiError::BadRequest)
+            .map_err(|refused| ApiError::BadRequest(refused.to_string()))
     }
 
     /// Readiness turns to 503 and everything is told to stop.

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use chorus_protocol::{DocName, Message, SyncMessage, UpdateLimits, validate_update_v1};
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -41,7 +40,7 @@ use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
 use crate::metrics;
 use crate::quarantine::{History, Quarantine};
-use crate::room::handle::RoomCmd;
+use crate::room::handle::NotDelivered;
 use crate::room::{JoinRefused, RoomHandle};
 
 /// Frames a connection sends in one go before flushing: batching saves system calls when a busy
@@ -169,7 +168,6 @@ fn serve(
             outbox: outbox_tx,
             close: close.clone(),
             can_write: grant.mode == Mode::Write,
-            clients_introduced: 0,
         };
         // Boxed, like the other one-off steps (hooks, the goodbye): the task's future keeps room
         // for its largest state for the connection's whole life.
@@ -279,14 +277,14 @@ impl Connection<'_> {
         let first = next_ping.min(heard + peer_timeout);
         let timer = tokio::time::sleep_until(expires_at.map_or(first, |at| first.min(at)));
         tokio::pin!(timer);
-        let room_tx = self.room.sender();
+        let mailbox = self.room.mailbox(self.conn);
         // Registered once: asking anew on every turn of the loop costs a lock per frame.
         let close = self.close;
         let closed = close.closed();
         tokio::pin!(closed);
         // Messages the room's inbox had no room for; no frame is read until they are handed
         // over. Empty (and unallocated) nearly always.
-        let mut held: VecDeque<RoomCmd> = VecDeque::new();
+        let mut held: VecDeque<Message> = VecDeque::new();
         // Set while the connection is over its message or byte rate: no frame is read before
         // then, so TCP makes the client wait instead of the server closing it. The one timer
         // wakes the loop for it.
@@ -315,9 +313,9 @@ impl Connection<'_> {
                 // Built (and boxed) only while a message is held: `select!` keeps a slot for
                 // every branch's future, and an unboxed reservation would cost every idle
                 // connection its size.
-                permit = OptionFuture::from((!held.is_empty()).then(|| Box::pin(room_tx.reserve()))), if !held.is_empty() => {
+                permit = OptionFuture::from((!held.is_empty()).then(|| Box::pin(mailbox.reserve()))), if !held.is_empty() => {
                     match (permit, held.pop_front()) {
-                        (Some(Ok(permit)), Some(cmd)) => permit.send(cmd),
+                        (Some(Ok(permit)), Some(msg)) => permit.send(msg),
                         _ => {
                             self.room_gone();
                             return;
@@ -335,15 +333,14 @@ impl Connection<'_> {
                         }
                     }
                     for msg in read.messages {
-                        let cmd = RoomCmd::Message { conn: self.conn, msg };
                         if !held.is_empty() {
-                            held.push_back(cmd);
+                            held.push_back(msg);
                             continue;
                         }
-                        match room_tx.try_send(cmd) {
+                        match mailbox.try_send(msg) {
                             Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(cmd)) => held.push_back(cmd),
-                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                            Err(NotDelivered::Full(msg)) => held.push_back(msg),
+                            Err(NotDelivered::Gone) => {
                                 self.room_gone();
                                 return;
                             }
@@ -351,8 +348,8 @@ impl Connection<'_> {
                     }
                     if let Some((code, reason)) = read.close {
                         // What the client sent before the frame that ends it still counts.
-                        for cmd in held.drain(..) {
-                            if timeout(CLOSE_GRACE, room_tx.send(cmd)).await.is_err() {
+                        for msg in held.drain(..) {
+                            if timeout(CLOSE_GRACE, mailbox.send(msg)).await.is_err() {
                                 break;
                             }
                         }

@@ -173,6 +173,6 @@ pub(super) async fn delete(
         .rooms
         .delete(&doc)
         .await?
-        .map_err(ApiError::Internal)?;
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,10 +17,10 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use super::Delivery;
 use super::redis::{MAX_BACKOFF, NodeWatch, deliver};
 use super::{Body, Control, Envelope, Relay, RelaySettings};
 use crate::metrics;
-use crate::room::handle::RoomCmd;
 
 /// Timeout of one cluster request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,7 +71,7 @@ pub(super) async fn cluster_loop(
 
     let mut confirmed: HashSet<String> = HashSet::new();
     let mut nodes = NodeWatch::default();
-    let mut channels: Vec<String> = relay.rooms().keys().map(|doc| relay.channel(doc)).collect();
+    let mut channels: Vec<String> = relay.room_channels();
     channels.push(relay.node_channel());
     for channel in &channels {
         let _ = conn.ssubscribe(channel).await;
@@ -94,7 +94,7 @@ pub(super) async fn cluster_loop(
                 publish(&relay, &mut conn, &node_channel, heartbeat_bytes.clone()).await;
                 for node in nodes.dead(settings.node_timeout) {
                     tracing::info!(%node, "node stopped heartbeating; removing its clients' presence");
-                    relay.tell_all_rooms(|| RoomCmd::NodeGone(node));
+                    relay.tell_all_rooms(&|| Delivery::NodeGone(node));
                 }
             }
             request = control.recv() => match request {
@@ -146,11 +146,9 @@ fn on_push(relay: &Relay, nodes: &mut NodeWatch, confirmed: &mut HashSet<String>
                 nodes.reset_after_gap();
                 metrics::get().relay_reconnects.increment(1);
                 if channel == relay.node_channel() {
-                    relay.tell_all_rooms(|| RoomCmd::RelayResync);
-                } else if let Some(doc) = relay.doc_of_channel(&channel)
-                    && let Some(room) = relay.rooms().get(doc)
-                {
-                    let _ = room.try_send(RoomCmd::RelayResync);
+                    relay.tell_all_rooms(&|| Delivery::Resync);
+                } else if let Some(doc) = relay.doc_of_channel(&channel) {
+                    relay.tell_room(doc, Delivery::Resync);
                 }
             }
         }

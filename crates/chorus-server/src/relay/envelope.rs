@@ -1,9 +1,7 @@
 //! What nodes tell each other about a room, as bincode on a Redis pub/sub channel.
 
-use std::fmt;
-
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
 /// Bumped whenever the envelope layout changes; nodes ignore envelopes of another version, so a
 /// rolling upgrade degrades to "no relay between old and new" rather than to garbage.
@@ -13,22 +11,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 /// bytes get a hard ceiling (a whole-document sync reply fits well below it).
 const MAX_ENVELOPE_BYTES: usize = 256 * 1024 * 1024;
 
-/// Identifies one server process; random at every start, so a restarted node is a new node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct NodeId(pub u64);
-
-impl NodeId {
-    /// A fresh random id.
-    pub fn random() -> Self {
-        Self(fastrand::u64(..))
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
+pub use chorus_room::NodeId;
 
 /// One message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,12 +30,12 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     /// A Yjs v1 update the origin accepted (or a diff answering a [`Body::SyncRequest`]).
-    Update(ByteBuf),
+    Update(Bytes),
     /// Awareness entries that changed on the origin (additions, renewals, removals).
-    Awareness(ByteBuf),
+    Awareness(Bytes),
     /// "This is my state vector (v1); send what I lack": sent when a node loads a room, after its
     /// Redis connection comes back, and periodically, because pub/sub may drop messages.
-    SyncRequest(ByteBuf),
+    SyncRequest(Bytes),
     /// The origin is alive (on the node channel, not a room's).
     Heartbeat,
     /// The document was deleted on the origin: drop the room without saving. Added last, so
@@ -105,7 +88,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_garbage() {
-        let envelope = Envelope::new(NodeId(42), Body::Update(ByteBuf::from(vec![0, 0])));
+        let envelope = Envelope::new(NodeId(42), Body::Update(Bytes::from_static(&[0, 0])));
         assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));
         let mut bytes = envelope.encode();
         bytes.push(0);

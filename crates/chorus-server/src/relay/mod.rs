@@ -19,20 +19,43 @@ mod cluster;
 pub mod envelope;
 mod redis;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use chorus_protocol::DocName;
-use serde_bytes::ByteBuf;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use envelope::{Body, Envelope, NodeId};
 
-use crate::room::handle::RoomCmd;
+/// What the relay hands to a room.
+#[derive(Debug)]
+pub enum Delivery {
+    /// What another node published on the room's channel.
+    Envelope {
+        /// The node that published it.
+        origin: NodeId,
+        /// What it published.
+        body: Body,
+    },
+    /// Messages between nodes may have been lost: exchange state vectors again.
+    Resync,
+    /// A node stopped heartbeating: the presence of its clients goes.
+    NodeGone(NodeId),
+}
+
+/// The rooms of this node as the relay sees them: where it delivers. The room registry is the
+/// one map of rooms and implements this; the relay keeps no map of its own.
+pub trait Subscribers: Send + Sync + 'static {
+    /// Hands `delivery` to the room of `doc`, if one is loaded, without waiting.
+    fn deliver(&self, doc: &str, delivery: Delivery);
+    /// Hands what `delivery` makes to every loaded room, without waiting.
+    fn deliver_all(&self, delivery: &dyn Fn() -> Delivery);
+    /// Every loaded room's document: the channels to subscribe to after a reconnect.
+    fn docs(&self) -> Vec<DocName>;
+}
 
 /// Envelopes waiting to be published. When full (Redis is slow or away), further envelopes are
 /// dropped and every room resynchronises once publishing works again, so nothing is lost for good.
@@ -64,8 +87,9 @@ struct Inner {
     prefix: String,
     publish_tx: mpsc::Sender<(String, Vec<u8>)>,
     control_tx: mpsc::UnboundedSender<Control>,
-    /// The rooms loaded on this node, by document: where remote envelopes are delivered.
-    rooms: Mutex<HashMap<DocName, mpsc::Sender<RoomCmd>>>,
+    /// The rooms loaded on this node: where remote envelopes are delivered. Weak, because the
+    /// registry holds the relay.
+    rooms: OnceLock<Weak<dyn Subscribers>>,
     connected: AtomicBool,
     /// Set when an envelope could not be queued or sent; the publisher clears it by making every
     /// room resynchronise once publishing works again.
@@ -97,7 +121,7 @@ impl Relay {
                 prefix: settings.prefix.clone(),
                 publish_tx,
                 control_tx,
-                rooms: Mutex::new(HashMap::new()),
+                rooms: OnceLock::new(),
                 connected: AtomicBool::new(false),
                 publish_gap: AtomicBool::new(false),
             }),
@@ -146,37 +170,34 @@ impl Relay {
         self.inner.connected.load(Ordering::Relaxed)
     }
 
-    /// Delivers the room's envelopes to `room` from now on. Returns once Redis confirmed the
-    /// subscription, or at once while Redis is away (the subscription is made on reconnect, which
-    /// also makes every room resynchronise).
-    pub(crate) async fn subscribe(&self, doc: &DocName, room: mpsc::Sender<RoomCmd>) {
+    /// Where envelopes go: the room registry, once it exists (it is built with the relay).
+    pub(crate) fn attach(&self, rooms: Weak<dyn Subscribers>) {
+        let _ = self.inner.rooms.set(rooms);
+    }
+
+    /// Delivers the channel of `doc` to its room from now on. Returns once Redis confirmed the
+    /// subscription, or at once while Redis is away (the subscription is made on reconnect,
+    /// which also makes every room resynchronise).
+    pub(crate) async fn subscribe(&self, doc: &DocName) {
         let (ack, acked) = oneshot::channel();
-        let sent = {
-            // The control message is queued under the map lock, so subscriptions and
-            // unsubscriptions reach Redis in the order the map saw them.
-            let mut rooms = self.rooms();
-            rooms.insert(doc.clone(), room);
-            self.inner
-                .control_tx
-                .send(Control::Subscribe(self.channel(doc), ack))
-                .is_ok()
-        };
-        if sent {
+        if self
+            .inner
+            .control_tx
+            .send(Control::Subscribe(self.channel(doc), ack))
+            .is_ok()
+        {
             let _ = acked.await;
         }
     }
 
-    /// Stops delivering envelopes to the room whose inbox is `room`. A newer room for the same
-    /// document (started while this one was stopping) keeps its subscription.
-    pub(crate) fn unsubscribe(&self, doc: &DocName, room: &mpsc::Sender<RoomCmd>) {
-        let mut rooms = self.rooms();
-        if rooms.get(doc).is_some_and(|r| r.same_channel(room)) {
-            rooms.remove(doc);
-            let _ = self
-                .inner
-                .control_tx
-                .send(Control::Unsubscribe(self.channel(doc)));
-        }
+    /// Stops the channel of `doc`. The registry calls this under its lock as it removes the
+    /// room, so that a newer room of the same document, which subscribes after it is listed,
+    /// keeps its subscription.
+    pub(crate) fn unsubscribe(&self, doc: &DocName) {
+        let _ = self
+            .inner
+            .control_tx
+            .send(Control::Unsubscribe(self.channel(doc)));
     }
 
     /// Queues `body` for the other nodes holding `doc`. Never waits: when the queue is full the
@@ -193,11 +214,6 @@ impl Relay {
         }
     }
 
-    /// Publishes a document update.
-    pub(crate) fn publish_update(&self, doc: &DocName, update: &[u8]) {
-        self.publish(doc, Body::Update(ByteBuf::from(update.to_vec())));
-    }
-
     /// Records how one publish went: a success after a gap makes every room resynchronise, a
     /// failure opens a gap.
     fn published(&self, outcome: ::redis::RedisResult<i64>) {
@@ -206,7 +222,7 @@ impl Relay {
                 crate::metrics::get().relay_published.increment(1);
                 if self.inner.publish_gap.swap(false, Ordering::Relaxed) {
                     tracing::info!("relay publishing again; resynchronising rooms");
-                    self.tell_all_rooms(|| RoomCmd::RelayResync);
+                    self.tell_all_rooms(&|| Delivery::Resync);
                 }
             }
             Err(error) => {
@@ -230,19 +246,29 @@ impl Relay {
             .and_then(|rest| rest.strip_prefix(":room:"))
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<DocName, mpsc::Sender<RoomCmd>>> {
-        // Single map operations only: a poisoned lock still holds a consistent map.
-        self.inner
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn rooms(&self) -> Option<Arc<dyn Subscribers>> {
+        self.inner.rooms.get().and_then(Weak::upgrade)
     }
 
-    /// Sends `cmd()` to every subscribed room without waiting; a room whose inbox is full
-    /// misses it and catches up at its next periodic resync.
-    fn tell_all_rooms(&self, cmd: impl Fn() -> RoomCmd) {
-        for room in self.rooms().values() {
-            let _ = room.try_send(cmd());
+    /// The channels of every loaded room.
+    fn room_channels(&self) -> Vec<String> {
+        self.rooms()
+            .map(|rooms| rooms.docs().iter().map(|doc| self.channel(doc)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Hands what `delivery` makes to every loaded room without waiting; a room whose inbox
+    /// is full misses it and catches up at its next periodic resync.
+    fn tell_all_rooms(&self, delivery: &dyn Fn() -> Delivery) {
+        if let Some(rooms) = self.rooms() {
+            rooms.deliver_all(delivery);
+        }
+    }
+
+    /// Hands `delivery` to the room of `doc`, if loaded.
+    fn tell_room(&self, doc: &str, delivery: Delivery) {
+        if let Some(rooms) = self.rooms() {
+            rooms.deliver(doc, delivery);
         }
     }
 }

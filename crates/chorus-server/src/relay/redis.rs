@@ -9,13 +9,11 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::{Body, Control, Envelope, NodeId, Relay, RelaySettings};
+use super::{Body, Control, Delivery, Envelope, NodeId, Relay, RelaySettings};
 use crate::metrics;
-use crate::room::handle::RoomCmd;
 
 /// Longest wait between two attempts to reach Redis.
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -115,8 +113,7 @@ pub(super) async fn subscribe_loop(
                 continue;
             }
         };
-        let mut channels: Vec<String> =
-            relay.rooms().keys().map(|doc| relay.channel(doc)).collect();
+        let mut channels = relay.room_channels();
         channels.push(relay.node_channel());
         if let Err(error) = sink.subscribe(&channels).await {
             tracing::warn!(%error, "relay could not subscribe; reconnecting");
@@ -130,7 +127,7 @@ pub(super) async fn subscribe_loop(
         } else {
             tracing::info!("relay reconnected to Redis; resynchronising rooms");
             metrics::get().relay_reconnects.increment(1);
-            relay.tell_all_rooms(|| RoomCmd::RelayResync);
+            relay.tell_all_rooms(&|| Delivery::Resync);
         }
         first_connection = false;
 
@@ -160,7 +157,7 @@ pub(super) async fn subscribe_loop(
                 _ = check.tick() => {
                     for node in nodes.dead(settings.node_timeout) {
                         tracing::info!(%node, "node stopped heartbeating; removing its clients' presence");
-                        relay.tell_all_rooms(|| RoomCmd::NodeGone(node));
+                        relay.tell_all_rooms(&|| Delivery::NodeGone(node));
                     }
                 }
             }
@@ -196,30 +193,13 @@ pub(super) fn deliver(relay: &Relay, nodes: &mut NodeWatch, channel: &str, paylo
     let Some(doc) = relay.doc_of_channel(channel) else {
         return;
     };
-    let room = relay.rooms().get(doc).cloned();
-    if let Some(room) = room {
-        let cmd = RoomCmd::Remote {
+    relay.tell_room(
+        doc,
+        Delivery::Envelope {
             origin: envelope.origin,
             body: envelope.body,
-        };
-        match room.try_send(cmd) {
-            Ok(()) => {}
-            // A resync does not repeat a deletion: it waits for space in the inbox.
-            Err(TrySendError::Full(
-                cmd @ RoomCmd::Remote {
-                    body: Body::Deleted,
-                    ..
-                },
-            )) => {
-                tokio::spawn(async move { room.send(cmd).await });
-            }
-            Err(_) => {
-                // The room is busy; it catches up at its next resync.
-                tracing::debug!(doc, "room inbox full; relay message deferred to resync");
-                let _ = room.try_send(RoomCmd::RelayResync);
-            }
-        }
-    }
+        },
+    );
 }
 
 /// When each other node was last heard from.

@@ -1,20 +1,8 @@
-//! The room actor: one task per loaded document, owning its yrs document and awareness table.
-//!
-//! Everything that touches a document happens here, one command at a time, so no lock is ever
-//! shared across connections. The data path of a client update, top to bottom:
-//!
-//! 1. the connection decodes the frame (off this task) and sends [`RoomCmd::Message`];
-//! 2. [`Room::accept_update`] applies it to the document, which yields the delta as a frame,
-//!    encoded once;
-//! 3. the delta is appended to the document's update log (group commit, in the background:
-//!    the room goes on applying; see `durable`);
-//! 4. once it is durable, the frame is fanned out to every other connection as shared bytes
-//!    (`try_send`: a peer whose outbox is full is disconnected, never waited for);
-//! 5. and published to the other nodes holding the room (with `--redis-url`);
-//! 6. the room is marked dirty; a snapshot follows `snapshot_interval` later and lets the log
-//!    drop what it covers.
-//!
-//! Updates from other nodes take steps 2, 3, 4 (to every local connection) and 6.
+//! The room task: a tokio driver around one [`RoomCore`]. It waits for commands, deadlines and
+//! background writes, hands each to the core, and carries out the [`Effect`]s the core returns:
+//! frames into outboxes, appends and snapshots as background tasks, publishes to the relay.
+//! It decides nothing about the document; the order of one update's steps is in the top
+//! comment of the `chorus-room` crate.
 
 use std::collections::HashMap;
 use std::future::{Future, pending};
@@ -22,69 +10,36 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use chorus_protocol::awareness::encode_entries;
-use chorus_protocol::message::permission_denied_frame;
-use chorus_protocol::{
-    AwarenessEntry, AwarenessUpdate, DocName, Message, StateVector, SyncMessage, UpdateLimits,
-    validate_update_v1,
+use chorus_protocol::DocName;
+use chorus_room::{
+    Counted, DocError, Effect, LoadError, Publish, Remote, RoomCore, Snapshot, Surroundings, Wake,
+    WriteRefused,
 };
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
-use serde_bytes::ByteBuf;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::doc::{ClientUpdateError, DocError, DocLimits, RoomDoc, sync_payload};
-use super::durable::{Durable, Outgoing};
-use super::handle::{JoinRefused, RoomCmd};
-use super::held::{Held, HeldLimits};
-use super::presence::{self, Owner, Presence};
+use super::RoomSettings;
+use super::handle::{DeleteFailed, JoinRefused, RoomCmd};
 use super::registry::Rooms;
 use crate::changes::Changes;
-use crate::conn::{ConnId, Peer, close_code};
+use crate::conn::{ConnId, Peer};
 use crate::hooks::{DocChange, Hooks};
 use crate::metrics;
-use crate::relay::{Body, NodeId, Relay};
+use crate::relay::{Body, Relay};
 
-/// How often the room looks for awareness states that were not renewed in time.
-const PRESENCE_SWEEP_EVERY: Duration = Duration::from_secs(5);
-/// Awareness changes are gathered this long and sent as one message: in a room of N people
-/// moving cursors, one send per change per peer would cost N² messages; one batch per tick costs
-/// N per tick, for at most this much added cursor latency.
-const PRESENCE_BATCH: Duration = Duration::from_millis(40);
+/// Longest pause between two attempts to append a batch the log refused.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Timing settings of every room.
-#[derive(Debug, Clone)]
-pub struct RoomSettings {
-    /// Delay between the first unsaved change and the snapshot that saves it.
-    pub snapshot_interval: Duration,
-    /// How long a room without connections stays loaded.
-    pub idle_timeout: Duration,
-    /// How long an awareness state lives without renewal.
-    pub awareness_timeout: Duration,
-    /// How often a room shared with other nodes re-exchanges state vectors with them, in case
-    /// pub/sub lost a message.
-    pub relay_resync_interval: Duration,
-    /// Connections one room accepts.
-    pub max_peers: usize,
-    /// Quiet time after a change before listeners hear of it (see [`Hooks::on_change`]); a
-    /// document edited without pause is announced at least every [`CHANGE_MAX_DELAY_FACTOR`]
-    /// times this.
-    pub change_debounce: Duration,
-    /// What clients may make one document cost.
-    pub doc_limits: DocLimits,
-    /// What one connection may keep waiting for missing clocks.
-    pub held_limits: HeldLimits,
-}
-
-/// A document changing without pause is still announced this many debounce periods after its
-/// first unannounced change.
-pub const CHANGE_MAX_DELAY_FACTOR: u32 = 5;
+/// How a server write is answered.
+type WriteReply = oneshot::Sender<Result<(), WriteRefused>>;
 
 /// What a room shares with the rest of the server.
-pub(crate) struct RoomContext {
+pub(super) struct RoomContext {
     pub registry: Rooms,
     /// The other nodes, when the server runs with `--redis-url`.
     pub relay: Option<Relay>,
@@ -92,8 +47,6 @@ pub(crate) struct RoomContext {
     pub hooks: Arc<dyn Hooks>,
     /// Where change notifications go; `None` when nobody listens.
     pub changes: Option<Changes>,
-    /// The room's own inbox, for the relay to deliver into.
-    pub inbox: mpsc::Sender<RoomCmd>,
     pub store: Arc<dyn SnapshotStore>,
     pub log: Arc<dyn UpdateLog>,
     pub settings: RoomSettings,
@@ -101,38 +54,19 @@ pub(crate) struct RoomContext {
     pub tracker: TaskTracker,
 }
 
-/// A snapshot write running in the background.
-type SaveTask = JoinHandle<Result<(), StoreError>>;
+/// A background write: an append returns the last sequence number, a snapshot nothing.
+type Task<T> = JoinHandle<Result<T, StoreError>>;
 
-pub(crate) struct Room {
+pub(super) struct Room {
     name: DocName,
     generation: u64,
     cmd_rx: mpsc::Receiver<RoomCmd>,
     ctx: RoomContext,
-    doc: RoomDoc,
-    durable: Durable,
-    presence: Presence,
+    core: RoomCore<WriteReply>,
+    /// Outboxes and close signals of the connections in the room.
     peers: HashMap<ConnId, Peer>,
-    /// Client updates waiting for clocks the document lacks.
-    held: Held<ConnId>,
-    /// Changes not yet covered by a stored snapshot.
-    dirty: bool,
-    /// When the next snapshot is due; set by the first change after a snapshot.
-    snapshot_due: Option<Instant>,
-    /// At most one snapshot write is in flight per room.
-    saving: Option<SaveTask>,
-    /// When the room unloads if still nobody is connected.
-    idle_deadline: Instant,
-    /// Awareness changes waiting for the next batch, latest per client: for local connections,
-    /// and for the other nodes (only changes made by this node's connections).
-    presence_batch: HashMap<u64, AwarenessEntry>,
-    presence_to_publish: HashMap<u64, AwarenessEntry>,
-    /// When the pending batch goes out.
-    presence_due: Option<Instant>,
-    /// Changes made here that listeners have not heard of: when the first one happened and
-    /// when they will be announced.
-    unannounced_since: Option<Instant>,
-    change_due: Option<Instant>,
+    appending: Option<Task<u64>>,
+    saving: Option<Task<()>>,
 }
 
 /// How the room's loop ended.
@@ -148,61 +82,58 @@ enum Exit {
     Deleted,
 }
 
+/// The document engine panicked: the room must be dropped.
+struct Panicked;
+
+impl From<DocError> for Panicked {
+    fn from(_: DocError) -> Self {
+        Self
+    }
+}
+
 impl Room {
-    pub(crate) fn new(
+    pub(super) fn new(
         name: DocName,
         generation: u64,
         cmd_rx: mpsc::Receiver<RoomCmd>,
         ctx: RoomContext,
     ) -> Result<Self, DocError> {
-        let idle_deadline = Instant::now() + ctx.settings.idle_timeout;
-        let durable = Durable::new(Arc::clone(&ctx.log), name.clone());
-        let doc = RoomDoc::with_limits(ctx.settings.doc_limits)?;
-        let held = Held::new(ctx.settings.held_limits);
+        let around = Surroundings {
+            shared: ctx.relay.is_some(),
+            listened: ctx.changes.is_some(),
+        };
+        let core = RoomCore::new(ctx.settings.clone(), around, now())?;
         Ok(Self {
             name,
             generation,
             cmd_rx,
             ctx,
-            doc,
-            durable,
-            presence: Presence::default(),
+            core,
             peers: HashMap::new(),
-            held,
-            dirty: false,
-            snapshot_due: None,
+            appending: None,
             saving: None,
-            idle_deadline,
-            presence_batch: HashMap::new(),
-            presence_to_publish: HashMap::new(),
-            presence_due: None,
-            unannounced_since: None,
-            change_due: None,
         })
     }
 
     /// Loads the document, then serves commands until the room unloads, fails or shuts down.
-    pub(crate) async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         if let Err(error) = self.load().await {
-            tracing::error!(error = %error, "could not load document; refusing connections");
+            tracing::error!(%error, "could not load document; refusing connections");
             self.refuse_all(JoinRefused::LoadFailed);
             return;
         }
         tracing::debug!("room opened");
         if let Some(relay) = self.ctx.relay.clone() {
-            relay.subscribe(&self.name, self.ctx.inbox.clone()).await;
-            if let Err(DocError::Panicked) = self.request_sync() {
+            relay.subscribe(&self.name).await;
+            if self.core.resync().is_err() {
                 self.fail();
-                relay.unsubscribe(&self.name, &self.ctx.inbox);
                 return;
             }
+            self.carry_out();
         }
         metrics::get().rooms.increment(1.0);
         let exit = self.serve().await;
         metrics::get().rooms.decrement(1.0);
-        if let Some(relay) = &self.ctx.relay {
-            relay.unsubscribe(&self.name, &self.ctx.inbox);
-        }
         match exit {
             Exit::Unloaded => tracing::info!("room unloaded"),
             Exit::Shutdown => tracing::debug!("room stopped for shutdown"),
@@ -211,65 +142,38 @@ impl Room {
         }
     }
 
-    async fn load(&mut self) -> Result<(), String> {
-        let snapshot = self
-            .ctx
-            .store
-            .load(&self.name)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn load(&mut self) -> Result<(), LoadFailure> {
+        let snapshot = self.ctx.store.load(&self.name).await?;
         let snapshot_missing = snapshot.is_none();
         if let Some(snapshot) = snapshot {
-            self.doc
-                .apply(&snapshot)
-                .map_err(|e| format!("snapshot does not apply: {e}"))?;
+            self.core.load_snapshot(&snapshot)?;
             tracing::info!(bytes = snapshot.len(), "room loaded snapshot");
         }
-        let records = self.durable.replay().await.map_err(|e| e.to_string())?;
+        let records = self.ctx.log.read(&self.name).await?;
         if snapshot_missing && records.is_empty() {
             self.load_initial_content().await?;
         }
-        let replayed = records.len();
-        for update in records {
-            match self.doc.apply(&update) {
-                Ok(_) => {}
-                Err(DocError::Invalid(reason)) => {
-                    tracing::warn!(%reason, "skipping an update-log record that does not apply");
-                }
-                Err(DocError::Panicked) => {
-                    return Err("an update-log record crashed the document".into());
-                }
-            }
-        }
+        let replayed = self.core.replay(records, now())?;
         if replayed > 0 {
             tracing::info!(records = replayed, "room replayed its update log");
-            // What the log holds beyond the snapshot goes into the next one.
-            self.mark_dirty();
         }
         Ok(())
     }
 
     /// Asks the application's [`Hooks::load`] for a document the store knows nothing about,
     /// and saves what it gives at once, so it is asked only once per document.
-    async fn load_initial_content(&mut self) -> Result<(), String> {
+    async fn load_initial_content(&mut self) -> Result<(), LoadFailure> {
         let content = self
             .ctx
             .hooks
             .load(&self.name)
             .await
-            .map_err(|e| format!("the load hook failed: {e}"))?;
+            .map_err(|error| LoadFailure::Hook(error.to_string()))?;
         let Some(content) = content else {
             return Ok(());
         };
-        validate_update_v1(&content, &UpdateLimits::default())
-            .map_err(|e| format!("the load hook returned an unacceptable update: {e}"))?;
-        self.doc
-            .apply(&content)
-            .map_err(|e| format!("the load hook returned an update that does not apply: {e}"))?;
-        let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
-        timed_save(self.ctx.store.as_ref(), &self.name, snapshot)
-            .await
-            .map_err(|e| format!("saving the loaded content: {e}"))?;
+        let snapshot = self.core.load_initial(&content)?;
+        timed_save(self.ctx.store.as_ref(), &self.name, snapshot).await?;
         tracing::info!(
             bytes = content.len(),
             "room took its initial content from the load hook"
@@ -278,12 +182,8 @@ impl Room {
     }
 
     async fn serve(&mut self) -> Exit {
-        let mut sweep = tokio::time::interval(PRESENCE_SWEEP_EVERY);
-        sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut resync = tokio::time::interval(self.ctx.settings.relay_resync_interval);
-        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        resync.reset();
         loop {
+            let deadline = self.core.deadline().map(Instant::from_std);
             tokio::select! {
                 cmd = self.cmd_rx.recv() => {
                     // The registry keeps a sender while the room is listed, so `None` means the
@@ -294,435 +194,125 @@ impl Room {
                         RoomCmd::Delete { reply } => return self.delete(reply).await,
                         RoomCmd::Remote { origin, body: Body::Deleted } => {
                             tracing::info!(node = %origin, "document deleted on another node");
-                            return self.drop_deleted();
+                            self.core.deleted_elsewhere();
+                            return self.drop_room(Exit::Deleted);
                         }
                         cmd => cmd,
                     };
-                    if let Err(DocError::Panicked) = self.handle(cmd) {
+                    if self.handle(cmd).is_err() {
                         return self.fail();
                     }
                 }
-                () = sleep_until_opt(self.snapshot_due), if self.saving.is_none() => {
-                    if let Err(DocError::Panicked) = self.start_snapshot() {
-                        return self.fail();
+                () = sleep_until_opt(deadline) => match self.core.wake(now()) {
+                    Err(_) => return self.fail(),
+                    Ok(Wake::Unload) => {
+                        if self.try_unload().await {
+                            return Exit::Unloaded;
+                        }
                     }
+                    Ok(Wake::Continue) => {}
+                },
+                saved = wait_opt(&mut self.saving) => {
+                    self.saving = None;
+                    let saved = finished("snapshot", saved);
+                    self.core.snapshot_saved(saved.is_some(), now());
                 }
-                saved = wait_opt(&mut self.saving) => self.finish_snapshot(saved),
-                appended = self.durable.appended() => {
-                    let released = self.durable.finish(appended);
-                    self.send_all(released);
-                    self.pump_log();
-                }
-                () = sleep_until_opt(self.presence_due) => self.flush_presence(),
-                () = sleep_until_opt(self.change_due) => {
-                    if let Err(DocError::Panicked) = self.announce_change() {
-                        return self.fail();
-                    }
-                }
-                _ = sweep.tick() => self.expire_presence(),
-                _ = resync.tick(), if self.ctx.relay.is_some() => {
-                    if let Err(DocError::Panicked) = self.request_sync() {
-                        return self.fail();
-                    }
-                }
-                () = sleep_until(self.idle_deadline), if self.peers.is_empty() => {
-                    if self.try_unload().await {
-                        return Exit::Unloaded;
-                    }
+                appended = wait_opt(&mut self.appending) => {
+                    self.appending = None;
+                    self.core.appended(finished("update log append", appended));
                 }
                 () = self.ctx.shutdown.cancelled() => {
                     self.shutdown().await;
                     return Exit::Shutdown;
                 }
             }
+            self.carry_out();
         }
     }
 
-    /// Handles one command. Only a document panic is returned: everything else is dealt with
-    /// here, by closing the one connection at fault.
-    fn handle(&mut self, cmd: RoomCmd) -> Result<(), DocError> {
+    /// Hands one command to the core. Only a document panic is returned: everything else the
+    /// core deals with, by closing the one connection at fault.
+    fn handle(&mut self, cmd: RoomCmd) -> Result<(), Panicked> {
+        let now = now();
         match cmd {
-            RoomCmd::Join { conn, peer, joined } => self.join(conn, peer, joined),
-            RoomCmd::Message { conn, msg } => self.message(conn, msg),
-            RoomCmd::Leave { conn } => {
-                self.leave(conn);
-                Ok(())
+            RoomCmd::Join { conn, peer, joined } => {
+                let can_write = peer.can_write;
+                self.peers.insert(conn, peer);
+                if !self.core.join(conn, can_write)? {
+                    self.peers.remove(&conn);
+                    let _ = joined.send(Err(JoinRefused::RoomFull));
+                    return Ok(());
+                }
+                // Sync step 1 and the awareness go into the outbox before the answer.
+                self.carry_out();
+                if joined.send(Ok(())).is_err() {
+                    // The connection gave up while waiting; forget it.
+                    self.forget_peer(conn);
+                }
             }
-            RoomCmd::Remote { origin, body } => self.remote(origin, body),
+            RoomCmd::Message { conn, msg } => self.core.receive(conn, msg, now)?,
+            RoomCmd::Leave { conn } => self.forget_peer(conn),
+            RoomCmd::Remote { origin, body } => {
+                let remote = match body {
+                    Body::Update(update) => Remote::Update(update),
+                    Body::Awareness(update) => Remote::Awareness(update),
+                    Body::SyncRequest(sv) => Remote::SyncRequest(sv),
+                    // `serve` handles deletions; this is a room shutting down.
+                    Body::Heartbeat | Body::Deleted => return Ok(()),
+                };
+                self.core.remote(origin, remote, now)?;
+            }
             RoomCmd::Read { since, reply } => {
-                let frame = self.doc.step2(&since.unwrap_or_default())?;
-                let _ = reply.send(Ok(sync_payload(&frame)));
-                Ok(())
+                let read = self.core.read(since.as_ref());
+                let failed = read.is_err();
+                let _ = reply.send(read);
+                if failed {
+                    return Err(Panicked);
+                }
             }
-            RoomCmd::Write { update, reply } => self.server_write(&update, reply),
+            RoomCmd::Write { update, reply } => self.core.write(&update, reply, now)?,
             // `serve` handles deletions; this is a room shutting down, which saves its state.
             RoomCmd::Delete { reply } => {
-                let _ = reply.send(Err("the server is shutting down; try again".into()));
-                Ok(())
+                let _ = reply.send(Err(DeleteFailed::ShuttingDown));
             }
-            RoomCmd::RelayResync => self.request_sync(),
-            RoomCmd::NodeGone(node) => {
-                let removed = self.presence.remove_owner(Owner::Remote(node));
-                self.queue_presence(removed, false);
-                Ok(())
-            }
-        }
-    }
-
-    fn join(
-        &mut self,
-        conn: ConnId,
-        peer: Peer,
-        joined: tokio::sync::oneshot::Sender<Result<(), JoinRefused>>,
-    ) -> Result<(), DocError> {
-        if self.peers.len() >= self.ctx.settings.max_peers {
-            let _ = joined.send(Err(JoinRefused::RoomFull));
-            return Ok(());
-        }
-        let step1 = self.doc.step1()?;
-        self.peers.insert(conn, peer);
-        // Two frames, never one: y-websocket reads only the first message of a frame.
-        self.send_to(conn, step1);
-        if let Some(awareness) = self.presence.full_frame() {
-            self.send_to(conn, awareness);
-        }
-        if joined.send(Ok(())).is_err() {
-            // The connection gave up while waiting; forget it.
-            self.leave(conn);
-        }
-        tracing::debug!(%conn, peers = self.peers.len(), "joined");
-        Ok(())
-    }
-
-    fn message(&mut self, conn: ConnId, msg: Message) -> Result<(), DocError> {
-        if !self.peers.contains_key(&conn) {
-            // A message that was queued before its connection was disconnected.
-            return Ok(());
-        }
-        match msg {
-            Message::Sync(SyncMessage::Step1(state_vector)) => {
-                let frame = self.doc.step2(&state_vector)?;
-                // The answer may contain updates still on their way to the log.
-                if let Some(reply) = self.durable.push_reply(Outgoing::Reply { conn, frame }) {
-                    self.send_out(reply);
-                }
-            }
-            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
-                if self.peers.get(&conn).is_some_and(|peer| peer.can_write) {
-                    self.accept_update(conn, &update)?;
-                } else {
-                    // Read-only: never applied, stored or relayed; y-protocols' way to say so.
-                    self.send_to(conn, permission_denied_frame("read-only connection"));
-                }
-            }
-            Message::Awareness(update) => {
-                let changed =
-                    self.presence
-                        .apply(Owner::Local(conn), update.entries, Instant::now());
-                self.queue_presence(changed, true);
-            }
-            Message::QueryAwareness => {
-                if let Some(awareness) = self.presence.full_frame() {
-                    self.send_to(conn, awareness);
-                }
-            }
-            // Clients have nothing to tell the server through auth messages; the reference
-            // server ignores them too.
-            Message::Auth(_) => {}
+            RoomCmd::RelayResync => self.core.resync()?,
+            RoomCmd::NodeGone(node) => self.core.node_gone(node, now),
         }
         Ok(())
     }
 
-    /// Applies a client's update and forwards what it changed to everyone else in the room,
-    /// then whatever held updates (its own or others') that made applicable.
-    fn accept_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
-        self.admit_update(from, update)?;
-        self.release_held()
+    fn forget_peer(&mut self, conn: ConnId) {
+        self.peers.remove(&conn);
+        self.core.leave(conn, now());
     }
 
-    /// Applies what of a client's update the document can take now, and holds the rest.
-    fn admit_update(&mut self, from: ConnId, update: &[u8]) -> Result<(), DocError> {
-        let Some(peer) = self.peers.get_mut(&from) else {
-            return Ok(());
-        };
-        let applied = match self.doc.apply_client(update, &mut peer.clients_introduced) {
-            Err(ClientUpdateError::OverLimit {
-                rule,
-                reason,
-                detail,
-            }) => {
-                self.refuse(from, close_code::POLICY, rule, reason, &detail);
-                return Ok(());
-            }
-            Err(ClientUpdateError::Refused { rule, detail }) => {
-                self.refuse(
-                    from,
-                    close_code::INVALID_PAYLOAD,
-                    rule,
-                    "update refused",
-                    &detail,
-                );
-                return Ok(());
-            }
-            Err(ClientUpdateError::Doc(error)) => Err(error),
-            Ok(applied) => Ok(applied),
-        };
-        match applied {
-            Ok(applied) => {
-                if let Some(delta) = applied.delta {
-                    self.take_delta(delta, Some(from), true);
-                    self.pump_log();
-                }
-                for held in applied.held {
-                    tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");
-                    metrics::get().updates_held.increment(1);
-                    if let Err(error) = self.held.hold(from, held) {
-                        self.refuse(
-                            from,
-                            close_code::POLICY,
-                            "too_many_held",
-                            "too many updates waiting for missing content",
-                            &error,
-                        );
-                        return Ok(());
+    /// Carries out every effect the core has queued, in order.
+    fn carry_out(&mut self) {
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Send { conn, frame } => self.send_to(conn, frame),
+                Effect::Broadcast { frame, except } => self.broadcast(&frame, except),
+                Effect::Close { conn, code, reason } => {
+                    if let Some(peer) = self.peers.remove(&conn) {
+                        peer.close.close(code, reason);
                     }
                 }
-                Ok(())
-            }
-            Err(DocError::Invalid(reason)) => {
-                self.refuse(
-                    from,
-                    close_code::INVALID_PAYLOAD,
-                    "yrs_refused",
-                    "invalid update",
-                    &reason,
-                );
-                Ok(())
-            }
-            Err(DocError::Panicked) => Err(DocError::Panicked),
-        }
-    }
-
-    /// Applies every held update the document now has the clocks for, in each connection's
-    /// arrival order, until none is left that can go.
-    fn release_held(&mut self) -> Result<(), DocError> {
-        while !self.held.is_empty() {
-            let Some((conn, update)) = self.doc.take_ready(&mut self.held)? else {
-                break;
-            };
-            self.admit_update(conn, &update)?;
-        }
-        Ok(())
-    }
-
-    fn leave(&mut self, conn: ConnId) {
-        if self.peers.remove(&conn).is_none() {
-            return;
-        }
-        // Its next sync step 2 brings what it kept waiting here.
-        self.held.forget(conn);
-        let removed = self.presence.remove_owner(Owner::Local(conn));
-        self.queue_presence(removed, true);
-        if self.peers.is_empty() {
-            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
-        }
-        tracing::debug!(%conn, peers = self.peers.len(), "left");
-    }
-
-    fn expire_presence(&mut self) {
-        let expired = self
-            .presence
-            .expire(Instant::now(), self.ctx.settings.awareness_timeout);
-        for (entry, local) in expired {
-            self.queue_presence(vec![entry], local);
-        }
-    }
-
-    /// Applies what another node published.
-    fn remote(&mut self, origin: NodeId, body: Body) -> Result<(), DocError> {
-        match body {
-            Body::Update(update) => {
-                let waiting_before = self.doc.waiting();
-                match self.doc.apply(&update) {
-                    Ok(Some(delta)) => {
-                        self.take_delta(delta, None, false);
-                        self.pump_log();
-                        self.release_held()?;
-                    }
-                    Ok(None) => {}
-                    Err(DocError::Invalid(reason)) => {
-                        tracing::warn!(node = %origin, %reason, "ignoring an invalid update from another node");
-                    }
-                    Err(DocError::Panicked) => return Err(DocError::Panicked),
+                Effect::Append(batch) => self.start_append(batch),
+                Effect::Publish(message) => self.publish(message),
+                Effect::Answer(reply, result) => {
+                    let _ = reply.send(result);
                 }
-                if self.doc.waiting() > waiting_before {
-                    // It overtook a message this node missed: ask for what is missing now
-                    // rather than at the next periodic exchange.
-                    self.request_sync()?;
-                }
-            }
-            Body::Awareness(update) => {
-                match AwarenessUpdate::decode(&Bytes::from(update.into_vec())) {
-                    Ok(update) => {
-                        let changed = self.presence.apply(
-                            Owner::Remote(origin),
-                            update.entries,
-                            Instant::now(),
-                        );
-                        self.queue_presence(changed, false);
-                    }
-                    Err(error) => {
-                        tracing::warn!(node = %origin, %error, "ignoring invalid awareness from another node");
+                Effect::Save(snapshot) => self.start_save(snapshot),
+                Effect::Announce(state) => {
+                    if let Some(changes) = &self.ctx.changes {
+                        changes.notify(DocChange {
+                            doc: self.name.clone(),
+                            state,
+                            at: SystemTime::now(),
+                        });
                     }
                 }
-            }
-            Body::SyncRequest(sv) => match StateVector::decode(&sv) {
-                Ok(sv) => self.answer_sync(&sv)?,
-                Err(error) => {
-                    tracing::warn!(node = %origin, %error, "ignoring an invalid sync request");
-                }
-            },
-            // `serve` handles deletions; this is a room shutting down.
-            Body::Heartbeat | Body::Deleted => {}
-        }
-        Ok(())
-    }
-
-    /// Another node announced its state: send it what it lacks, ask for what we lack, and tell
-    /// it who is connected here.
-    fn answer_sync(&mut self, theirs: &StateVector) -> Result<(), DocError> {
-        let Some(relay) = self.ctx.relay.clone() else {
-            return Ok(());
-        };
-        if let Some(diff) = self.doc.diff(theirs)? {
-            relay.publish_update(&self.name, &diff);
-        }
-        if self.doc.lacks_any_of(theirs)? {
-            self.request_sync()?;
-        }
-        self.publish_presence(&self.presence.local_entries());
-        Ok(())
-    }
-
-    /// Publishes this room's state vector so the other nodes send what it lacks.
-    fn request_sync(&mut self) -> Result<(), DocError> {
-        let Some(relay) = &self.ctx.relay else {
-            return Ok(());
-        };
-        let sv = self.doc.state_vector()?.encode();
-        relay.publish(&self.name, Body::SyncRequest(ByteBuf::from(sv)));
-        self.publish_presence(&self.presence.local_entries());
-        Ok(())
-    }
-
-    /// Tells the other nodes about presence changes of this node's own connections.
-    fn publish_presence(&self, entries: &[AwarenessEntry]) {
-        if let (Some(relay), false) = (&self.ctx.relay, entries.is_empty()) {
-            let update = encode_entries(entries.iter());
-            relay.publish(&self.name, Body::Awareness(ByteBuf::from(update)));
-        }
-    }
-
-    /// Adds awareness changes to the next batch; `publish` when they came from this node's own
-    /// connections and so must reach the other nodes too.
-    fn queue_presence(&mut self, entries: Vec<AwarenessEntry>, publish: bool) {
-        if entries.is_empty() {
-            return;
-        }
-        for entry in entries {
-            if publish && self.ctx.relay.is_some() {
-                self.presence_to_publish.insert(entry.client, entry.clone());
-            }
-            self.presence_batch.insert(entry.client, entry);
-        }
-        self.presence_due
-            .get_or_insert_with(|| Instant::now() + PRESENCE_BATCH);
-    }
-
-    /// Sends the batch to every connection, the sender of each change included: y-websocket
-    /// clients count their own echoed renewals as liveness and reconnect after 30 s without any
-    /// message. Then publishes this node's share to the other nodes.
-    fn flush_presence(&mut self) {
-        self.presence_due = None;
-        let batch: Vec<AwarenessEntry> = self.presence_batch.drain().map(|(_, e)| e).collect();
-        if !batch.is_empty() {
-            self.broadcast(&presence::frame(&batch), None);
-        }
-        let to_publish: Vec<AwarenessEntry> =
-            self.presence_to_publish.drain().map(|(_, e)| e).collect();
-        self.publish_presence(&to_publish);
-    }
-
-    /// Applies an update from the HTTP API: like a client's, but every connection gets it.
-    fn server_write(
-        &mut self,
-        update: &[u8],
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
-    ) -> Result<(), DocError> {
-        match self.doc.apply(update) {
-            Ok(Some(delta)) => {
-                self.take_delta(delta, None, true);
-                self.release_held()?;
-            }
-            Ok(None) => {}
-            Err(DocError::Invalid(reason)) => {
-                let _ = reply.send(Err(reason));
-                return Ok(());
-            }
-            Err(DocError::Panicked) => return Err(DocError::Panicked),
-        }
-        if let Some(ack) = self.durable.push_reply(Outgoing::Ack(reply)) {
-            self.send_out(ack);
-        }
-        self.pump_log();
-        Ok(())
-    }
-
-    /// What every accepted change goes through: the delta waits for the update log, then goes
-    /// to every connection but `except`; a change made on this node (`local`: a client or the
-    /// HTTP API) is also published to the other nodes and announced to change listeners.
-    fn take_delta(&mut self, delta: Bytes, except: Option<ConnId>, local: bool) {
-        let payload = sync_payload(&delta);
-        let then = Outgoing::Broadcast {
-            frame: delta,
-            except,
-            publish: local,
-        };
-        self.durable.push_update(payload, then);
-        self.mark_dirty();
-        if local {
-            self.note_change();
-        }
-    }
-
-    /// Starts the next log append if none is running, and sends what needs no waiting.
-    fn pump_log(&mut self) {
-        let ready = self.durable.start(&self.ctx.tracker, &self.ctx.shutdown);
-        self.send_all(ready);
-    }
-
-    fn send_all(&mut self, outgoing: Vec<Outgoing>) {
-        for item in outgoing {
-            self.send_out(item);
-        }
-    }
-
-    /// Sends something whose updates are durable now.
-    fn send_out(&mut self, item: Outgoing) {
-        match item {
-            Outgoing::Broadcast {
-                frame,
-                except,
-                publish,
-            } => {
-                self.broadcast(&frame, except);
-                if let (true, Some(relay)) = (publish, &self.ctx.relay) {
-                    relay.publish_update(&self.name, &sync_payload(&frame));
-                }
-            }
-            Outgoing::Reply { conn, frame } => self.send_to(conn, frame),
-            Outgoing::Ack(reply) => {
-                let _ = reply.send(Ok(()));
+                Effect::Count(counted) => count(counted),
             }
         }
     }
@@ -739,7 +329,7 @@ impl Room {
             }
         }
         for (conn, full) in failed {
-            self.send_failed(conn, full);
+            self.unreachable(conn, full);
         }
     }
 
@@ -748,191 +338,107 @@ impl Room {
             return;
         };
         if let Err(error) = peer.outbox.try_send(frame) {
-            self.send_failed(conn, matches!(error, TrySendError::Full(_)));
+            self.unreachable(conn, matches!(error, TrySendError::Full(_)));
         }
     }
 
     /// A full outbox means a slow peer; a closed one, a peer whose `Leave` is on its way.
-    fn send_failed(&mut self, conn: ConnId, full: bool) {
-        if full {
-            self.disconnect_slow(conn);
-        } else {
-            self.leave(conn);
+    fn unreachable(&mut self, conn: ConnId, full: bool) {
+        if !full {
+            self.peers.remove(&conn);
         }
+        self.core.unreachable(conn, full, now());
     }
 
-    /// A peer whose outbox is full is closed rather than waited for or silently skipped: a
-    /// client that misses an update would diverge, while one that reconnects resyncs.
-    fn disconnect_slow(&mut self, conn: ConnId) {
-        if self.peers.contains_key(&conn) {
-            tracing::warn!(%conn, "connection too slow; disconnecting it");
-            metrics::get().slow_client_disconnects.increment(1);
-            self.disconnect(
-                conn,
-                close_code::TRY_AGAIN_LATER,
-                "too slow; reconnect to resync",
-            );
-        }
-    }
-
-    /// Closes a connection whose update `rule` refused, logging `detail` and counting the rule.
-    /// The close reason names the rule first, so that it survives the 123-byte limit on close
-    /// reasons.
-    fn refuse(
-        &mut self,
-        conn: ConnId,
-        code: u16,
-        rule: &'static str,
-        reason: &str,
-        detail: &dyn std::fmt::Display,
-    ) {
-        tracing::info!(%conn, rule, %detail, "refused an update");
-        metrics::get().update_refused(rule);
-        if let Some(peer) = self.peers.get(&conn) {
-            peer.close.close(code, format!("[{rule}] {reason}"));
-        }
-        self.leave(conn);
-    }
-
-    fn disconnect(&mut self, conn: ConnId, code: u16, reason: &'static str) {
-        if let Some(peer) = self.peers.get(&conn) {
-            peer.close.close(code, reason);
-        }
-        self.leave(conn);
-    }
-
-    /// Schedules a change notification for a change made on this node (by a client or the
-    /// HTTP API; changes relayed from other nodes are announced there): `change_debounce` after
-    /// the last change, and no later than a few periods after the first.
-    fn note_change(&mut self) {
-        if self.ctx.changes.is_none() {
+    fn publish(&self, message: Publish) {
+        let Some(relay) = &self.ctx.relay else {
             return;
-        }
-        let now = Instant::now();
-        let debounce = self.ctx.settings.change_debounce;
-        let first = *self.unannounced_since.get_or_insert(now);
-        let latest = first + debounce * CHANGE_MAX_DELAY_FACTOR;
-        self.change_due = Some((now + debounce).min(latest));
-    }
-
-    /// Tells the listeners the document changed, with its whole state.
-    fn announce_change(&mut self) -> Result<(), DocError> {
-        self.change_due = None;
-        if self.unannounced_since.take().is_none() {
-            return Ok(());
-        }
-        let Some(changes) = &self.ctx.changes else {
-            return Ok(());
         };
-        changes.notify(DocChange {
-            doc: self.name.clone(),
-            state: self.doc.snapshot()?,
-            at: SystemTime::now(),
-        });
-        Ok(())
+        let body = match message {
+            Publish::Update(update) => Body::Update(update),
+            Publish::Awareness(update) => Body::Awareness(update),
+            Publish::SyncRequest(sv) => Body::SyncRequest(sv),
+            Publish::Deleted => Body::Deleted,
+        };
+        relay.publish(&self.name, body);
     }
 
-    fn mark_dirty(&mut self) {
-        self.dirty = true;
-        if self.snapshot_due.is_none() {
-            self.snapshot_due = Some(Instant::now() + self.ctx.settings.snapshot_interval);
-        }
+    fn start_append(&mut self, batch: Vec<Bytes>) {
+        let (log, doc) = (Arc::clone(&self.ctx.log), self.name.clone());
+        let shutdown = self.ctx.shutdown.clone();
+        let task = append_until_done(log, doc, batch, shutdown);
+        self.appending = Some(self.ctx.tracker.spawn(task));
     }
 
-    /// Encodes the document here (cheap, and it must not race with updates) and writes it in
-    /// the background, so the room keeps serving while the store works.
-    fn start_snapshot(&mut self) -> Result<(), DocError> {
-        self.snapshot_due = None;
-        let snapshot = self.doc.snapshot()?;
-        self.dirty = false;
-        let store = Arc::clone(&self.ctx.store);
-        let name = self.name.clone();
-        let (log, covered) = (self.durable.log(), self.durable.logged_through());
-        let hooks = Arc::clone(&self.ctx.hooks);
+    /// Writes a snapshot in the background, so the room keeps serving while the store works.
+    fn start_save(&mut self, snapshot: Snapshot) {
+        let (store, log) = (Arc::clone(&self.ctx.store), Arc::clone(&self.ctx.log));
+        let (hooks, name) = (Arc::clone(&self.ctx.hooks), self.name.clone());
         self.saving = Some(self.ctx.tracker.spawn(async move {
-            let saved =
-                save_and_compact(store.as_ref(), log.as_ref(), &name, snapshot, covered).await?;
+            let saved = save_compacted(store.as_ref(), log.as_ref(), &name, snapshot).await?;
             call_store_hook(hooks.as_ref(), &name, &saved).await;
             Ok(())
         }));
-        Ok(())
     }
 
-    fn finish_snapshot(&mut self, result: Result<Result<(), StoreError>, tokio::task::JoinError>) {
-        self.saving = None;
-        match result {
-            Ok(Ok(())) => tracing::debug!("snapshot saved"),
-            Ok(Err(error)) => self.snapshot_failed(&error),
-            Err(join) => self.snapshot_failed(&join),
+    /// Waits for the append in flight and every one the core starts after it, so that the log
+    /// holds everything applied.
+    async fn settle_log(&mut self) {
+        while let Some(task) = self.appending.take() {
+            let appended = finished("update log append", task.await);
+            self.core.appended(appended);
+            self.carry_out();
+        }
+        if let Err(error) = self.ctx.log.flush().await {
+            tracing::error!(%error, "update log flush failed");
         }
     }
 
-    fn snapshot_failed(&mut self, error: &dyn std::error::Error) {
-        tracing::error!(error = %error, "snapshot failed; will retry");
-        metrics::get().store_errors.increment(1);
-        self.mark_dirty();
-    }
-
-    /// Waits for the write in flight, then saves what is still unsaved.
-    ///
-    /// # Errors
-    /// A description of the failure; the room then stays dirty.
-    async fn flush(&mut self) -> Result<(), String> {
+    /// Waits for the snapshot in flight, then saves what is still unsaved.
+    async fn flush(&mut self) -> Result<(), Panicked> {
         if let Some(saving) = self.saving.take() {
-            self.finish_snapshot(saving.await);
+            let saved = finished("snapshot", saving.await);
+            self.core.snapshot_saved(saved.is_some(), now());
         }
-        if !self.dirty {
+        self.settle_log().await;
+        let snapshot = self.core.final_snapshot()?;
+        self.carry_out();
+        let Some(snapshot) = snapshot else {
             return Ok(());
-        }
-        self.snapshot_due = None;
-        let snapshot = self.doc.snapshot().map_err(|e| e.to_string())?;
-        let covered = self.durable.logged_through();
-        let log = self.durable.log();
-        match save_and_compact(
-            self.ctx.store.as_ref(),
-            log.as_ref(),
-            &self.name,
-            snapshot,
-            covered,
-        )
-        .await
-        {
+        };
+        let store = self.ctx.store.as_ref();
+        match save_compacted(store, self.ctx.log.as_ref(), &self.name, snapshot).await {
             Ok(saved) => {
-                self.dirty = false;
                 // In the background: a slow hook must not hold up a room that is unloading
                 // while someone joins. Shutdown still waits for it (the task is tracked).
                 let (hooks, name) = (Arc::clone(&self.ctx.hooks), self.name.clone());
                 self.ctx.tracker.spawn(async move {
                     call_store_hook(hooks.as_ref(), &name, &saved).await;
                 });
-                Ok(())
             }
             Err(error) => {
-                self.snapshot_failed(&error);
-                Err(error.to_string())
+                tracing::error!(%error, "final snapshot failed");
+                metrics::get().store_errors.increment(1);
+                self.core.snapshot_saved(false, now());
             }
         }
+        Ok(())
     }
 
     /// Saves and leaves the registry, unless a connection arrived meanwhile or the save failed
     /// (then the room stays, and tries again after another idle period).
     async fn try_unload(&mut self) -> bool {
-        let released = self.durable.drain().await;
-        self.send_all(released);
-        if self.announce_change().is_err() {
-            tracing::warn!("could not encode the document for its last change notification");
-        }
-        if let Err(error) = self.flush().await {
-            tracing::error!(%error, "not unloading: final snapshot failed");
-            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
+        if self.flush().await.is_err() {
+            self.fail();
             return false;
         }
-        if !self
-            .ctx
-            .registry
-            .remove_if_idle(&self.name, self.generation, &self.cmd_rx)
-        {
-            self.idle_deadline = Instant::now() + self.ctx.settings.idle_timeout;
+        let listed = !self.core.is_dirty()
+            && self
+                .ctx
+                .registry
+                .remove_if_idle(&self.name, self.generation, &self.cmd_rx);
+        if !listed {
+            self.core.postpone_unload(now());
             return false;
         }
         // Unlisted: a command can only come from a handle looked up before; refuse it so its
@@ -953,25 +459,18 @@ impl Room {
                 }
                 other => self.handle(other),
             };
+            self.carry_out();
             if outcome.is_err() {
                 self.fail();
                 return;
             }
         }
-        let released = self.durable.drain().await;
-        self.send_all(released);
-        if self.announce_change().is_err() {
-            tracing::warn!("could not encode the document for its last change notification");
+        if self.flush().await.is_err() {
+            self.fail();
+            return;
         }
-        if let Err(error) = self.flush().await {
-            tracing::error!(%error, "final snapshot failed at shutdown");
-        }
-        for peer in self.peers.values() {
-            peer.close
-                .close(close_code::GOING_AWAY, "server shutting down");
-        }
-        self.peers.clear();
-        self.ctx.registry.remove(&self.name, self.generation);
+        self.core.shut_down();
+        self.drop_room(Exit::Shutdown);
     }
 
     /// Deletes the document for the HTTP API. The other nodes are told first, so they stop
@@ -983,15 +482,15 @@ impl Room {
     ///
     /// What this does not cover: another node's snapshot or append that was already running
     /// when the deletion reached it can still land afterwards and restore part of the document.
-    async fn delete(&mut self, reply: tokio::sync::oneshot::Sender<Result<(), String>>) -> Exit {
-        if let Some(relay) = &self.ctx.relay {
-            relay.publish(&self.name, Body::Deleted);
-        }
-        self.close_deleted();
+    async fn delete(&mut self, reply: oneshot::Sender<Result<(), DeleteFailed>>) -> Exit {
+        self.core.delete();
+        self.carry_out();
         if let Some(saving) = self.saving.take() {
             let _ = saving.await;
         }
-        self.durable.settle().await;
+        if let Some(appending) = self.appending.take() {
+            let _ = appending.await;
+        }
         let deleted = match self.ctx.store.delete(&self.name).await {
             Ok(()) => self.ctx.log.delete(&self.name).await,
             Err(error) => Err(error),
@@ -1000,45 +499,25 @@ impl Room {
             metrics::get().store_errors.increment(1);
             tracing::error!(%error, "deleting the stored document failed");
         }
-        self.drop_deleted();
-        let _ = reply.send(deleted.map_err(|e| e.to_string()));
-        Exit::Deleted
-    }
-
-    /// Closes every connection with 4404 and forgets what is not saved yet.
-    fn close_deleted(&mut self) {
-        for peer in self.peers.values() {
-            peer.close
-                .close(close_code::DOCUMENT_DELETED, "document deleted");
-        }
-        self.peers.clear();
-        self.durable.forget_unlogged();
-        self.dirty = false;
-        self.snapshot_due = None;
-    }
-
-    /// Leaves the registry without saving; queued commands are dropped with the room.
-    fn drop_deleted(&mut self) -> Exit {
-        self.close_deleted();
-        self.ctx.registry.remove(&self.name, self.generation);
-        self.cmd_rx.close();
-        Exit::Deleted
+        let exit = self.drop_room(Exit::Deleted);
+        let _ = reply.send(deleted.map_err(DeleteFailed::from));
+        exit
     }
 
     /// Drops a document that yrs panicked on: it may be corrupt, so it is neither saved nor
     /// served again. Connections are closed with 1011 and reconnect to a reloaded room.
     fn fail(&mut self) -> Exit {
-        tracing::error!("document engine panicked; dropping the room without saving");
+        self.core.fail();
+        self.drop_room(Exit::Failed)
+    }
+
+    /// Closes what the core asked to, leaves the registry, and drops queued commands.
+    fn drop_room(&mut self, exit: Exit) -> Exit {
+        self.carry_out();
+        self.peers.clear();
         self.ctx.registry.remove(&self.name, self.generation);
         self.cmd_rx.close();
-        for peer in self.peers.values() {
-            peer.close.close(
-                close_code::INTERNAL_ERROR,
-                "document failed; reconnect to reload",
-            );
-        }
-        self.peers.clear();
-        Exit::Failed
+        exit
     }
 
     /// Turns away every queued join after a failed load.
@@ -1051,6 +530,92 @@ impl Room {
             }
         }
     }
+}
+
+/// Why a room could not load its document.
+#[derive(Debug, thiserror::Error)]
+enum LoadFailure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Document(#[from] LoadError),
+    #[error("the load hook failed: {0}")]
+    Hook(String),
+}
+
+/// The room's clock, in the form the core takes (tokio's, so paused test time applies).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+fn count(counted: Counted) {
+    let metrics = metrics::get();
+    match counted {
+        Counted::Refused(rule) => metrics.update_refused(rule),
+        Counted::Held => metrics.updates_held.increment(1),
+        Counted::SlowPeer => metrics.slow_client_disconnects.increment(1),
+    }
+}
+
+/// The outcome of a background write, logged if it failed.
+fn finished<T>(
+    what: &str,
+    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Option<T> {
+    match result {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "{what} failed");
+            metrics::get().store_errors.increment(1);
+            None
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "{what} task failed");
+            None
+        }
+    }
+}
+
+/// Appends one batch, retrying with backoff while the log fails: fan-out waits rather than send
+/// what is not durable. Gives up only at shutdown.
+async fn append_until_done(
+    log: Arc<dyn UpdateLog>,
+    doc: DocName,
+    batch: Vec<Bytes>,
+    shutdown: CancellationToken,
+) -> Result<u64, StoreError> {
+    let mut delay = Duration::from_millis(10);
+    loop {
+        let started = std::time::Instant::now();
+        match log.append(&doc, &batch).await {
+            Ok(seq) => {
+                metrics::log_appended(started.elapsed(), batch.len());
+                return Ok(seq);
+            }
+            Err(error) => {
+                metrics::get().store_errors.increment(1);
+                tracing::error!(%error, "update log append failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(error),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+/// Saves a snapshot through the store's one compaction, timed for the metrics.
+async fn save_compacted(
+    store: &dyn SnapshotStore,
+    log: &dyn UpdateLog,
+    name: &DocName,
+    snapshot: Snapshot,
+) -> Result<Bytes, StoreError> {
+    let started = std::time::Instant::now();
+    let saved = save_and_compact(store, log, name, snapshot.state, snapshot.covered).await;
+    metrics::snapshot_written(started.elapsed());
+    saved
 }
 
 async fn timed_save(
@@ -1073,6 +638,20 @@ async fn call_store_hook(hooks: &dyn Hooks, name: &DocName, saved: &Bytes) {
     }
 }
 
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+async fn wait_opt<T>(task: &mut Option<Task<T>>) -> <Task<T> as Future>::Output {
+    match task {
+        Some(task) => task.await,
+        None => pending().await,
+    }
+}
+
 /// Saves a snapshot and then drops the log records it covers; returns what was saved.
 ///
 /// Several nodes may share one log, so records up to `covered` can hold another node's updates
@@ -1087,7 +666,7 @@ async fn save_and_compact(
     covered: u64,
 ) -> Result<Bytes, StoreError> {
     if covered == 0 {
-        timed_save(store, name, snapshot.clone()).await?;
+        store.save(name, snapshot.clone()).await?;
         return Ok(snapshot);
     }
     let records = log.read(name).await?;
@@ -1102,27 +681,13 @@ async fn save_and_compact(
         Ok(merged) => Bytes::from(merged),
         Err(error) => {
             tracing::warn!(%error, "log records do not merge; saving without compacting");
-            timed_save(store, name, snapshot.clone()).await?;
+            store.save(name, snapshot.clone()).await?;
             return Ok(snapshot);
         }
     };
-    timed_save(store, name, merged.clone()).await?;
+    store.save(name, merged.clone()).await?;
     if let Err(error) = log.truncate(name, covered).await {
         tracing::warn!(%error, "could not truncate the update log after a snapshot");
     }
     Ok(merged)
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => pending().await,
-    }
-}
-
-async fn wait_opt(task: &mut Option<SaveTask>) -> <SaveTask as Future>::Output {
-    match task {
-        Some(task) => task.await,
-        None => pending().await,
-    }
 }

@@ -2,14 +2,16 @@
 
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, StateVector};
+use chorus_room::{DocError, WriteRefused};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{ConnId, Peer};
-use crate::relay::{Body, NodeId};
+use crate::relay::{Body, Delivery, NodeId};
 
-/// Commands a room's actor takes, in the order they were sent.
+/// Commands a room's actor takes, in the order they were sent. Only this module builds them:
+/// everything outside the room goes through [`RoomHandle`] and [`Mailbox`].
 #[derive(Debug)]
-pub(crate) enum RoomCmd {
+pub(super) enum RoomCmd {
     /// A connection enters the room. The room queues sync step 1 and the current awareness
     /// into the peer's outbox before it answers, so they are the first frames the client gets.
     Join {
@@ -25,19 +27,19 @@ pub(crate) enum RoomCmd {
     /// as one Yjs v1 update.
     Read {
         since: Option<StateVector>,
-        reply: oneshot::Sender<Result<Bytes, String>>,
+        reply: oneshot::Sender<Result<Bytes, DocError>>,
     },
     /// A server-side write (the HTTP API): applied, logged and relayed like a client's update;
     /// answered once it is durable.
     Write {
         update: Bytes,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriteRefused>>,
     },
     /// Delete the document (the HTTP API): connections are closed with 4404, the other nodes
     /// drop their rooms, nothing is saved, and the snapshot and update log are deleted; answered
     /// once they are.
     Delete {
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), DeleteFailed>>,
     },
     /// What another node published on this room's channel.
     Remote { origin: NodeId, body: Body },
@@ -45,6 +47,27 @@ pub(crate) enum RoomCmd {
     RelayResync,
     /// A node stopped heartbeating: the presence of its clients goes.
     NodeGone(NodeId),
+}
+
+impl From<Delivery> for RoomCmd {
+    fn from(delivery: Delivery) -> Self {
+        match delivery {
+            Delivery::Envelope { origin, body } => Self::Remote { origin, body },
+            Delivery::Resync => Self::RelayResync,
+            Delivery::NodeGone(node) => Self::NodeGone(node),
+        }
+    }
+}
+
+/// Why a room could not delete its document.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteFailed {
+    /// The server is stopping; the deletion can be tried again on another node or later.
+    #[error("the server is shutting down; try again")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] chorus_store::StoreError),
 }
 
 /// Why a room turned a connection away.
@@ -77,7 +100,7 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    pub(crate) fn new(name: DocName, cmd_tx: mpsc::Sender<RoomCmd>, generation: u64) -> Self {
+    pub(super) fn new(name: DocName, cmd_tx: mpsc::Sender<RoomCmd>, generation: u64) -> Self {
         Self {
             name,
             cmd_tx,
@@ -90,8 +113,34 @@ impl RoomHandle {
         &self.name
     }
 
-    pub(crate) fn sender(&self) -> mpsc::Sender<RoomCmd> {
-        self.cmd_tx.clone()
+    /// Where connection `conn` hands its messages to the room.
+    pub(crate) fn mailbox(&self, conn: ConnId) -> Mailbox {
+        Mailbox {
+            conn,
+            tx: self.cmd_tx.clone(),
+        }
+    }
+
+    /// Hands the relay's delivery to the room without waiting. A room whose inbox is full
+    /// misses it and catches up at its next resync; a deletion, which a resync does not
+    /// repeat, waits for space instead.
+    pub(crate) fn deliver(&self, delivery: Delivery) {
+        match self.cmd_tx.try_send(delivery.into()) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(
+                cmd @ RoomCmd::Remote {
+                    body: Body::Deleted,
+                    ..
+                },
+            )) => {
+                let tx = self.cmd_tx.clone();
+                tokio::spawn(async move { tx.send(cmd).await });
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(doc = %self.name, "room inbox full; relay message deferred to resync");
+                let _ = self.cmd_tx.try_send(RoomCmd::RelayResync);
+            }
+        }
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -127,7 +176,7 @@ impl RoomHandle {
     pub(crate) async fn read(
         &self,
         since: Option<StateVector>,
-    ) -> Result<Result<Bytes, String>, RoomGone> {
+    ) -> Result<Result<Bytes, DocError>, RoomGone> {
         let (reply, answer) = oneshot::channel();
         self.cmd_tx
             .send(RoomCmd::Read { since, reply })
@@ -140,7 +189,7 @@ impl RoomHandle {
     ///
     /// # Errors
     /// [`RoomGone`] when the room stopped; the inner error when the update was refused.
-    pub(crate) async fn write(&self, update: Bytes) -> Result<Result<(), String>, RoomGone> {
+    pub(crate) async fn write(&self, update: Bytes) -> Result<Result<(), WriteRefused>, RoomGone> {
         let (reply, answer) = oneshot::channel();
         self.cmd_tx
             .send(RoomCmd::Write { update, reply })
@@ -153,7 +202,7 @@ impl RoomHandle {
     ///
     /// # Errors
     /// [`RoomGone`] when the room stopped; the inner error when the store failed.
-    pub(crate) async fn delete(&self) -> Result<Result<(), String>, RoomGone> {
+    pub(crate) async fn delete(&self) -> Result<Result<(), DeleteFailed>, RoomGone> {
         let (reply, answer) = oneshot::channel();
         self.cmd_tx
             .send(RoomCmd::Delete { reply })
@@ -165,5 +214,73 @@ impl RoomHandle {
     /// Tells the room a connection has gone. A room that has stopped needs no telling.
     pub(crate) async fn leave(&self, conn: ConnId) {
         let _ = self.cmd_tx.send(RoomCmd::Leave { conn }).await;
+    }
+}
+
+/// Where one connection hands its decoded messages to its room, in order. Bounded: when the
+/// room's inbox is full the connection waits (see [`Mailbox::reserve`]), which pushes back on
+/// its socket.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    conn: ConnId,
+    tx: mpsc::Sender<RoomCmd>,
+}
+
+/// Why a message did not reach the room at once.
+#[derive(Debug)]
+pub(crate) enum NotDelivered {
+    /// The room's inbox is full; here is the message back.
+    Full(Message),
+    /// The room is gone.
+    Gone,
+}
+
+/// Space reserved in the room's inbox for one message.
+pub(crate) struct Reserved<'a> {
+    permit: mpsc::Permit<'a, RoomCmd>,
+    conn: ConnId,
+}
+
+impl Reserved<'_> {
+    /// Hands `msg` over into the reserved space.
+    pub(crate) fn send(self, msg: Message) {
+        self.permit.send(RoomCmd::Message {
+            conn: self.conn,
+            msg,
+        });
+    }
+}
+
+impl Mailbox {
+    /// Hands `msg` over unless the inbox is full.
+    pub(crate) fn try_send(&self, msg: Message) -> Result<(), NotDelivered> {
+        let cmd = RoomCmd::Message {
+            conn: self.conn,
+            msg,
+        };
+        self.tx.try_send(cmd).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(RoomCmd::Message { msg, .. }) => {
+                NotDelivered::Full(msg)
+            }
+            _ => NotDelivered::Gone,
+        })
+    }
+
+    /// Waits for space for one message.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is handed over until [`Reserved::send`].
+    pub(crate) async fn reserve(&self) -> Result<Reserved<'_>, RoomGone> {
+        let permit = self.tx.reserve().await.map_err(|_| RoomGone)?;
+        Ok(Reserved {
+            permit,
+            conn: self.conn,
+        })
+    }
+
+    /// Waits for space, then hands `msg` over.
+    pub(crate) async fn send(&self, msg: Message) -> Result<(), RoomGone> {
+        self.reserve().await?.send(msg);
+        Ok(())
     }
 }

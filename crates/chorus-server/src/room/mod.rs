@@ -1,25 +1,20 @@
-//! Rooms: one actor task per loaded document.
+//! Rooms: one task per loaded document, driving a [`chorus_room::RoomCore`].
 //!
 //! # Layout
-//! - [`actor`]: the room task, owner of the document and the awareness table.
+//! - [`actor`]: the room task, a tokio driver: commands, deadlines, background writes.
 //! - [`handle`]: [`RoomHandle`], the cloneable way in, and the commands it sends.
-//! - [`registry`]: [`Rooms`], which finds or starts the room of a document.
-//! - [`doc`]: the yrs document behind the few operations a room needs, panic-contained.
-//! - `durable`: write-ahead to the update log with group commit.
-//! - [`held`]: client updates waiting for the clocks they build on.
-//! - [`presence`]: the awareness table.
+//! - [`registry`]: [`Rooms`], the one map of rooms: it finds or starts the room of a document,
+//!   and delivers the relay's messages.
+//!
+//! What a room decides (the document, presence, held updates, write-ahead, deadlines) lives in
+//! the `chorus-room` crate, re-exported here where the server's API names it.
 
-pub mod actor;
-pub mod doc;
-mod durable;
+mod actor;
 pub mod handle;
-pub mod held;
-pub mod presence;
 pub mod registry;
 
-pub use actor::RoomSettings;
-pub use doc::DocLimits;
-pub use handle::{JoinRefused, RoomGone, RoomHandle};
+pub use chorus_room::{DocLimits, RoomSettings, doc, held, presence};
+pub use handle::{DeleteFailed, JoinRefused, RoomGone, RoomHandle};
 pub use registry::Rooms;
 
 /// Commands a room buffers. When full, connections wait to hand over their messages, which

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use chorus_protocol::DocName;
 use chorus_store::{SnapshotStore, UpdateLog};
@@ -16,12 +16,13 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::ROOM_INBOX_CAPACITY;
-use super::actor::{Room, RoomContext, RoomSettings};
-use super::handle::{JoinRefused, RoomCmd, RoomHandle};
+use super::RoomSettings;
+use super::actor::{Room, RoomContext};
+use super::handle::{DeleteFailed, JoinRefused, RoomCmd, RoomHandle};
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
 use crate::hooks::Hooks;
-use crate::relay::Relay;
+use crate::relay::{Delivery, Relay, Subscribers};
 
 /// How often a join retries when the room it found was just unloading. Each retry finds a new
 /// room (the old one removed itself before closing), so more than one retry is very unlikely.
@@ -72,7 +73,7 @@ impl Rooms {
             hooks,
             changes,
         } = services;
-        Self {
+        let rooms = Self {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
@@ -85,7 +86,12 @@ impl Rooms {
                 shutdown,
                 tracker,
             }),
+        };
+        if let Some(relay) = &rooms.inner.relay {
+            let weak: Weak<Inner> = Arc::downgrade(&rooms.inner);
+            relay.attach(weak);
         }
+        rooms
     }
 
     /// Adds a connection to the room of `doc`, starting the room if needed.
@@ -144,7 +150,10 @@ impl Rooms {
     /// # Errors
     /// [`JoinRefused`] when the server is shutting down or the document cannot be loaded; the
     /// inner error when the store failed to delete.
-    pub(crate) async fn delete(&self, doc: &DocName) -> Result<Result<(), String>, JoinRefused> {
+    pub(crate) async fn delete(
+        &self,
+        doc: &DocName,
+    ) -> Result<Result<(), DeleteFailed>, JoinRefused> {
         self.with_room(doc, |room| async move { room.delete().await })
             .await
     }
@@ -178,7 +187,6 @@ impl Rooms {
             relay: self.inner.relay.clone(),
             hooks: Arc::clone(&self.inner.hooks),
             changes: self.inner.changes.clone(),
-            inbox: handle.sender(),
             store: Arc::clone(&self.inner.store),
             log: Arc::clone(&self.inner.log),
             settings: self.inner.settings.clone(),
@@ -202,7 +210,7 @@ impl Rooms {
     /// Removes the room `generation` of `doc` if nothing is waiting in its inbox. Called by an
     /// idle room after its final snapshot; checking the inbox under the map lock guarantees no
     /// connection found this room and joined it in between.
-    pub(crate) fn remove_if_idle(
+    pub(super) fn remove_if_idle(
         &self,
         doc: &DocName,
         generation: u64,
@@ -212,32 +220,60 @@ impl Rooms {
         if !cmd_rx.is_empty() {
             return false;
         }
-        if rooms
-            .get(doc)
-            .is_some_and(|room| room.generation() == generation)
-        {
-            rooms.remove(doc);
-        }
+        self.unlist(&mut rooms, doc, generation);
         true
     }
 
     /// Forgets the room `generation` of `doc` unconditionally (it failed or shut down).
     pub(crate) fn remove(&self, doc: &DocName, generation: u64) {
         let mut rooms = self.rooms();
+        self.unlist(&mut rooms, doc, generation);
+    }
+
+    /// Removes the room `generation` of `doc` if it is the one listed, and ends its relay
+    /// subscription under the same lock: a newer room of the document is listed only after
+    /// this, and subscribes only after it is listed, so its subscription comes later and stays.
+    fn unlist(&self, rooms: &mut HashMap<DocName, RoomHandle>, doc: &DocName, generation: u64) {
         if rooms
             .get(doc)
             .is_some_and(|room| room.generation() == generation)
         {
             rooms.remove(doc);
+            if let Some(relay) = &self.inner.relay {
+                relay.unsubscribe(doc);
+            }
         }
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<DocName, RoomHandle>> {
+        self.inner.rooms()
+    }
+}
+
+impl Inner {
+    fn rooms(&self) -> MutexGuard<'_, HashMap<DocName, RoomHandle>> {
         // Every critical section is a single map operation, so a panic cannot leave the map
         // inconsistent: a poisoned lock is safe to keep using.
-        self.inner
-            .rooms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Subscribers for Inner {
+    fn deliver(&self, doc: &str, delivery: Delivery) {
+        let room = self.rooms().get(doc).cloned();
+        if let Some(room) = room {
+            room.deliver(delivery);
+        }
+    }
+
+    fn deliver_all(&self, delivery: &dyn Fn() -> Delivery) {
+        let rooms: Vec<RoomHandle> = self.rooms().values().cloned().collect();
+        for room in rooms {
+            room.deliver(delivery());
+        }
+    }
+
+    fn docs(&self) -> Vec<DocName> {
+        self.rooms().keys().cloned().collect()
     }
 }

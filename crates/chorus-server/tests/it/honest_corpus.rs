@@ -11,9 +11,12 @@ use bytes::Bytes;
 use chorus_protocol::update::{UpdateLimits, validate_update_v1};
 use chorus_protocol::{Message, StateVector, SyncMessage};
 use chorus_server::Config;
-use chorus_server::room::DocLimits;
-use chorus_server::room::doc::{ClientUpdateError, DocError, RoomDoc};
-use chorus_server::room::held::{Held, HeldLimits};
+use std::time::Instant;
+
+use chorus_protocol::message::{SYNC_UPDATE, sync_frame};
+use chorus_room::{
+    ConnId, Counted, DocError, DocLimits, Effect, HeldLimits, RoomCore, RoomSettings, Surroundings,
+};
 use yrs::types::ToJson;
 use yrs::types::text::{Diff, YChange};
 use yrs::updates::decoder::Decode;
@@ -54,12 +57,12 @@ pub(crate) struct Outcome {
 }
 
 /// The server's path for one room, minus the sockets: the connection's decoder and validator
-/// (`ws.rs`, `check`), then the room actor's handling (`room/actor.rs`: `message`,
-/// `admit_update`, `release_held`, `leave`) with the server's default limits.
+/// (`ws.rs`, `check`), then the room's own core (`chorus_room::RoomCore`, the same one the
+/// server's room task drives) with the server's default limits. Log appends complete at once.
 pub(crate) struct ServerRoom {
-    pub doc: RoomDoc,
-    held: Held<usize>,
-    introduced: HashMap<usize, usize>,
+    core: RoomCore<()>,
+    /// The room's connection id of each test connection, while it is in the room.
+    conns: HashMap<usize, ConnId>,
     /// Updates (and parts of updates) the room held, over its life.
     pub held_total: usize,
     /// Updates the connections sent.
@@ -69,24 +72,43 @@ pub(crate) struct ServerRoom {
 impl ServerRoom {
     pub fn new() -> Self {
         let config = Config::local("/nonexistent");
-        let doc = RoomDoc::with_limits(DocLimits {
-            max_bytes: config.max_document_bytes,
-            max_clients: config.max_document_clients,
-            max_clients_per_connection: config.max_clients_per_connection,
-            max_pending: config.max_pending_structs,
-        })
-        .expect("a new room document");
-        let held = Held::new(HeldLimits {
-            max_updates: config.max_pending_structs,
-            max_bytes: config.max_message_bytes.saturating_mul(2),
-        });
+        let settings = RoomSettings {
+            snapshot_interval: config.snapshot_interval,
+            idle_timeout: config.room_idle_timeout,
+            awareness_timeout: config.awareness_timeout,
+            relay_resync_interval: config.relay_resync_interval,
+            max_peers: usize::MAX,
+            change_debounce: config.change_debounce,
+            doc_limits: DocLimits {
+                max_bytes: config.max_document_bytes,
+                max_clients: config.max_document_clients,
+                max_clients_per_connection: config.max_clients_per_connection,
+                max_pending: config.max_pending_structs,
+            },
+            held_limits: HeldLimits {
+                max_updates: config.max_pending_structs,
+                max_bytes: config.max_message_bytes.saturating_mul(2),
+            },
+        };
+        let core =
+            RoomCore::new(settings, Surroundings::default(), Instant::now()).expect("a new room");
         Self {
-            doc,
-            held,
-            introduced: HashMap::new(),
+            core,
+            conns: HashMap::new(),
             held_total: 0,
             updates: 0,
         }
+    }
+
+    /// The room's id of test connection `conn`, joining it on first use.
+    fn conn(&mut self, conn: usize) -> ConnId {
+        if let Some(&id) = self.conns.get(&conn) {
+            return id;
+        }
+        let id = ConnId::next();
+        assert!(self.core.join(id, true).expect("join"), "the room is full");
+        self.conns.insert(conn, id);
+        id
     }
 
     /// One binary WebSocket message from connection `conn`.
@@ -95,92 +117,95 @@ impl ServerRoom {
             code: 1007,
             detail: format!("malformed message: {error}"),
         })?;
-        let mut outcome = Outcome::default();
-        match message {
-            Message::Sync(SyncMessage::Step1(state_vector)) => {
-                let frame = self.doc.step2(&state_vector).map_err(doc_refusal)?;
-                outcome.reply = Some(sync_payload(&frame));
-            }
-            Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
-                self.update(conn, &update, &mut outcome)?;
-            }
-            // Presence and auth do not touch the document.
-            Message::Awareness(_) | Message::QueryAwareness | Message::Auth(_) => {}
+        if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) = &message {
+            first_pass(update)?;
+            self.updates += 1;
         }
-        Ok(outcome)
+        let id = self.conn(conn);
+        self.core
+            .receive(id, message, Instant::now())
+            .map_err(doc_refusal)?;
+        self.outcome(conn)
     }
 
-    /// A document update from `conn`: validated as the connection does, then applied as the
-    /// room does, with whatever held updates that makes ready.
+    /// A document update from `conn`, as if sent in an update message.
     pub fn update(
         &mut self,
         conn: usize,
         update: &[u8],
         outcome: &mut Outcome,
     ) -> Result<(), Refusal> {
-        validate_update_v1(update, &UpdateLimits::default()).map_err(|error| Refusal {
-            code: if error.is_policy() { 1008 } else { 1007 },
-            detail: format!("the connection's validator: {error}"),
-        })?;
-        self.updates += 1;
-        self.admit(conn, update, outcome)?;
-        // `Room::release_held`.
-        while !self.held.is_empty() {
-            let sv = self.state_vector();
-            let clock_of = |client: u64| {
-                sv.entries
-                    .iter()
-                    .find(|&&(c, _)| c == client)
-                    .map_or(0, |&(_, clock)| clock)
-            };
-            let Some((from, ready)) = self.held.take_ready(clock_of) else {
-                break;
-            };
-            self.admit(from, &ready, outcome)?;
-        }
+        let frame = sync_frame(SYNC_UPDATE, update);
+        let more = self.receive(conn, &frame)?;
+        outcome.reply = outcome.reply.take().or(more.reply);
+        outcome.deltas.extend(more.deltas);
         Ok(())
     }
 
-    /// `Room::admit_update`.
-    fn admit(&mut self, conn: usize, update: &[u8], outcome: &mut Outcome) -> Result<(), Refusal> {
-        let introduced = self.introduced.entry(conn).or_default();
-        let applied = self
-            .doc
-            .apply_client(update, introduced)
-            .map_err(|error| Refusal {
-                code: match &error {
-                    ClientUpdateError::OverLimit { .. } => 1008,
-                    ClientUpdateError::Doc(DocError::Panicked) => 1011,
-                    _ => 1007,
-                },
-                detail: format!("apply_client: {error} ({error:?})"),
-            })?;
-        if let Some(delta) = applied.delta {
-            outcome.deltas.push((conn, sync_payload(&delta)));
+    /// Carries out the room's effects: appends complete at once; what it sends is the outcome.
+    fn outcome(&mut self, conn: usize) -> Result<Outcome, Refusal> {
+        let sender = self.conns.get(&conn).copied();
+        let mut outcome = Outcome::default();
+        let mut refusal = None;
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Append(_) => self.core.appended(Some(0)),
+                Effect::Send { conn: to, frame } if Some(to) == sender => {
+                    if let Ok(Message::Sync(SyncMessage::Step2(update))) = Message::decode(&frame) {
+                        outcome.reply = Some(update.to_vec());
+                    }
+                }
+                Effect::Broadcast { frame, except } => {
+                    if let Ok(Message::Sync(SyncMessage::Update(update))) = Message::decode(&frame)
+                    {
+                        let from = self
+                            .conns
+                            .iter()
+                            .find(|&(_, &id)| Some(id) == except)
+                            .map_or(conn, |(&c, _)| c);
+                        outcome.deltas.push((from, update.to_vec()));
+                    }
+                }
+                Effect::Close {
+                    conn: closed,
+                    code,
+                    reason,
+                } => {
+                    self.conns.retain(|_, id| *id != closed);
+                    if Some(closed) == sender {
+                        refusal = Some(Refusal {
+                            code,
+                            detail: reason.into_owned(),
+                        });
+                    }
+                }
+                Effect::Count(Counted::Held) => self.held_total += 1,
+                _ => {}
+            }
         }
-        for held in applied.held {
-            self.held_total += 1;
-            self.held.hold(conn, held).map_err(|error| Refusal {
-                code: 1008,
-                detail: format!("held updates: {error}"),
-            })?;
-        }
-        Ok(())
+        refusal.map_or(Ok(outcome), Err)
     }
 
-    /// `Room::leave`: what the connection kept waiting goes with it.
+    /// The connection leaves: what it kept waiting goes with it.
     pub fn leave(&mut self, conn: usize) {
-        self.held.forget(conn);
-        self.introduced.remove(&conn);
+        if let Some(id) = self.conns.remove(&conn) {
+            self.core.leave(id, Instant::now());
+            let _ = self.outcome(conn);
+        }
     }
 
     /// Updates `conn` keeps waiting.
     pub fn held_count(&self, conn: usize) -> usize {
-        self.held.count(conn)
+        self.conns
+            .get(&conn)
+            .map_or(0, |&id| self.core.held_count(id))
     }
 
     pub fn state_vector(&self) -> StateVector {
-        self.doc.state_vector().expect("the room's state vector")
+        self.core
+            .doc()
+            .state_vector()
+            .expect("the room's state vector")
     }
 
     /// The room's state vector without clients at clock 0, sorted.
@@ -190,18 +215,29 @@ impl ServerRoom {
 
     /// What a joiner with nothing gets (sync step 2 to an empty state vector).
     pub fn joiner_state(&mut self) -> Vec<u8> {
-        sync_payload(
-            &self
-                .doc
-                .step2(&StateVector::default())
-                .expect("the room's full state"),
-        )
+        self.core
+            .read(None)
+            .expect("the room's full state")
+            .to_vec()
     }
 
     /// What the room would store as a snapshot.
     pub fn snapshot(&mut self) -> Vec<u8> {
-        self.doc.snapshot().expect("the room's snapshot").to_vec()
+        self.core
+            .encode_snapshot()
+            .expect("the room's snapshot")
+            .to_vec()
     }
+}
+
+/// The connection's validator (`ws.rs`), with the server's default limits.
+fn first_pass(update: &[u8]) -> Result<(), Refusal> {
+    validate_update_v1(update, &UpdateLimits::default())
+        .map(|_| ())
+        .map_err(|error| Refusal {
+            code: if error.is_policy() { 1008 } else { 1007 },
+            detail: format!("the connection's validator: {error}"),
+        })
 }
 
 fn doc_refusal(error: DocError) -> Refusal {
@@ -214,14 +250,6 @@ fn doc_refusal(error: DocError) -> Refusal {
             code: 1011,
             detail: "yrs panicked".to_owned(),
         },
-    }
-}
-
-/// The varUint8Array payload of a sync frame (`00 <type> <len> <bytes>`).
-pub(crate) fn sync_payload(frame: &[u8]) -> Vec<u8> {
-    match Message::decode(&Bytes::copy_from_slice(frame)).expect("the room's own frame") {
-        Message::Sync(SyncMessage::Step2(u) | SyncMessage::Update(u)) => u.to_vec(),
-        other => panic!("not a sync step 2 or update: {other:?}"),
     }
 }
 

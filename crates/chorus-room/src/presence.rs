@@ -11,10 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chorus_protocol::awareness::{AwarenessEntry, NULL_STATE, encode_entries};
 use chorus_protocol::message::awareness_frame;
-use tokio::time::Instant;
+use std::time::Instant;
 
-use crate::conn::ConnId;
-use crate::relay::NodeId;
+use crate::ids::{ConnId, NodeId};
 
 /// Who set a client's state, and so takes it along when it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
