@@ -16,7 +16,7 @@ use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
 use chorus_protocol::update::{DocIndex, UpdateLimits, split_update_v1, validate_update_v1_in};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{ClientID, Doc, ReadTxn, Transact, Update, WriteTxn};
+use yrs::{ClientID, Doc, GetString, ReadTxn, Transact, Update, WriteTxn};
 
 use crate::held::{Held, HeldUpdate};
 
@@ -281,6 +281,17 @@ impl RoomDoc {
             .map(|&(client, clock)| (ClientID::new(client), clock))
             .collect();
         guard(|| SyncFrame::new(SYNC_STEP2, &self.doc.transact().encode_diff_v1(&sv)))
+    }
+
+    /// The text of the root type `name`, as it reads now (for checks and tests).
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn text(&self, name: &str) -> Result<String, DocError> {
+        guard(|| {
+            let text = self.doc.get_or_insert_text(name);
+            text.get_string(&self.doc.transact())
+        })
     }
 
     /// This document's state vector.
