@@ -1,7 +1,7 @@
 //! A bounded, single-pass validator for Yjs v1 updates, run before yrs ever sees one.
 //!
 //! yrs 0.28.1 trusts its input in ways a server cannot afford (see
-//! `shared/reference/yrs-hostile-inputs.md`): a clock that wraps past 2^32, or merely reaches
+//! `docs/hostile-inputs.md`): a clock that wraps past 2^32, or merely reaches
 //! 2^31, panics and leaves a dangling block in the document ([`MAX_STRUCT_CLOCK`]), client ids
 //! of 2^53 and above are silently aliased, `Any`
 //! values recurse without a depth limit until the stack overflows, a v2 payload on the v1 path

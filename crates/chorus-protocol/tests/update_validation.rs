@@ -1,6 +1,6 @@
 //! The Yjs v1 update validator: no false positives on anything real encoders write (random yrs
 //! sessions, and updates written by the npm `yjs` package), summaries that agree with yrs and
-//! Yjs, v2 refused, and every hostile class of `shared/reference/yrs-hostile-inputs.md`
+//! Yjs, v2 refused, and every hostile class of `docs/hostile-inputs.md`
 //! refused with the error that names it.
 
 mod common;

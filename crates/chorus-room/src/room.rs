@@ -240,7 +240,7 @@ impl<R> RoomCore<R> {
             Err(ClientUpdateError::Doc(DocError::Panicked)) => return Err(DocError::Panicked),
         };
         if let Some(delta) = applied.delta {
-            self.take_delta(delta, Some(from), true, now);
+            self.record_change(delta, Some(from), true, now);
         }
         for held in applied.held {
             tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");
@@ -292,7 +292,7 @@ impl<R> RoomCore<R> {
     pub fn write(&mut self, update: &[u8], answer: R, now: Instant) -> Result<(), DocError> {
         match self.doc.apply(update) {
             Ok(Some(delta)) => {
-                self.take_delta(delta, None, true, now);
+                self.record_change(delta, None, true, now);
                 self.release_held(now)?;
             }
             Ok(None) => {}
@@ -328,7 +328,13 @@ impl<R> RoomCore<R> {
     /// waits for the update log, then goes to every connection but `except`; a change made on
     /// this node (`local`: a client or the HTTP API) is also published to the other nodes and
     /// announced to change listeners.
-    fn take_delta(&mut self, delta: SyncFrame, except: Option<ConnId>, local: bool, now: Instant) {
+    fn record_change(
+        &mut self,
+        delta: SyncFrame,
+        except: Option<ConnId>,
+        local: bool,
+        now: Instant,
+    ) {
         let payload = delta.payload();
         let then = Outgoing::Broadcast {
             frame: delta.frame().clone(),

@@ -37,7 +37,11 @@ fn every_regression_replays_through_its_target() {
     let files = files(&fuzz_dir().join("regressions"));
     assert!(files.len() >= 14, "the regressions are where they were");
     for file in files {
-        let name = file.file_name().and_then(|n| n.to_str()).expect("a name").to_owned();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a name")
+            .to_owned();
         let data = std::fs::read(&file).expect("readable");
         target_of(&name)(&data);
     }

@@ -15,7 +15,7 @@ use chorus_protocol::SyncFrame;
 
 /// What one document may cost, whatever its clients send. Fake client ids, structs that wait
 /// forever for dependencies that never come, and sheer size are free for an attacker and cost
-/// the server on every later edit and every join (`shared/reference/yrs-hostile-inputs.md`,
+/// the server on every later edit and every join (`docs/hostile-inputs.md`,
 /// H3–H6 and H10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocLimits {

@@ -44,7 +44,7 @@ impl<R> RoomCore<R> {
                 let waiting_before = self.doc.waiting();
                 match self.doc.apply(&update) {
                     Ok(Some(delta)) => {
-                        self.take_delta(delta, None, false, now);
+                        self.record_change(delta, None, false, now);
                         self.release_held(now)?;
                         self.pump_log();
                     }

@@ -25,7 +25,6 @@ use tokio_util::task::TaskTracker;
 
 use super::RoomSettings;
 use super::handle::{DeleteFailed, JoinRefused, RoomCmd};
-use super::registry::Rooms;
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
 use crate::hooks::{DocChange, Hooks};
@@ -38,9 +37,24 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How a server write is answered.
 type WriteReply = oneshot::Sender<Result<(), WriteRefused>>;
 
+/// How a room leaves the registry that listed it. The registry implements it, so the room
+/// needs no knowledge of the registry (which starts rooms, and so knows them).
+pub(super) trait Listing: Send + Sync + 'static {
+    /// Unlists room `generation` of `doc` unless a command waits in `inbox`; false if one
+    /// does (someone found the room meanwhile).
+    fn unlist_if_idle(
+        &self,
+        doc: &DocName,
+        generation: u64,
+        inbox: &mpsc::Receiver<RoomCmd>,
+    ) -> bool;
+    /// Unlists room `generation` of `doc` (it failed, was deleted or shut down).
+    fn unlist(&self, doc: &DocName, generation: u64);
+}
+
 /// What a room shares with the rest of the server.
 pub(super) struct RoomContext {
-    pub registry: Rooms,
+    pub registry: Box<dyn Listing>,
     /// The other nodes, when the server runs with `--redis-url`.
     pub relay: Option<Relay>,
     /// The embedding application's hooks.
@@ -436,7 +450,7 @@ impl Room {
             && self
                 .ctx
                 .registry
-                .remove_if_idle(&self.name, self.generation, &self.cmd_rx);
+                .unlist_if_idle(&self.name, self.generation, &self.cmd_rx);
         if !listed {
             self.core.postpone_unload(now());
             return false;
@@ -515,14 +529,14 @@ impl Room {
     fn drop_room(&mut self, exit: Exit) -> Exit {
         self.carry_out();
         self.peers.clear();
-        self.ctx.registry.remove(&self.name, self.generation);
+        self.ctx.registry.unlist(&self.name, self.generation);
         self.cmd_rx.close();
         exit
     }
 
     /// Turns away every queued join after a failed load.
     fn refuse_all(&mut self, reason: JoinRefused) {
-        self.ctx.registry.remove(&self.name, self.generation);
+        self.ctx.registry.unlist(&self.name, self.generation);
         self.cmd_rx.close();
         while let Ok(cmd) = self.cmd_rx.try_recv() {
             if let RoomCmd::Join { joined, .. } = cmd {

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::ROOM_INBOX_CAPACITY;
 use super::RoomSettings;
-use super::actor::{Room, RoomContext};
+use super::actor::{Listing, Room, RoomContext};
 use super::handle::{DeleteFailed, JoinRefused, RoomCmd, RoomHandle};
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
@@ -183,7 +183,7 @@ impl Rooms {
         drop(rooms);
 
         let ctx = RoomContext {
-            registry: self.clone(),
+            registry: Box::new(self.clone()),
             relay: self.inner.relay.clone(),
             hooks: Arc::clone(&self.inner.hooks),
             changes: self.inner.changes.clone(),
@@ -197,7 +197,7 @@ impl Rooms {
             Ok(room) => room,
             Err(error) => {
                 tracing::error!(%doc, %error, "could not create a document");
-                self.remove(doc, generation);
+                self.unlist(doc, generation);
                 return Err(JoinRefused::LoadFailed);
             }
         };
@@ -207,33 +207,10 @@ impl Rooms {
         Ok(handle)
     }
 
-    /// Removes the room `generation` of `doc` if nothing is waiting in its inbox. Called by an
-    /// idle room after its final snapshot; checking the inbox under the map lock guarantees no
-    /// connection found this room and joined it in between.
-    pub(super) fn remove_if_idle(
-        &self,
-        doc: &DocName,
-        generation: u64,
-        cmd_rx: &mpsc::Receiver<RoomCmd>,
-    ) -> bool {
-        let mut rooms = self.rooms();
-        if !cmd_rx.is_empty() {
-            return false;
-        }
-        self.unlist(&mut rooms, doc, generation);
-        true
-    }
-
-    /// Forgets the room `generation` of `doc` unconditionally (it failed or shut down).
-    pub(crate) fn remove(&self, doc: &DocName, generation: u64) {
-        let mut rooms = self.rooms();
-        self.unlist(&mut rooms, doc, generation);
-    }
-
     /// Removes the room `generation` of `doc` if it is the one listed, and ends its relay
     /// subscription under the same lock: a newer room of the document is listed only after
     /// this, and subscribes only after it is listed, so its subscription comes later and stays.
-    fn unlist(&self, rooms: &mut HashMap<DocName, RoomHandle>, doc: &DocName, generation: u64) {
+    fn remove(&self, rooms: &mut HashMap<DocName, RoomHandle>, doc: &DocName, generation: u64) {
         if rooms
             .get(doc)
             .is_some_and(|room| room.generation() == generation)
@@ -247,6 +224,29 @@ impl Rooms {
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<DocName, RoomHandle>> {
         self.inner.rooms()
+    }
+}
+
+impl Listing for Rooms {
+    /// Checking the inbox under the map lock guarantees no connection found this room and
+    /// joined it in between.
+    fn unlist_if_idle(
+        &self,
+        doc: &DocName,
+        generation: u64,
+        inbox: &mpsc::Receiver<RoomCmd>,
+    ) -> bool {
+        let mut rooms = self.rooms();
+        if !inbox.is_empty() {
+            return false;
+        }
+        self.remove(&mut rooms, doc, generation);
+        true
+    }
+
+    fn unlist(&self, doc: &DocName, generation: u64) {
+        let mut rooms = self.rooms();
+        self.remove(&mut rooms, doc, generation);
     }
 }
 

@@ -1,5 +1,5 @@
 //! The hostile corpus: one case per class of input known to crash, corrupt or stall yrs 0.28.1
-//! or a naive y-websocket server (`shared/reference/yrs-hostile-inputs.md`, §1), each written
+//! or a naive y-websocket server (`docs/hostile-inputs.md`, §1), each written
 //! here byte by byte from the lib0 v1 format, plus the close code the server must answer with.
 //!
 //! A case the server should *ignore* (awareness for a client id someone else holds, say) ends

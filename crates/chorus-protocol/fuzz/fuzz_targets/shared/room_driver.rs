@@ -143,7 +143,9 @@ impl RoomDriver {
                     }
                 }
                 Effect::Broadcast { frame, .. } => check_frame(&frame),
-                Effect::Close { conn: to, reason, .. } if to == conn => {
+                Effect::Close {
+                    conn: to, reason, ..
+                } if to == conn => {
                     closed = Some(reason.into_owned());
                 }
                 _ => {}
@@ -178,11 +180,10 @@ impl RoomDriver {
 
 /// A frame the server sends must decode, and a document update in it must validate.
 fn check_frame(frame: &Bytes) {
-    match Message::decode(frame).expect("what the server sends must decode") {
-        Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) => {
-            check_outgoing(&update);
-        }
-        _ => {}
+    if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) =
+        Message::decode(frame).expect("what the server sends must decode")
+    {
+        check_outgoing(&update);
     }
 }
 
@@ -220,7 +221,11 @@ pub fn run_room(data: &[u8]) {
         .transact_mut()
         .apply_update(Update::decode_v1(&state).expect("checked"))
         .expect("the room's own state applies to a fresh replica");
-    assert_eq!(clocks(&replica), room.clocks(), "a joiner must end up with the room's state");
+    assert_eq!(
+        clocks(&replica),
+        room.clocks(),
+        "a joiner must end up with the room's state"
+    );
     if !room.reordered {
         assert_eq!(
             replica_text.get_string(&replica.transact()),
@@ -234,7 +239,9 @@ pub fn run_room(data: &[u8]) {
         .apply_update(Update::decode_v1(&state).expect("checked"))
         .expect("applies");
     assert_eq!(
-        second.get_or_insert_text("t").get_string(&second.transact()),
+        second
+            .get_or_insert_text("t")
+            .get_string(&second.transact()),
         replica_text.get_string(&replica.transact()),
         "joiners read alike"
     );
