@@ -70,15 +70,15 @@ impl ServerRoom {
     pub fn new() -> Self {
         let config = Config::local("/nonexistent");
         let doc = RoomDoc::with_limits(DocLimits {
-            max_bytes: config.max_document_bytes,
-            max_clients: config.max_document_clients,
-            max_clients_per_connection: config.max_clients_per_connection,
-            max_pending: config.max_pending_structs,
+            max_bytes: config.limits.max_document_bytes,
+            max_clients: config.limits.max_document_clients,
+            max_clients_per_connection: config.limits.max_clients_per_connection,
+            max_pending: config.limits.max_pending_structs,
         })
         .expect("a new room document");
         let held = Held::new(HeldLimits {
-            max_updates: config.max_pending_structs,
-            max_bytes: config.max_message_bytes.saturating_mul(2),
+            max_updates: config.limits.max_pending_structs,
+            max_bytes: config.limits.max_message_bytes.saturating_mul(2),
         });
         Self {
             doc,
