@@ -154,6 +154,18 @@ impl From<JoinRefused> for ApiError {
     }
 }
 
+/// One builder method per settings group: it replaces that group of the [`Config`].
+macro_rules! group_setters {
+    ($($(#[$doc:meta])* $group:ident: $type:ty,)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $group(mut self, $group: $type) -> Self {
+            self.config.$group = $group;
+            self
+        }
+    )*};
+}
+
 impl ChorusBuilder {
     /// The settings (see [`Config`]; [`Config::local`] gives the defaults).
     #[must_use]
@@ -162,53 +174,21 @@ impl ChorusBuilder {
         self
     }
 
-    /// Where snapshots and the update log are kept (`--data-dir`, `--store`, ...).
-    #[must_use]
-    pub fn storage(mut self, storage: StorageConfig) -> Self {
-        self.config.storage = storage;
-        self
-    }
-
-    /// Scale-out through Redis (`--redis-url`, ...).
-    #[must_use]
-    pub fn scale_out(mut self, scale_out: ScaleOutConfig) -> Self {
-        self.config.scale_out = scale_out;
-        self
-    }
-
-    /// Client tokens, the auth callback, origins and the API key.
-    #[must_use]
-    pub fn auth(mut self, auth: AuthConfig) -> Self {
-        self.config.auth = auth;
-        self
-    }
-
-    /// Connections, rates and sizes.
-    #[must_use]
-    pub fn limits(mut self, limits: LimitsConfig) -> Self {
-        self.config.limits = limits;
-        self
-    }
-
-    /// The change webhook and the change debounce.
-    #[must_use]
-    pub fn webhooks(mut self, webhooks: WebhookConfig) -> Self {
-        self.config.webhooks = webhooks;
-        self
-    }
-
-    /// Liveness of connections, presence and rooms.
-    #[must_use]
-    pub fn sessions(mut self, sessions: SessionConfig) -> Self {
-        self.config.sessions = sessions;
-        self
-    }
-
-    /// Quarantine, draining and shutdown.
-    #[must_use]
-    pub fn operations(mut self, operations: OperationsConfig) -> Self {
-        self.config.operations = operations;
-        self
+    group_setters! {
+        /// Where snapshots and the update log are kept (`--data-dir`, `--store`, ...).
+        storage: StorageConfig,
+        /// Scale-out through Redis (`--redis-url`, ...).
+        scale_out: ScaleOutConfig,
+        /// Client tokens, the auth callback, origins and the API key.
+        auth: AuthConfig,
+        /// Connections, rates and sizes.
+        limits: LimitsConfig,
+        /// The change webhook and the change debounce.
+        webhooks: WebhookConfig,
+        /// Liveness of connections, presence and rooms.
+        sessions: SessionConfig,
+        /// Quarantine, draining and shutdown.
+        operations: OperationsConfig,
     }
 
     /// The application's hooks.
