@@ -56,7 +56,7 @@ pub struct AuthConfig {
     #[arg(long, env = "CHORUS_AUTH_CALLBACK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub auth_callback_timeout: Duration,
 
-    /// Origins allowed to open WebSockets, comma-separated (e.g. https://app.example.com);
+    /// Origins allowed to open WebSockets, comma-separated (e.g. `https://app.example.com`);
     /// others get 403, against cross-site WebSocket hijacking. Empty: any origin.
     #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
