@@ -37,7 +37,8 @@ LIVENESS_PATH = "/healthz"
 # closing sockets when CHORUS_SHUTDOWN_TIMEOUT is not set.
 DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 10.0
 # Time for the process to exit after its shutdown timeout; the grace period must cover the
-# preStop sleep, the shutdown timeout and this, or the kubelet kills the server mid-flush.
+# preStop sleep, the drain delay (CHORUS_DRAIN_DELAY, 0 unless set), the shutdown timeout and
+# this, or the kubelet kills the server mid-flush.
 EXIT_MARGIN_SECONDS = 5
 # Prefix of the placeholder secret values in the base; production must render none of them.
 DEV_SECRET_PREFIX = "insecure-"
@@ -329,11 +330,16 @@ def check_server(m: Manifests) -> Iterator[str]:
     if shutdown is None:
         yield f"{where}: CHORUS_SHUTDOWN_TIMEOUT {shutdown_text!r} is not a duration like 30s"
         shutdown = DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
+    drain_text = env.get("CHORUS_DRAIN_DELAY")
+    drain = 0.0 if drain_text is None else parse_duration(drain_text)
+    if drain is None:
+        yield f"{where}: CHORUS_DRAIN_DELAY {drain_text!r} is not a duration like 5s"
+        drain = 0.0
     grace = spec.get("terminationGracePeriodSeconds", 30)
-    if grace < sleep + shutdown + EXIT_MARGIN_SECONDS:
+    if grace < sleep + drain + shutdown + EXIT_MARGIN_SECONDS:
         yield (
             f"{ident(d)}: terminationGracePeriodSeconds {grace} is less than preStop {sleep}s + "
-            f"shutdown timeout {shutdown:g}s + {EXIT_MARGIN_SECONDS}s to exit"
+            f"drain delay {drain:g}s + shutdown timeout {shutdown:g}s + {EXIT_MARGIN_SECONDS}s to exit"
         )
 
     if spec.get("enableServiceLinks") is not False:

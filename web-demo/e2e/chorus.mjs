@@ -24,12 +24,14 @@ const TAIL_LINES = 40
 
 /**
  * Runs `chorus serve` on an OS-chosen loopback port and resolves once it logs "listening".
- * @param {{ dataDir: string, staticDir: string }} options
+ * Without `staticDir`, `/` is the server's built-in home page.
+ * @param {{ dataDir: string, staticDir?: string }} options
  * @returns {Promise<RunningChorus>}
  */
 export async function startChorus ({ dataDir, staticDir }) {
   const child = spawn(CHORUS_BIN, [
-    'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-format', 'json', '--static-dir', staticDir
+    'serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--log-format', 'json',
+    ...(staticDir === undefined ? [] : ['--static-dir', staticDir])
   ], { stdio: ['ignore', 'pipe', 'pipe'] })
 
   /** @type {string[]} */

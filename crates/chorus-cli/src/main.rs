@@ -28,7 +28,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(config) => {
-            chorus_server::telemetry::init(config.log_format);
+            chorus_server::telemetry::init(config.operations.log_format);
             let app = chorus_server::Application::build(config).await?;
             app.run_until_stopped(chorus_server::shutdown::signal())
                 .await

@@ -1,60 +1,24 @@
-//! The application: shared state, the router, binding and graceful shutdown.
+//! The standalone server: binds, serves Chorus's routes plus `/` (the home page, or
+//! `--static-dir`), and shuts down gracefully.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::{Request, StatusCode};
-use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::Router;
+use axum::routing::get;
 use chorus_store::{SnapshotStore, UpdateLog};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_http::services::ServeDir;
-use tower_http::trace::TraceLayer;
 
-use crate::auth::Authenticator;
-use crate::auth_callback::AuthCallback;
-use crate::changes::Changes;
 use crate::config::Config;
-use crate::embed::{Chorus, ChorusBuilder};
-use crate::hooks::Hooks;
-use crate::quarantine::Quarantine;
-use crate::relay::Relay;
-use crate::room::Rooms;
-use crate::ws;
+use crate::embed::{Chorus, ChorusBuilder, routes};
 
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The settings the server started with.
-    pub config: Arc<Config>,
-    /// The rooms of this server.
-    pub rooms: Rooms,
-    /// Cancelled when the server starts shutting down.
-    pub shutdown: CancellationToken,
-    /// Rooms and connections, so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// The link to the other nodes, with `--redis-url`.
-    pub relay: Option<Relay>,
-    /// Token checks, unless the server runs open.
-    pub auth: Option<Arc<Authenticator>>,
-    /// The backend asked about each connection, with `--auth-callback-url`.
-    pub auth_callback: Option<Arc<AuthCallback>>,
-    /// The embedding application's hooks.
-    pub hooks: Arc<dyn Hooks>,
-    /// Change notifications, when someone listens.
-    pub(crate) changes: Option<Changes>,
-    /// WebSocket connections open now, against `--max-connections`.
-    pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
-    /// Where refused updates are kept, with `--quarantine-dir`.
-    pub quarantine: Option<Arc<Quarantine>>,
-    pub(crate) ready: Arc<AtomicBool>,
-}
+mod home;
+
+/// Kept here for the handlers that name it `crate::app::AppState`; it lives with [`Chorus`].
+pub use crate::embed::AppState;
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -90,15 +54,20 @@ impl Application {
     /// Invalid settings, a store that cannot be opened, or a port that cannot be bound.
     pub async fn from_builder(builder: ChorusBuilder) -> anyhow::Result<Self> {
         let chorus = builder.build().await?;
-        let listen = chorus.state().config.listen;
+        let state = chorus.state().clone();
+        let listen = state.config.server.listen;
         let listener = bind(listen).with_context(|| {
             format!(
                 "binding {listen} (is another server running? choose another --listen / CHORUS_LISTEN)"
             )
         })?;
+        let routes = match &state.config.server.static_dir {
+            Some(dir) => routes::routes().fallback_service(ServeDir::new(dir)),
+            None => routes::routes().route("/", get(home::page)),
+        };
         Ok(Self {
             listener,
-            router: chorus.router(),
+            router: routes::with_state(routes, state),
             chorus,
         })
     }
@@ -111,9 +80,9 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `stop` completes, then shuts down gracefully: readiness turns to 503, no new
-    /// connections are accepted, rooms apply what they have queued, save, and close their
-    /// connections with 1001.
+    /// Serves until `stop` completes, then shuts down gracefully: readiness turns to 503 and,
+    /// after `--drain-delay` of serving as usual, no new connections are accepted, rooms apply
+    /// what they have queued, save, and close their connections with 1001.
     ///
     /// # Errors
     /// If serving fails.
@@ -128,13 +97,13 @@ impl Application {
         } = self;
         let addr = listener.local_addr().context("reading the bound address")?;
         let state = chorus.state().clone();
-        tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "listening");
+        tracing::info!(%addr, data_dir = %state.config.storage.data_dir.display(), "listening");
 
         let stopping = state.clone();
         tokio::spawn(async move {
             stop.await;
             tracing::info!("shutting down: flushing rooms and closing connections");
-            stopping.begin_shutdown();
+            stopping.drain().await;
         });
 
         axum::serve(listener, router)
@@ -160,57 +129,4 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
-}
-
-pub(crate) fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_page))
-        .route("/ws", any(ws::missing_doc))
-        .route("/ws/", any(ws::missing_doc))
-        .route("/ws/{*doc}", any(ws::upgrade))
-        .merge(crate::api::routes());
-    if let Some(dir) = &state.config.static_dir {
-        router = router.fallback_service(ServeDir::new(dir));
-    }
-    router
-        .layer(
-            // The span names the path only: query strings can carry tokens.
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
-            }),
-        )
-        .with_state(state)
-}
-
-/// Prometheus text format.
-async fn metrics_page() -> Result<String, StatusCode> {
-    crate::metrics::install()
-        .map(|handle| handle.render())
-        .ok_or(StatusCode::NOT_FOUND)
-}
-
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-/// 503 only while shutting down. A Redis outage is reported but keeps the node ready: it still
-/// serves its own clients, and taking every node out of rotation would turn a relay outage into
-/// a full one.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let redis = match &state.relay {
-        None => "disabled",
-        Some(relay) if relay.is_connected() => "connected",
-        Some(_) => "disconnected",
-    };
-    let (status, text) = if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    };
-    (
-        status,
-        Json(serde_json::json!({ "status": text, "redis": redis })),
-    )
 }

@@ -22,33 +22,41 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The `listen`, `static_dir` and `log_format` settings of the [`Config`] are the host's
-//! business and are ignored here; everything else applies.
+//! The [`Config::server`] group (`listen`, `static_dir`) and `log_format` are the host's
+//! business and are ignored here; everything else applies. The builder takes the whole
+//! [`Config`] or one group at a time ([`ChorusBuilder::limits`], ...), each starting from the
+//! `chorus serve` defaults (`LimitsConfig::default()`, ...).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use axum::Router;
 use bytes::Bytes;
-use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
+use chorus_protocol::{DocName, StateVector};
 use chorus_store::{SnapshotStore, UpdateLog};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{AppState, router};
 use crate::auth::Authenticator;
 use crate::auth_callback::AuthCallback;
 use crate::changes::Changes;
-use crate::config::Config;
+use crate::config::{
+    AuthConfig, Config, LimitsConfig, OperationsConfig, ScaleOutConfig, SessionConfig,
+    StorageConfig, WebhookConfig,
+};
 use crate::error::ApiError;
 use crate::hooks::{Hooks, NoHooks};
 use crate::quarantine::Quarantine;
-use crate::relay::{Relay, RelaySettings};
-use crate::room::held::HeldLimits;
+use crate::relay::Relay;
 use crate::room::registry::Services;
-use crate::room::{DocLimits, JoinRefused, RoomSettings, Rooms};
-use crate::webhook::{WebhookSettings, Webhooks};
+use crate::room::{JoinRefused, Rooms};
+use crate::webhook::Webhooks;
+
+pub(crate) mod routes;
+mod state;
+
+pub use state::AppState;
 
 /// A running Chorus: its rooms, connections and background work. Serve [`Chorus::router`]
 /// from any axum server; call [`Chorus::stop`] when done.
@@ -76,7 +84,7 @@ impl Chorus {
     /// The routes, to merge or nest into the host's router: `/ws/{doc}` (the y-websocket
     /// endpoint), `/api/v1/...` (with an API key), `/healthz`, `/readyz`, `/metrics`.
     pub fn router(&self) -> Router {
-        router(self.state.clone())
+        routes::with_state(routes::routes(), self.state.clone())
     }
 
     /// Cancelled when Chorus starts shutting down: hand it to the host server's graceful
@@ -85,11 +93,12 @@ impl Chorus {
         self.state.shutdown.clone()
     }
 
-    /// Stops: no new connections, rooms apply what they have queued and save, connections are
-    /// closed with 1001, the last change notifications go out. Waits up to
-    /// `--shutdown-timeout` for each stage.
+    /// Stops: `/readyz` answers 503 for `--drain-delay` (serving goes on meanwhile), then no new
+    /// connections, rooms apply what they have queued and save, connections are closed with
+    /// 1001, the last change notifications go out. Waits up to `--shutdown-timeout` for each
+    /// stage.
     pub async fn stop(self) {
-        self.state.begin_shutdown();
+        self.state.drain().await;
         self.state.finish_shutdown().await;
     }
 
@@ -145,12 +154,41 @@ impl From<JoinRefused> for ApiError {
     }
 }
 
+/// One builder method per settings group: it replaces that group of the [`Config`].
+macro_rules! group_setters {
+    ($($(#[$doc:meta])* $group:ident: $type:ty,)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $group(mut self, $group: $type) -> Self {
+            self.config.$group = $group;
+            self
+        }
+    )*};
+}
+
 impl ChorusBuilder {
     /// The settings (see [`Config`]; [`Config::local`] gives the defaults).
     #[must_use]
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
+    }
+
+    group_setters! {
+        /// Where snapshots and the update log are kept (`--data-dir`, `--store`, ...).
+        storage: StorageConfig,
+        /// Scale-out through Redis (`--redis-url`, ...).
+        scale_out: ScaleOutConfig,
+        /// Client tokens, the auth callback, origins and the API key.
+        auth: AuthConfig,
+        /// Connections, rates and sizes.
+        limits: LimitsConfig,
+        /// The change webhook and the change debounce.
+        webhooks: WebhookConfig,
+        /// Liveness of connections, presence and rooms.
+        sessions: SessionConfig,
+        /// Quarantine, draining and shutdown.
+        operations: OperationsConfig,
     }
 
     /// The application's hooks.
@@ -187,12 +225,12 @@ impl ChorusBuilder {
             Some(backends) => backends,
             None => open_store(&config).await?,
         };
-        let quarantine = match &config.quarantine_dir {
+        let quarantine = match &config.operations.quarantine_dir {
             Some(dir) => Some(
-                Quarantine::open(dir.clone(), config.quarantine_max).map_err(|e| {
+                Quarantine::open(dir.clone(), config.operations.quarantine_max).map_err(|e| {
                     anyhow::anyhow!(
                         "--quarantine-dir (CHORUS_QUARANTINE_DIR) {}: {e}; give a directory this \
-                     process may create and write",
+                         process may create and write",
                         dir.display()
                     )
                 })?,
@@ -201,27 +239,18 @@ impl ChorusBuilder {
         };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let relay = match &config.redis_url {
-            Some(url) => Some(Relay::start(
-                RelaySettings {
-                    url: url.clone(),
-                    cluster: config.redis_cluster,
-                    prefix: config.redis_prefix.clone(),
-                    heartbeat_interval: config.node_timeout / 5,
-                    node_timeout: config.node_timeout,
-                },
-                shutdown.clone(),
-                &tracker,
-            )?),
-            None => None,
-        };
-        let auth = token_checks(&config)?;
-        let auth_callback = match &config.auth_callback_url {
+        let relay = config
+            .scale_out
+            .relay_settings()
+            .map(|settings| Relay::start(settings, shutdown.clone(), &tracker))
+            .transpose()?;
+        let auth = token_checks(&config.auth)?;
+        let auth_callback = match &config.auth.auth_callback_url {
             Some(url) => Some(Arc::new(
                 AuthCallback::new(
                     url.clone(),
-                    config.auth_callback_timeout,
-                    config.auth_callback_cache,
+                    config.auth.auth_callback_timeout,
+                    config.auth.auth_callback_cache,
                 )
                 .map_err(|e| anyhow::anyhow!(e))?,
             )),
@@ -238,45 +267,14 @@ impl ChorusBuilder {
                  every document"
             ),
         }
-        let webhooks = match &config.webhook_url {
-            Some(url) => Some(
-                Webhooks::new(WebhookSettings {
-                    url: url.clone(),
-                    secret: config
-                        .webhook_secret
-                        .as_ref()
-                        .map(|s| s.0.as_bytes().to_vec()),
-                    include_content: config.webhook_include_content,
-                    max_attempts: config.webhook_max_attempts,
-                    timeout: config.webhook_timeout,
-                })
-                .context("--webhook-url: cannot build an HTTP client")?,
-            ),
-            None => None,
-        };
+        let webhooks = config
+            .webhooks
+            .settings()
+            .map(Webhooks::new)
+            .transpose()
+            .context("--webhook-url: cannot build an HTTP client")?;
         let changes = Changes::start(Arc::clone(&hooks), webhooks);
-        let settings = RoomSettings {
-            snapshot_interval: config.snapshot_interval,
-            idle_timeout: config.room_idle_timeout,
-            awareness_timeout: config.awareness_timeout,
-            relay_resync_interval: config.relay_resync_interval,
-            max_peers: config.max_connections_per_room,
-            change_debounce: config.change_debounce,
-            doc_limits: DocLimits {
-                max_bytes: config.max_document_bytes,
-                max_clients: config.max_document_clients,
-                max_clients_per_connection: config.max_clients_per_connection,
-                max_pending: config.max_pending_structs,
-            },
-            // Held updates wait for missing dependencies as yrs' pending structs do, so the
-            // same setting bounds them, per connection. A client out of step holds what it
-            // typed during a reconnect, or a sync step 2 with holes: a few updates, at most one
-            // message's worth of bytes (twice, for the step 2 that may come with it).
-            held_limits: HeldLimits {
-                max_updates: config.max_pending_structs,
-                max_bytes: config.max_message_bytes.saturating_mul(2),
-            },
-        };
+        let settings = config.room_settings();
         let services = Services {
             relay: relay.clone(),
             hooks: Arc::clone(&hooks),
@@ -320,7 +318,7 @@ async fn open_store(
     })
 }
 
-fn token_checks(config: &Config) -> anyhow::Result<Option<Arc<Authenticator>>> {
+fn token_checks(config: &AuthConfig) -> anyhow::Result<Option<Arc<Authenticator>>> {
     Ok(match (&config.auth_secret, &config.auth_public_key) {
         (Some(secret), _) => Some(Arc::new(Authenticator::hs256(secret.0.as_bytes()))),
         (None, Some(path)) => Some(Arc::new(
@@ -328,60 +326,4 @@ fn token_checks(config: &Config) -> anyhow::Result<Option<Arc<Authenticator>>> {
         )),
         (None, None) => None,
     })
-}
-
-impl AppState {
-    /// What a holder of `since` lacks (everything without it), as one Yjs v1 update.
-    pub(crate) async fn read_doc(
-        &self,
-        doc: &DocName,
-        since: Option<StateVector>,
-    ) -> Result<Bytes, ApiError> {
-        self.rooms
-            .with_room(doc, |room| {
-                let since = since.clone();
-                async move { room.read(since).await }
-            })
-            .await?
-            .map_err(|error| ApiError::Internal(error.to_string()))
-    }
-
-    /// Validates and applies a Yjs v1 update as the server; returns once it is durable.
-    pub(crate) async fn write_doc(&self, doc: &DocName, update: Bytes) -> Result<(), ApiError> {
-        validate_update_v1(&update, &UpdateLimits::default())
-            .map_err(|e| ApiError::BadRequest(format!("not an acceptable Yjs v1 update: {e}")))?;
-        self.rooms
-            .with_room(doc, |room| {
-                let update = update.clone();
-                async move { room.write(update).await }
-            })
-            .await?
-            .map_err(|refused| ApiError::BadRequest(refused.to_string()))
-    }
-
-    /// Readiness turns to 503 and everything is told to stop.
-    pub(crate) fn begin_shutdown(&self) {
-        self.ready.store(false, Ordering::SeqCst);
-        self.shutdown.cancel();
-    }
-
-    /// Waits for rooms and connections, then for the last change notifications.
-    pub(crate) async fn finish_shutdown(&self) {
-        self.tracker.close();
-        let timeout = self.config.shutdown_timeout;
-        if tokio::time::timeout(timeout, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                timeout = %humantime::format_duration(timeout),
-                "rooms or connections did not finish in time; exiting anyway"
-            );
-        } else {
-            tracing::info!("shutdown complete");
-        }
-        if let Some(changes) = &self.changes {
-            changes.close(timeout).await;
-        }
-    }
 }

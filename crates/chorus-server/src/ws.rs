@@ -91,11 +91,11 @@ pub(crate) async fn upgrade(
         metrics::connection_rejected("shutting_down");
         return ApiError::ShuttingDown.into_response();
     }
-    if state.open_connections.load(Ordering::Relaxed) >= state.config.max_connections {
+    if state.open_connections.load(Ordering::Relaxed) >= state.config.limits.max_connections {
         metrics::connection_rejected("node_full");
         return ApiError::Overloaded.into_response();
     }
-    if !origin_allowed(&state.config.allowed_origins, &headers) {
+    if !origin_allowed(&state.config.auth.allowed_origins, &headers) {
         metrics::connection_rejected("origin");
         return ApiError::Forbidden("this origin may not connect").into_response();
     }
@@ -114,7 +114,7 @@ pub(crate) async fn upgrade(
             return error.into_response();
         }
     };
-    let max = state.config.max_message_bytes;
+    let max = state.config.limits.max_message_bytes;
     let tracker = state.tracker.clone();
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
@@ -162,7 +162,7 @@ fn serve(
         let metrics = metrics::get();
         metrics.connections.increment(1.0);
         state.open_connections.fetch_add(1, Ordering::Relaxed);
-        let (outbox_tx, mut outbox) = outbox(state.config.outbox_capacity);
+        let (outbox_tx, mut outbox) = outbox(state.config.limits.outbox_capacity);
         let close = CloseSignal::new();
         let peer = Peer {
             outbox: outbox_tx,
@@ -183,7 +183,7 @@ fn serve(
                 if let Some((callback, token)) = grant.recheck {
                     tokio::spawn(access::recheck_until_closed(
                         callback,
-                        state.config.auth_callback_cache,
+                        state.config.auth.auth_callback_cache,
                         token,
                         doc.clone(),
                         grant.mode,
@@ -199,15 +199,15 @@ fn serve(
                     shutdown: &state.shutdown,
                     history: state.quarantine.as_ref().map(|_| History::default()),
                     rules: ConnectionRules::new(
-                        state.config.max_messages_per_second,
-                        state.config.max_bytes_per_second,
-                        state.config.max_message_bytes,
+                        state.config.limits.max_messages_per_second,
+                        state.config.limits.max_bytes_per_second,
+                        state.config.limits.max_message_bytes,
                     ),
                 };
                 connection
                     .run(
-                        state.config.ping_interval,
-                        state.config.peer_timeout,
+                        state.config.sessions.ping_interval,
+                        state.config.sessions.peer_timeout,
                         grant.expires_at,
                     )
                     .await;

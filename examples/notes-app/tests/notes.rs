@@ -116,7 +116,7 @@ async fn notes_embeds_chorus_with_its_users_and_database() {
     let alice = product.login("alice", true);
     let bob = product.login("bob", false);
     let mut config = Config::local(dir.path());
-    config.change_debounce = Duration::from_millis(100);
+    config.webhooks.change_debounce = Duration::from_millis(100);
     let chorus = Chorus::builder()
         .config(config)
         .hooks(NotesHooks(Arc::clone(&product)))

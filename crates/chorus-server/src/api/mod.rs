@@ -61,7 +61,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// Checks the bearer key.
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(key) = &state.config.api_key else {
+    let Some(key) = &state.config.auth.api_key else {
         return Err(ApiError::Forbidden(
             "the HTTP API is off: start the server with --api-key",
         ));

@@ -49,12 +49,12 @@ pub(super) async fn mint(
     body: Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
     check_key(&state, &headers)?;
-    let Some(secret) = &state.config.auth_secret else {
+    let Some(secret) = &state.config.auth.auth_secret else {
         return Err(ApiError::NotConfigured(
-            if state.config.auth_public_key.is_some() {
+            if state.config.auth.auth_public_key.is_some() {
                 "this server verifies tokens with --auth-public-key and holds no private key to \
                  sign them: sign tokens with your private key, or use --auth-secret instead"
-            } else if state.config.auth_callback_url.is_some() {
+            } else if state.config.auth.auth_callback_url.is_some() {
                 "this server asks --auth-callback-url about tokens, so your callback decides what \
                  a token is; minting needs --auth-secret instead"
             } else {

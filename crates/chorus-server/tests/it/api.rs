@@ -17,7 +17,7 @@ async fn api_app(
 ) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
+        c.auth.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
         configure(c);
     })
     .await;
@@ -114,7 +114,7 @@ fn text_update(text: &str) -> Vec<u8> {
 async fn servers_read_and_write_documents_over_http() {
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
+        c.auth.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
     })
     .await;
     let mut client = TestClient::connect_synced(&app.ws_url("team/notes")).await;
@@ -217,7 +217,7 @@ async fn mint(app: &TestApp, body: &str) -> (String, u64) {
 #[tokio::test]
 async fn minted_tokens_open_their_document_in_their_mode() {
     let (app, _dir) = api_app(|c| {
-        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
     })
     .await;
     let before = unix_now();
@@ -260,7 +260,7 @@ async fn minted_tokens_open_their_document_in_their_mode() {
 #[tokio::test]
 async fn token_requests_that_make_no_sense_are_refused_with_400() {
     let (app, _dir) = api_app(|c| {
-        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
     })
     .await;
     for body in [
@@ -409,7 +409,8 @@ async fn stored(dir: &std::path::Path, doc: &str) -> (bool, usize) {
 
 #[tokio::test]
 async fn a_deleted_document_closes_its_connections_and_leaves_nothing_stored() {
-    let (app, dir) = api_app(|c| c.snapshot_interval = std::time::Duration::from_millis(50)).await;
+    let (app, dir) =
+        api_app(|c| c.storage.snapshot_interval = std::time::Duration::from_millis(50)).await;
     let mut alice = TestClient::connect_synced(&app.ws_url("team/doomed")).await;
     alice.type_text("saved in a snapshot").await;
     crate::helpers::eventually("the snapshot is stored", || async {
@@ -455,9 +456,9 @@ async fn a_deletion_reaches_the_other_nodes() {
     let dir = tempfile::tempdir().expect("dir");
     let node = |prefix: String| {
         spawn_app_with(dir.path().into(), move |c| {
-            c.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
-            c.redis_url = Some(crate::relay::redis_url());
-            c.redis_prefix = prefix;
+            c.auth.api_key = Some(chorus_server::config::Secret(KEY.to_owned()));
+            c.scale_out.redis_url = Some(crate::relay::redis_url());
+            c.scale_out.redis_prefix = prefix;
         })
     };
     let a = node(prefix.clone()).await;
@@ -516,7 +517,7 @@ fn dangling_refs(spec: &serde_json::Value, value: &serde_json::Value) -> Vec<Str
 async fn the_openapi_description_matches_the_routes_served() {
     use std::collections::BTreeSet;
     let (app, _dir) = api_app(|c| {
-        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
     })
     .await;
     let (status, spec) = json(&app, "GET", "/api/v1/openapi.json", None, "").await;
@@ -588,7 +589,7 @@ async fn the_openapi_description_matches_the_routes_served() {
 #[tokio::test]
 async fn every_route_but_the_description_needs_the_key() {
     let (app, _dir) = api_app(|c| {
-        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");

@@ -30,8 +30,8 @@ fn token(secret: &str, doc: &str, mode: &str, exp: u64) -> String {
 async fn secured() -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
-        c.allowed_origins = vec!["https://app.example".to_owned()];
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+        c.auth.allowed_origins = vec!["https://app.example".to_owned()];
     })
     .await;
     (app, dir)
@@ -193,9 +193,9 @@ async fn a_read_only_edit_never_reaches_another_node() {
     let node = |dir: &tempfile::TempDir| {
         let prefix = prefix.clone();
         spawn_app_with(dir.path().into(), move |c| {
-            c.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
-            c.redis_url = Some(crate::relay::redis_url());
-            c.redis_prefix = prefix;
+            c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+            c.scale_out.redis_url = Some(crate::relay::redis_url());
+            c.scale_out.redis_prefix = prefix;
         })
     };
     let a = node(&dirs[0]).await;

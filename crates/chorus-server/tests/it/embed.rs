@@ -110,7 +110,7 @@ async fn a_host_app_nests_chorus_and_its_hooks_take_part() {
     let dir = tempfile::tempdir().expect("temp dir");
     let recorder = Arc::new(Recorder::default());
     let mut config = Config::local(dir.path());
-    config.change_debounce = Duration::from_millis(100);
+    config.webhooks.change_debounce = Duration::from_millis(100);
     let chorus = Chorus::builder()
         .config(config)
         .hooks(HostHooks(Arc::clone(&recorder)))

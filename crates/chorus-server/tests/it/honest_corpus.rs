@@ -14,9 +14,7 @@ use chorus_server::Config;
 use std::time::Instant;
 
 use chorus_protocol::message::{SYNC_UPDATE, sync_frame};
-use chorus_room::{
-    ConnId, Counted, DocError, DocLimits, Effect, HeldLimits, RoomCore, RoomSettings, Surroundings,
-};
+use chorus_room::{ConnId, Counted, DocError, Effect, RoomCore, RoomSettings, Surroundings};
 use yrs::types::ToJson;
 use yrs::types::text::{Diff, YChange};
 use yrs::updates::decoder::Decode;
@@ -72,23 +70,10 @@ pub(crate) struct ServerRoom {
 impl ServerRoom {
     pub fn new() -> Self {
         let config = Config::local("/nonexistent");
+        // The server's own settings for its rooms, any number of connections.
         let settings = RoomSettings {
-            snapshot_interval: config.snapshot_interval,
-            idle_timeout: config.room_idle_timeout,
-            awareness_timeout: config.awareness_timeout,
-            relay_resync_interval: config.relay_resync_interval,
             max_peers: usize::MAX,
-            change_debounce: config.change_debounce,
-            doc_limits: DocLimits {
-                max_bytes: config.max_document_bytes,
-                max_clients: config.max_document_clients,
-                max_clients_per_connection: config.max_clients_per_connection,
-                max_pending: config.max_pending_structs,
-            },
-            held_limits: HeldLimits {
-                max_updates: config.max_pending_structs,
-                max_bytes: config.max_message_bytes.saturating_mul(2),
-            },
+            ..config.room_settings()
         };
         let core =
             RoomCore::new(settings, Surroundings::default(), Instant::now()).expect("a new room");

@@ -83,7 +83,7 @@ async fn flood_is_delivered(app: &crate::helpers::TestApp, updates: &[String]) {
 #[tokio::test]
 async fn a_client_sending_too_many_messages_is_slowed_down_not_closed() {
     let dir = tempfile::tempdir().expect("dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.max_messages_per_second = 50).await;
+    let app = spawn_app_with(dir.path().into(), |c| c.limits.max_messages_per_second = 50).await;
     // A burst of 100, then about three seconds at 50 a second.
     let updates: Vec<String> = (0..250).map(|i| format!("{i};")).collect();
     flood_is_delivered(&app, &updates).await;
@@ -96,8 +96,8 @@ async fn a_client_sending_too_many_messages_is_slowed_down_not_closed() {
 async fn a_client_sending_too_many_bytes_is_slowed_down_not_closed() {
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.max_bytes_per_second = 4096;
-        c.max_message_bytes = 8192;
+        c.limits.max_bytes_per_second = 4096;
+        c.limits.max_message_bytes = 8192;
     })
     .await;
     // 18 KB against a burst of 8 KiB: the second message puts the connection about a second in
@@ -111,8 +111,8 @@ async fn a_client_sending_too_many_bytes_is_slowed_down_not_closed() {
 async fn room_and_node_connection_limits() {
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.max_connections_per_room = 2;
-        c.max_connections = 3;
+        c.limits.max_connections_per_room = 2;
+        c.limits.max_connections = 3;
     })
     .await;
     let _a = TestClient::connect_synced(&app.ws_url("room")).await;

@@ -51,7 +51,10 @@ async fn a_text_frame_is_refused_with_1003() {
 #[tokio::test]
 async fn an_oversized_message_is_refused_with_1009() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.max_message_bytes = 64 * 1024).await;
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.limits.max_message_bytes = 64 * 1024
+    })
+    .await;
     let mut client = TestClient::connect_synced(&app.ws_url("doc")).await;
     client
         .send_ws(WsMessage::Binary(vec![0u8; 128 * 1024].into()))
@@ -65,7 +68,7 @@ async fn an_oversized_message_is_refused_with_1009() {
 #[tokio::test]
 async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.outbox_capacity = 16).await;
+    let app = spawn_app_with(dir.path().into(), |c| c.limits.outbox_capacity = 16).await;
     let mut slow = TestClient::connect_synced(&app.ws_url("busy")).await;
     slow.set_awareness(77, 0, r#"{"slow":true}"#).await;
     let mut writer = TestClient::connect_synced(&app.ws_url("busy")).await;

@@ -6,7 +6,7 @@ use crate::helpers::{TestClient, eventually, spawn_app_with};
 async fn a_restarted_server_still_has_the_document() {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.snapshot_interval = Duration::from_secs(3600)
+        c.storage.snapshot_interval = Duration::from_secs(3600)
     })
     .await;
     let mut alice = TestClient::connect_synced(&app.ws_url("kept")).await;
@@ -33,8 +33,8 @@ async fn a_restarted_server_still_has_the_document() {
 async fn an_idle_room_is_saved_and_unloaded_and_comes_back_from_its_snapshot() {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.snapshot_interval = Duration::from_secs(3600);
-        c.room_idle_timeout = Duration::from_millis(100);
+        c.storage.snapshot_interval = Duration::from_secs(3600);
+        c.sessions.room_idle_timeout = Duration::from_millis(100);
     })
     .await;
     let mut alice = TestClient::connect_synced(&app.ws_url("idle")).await;
@@ -62,7 +62,7 @@ async fn an_idle_room_is_saved_and_unloaded_and_comes_back_from_its_snapshot() {
 async fn changes_are_snapshotted_after_the_interval_without_a_shutdown() {
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.snapshot_interval = Duration::from_millis(50)
+        c.storage.snapshot_interval = Duration::from_millis(50)
     })
     .await;
     let mut alice = TestClient::connect_synced(&app.ws_url("periodic")).await;

@@ -42,9 +42,9 @@ pub fn unique_prefix() -> String {
 async fn node(dir: PathBuf, prefix: &str) -> TestApp {
     let prefix = prefix.to_owned();
     spawn_app_with(dir, move |c| {
-        c.redis_url = Some(redis_url());
-        c.redis_prefix = prefix;
-        c.node_timeout = Duration::from_secs(2);
+        c.scale_out.redis_url = Some(redis_url());
+        c.scale_out.redis_prefix = prefix;
+        c.scale_out.node_timeout = Duration::from_secs(2);
     })
     .await
 }
@@ -161,10 +161,10 @@ async fn two_nodes_saving_one_room_to_one_store_lose_neither_side() {
     // that replaced instead of merging would lose the other node's.
     let configure = |store_prefix: String| {
         move |c: &mut chorus_server::Config| {
-            c.store = chorus_server::config::StoreKind::Redis;
-            c.store_redis_url = Some(redis_url());
-            c.store_prefix = store_prefix;
-            c.snapshot_interval = Duration::from_millis(5);
+            c.storage.store = chorus_server::config::StoreKind::Redis;
+            c.storage.store_redis_url = Some(redis_url());
+            c.storage.store_prefix = store_prefix;
+            c.storage.snapshot_interval = Duration::from_millis(5);
         }
     };
     let (dir_a, dir_b, dir_c) = (

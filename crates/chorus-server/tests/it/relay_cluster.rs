@@ -111,9 +111,9 @@ async fn rooms_relay_through_sharded_pub_sub_spread_over_the_shards() {
     let node = |dir: std::path::PathBuf| {
         let (seeds, prefix) = (seeds.clone(), prefix.clone());
         spawn_app_with(dir, move |c| {
-            c.redis_url = Some(seeds);
-            c.redis_cluster = true;
-            c.redis_prefix = prefix;
+            c.scale_out.redis_url = Some(seeds);
+            c.scale_out.redis_cluster = true;
+            c.scale_out.redis_prefix = prefix;
         })
     };
     let (dir_a, dir_b) = (

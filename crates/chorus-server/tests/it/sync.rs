@@ -130,7 +130,7 @@ async fn bursts_larger_than_the_room_inbox_all_arrive() {
     // connections then hold a message until the inbox has room, and nothing may be lost.
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |config| {
-        config.max_messages_per_second = 1_000_000;
+        config.limits.max_messages_per_second = 1_000_000;
     })
     .await;
     const WRITERS: usize = 4;

@@ -101,10 +101,10 @@ async fn changes_are_posted_signed_debounced_and_retried() {
     let hook = start_receiver(receiver.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
-        c.webhook_secret = Some(chorus_server::config::Secret(SECRET.into()));
-        c.webhook_include_content = true;
-        c.change_debounce = Duration::from_millis(800);
+        c.webhooks.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
+        c.webhooks.webhook_secret = Some(chorus_server::config::Secret(SECRET.into()));
+        c.webhooks.webhook_include_content = true;
+        c.webhooks.change_debounce = Duration::from_millis(800);
     })
     .await;
 
@@ -174,10 +174,10 @@ async fn a_hung_receiver_never_holds_a_room_back() {
     let hook = start_receiver(receiver.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
-        c.webhook_timeout = Duration::from_secs(300);
-        c.change_debounce = Duration::from_millis(50);
-        c.shutdown_timeout = Duration::from_secs(1);
+        c.webhooks.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
+        c.webhooks.webhook_timeout = Duration::from_secs(300);
+        c.webhooks.change_debounce = Duration::from_millis(50);
+        c.operations.shutdown_timeout = Duration::from_secs(1);
     })
     .await;
     let mut a = TestClient::connect_synced(&app.ws_url("busy")).await;
@@ -247,8 +247,8 @@ async fn app_behind_callback(
     .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-        c.auth_callback_cache = cache;
+        c.auth.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
+        c.auth.auth_callback_cache = cache;
     })
     .await;
     (app, dir)
@@ -299,7 +299,7 @@ async fn an_unreachable_auth_callback_refuses_with_503() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
+        c.auth.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
     })
     .await;
     assert_eq!(
