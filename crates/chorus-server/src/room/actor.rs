@@ -7,32 +7,31 @@
 use std::collections::HashMap;
 use std::future::{Future, pending};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chorus_protocol::DocName;
 use chorus_room::{
-    Counted, DocError, Effect, LoadError, Publish, Remote, RoomCore, Snapshot, Surroundings, Wake,
-    WriteRefused,
+    DocError, LoadError, Remote, RoomCore, Snapshot, Surroundings, Wake, WriteRefused,
 };
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc::{self};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+mod effects;
+mod writes;
+
+use writes::{Task, append_until_done, call_store_hook, finished, save_compacted, timed_save};
 
 use super::RoomSettings;
 use super::handle::{DeleteFailed, JoinRefused, RoomCmd};
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
-use crate::hooks::{DocChange, Hooks};
+use crate::hooks::Hooks;
 use crate::metrics;
 use crate::relay::{Body, Relay};
-
-/// Longest pause between two attempts to append a batch the log refused.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// How a server write is answered.
 type WriteReply = oneshot::Sender<Result<(), WriteRefused>>;
@@ -67,9 +66,6 @@ pub(super) struct RoomContext {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
 }
-
-/// A background write: an append returns the last sequence number, a snapshot nothing.
-type Task<T> = JoinHandle<Result<T, StoreError>>;
 
 pub(super) struct Room {
     name: DocName,
@@ -300,83 +296,6 @@ impl Room {
         self.core.leave(conn, now());
     }
 
-    /// Carries out every effect the core has queued, in order.
-    fn carry_out(&mut self) {
-        while let Some(effect) = self.core.poll_effect() {
-            match effect {
-                Effect::Send { conn, frame } => self.send_to(conn, frame),
-                Effect::Broadcast { frame, except } => self.broadcast(&frame, except),
-                Effect::Close { conn, code, reason } => {
-                    if let Some(peer) = self.peers.remove(&conn) {
-                        peer.close.close(code, reason);
-                    }
-                }
-                Effect::Append(batch) => self.start_append(batch),
-                Effect::Publish(message) => self.publish(message),
-                Effect::Answer(reply, result) => {
-                    let _ = reply.send(result);
-                }
-                Effect::Save(snapshot) => self.start_save(snapshot),
-                Effect::Announce(state) => {
-                    if let Some(changes) = &self.ctx.changes {
-                        changes.notify(DocChange {
-                            doc: self.name.clone(),
-                            state,
-                            at: SystemTime::now(),
-                        });
-                    }
-                }
-                Effect::Count(counted) => count(counted),
-            }
-        }
-    }
-
-    /// Queues `frame` for every connection but `except`. The bytes are shared, not copied.
-    fn broadcast(&mut self, frame: &Bytes, except: Option<ConnId>) {
-        let mut failed = Vec::new();
-        for (&conn, peer) in &self.peers {
-            if Some(conn) == except {
-                continue;
-            }
-            if let Err(error) = peer.outbox.try_send(frame.clone()) {
-                failed.push((conn, matches!(error, TrySendError::Full(_))));
-            }
-        }
-        for (conn, full) in failed {
-            self.unreachable(conn, full);
-        }
-    }
-
-    fn send_to(&mut self, conn: ConnId, frame: Bytes) {
-        let Some(peer) = self.peers.get(&conn) else {
-            return;
-        };
-        if let Err(error) = peer.outbox.try_send(frame) {
-            self.unreachable(conn, matches!(error, TrySendError::Full(_)));
-        }
-    }
-
-    /// A full outbox means a slow peer; a closed one, a peer whose `Leave` is on its way.
-    fn unreachable(&mut self, conn: ConnId, full: bool) {
-        if !full {
-            self.peers.remove(&conn);
-        }
-        self.core.unreachable(conn, full, now());
-    }
-
-    fn publish(&self, message: Publish) {
-        let Some(relay) = &self.ctx.relay else {
-            return;
-        };
-        let body = match message {
-            Publish::Update(update) => Body::Update(update),
-            Publish::Awareness(update) => Body::Awareness(update),
-            Publish::SyncRequest(sv) => Body::SyncRequest(sv),
-            Publish::Deleted => Body::Deleted,
-        };
-        relay.publish(&self.name, body);
-    }
-
     fn start_append(&mut self, batch: Vec<Bytes>) {
         let (log, doc) = (Arc::clone(&self.ctx.log), self.name.clone());
         let shutdown = self.ctx.shutdown.clone();
@@ -558,98 +477,8 @@ enum LoadFailure {
 }
 
 /// The room's clock, in the form the core takes (tokio's, so paused test time applies).
-fn now() -> std::time::Instant {
+pub(super) fn now() -> std::time::Instant {
     Instant::now().into_std()
-}
-
-fn count(counted: Counted) {
-    let metrics = metrics::get();
-    match counted {
-        Counted::Refused(rule) => metrics.update_refused(rule),
-        Counted::Held => metrics.updates_held.increment(1),
-        Counted::SlowPeer => metrics.slow_client_disconnects.increment(1),
-    }
-}
-
-/// The outcome of a background write, logged if it failed.
-fn finished<T>(
-    what: &str,
-    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
-) -> Option<T> {
-    match result {
-        Ok(Ok(value)) => Some(value),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "{what} failed");
-            metrics::get().store_errors.increment(1);
-            None
-        }
-        Err(join) => {
-            tracing::error!(error = %join, "{what} task failed");
-            None
-        }
-    }
-}
-
-/// Appends one batch, retrying with backoff while the log fails: fan-out waits rather than send
-/// what is not durable. Gives up only at shutdown.
-async fn append_until_done(
-    log: Arc<dyn UpdateLog>,
-    doc: DocName,
-    batch: Vec<Bytes>,
-    shutdown: CancellationToken,
-) -> Result<u64, StoreError> {
-    let mut delay = Duration::from_millis(10);
-    loop {
-        let started = std::time::Instant::now();
-        match log.append(&doc, &batch).await {
-            Ok(seq) => {
-                metrics::log_appended(started.elapsed(), batch.len());
-                return Ok(seq);
-            }
-            Err(error) => {
-                metrics::get().store_errors.increment(1);
-                tracing::error!(%error, "update log append failed; retrying");
-                tokio::select! {
-                    () = shutdown.cancelled() => return Err(error),
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(MAX_RETRY_DELAY);
-            }
-        }
-    }
-}
-
-/// Saves a snapshot through the store's one compaction, timed for the metrics.
-async fn save_compacted(
-    store: &dyn SnapshotStore,
-    log: &dyn UpdateLog,
-    name: &DocName,
-    snapshot: Snapshot,
-) -> Result<Bytes, StoreError> {
-    let started = std::time::Instant::now();
-    let saved = save_and_compact(store, log, name, snapshot.state, snapshot.covered).await;
-    metrics::snapshot_written(started.elapsed());
-    saved
-}
-
-async fn timed_save(
-    store: &dyn SnapshotStore,
-    name: &DocName,
-    snapshot: Bytes,
-) -> Result<(), StoreError> {
-    let started = std::time::Instant::now();
-    let saved = store.save(name, snapshot).await;
-    metrics::snapshot_written(started.elapsed());
-    saved
-}
-
-/// Hands a saved snapshot to the application's [`Hooks::store`]; a failure is logged and
-/// counted, the snapshot stays saved.
-async fn call_store_hook(hooks: &dyn Hooks, name: &DocName, saved: &Bytes) {
-    if let Err(error) = hooks.store(name, saved).await {
-        tracing::error!(%error, "the store hook failed");
-        metrics::get().store_errors.increment(1);
-    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -664,44 +493,4 @@ async fn wait_opt<T>(task: &mut Option<Task<T>>) -> <Task<T> as Future>::Output 
         Some(task) => task.await,
         None => pending().await,
     }
-}
-
-/// Saves a snapshot and then drops the log records it covers; returns what was saved.
-///
-/// Several nodes may share one log, so records up to `covered` can hold another node's updates
-/// that have not reached this document yet (the relay is a few milliseconds behind). They are
-/// merged into the snapshot before it is saved, so dropping them loses nothing. A failed
-/// truncation only leaves records to replay.
-async fn save_and_compact(
-    store: &dyn SnapshotStore,
-    log: &dyn UpdateLog,
-    name: &DocName,
-    snapshot: Bytes,
-    covered: u64,
-) -> Result<Bytes, StoreError> {
-    if covered == 0 {
-        store.save(name, snapshot.clone()).await?;
-        return Ok(snapshot);
-    }
-    let records = log.read(name).await?;
-    let mut parts = vec![snapshot.clone()];
-    parts.extend(
-        records
-            .into_iter()
-            .filter(|(seq, _)| *seq <= covered)
-            .map(|(_, update)| update),
-    );
-    let merged = match yrs::merge_updates_v1(&parts) {
-        Ok(merged) => Bytes::from(merged),
-        Err(error) => {
-            tracing::warn!(%error, "log records do not merge; saving without compacting");
-            store.save(name, snapshot.clone()).await?;
-            return Ok(snapshot);
-        }
-    };
-    store.save(name, merged.clone()).await?;
-    if let Err(error) = log.truncate(name, covered).await {
-        tracing::warn!(%error, "could not truncate the update log after a snapshot");
-    }
-    Ok(merged)
 }

@@ -1,0 +1,142 @@
+//! The room's background writes: log appends (retried until they land), snapshots through the
+//! store's compaction, and the application's store hook.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chorus_protocol::DocName;
+use chorus_room::Snapshot;
+use chorus_store::{SnapshotStore, StoreError, UpdateLog};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::hooks::Hooks;
+use crate::metrics;
+
+/// Longest pause between two attempts to append a batch the log refused.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// A background write: an append returns the last sequence number, a snapshot nothing.
+pub(super) type Task<T> = JoinHandle<Result<T, StoreError>>;
+
+/// The outcome of a background write, logged if it failed.
+pub(super) fn finished<T>(
+    what: &str,
+    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+) -> Option<T> {
+    match result {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "{what} failed");
+            metrics::get().store_errors.increment(1);
+            None
+        }
+        Err(join) => {
+            tracing::error!(error = %join, "{what} task failed");
+            None
+        }
+    }
+}
+
+/// Appends one batch, retrying with backoff while the log fails: fan-out waits rather than send
+/// what is not durable. Gives up only at shutdown.
+pub(super) async fn append_until_done(
+    log: Arc<dyn UpdateLog>,
+    doc: DocName,
+    batch: Vec<Bytes>,
+    shutdown: CancellationToken,
+) -> Result<u64, StoreError> {
+    let mut delay = Duration::from_millis(10);
+    loop {
+        let started = std::time::Instant::now();
+        match log.append(&doc, &batch).await {
+            Ok(seq) => {
+                metrics::log_appended(started.elapsed(), batch.len());
+                return Ok(seq);
+            }
+            Err(error) => {
+                metrics::get().store_errors.increment(1);
+                tracing::error!(%error, "update log append failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(error),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+/// Saves a snapshot through the store's one compaction, timed for the metrics.
+pub(super) async fn save_compacted(
+    store: &dyn SnapshotStore,
+    log: &dyn UpdateLog,
+    name: &DocName,
+    snapshot: Snapshot,
+) -> Result<Bytes, StoreError> {
+    let started = std::time::Instant::now();
+    let saved = save_and_compact(store, log, name, snapshot.state, snapshot.covered).await;
+    metrics::snapshot_written(started.elapsed());
+    saved
+}
+
+pub(super) async fn timed_save(
+    store: &dyn SnapshotStore,
+    name: &DocName,
+    snapshot: Bytes,
+) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let saved = store.save(name, snapshot).await;
+    metrics::snapshot_written(started.elapsed());
+    saved
+}
+
+/// Hands a saved snapshot to the application's [`Hooks::store`]; a failure is logged and
+/// counted, the snapshot stays saved.
+pub(super) async fn call_store_hook(hooks: &dyn Hooks, name: &DocName, saved: &Bytes) {
+    if let Err(error) = hooks.store(name, saved).await {
+        tracing::error!(%error, "the store hook failed");
+        metrics::get().store_errors.increment(1);
+    }
+}
+
+/// Saves a snapshot and then drops the log records it covers; returns what was saved.
+///
+/// Several nodes may share one log, so records up to `covered` can hold another node's updates
+/// that have not reached this document yet (the relay is a few milliseconds behind). They are
+/// merged into the snapshot before it is saved, so dropping them loses nothing. A failed
+/// truncation only leaves records to replay.
+async fn save_and_compact(
+    store: &dyn SnapshotStore,
+    log: &dyn UpdateLog,
+    name: &DocName,
+    snapshot: Bytes,
+    covered: u64,
+) -> Result<Bytes, StoreError> {
+    if covered == 0 {
+        store.save(name, snapshot.clone()).await?;
+        return Ok(snapshot);
+    }
+    let records = log.read(name).await?;
+    let mut parts = vec![snapshot.clone()];
+    parts.extend(
+        records
+            .into_iter()
+            .filter(|(seq, _)| *seq <= covered)
+            .map(|(_, update)| update),
+    );
+    let merged = match yrs::merge_updates_v1(&parts) {
+        Ok(merged) => Bytes::from(merged),
+        Err(error) => {
+            tracing::warn!(%error, "log records do not merge; saving without compacting");
+            store.save(name, snapshot.clone()).await?;
+            return Ok(snapshot);
+        }
+    };
+    store.save(name, merged.clone()).await?;
+    if let Err(error) = log.truncate(name, covered).await {
+        tracing::warn!(%error, "could not truncate the update log after a snapshot");
+    }
+    Ok(merged)
+}
