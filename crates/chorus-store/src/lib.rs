@@ -16,7 +16,8 @@
 //! - [`memory`]: [`MemoryStore`] and [`MemoryLog`], for tests and ephemeral servers.
 //! - [`redis`]: [`RedisStore`] and [`RedisLog`], for pods without disks.
 //! - `s3` (cargo feature `s3`): `S3Store`, snapshots in S3-compatible object storage.
-//! - [`ops`]: what the operator commands do: list, export, import, compact.
+//! - [`ops`]: what the operator commands do: list, export, import, compact; and
+//!   [`ops::save_compacted`], the compaction rooms run with every snapshot.
 //! - [`merge`]: merging Yjs states.
 //! - [`snapshot_file`], [`log_record`]: the checksummed formats written to disk and Redis.
 //! - [`naming`]: document names as file names and keys.
@@ -24,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod cas;
+mod compact;
 pub mod config;
 mod error;
 pub mod fs;
