@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
-use crate::merge::{MergeError, merge_snapshot};
+use crate::cas::{self, KeptAside, Slot as _};
 use crate::naming::{self, Stem};
 use crate::{SnapshotStore, StoreError, snapshot_file};
 
@@ -79,37 +79,12 @@ impl FsStore {
         self.dir.join(format!("{}{LOCK_SUFFIX}", naming::stem(doc)))
     }
 
-    /// Read-merge-write under the document's lock; see the module docs.
-    fn save_blocking(&self, doc: &DocName, snapshot: &[u8]) -> Result<(), StoreError> {
-        let path = self.path_of(doc);
-        let lock_path = self.lock_path_of(doc);
-        let _lock = FileLock::acquire(&lock_path)
-            .map_err(StoreError::io("locking snapshot", &lock_path))?;
-        let stored = match fs::read(&path) {
-            Ok(bytes) => Some(Bytes::from(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StoreError::io("reading snapshot", &path)(e)),
-        };
-        let merged = match stored.map(|file| decode_snapshot(&path, doc, &file)) {
-            None => check_new(doc, snapshot)?,
-            Some(Ok(current)) => match merge_snapshot(&current, snapshot) {
-                Ok(merged) if merged == current => return Ok(()),
-                Ok(merged) => merged,
-                Err(MergeError::New(reason)) => return Err(rejected(doc, reason)),
-                Err(error @ MergeError::Stored { .. }) => {
-                    keep_aside(&path, &error.to_string())?;
-                    Bytes::copy_from_slice(snapshot)
-                }
-            },
-            Some(Err(StoreError::Corrupt { reason, .. })) => {
-                keep_aside(&path, &reason)?;
-                check_new(doc, snapshot)?
-            }
-            Some(Err(other)) => return Err(other),
-        };
-        let contents = snapshot_file::encode(doc.as_str(), &merged);
-        write_atomically(&self.dir, &path, &contents)
-            .map_err(StoreError::io("writing snapshot", &path))
+    fn slot(&self, doc: &DocName) -> FsSlot {
+        FsSlot {
+            dir: self.dir.clone(),
+            path: self.path_of(doc),
+            lock_path: self.lock_path_of(doc),
+        }
     }
 
     fn delete_blocking(&self, doc: &DocName) -> Result<(), StoreError> {
@@ -138,58 +113,114 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::io("writing to data directory", dir))
 }
 
-/// Checks the snapshot file of `doc` and returns its payload.
-fn decode_snapshot(path: &Path, doc: &DocName, file: &Bytes) -> Result<Bytes, StoreError> {
-    snapshot_file::decode_for(doc, &path.display().to_string(), file)
+/// The snapshot file of one document, for the compare-and-swap save ([`cas`]). Reading needs
+/// no lock (files are replaced by rename); writing and keeping aside take the document's lock
+/// and first check that the file is still byte for byte what was read, so nothing another
+/// process saved in between is lost.
+#[derive(Debug, Clone)]
+struct FsSlot {
+    dir: PathBuf,
+    path: PathBuf,
+    lock_path: PathBuf,
 }
 
-/// The snapshot about to be stored where nothing usable is stored yet, once it proves to be a
-/// Yjs update (so that a later merge cannot fail on it).
-fn check_new(doc: &DocName, snapshot: &[u8]) -> Result<Bytes, StoreError> {
-    match merge_snapshot(snapshot, snapshot) {
-        Ok(_) => Ok(Bytes::copy_from_slice(snapshot)),
-        Err(error) => Err(rejected(doc, error.to_string())),
+impl FsSlot {
+    /// Runs `work` under the document's lock if the file still holds `expected` (`None`: no
+    /// file); `Ok(None)` if it changed.
+    async fn locked_if<T: Send + 'static>(
+        &self,
+        action: &'static str,
+        expected: Option<Bytes>,
+        work: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        let slot = self.clone();
+        let location = self.location();
+        tokio::task::spawn_blocking(move || {
+            let _lock = FileLock::acquire(&slot.lock_path)
+                .map_err(StoreError::io("locking snapshot", &slot.lock_path))?;
+            if read_file(&slot.path)? != expected {
+                return Ok(None);
+            }
+            work(&slot).map(Some)
+        })
+        .await
+        .map_err(StoreError::join(action, location))?
     }
 }
 
-fn rejected(doc: &DocName, reason: String) -> StoreError {
-    StoreError::Rejected {
-        location: doc.to_string(),
-        reason,
+/// The bytes of `path`, or `None` if there is no such file.
+fn read_file(path: &Path) -> Result<Option<Bytes>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("reading snapshot", path)(e)),
     }
 }
 
-/// Keeps a damaged snapshot as evidence before it is replaced.
-fn keep_aside(path: &Path, reason: &str) -> Result<(), StoreError> {
-    let kept = link_aside(path).map_err(StoreError::io("keeping damaged snapshot aside", path))?;
-    tracing::warn!(
-        file = %path.display(),
-        kept_at = %kept.display(),
-        %reason,
-        "stored snapshot is damaged; kept it aside and saved the new one without it"
-    );
-    Ok(())
+#[async_trait]
+impl cas::Slot for FsSlot {
+    /// The whole file: equal bytes are an equal state, whoever wrote them.
+    type Version = Bytes;
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn read(&self) -> Result<Option<(Bytes, Bytes)>, StoreError> {
+        match tokio::fs::read(&self.path).await {
+            Ok(bytes) => {
+                let bytes = Bytes::from(bytes);
+                Ok(Some((bytes.clone(), bytes)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("reading snapshot", &self.path)(e)),
+        }
+    }
+
+    async fn write(&self, frame: Bytes, expected: Option<&Bytes>) -> Result<bool, StoreError> {
+        let written = self
+            .locked_if("writing snapshot", expected.cloned(), move |slot| {
+                write_atomically(&slot.dir, &slot.path, &frame)
+                    .map_err(StoreError::io("writing snapshot", &slot.path))
+            })
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Hard-links the damaged file aside; the write that follows replaces the original.
+    async fn keep_aside(
+        &self,
+        _stored: Bytes,
+        version: Bytes,
+    ) -> Result<KeptAside<Bytes>, StoreError> {
+        let kept = self
+            .locked_if(
+                "keeping damaged snapshot aside",
+                Some(version.clone()),
+                |slot| {
+                    link_aside(&slot.path)
+                        .map_err(StoreError::io("keeping damaged snapshot aside", &slot.path))
+                },
+            )
+            .await?;
+        Ok(match kept {
+            Some(kept) => KeptAside::At {
+                at: kept.display().to_string(),
+                expect: Some(version),
+            },
+            None => KeptAside::Changed,
+        })
+    }
 }
 
 #[async_trait]
 impl SnapshotStore for FsStore {
     async fn load(&self, doc: &DocName) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path_of(doc);
-        let file = match tokio::fs::read(&path).await {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("reading snapshot", &path)(e)),
-        };
-        decode_snapshot(&path, doc, &file).map(Some)
+        cas::load(&self.slot(doc), doc).await
     }
 
     async fn save(&self, doc: &DocName, snapshot: Bytes) -> Result<(), StoreError> {
-        let store = self.clone();
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || store.save_blocking(&doc, &snapshot))
-            .await
-            .map_err(StoreError::join("writing snapshot", location))?
+        cas::save(&self.slot(doc), doc, &snapshot).await
     }
 
     async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
@@ -344,46 +375,5 @@ mod tests {
             "{result:?}"
         );
         assert_eq!(store.load(&doc("d")).await.expect("load"), None);
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_snapshot_is_an_error_left_in_place_then_kept_aside_by_the_next_save() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FsStore::open(dir.path()).expect("open");
-        store
-            .save(&doc("d"), update_with("old"))
-            .await
-            .expect("save");
-        let path = store.path_of(&doc("d"));
-        let mut bytes = fs::read(&path).expect("read");
-        let last = bytes.len() - 6;
-        bytes[last] ^= 0xff;
-        fs::write(&path, &bytes).expect("damage");
-        let error = store.load(&doc("d")).await.expect_err("corrupt");
-        assert!(
-            matches!(&error, StoreError::Corrupt { location, .. } if location.contains("d.snap")),
-            "{error:?}"
-        );
-        assert_eq!(fs::read(&path).expect("still there"), bytes);
-
-        store
-            .save(&doc("d"), update_with("new"))
-            .await
-            .expect("save over damage");
-        assert_eq!(
-            store.load(&doc("d")).await.expect("load"),
-            Some(update_with("new"))
-        );
-        let kept: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .filter_map(Result::ok)
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("d.snap.corrupt-")
-            })
-            .collect();
-        assert_eq!(kept.len(), 1, "the damaged file was kept aside");
-        assert_eq!(fs::read(kept[0].path()).expect("kept"), bytes);
     }
 }

@@ -124,7 +124,7 @@ mod moto {
     use std::time::Duration;
 
     use chorus_store::S3Store;
-    use chorus_store::s3::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+    use chorus_store::s3::object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A `moto_server` (the S3 API of the Python `moto` package) on a free loopback port,
@@ -207,7 +207,12 @@ mod moto {
 
         /// A store on `bucket` under `prefix`, as one node would open it.
         pub fn store(&self, bucket: &str, prefix: &str) -> S3Store {
-            let s3 = AmazonS3Builder::new()
+            S3Store::with_object_store(Arc::new(self.client(bucket)), prefix).expect("store")
+        }
+
+        /// A plain S3 client on `bucket`, to look behind a store's back.
+        pub fn client(&self, bucket: &str) -> AmazonS3 {
+            AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)
                 .with_allow_http(true)
                 .with_region("us-east-1")
@@ -216,8 +221,7 @@ mod moto {
                 .with_secret_access_key("test")
                 .with_conditional_put(S3ConditionalPut::ETagMatch)
                 .build()
-                .expect("S3 client");
-            S3Store::with_object_store(Arc::new(s3), prefix).expect("store")
+                .expect("S3 client")
         }
     }
 

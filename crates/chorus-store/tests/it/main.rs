@@ -4,6 +4,7 @@
 
 mod compact;
 mod config;
+mod damaged_snapshots;
 mod fs_log;
 mod helpers;
 mod log_contract;
