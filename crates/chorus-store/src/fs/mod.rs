@@ -1,7 +1,7 @@
 //! Files in one local directory: [`FsStore`] for snapshots, [`FsLog`] for update logs.
 //!
 //! For a document whose [stem](crate::naming) is `s` the directory holds:
-//! - `s.snap`: the snapshot ([`snapshot_file`] format), replaced
+//! - `s.snap`: the snapshot ([`snapshot_file`](crate::snapshot_file) format), replaced
 //!   atomically (temporary file, fsync, rename, directory fsync);
 //! - `s.lock`: an empty file whose `flock` serialises snapshot saves of `s`;
 //! - `s.log`: the update log ([`log_record`](crate::log_record) format), locked itself;
@@ -21,6 +21,17 @@
 //! instead of erasing the other node's, and the merge runs outside the lock. The lock is
 //! advisory `flock`: it holds between processes on one machine (or pods sharing a local volume)
 //! but not on every network file system; use the Redis or S3 store there.
+//!
+//! # Layout
+//! Each module imports only from those listed before it (no import circles):
+//! - `durable`, `lock`, `stats`, `dir`: crash-safe file operations, `flock` locks, the
+//!   [`FsLogStats`] counters, the directory itself (preparing and listing it);
+//! - `store`: [`FsStore`];
+//! - `files`: the update log files, one per document (tail cache, repair, read, truncate);
+//! - `wal`: the write-ahead log: its format, writer and checkpoint threads, and the replay of
+//!   dead processes' WALs into the log files;
+//! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
+mod dir;
 mod durable;
 mod files;
 mod lock;
@@ -29,85 +40,6 @@ mod stats;
 mod store;
 mod wal;
 
-use std::fs::{self, File};
-use std::io::Read;
-use std::path::Path;
-
-use chorus_protocol::DocName;
-
-use crate::StoreError;
-use crate::naming::{self, Stem};
-
 pub use log::FsLog;
 pub use stats::FsLogStats;
 pub use store::FsStore;
-
-use durable::TEMP_PREFIX;
-
-/// Creates `dir` if needed and checks, at startup rather than at the first write, that it is
-/// writable.
-fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(StoreError::io("creating data directory", dir))?;
-    let probe = dir.join(format!("{TEMP_PREFIX}probe-{}", std::process::id()));
-    File::create(&probe)
-        .and_then(|_| fs::remove_file(&probe))
-        .map_err(StoreError::io("writing to data directory", dir))
-}
-
-/// Documents with a file ending in `suffix` in `dir`, in name order. Hashed stems are resolved
-/// through `name_of`, which reads the name stored in the file.
-fn list_dir(
-    dir: &Path,
-    suffix: &str,
-    name_of: impl Fn(&Path) -> Result<String, String>,
-) -> Result<Vec<DocName>, StoreError> {
-    let mut names = Vec::new();
-    let entries = fs::read_dir(dir).map_err(StoreError::io("listing documents", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(StoreError::io("listing documents", dir))?;
-        let file_name = entry.file_name();
-        let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(suffix)) else {
-            continue;
-        };
-        let name = match naming::parse_stem(stem) {
-            Stem::Name(name) => name,
-            Stem::Foreign => continue,
-            Stem::Hashed => match name_of(&entry.path()).map(DocName::parse) {
-                Ok(Ok(name)) => name,
-                Ok(Err(e)) => {
-                    tracing::warn!(file = %entry.path().display(), reason = %e, "skipping unreadable file");
-                    continue;
-                }
-                Err(reason) => {
-                    tracing::warn!(file = %entry.path().display(), %reason, "skipping unreadable file");
-                    continue;
-                }
-            },
-        };
-        names.push(name);
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
-}
-
-/// Reads the document name from the header at the start of `path`.
-fn read_name(
-    path: &Path,
-    header_len: fn(usize) -> usize,
-    decode: fn(&[u8]) -> Result<String, String>,
-) -> Result<String, String> {
-    let mut header = vec![0; header_len(chorus_protocol::doc_name::MAX_DOC_NAME_BYTES)];
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let mut filled = 0;
-    while filled < header.len() {
-        match file
-            .read(&mut header[filled..])
-            .map_err(|e| e.to_string())?
-        {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    decode(&header[..filled])
-}

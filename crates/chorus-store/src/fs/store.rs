@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
+use super::dir::{list_dir, prepare_dir, read_name};
 use super::durable::{self, link_aside, write_atomically};
 use super::lock::FileLock;
-use super::{list_dir, prepare_dir, read_name};
 use crate::cas::{self, KeptAside, Slot as _};
 use crate::{SnapshotStore, StoreError, naming, snapshot_file};
 

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
-use super::Inner;
+use super::interval::Unsynced;
 use crate::fs::durable::{self, FileId};
-use crate::fs::files::{Recovered, Tail};
+use crate::fs::files::{LogFiles, Recovered, Tail};
 use crate::fs::lock::FileLock;
 use crate::fs::stats::Counters;
-use crate::fs::wal::{self, Incarnation, Submission};
+use crate::fs::wal::{self, Incarnation, Submission, Wal};
 use crate::log_record::MAX_PAYLOAD;
 use crate::{FsyncPolicy, StoreError};
 
@@ -26,7 +26,7 @@ pub(crate) enum Appended {
 }
 
 /// An append whose records are written and handed to the write-ahead log, waiting for the
-/// WAL's fsync. It holds the document's lock until then (see [`Inner::write_batch`]).
+/// WAL's fsync. It holds the document's lock until then (see [`Appender::write_batch`]).
 pub(crate) struct Pending {
     seq: u64,
     durable: wal::Durable,
@@ -65,7 +65,17 @@ impl Drop for Pending {
     }
 }
 
-impl Inner {
+/// What an append needs of the [`FsLog`](super::FsLog), borrowed for one append.
+pub(crate) struct Appender<'a> {
+    pub(crate) files: &'a LogFiles,
+    pub(crate) policy: FsyncPolicy,
+    /// The write-ahead log, under [`FsyncPolicy::Always`].
+    pub(crate) wal: Option<&'a Wal>,
+    /// Files written and not fsynced yet, under [`FsyncPolicy::Interval`].
+    pub(crate) unsynced: &'a Unsynced,
+}
+
+impl Appender<'_> {
     /// Appends and, under the WAL, blocks until the records are durable (tests).
     #[cfg(test)]
     pub(crate) fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
@@ -95,7 +105,7 @@ impl Inner {
                 ),
             });
         }
-        self.take_flush_failure()?;
+        self.unsynced.take_failure()?;
         loop {
             let lock =
                 FileLock::acquire(&path).map_err(StoreError::io("locking update log", &path))?;
@@ -136,7 +146,7 @@ impl Inner {
             high_water: seq,
             ..tail
         };
-        match (self.policy, &self.wal) {
+        match (self.policy, self.wal) {
             (FsyncPolicy::Always, Some(wal)) => {
                 // A new file's name is durable before anything is acknowledged, so that after
                 // a power cut a missing log always means a deleted document (replay relies
@@ -193,9 +203,7 @@ impl Inner {
                 let file = lock
                     .unlock_keep_open()
                     .map_err(StoreError::io("unlocking update log", path))?;
-                let mut unsynced = self.unsynced();
-                unsynced.dir |= new_file;
-                unsynced.files.insert(tail.id, (path.to_owned(), file));
+                self.unsynced.add(tail.id, path.to_owned(), file, new_file);
             }
         }
         Ok(Appended::Durable(seq))

@@ -76,20 +76,20 @@ mod interval;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
+use super::dir::{list_dir, prepare_dir, read_name};
 use super::files::{LOG_SUFFIX, LogFiles};
 use super::stats::FsLogStats;
 use super::wal::{self, Wal, WalLimits};
-use super::{list_dir, prepare_dir, read_name};
 use crate::{FsyncPolicy, StoreError, UpdateLog, log_record};
 
-use append::Appended;
+use append::{Appended, Appender};
 use interval::{Unsynced, spawn_flusher};
 
 /// Shortest interval the flusher accepts: a zero interval would spin.
@@ -105,7 +105,7 @@ pub struct FsLog {
 struct Inner {
     files: LogFiles,
     policy: FsyncPolicy,
-    unsynced: Mutex<Unsynced>,
+    unsynced: Unsynced,
     /// The write-ahead log, under [`FsyncPolicy::Always`].
     wal: Option<Wal>,
 }
@@ -143,12 +143,16 @@ impl FsLog {
         let inner = Inner {
             files,
             policy,
-            unsynced: Mutex::default(),
+            unsynced: Unsynced::default(),
             wal,
         };
         let inner = Arc::new(inner);
         if let FsyncPolicy::Interval(every) = policy {
-            spawn_flusher(Arc::downgrade(&inner), every.max(MIN_FLUSH_INTERVAL))?;
+            spawn_flusher(
+                Arc::downgrade(&inner),
+                every.max(MIN_FLUSH_INTERVAL),
+                |inner: &Inner| inner.unsynced.sync_in_background(&inner.files),
+            )?;
         }
         Ok(Self { inner })
     }
@@ -178,10 +182,27 @@ impl FsLog {
     }
 }
 
+impl Inner {
+    fn appender(&self) -> Appender<'_> {
+        Appender {
+            files: &self.files,
+            policy: self.policy,
+            wal: self.wal.as_ref(),
+            unsynced: &self.unsynced,
+        }
+    }
+
+    /// Appends and, under the WAL, blocks until the records are durable (tests).
+    #[cfg(test)]
+    fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
+        self.appender().append(doc, updates)
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // A clean shutdown loses nothing even under the interval policy.
-        let _ = self.sync_unsynced();
+        let _ = self.unsynced.sync(&self.files);
     }
 }
 
@@ -192,9 +213,10 @@ impl UpdateLog for FsLog {
         let doc = doc.clone();
         let updates = updates.to_vec();
         let location = self.path_of(&doc).display().to_string();
-        let appended = tokio::task::spawn_blocking(move || inner.start_append(&doc, &updates))
-            .await
-            .map_err(StoreError::join("appending to update log", location))??;
+        let appended =
+            tokio::task::spawn_blocking(move || inner.appender().start_append(&doc, &updates))
+                .await
+                .map_err(StoreError::join("appending to update log", location))??;
         match appended {
             Appended::Durable(seq) => Ok(seq),
             Appended::Pending(pending) => pending.wait().await,
@@ -246,8 +268,8 @@ impl UpdateLog for FsLog {
         let inner = Arc::clone(&self.inner);
         let location = inner.files.dir.display().to_string();
         tokio::task::spawn_blocking(move || {
-            inner.take_flush_failure()?;
-            inner.sync_unsynced()?;
+            inner.unsynced.take_failure()?;
+            inner.unsynced.sync(&inner.files)?;
             match &inner.wal {
                 Some(wal) => wal.checkpoint().map_err(StoreError::io(
                     "checkpointing the write-ahead log",
