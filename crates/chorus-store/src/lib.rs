@@ -10,7 +10,8 @@
 //! under a compare-and-swap or a lock ([`merge`] explains why a merge is always right).
 //!
 //! # Layout
-//! - [`SnapshotStore`], [`UpdateLog`]: the traits every backend implements; [`StoreError`].
+//! - [`SnapshotStore`], [`UpdateLog`]: the traits every backend implements; [`StoreError`],
+//!   [`FormatError`].
 //! - [`config`]: [`StoreConfig`], [`FsyncPolicy`] and [`open`], which builds the pair a server uses.
 //! - [`fs`]: [`FsStore`] and [`FsLog`], files in a local directory (the embedded default).
 //! - [`memory`]: [`MemoryStore`] and [`MemoryLog`], for tests and ephemeral servers.
@@ -43,8 +44,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
-pub use config::{FsyncPolicy, LogBackend, S3Config, SnapshotBackend, StoreConfig, open};
-pub use error::StoreError;
+pub use config::{
+    FsyncPolicy, LogBackend, ParseFsyncPolicyError, S3Config, SnapshotBackend, StoreConfig, open,
+};
+pub use error::{FormatError, StoreError};
 pub use fs::{FsLog, FsLogStats, FsStore};
 pub use memory::{MemoryLog, MemoryStore};
 pub use redis::{RedisLog, RedisStore};

@@ -7,8 +7,8 @@ use std::path::Path;
 use chorus_protocol::DocName;
 
 use super::durable::TEMP_PREFIX;
-use crate::StoreError;
 use crate::naming::{self, Stem};
+use crate::{FormatError, StoreError};
 
 /// Creates `dir` if needed and checks, at startup rather than at the first write, that it is
 /// writable.
@@ -25,7 +25,7 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
 pub(crate) fn list_dir(
     dir: &Path,
     suffix: &str,
-    name_of: impl Fn(&Path) -> Result<String, String>,
+    name_of: impl Fn(&Path) -> Result<DocName, StoreError>,
 ) -> Result<Vec<DocName>, StoreError> {
     let mut names = Vec::new();
     let entries = fs::read_dir(dir).map_err(StoreError::io("listing documents", dir))?;
@@ -38,14 +38,10 @@ pub(crate) fn list_dir(
         let name = match naming::parse_stem(stem) {
             Stem::Name(name) => name,
             Stem::Foreign => continue,
-            Stem::Hashed => match name_of(&entry.path()).map(DocName::parse) {
-                Ok(Ok(name)) => name,
-                Ok(Err(e)) => {
-                    tracing::warn!(file = %entry.path().display(), reason = %e, "skipping unreadable file");
-                    continue;
-                }
-                Err(reason) => {
-                    tracing::warn!(file = %entry.path().display(), %reason, "skipping unreadable file");
+            Stem::Hashed => match name_of(&entry.path()) {
+                Ok(name) => name,
+                Err(error) => {
+                    tracing::warn!(file = %entry.path().display(), %error, "skipping unreadable file");
                     continue;
                 }
             },
@@ -58,22 +54,32 @@ pub(crate) fn list_dir(
 }
 
 /// Reads the document name from the header at the start of `path`.
+///
+/// # Errors
+/// [`StoreError::Io`] if the file cannot be read, [`StoreError::Corrupt`] if its header does
+/// not decode or holds no valid document name.
 pub(crate) fn read_name(
     path: &Path,
     header_len: fn(usize) -> usize,
-    decode: fn(&[u8]) -> Result<String, String>,
-) -> Result<String, String> {
+    decode: fn(&[u8]) -> Result<String, FormatError>,
+) -> Result<DocName, StoreError> {
     let mut header = vec![0; header_len(chorus_protocol::doc_name::MAX_DOC_NAME_BYTES)];
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let reading = StoreError::io("reading document name", path);
+    let mut file = File::open(path).map_err(reading)?;
     let mut filled = 0;
     while filled < header.len() {
         match file
             .read(&mut header[filled..])
-            .map_err(|e| e.to_string())?
+            .map_err(StoreError::io("reading document name", path))?
         {
             0 => break,
             n => filled += n,
         }
     }
-    decode(&header[..filled])
+    let corrupt = |reason: String| StoreError::Corrupt {
+        location: path.display().to_string(),
+        reason,
+    };
+    let name = decode(&header[..filled]).map_err(|e| corrupt(e.to_string()))?;
+    DocName::parse(name).map_err(|e| corrupt(e.to_string()))
 }
