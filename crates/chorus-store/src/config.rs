@@ -167,11 +167,7 @@ impl fmt::Debug for SnapshotBackend {
         match self {
             Self::Fs { dir } => f.debug_struct("Fs").field("dir", dir).finish(),
             Self::Memory => f.write_str("Memory"),
-            Self::Redis { url, prefix } => f
-                .debug_struct("Redis")
-                .field("url", &redact_url(url))
-                .field("prefix", prefix)
-                .finish(),
+            Self::Redis { url, prefix } => debug_redis(f, url, prefix),
             Self::S3(config) => f.debug_tuple("S3").field(config).finish(),
         }
     }
@@ -186,13 +182,17 @@ impl fmt::Debug for LogBackend {
                 .field("fsync", fsync)
                 .finish(),
             Self::Memory => f.write_str("Memory"),
-            Self::Redis { url, prefix } => f
-                .debug_struct("Redis")
-                .field("url", &redact_url(url))
-                .field("prefix", prefix)
-                .finish(),
+            Self::Redis { url, prefix } => debug_redis(f, url, prefix),
         }
     }
+}
+
+/// A Redis backend, its password hidden.
+fn debug_redis(f: &mut fmt::Formatter<'_>, url: &str, prefix: &str) -> fmt::Result {
+    f.debug_struct("Redis")
+        .field("url", &redact_url(url))
+        .field("prefix", &prefix)
+        .finish()
 }
 
 /// A snapshot store and an update log, ready to share between rooms.

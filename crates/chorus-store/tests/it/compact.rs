@@ -2,18 +2,15 @@
 //! Redis: what it saves holds the covered log records, what it truncates is only those.
 
 use bytes::Bytes;
-use chorus_store::{
-    FsLog, FsStore, FsyncPolicy, RedisLog, RedisStore, SnapshotStore, StoreError, UpdateLog, ops,
-};
+use chorus_store::{RedisLog, RedisStore, SnapshotStore, StoreError, UpdateLog, ops};
 
-use crate::helpers::{Editor, doc_name, redis, redis_cleanup, text_of, unique};
+use crate::helpers::{Editor, doc_name, fs_backends, redis, redis_cleanup, text_of, unique};
 
 /// A room saves its state while another node's updates sit in the shared log: the ones it
 /// covers are merged in and dropped, a later one survives.
 async fn merges_what_it_covers_and_keeps_the_rest(store: &dyn SnapshotStore, log: &dyn UpdateLog) {
     let doc = doc_name(&unique("room"));
-    let room = Editor::new(1);
-    room.type_text("room ");
+    let room = Editor::with_text(1, "room ");
     let other = Editor::new(2);
     let covered = log
         .append(&doc, &[other.type_text("other ")])
@@ -41,8 +38,7 @@ async fn merges_what_it_covers_and_keeps_the_rest(store: &dyn SnapshotStore, log
 /// Nothing covered: the snapshot is saved as it is and the log is left alone.
 async fn covering_nothing_saves_the_snapshot_as_is(store: &dyn SnapshotStore, log: &dyn UpdateLog) {
     let doc = doc_name(&unique("fresh"));
-    let room = Editor::new(1);
-    room.type_text("as is");
+    let room = Editor::with_text(1, "as is");
     let logged = Editor::new(2).type_text("logged");
     log.append(&doc, std::slice::from_ref(&logged))
         .await
@@ -66,8 +62,7 @@ async fn records_that_do_not_merge_are_not_truncated(
     log: &dyn UpdateLog,
 ) {
     let doc = doc_name(&unique("junk"));
-    let room = Editor::new(1);
-    room.type_text("room");
+    let room = Editor::with_text(1, "room");
     let records = [
         Editor::new(2).type_text("fine"),
         Bytes::from_static(b"\xff\xff\xff"),
@@ -106,9 +101,7 @@ async fn compaction(store: &dyn SnapshotStore, log: &dyn UpdateLog) {
 
 #[tokio::test]
 async fn compaction_on_files() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = FsStore::open(dir.path()).expect("open store");
-    let log = FsLog::open(dir.path(), FsyncPolicy::Always).expect("open log");
+    let (_dir, store, log) = fs_backends();
     compaction(&store, &log).await;
 }
 

@@ -32,8 +32,7 @@ fn sorted(mut copies: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 }
 
 async fn damaged_snapshots_are_kept_aside(store: &dyn SnapshotStore, doc: &DocName, raw: &dyn Raw) {
-    let old = Editor::new(1);
-    old.type_text("old");
+    let old = Editor::with_text(1, "old");
     store.save(doc, old.state()).await.expect("save");
 
     // A flipped bit: the checksum fails.
@@ -51,10 +50,8 @@ async fn damaged_snapshots_are_kept_aside(store: &dyn SnapshotStore, doc: &DocNa
         flipped,
         "a load leaves the damage as it is"
     );
-    let new = Editor::new(2);
-    new.type_text("new");
     store
-        .save(doc, new.state())
+        .save(doc, Editor::with_text(2, "new").state())
         .await
         .expect("save over damage");
     assert_eq!(load_text(store, doc).await, "new");
@@ -67,10 +64,8 @@ async fn damaged_snapshots_are_kept_aside(store: &dyn SnapshotStore, doc: &DocNa
     // A good checksum around bytes that are no Yjs update: damaged all the same.
     let junk = snapshot_file::encode(doc.as_str(), b"\xff\xff\xff").to_vec();
     raw.put(&junk).await;
-    let newer = Editor::new(3);
-    newer.type_text("newer");
     store
-        .save(doc, newer.state())
+        .save(doc, Editor::with_text(3, "newer").state())
         .await
         .expect("save over junk");
     assert_eq!(

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use chorus_protocol::DocName;
 use chorus_store::redis::RedisConnection;
+use chorus_store::{FsLog, FsStore, FsyncPolicy};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
@@ -25,6 +26,13 @@ impl Editor {
         Self {
             doc: Doc::with_client_id(client_id),
         }
+    }
+
+    /// A client whose document already holds `text`.
+    pub fn with_text(client_id: u64, text: &str) -> Self {
+        let editor = Self::new(client_id);
+        editor.type_text(text);
+        editor
     }
 
     /// Appends `text` and returns the update that carries just this edit.
@@ -65,6 +73,15 @@ pub fn text_of<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> String {
         reader.apply(update);
     }
     reader.text()
+}
+
+/// A file snapshot store and a file update log side by side in a fresh temporary directory
+/// (removed when the first value is dropped).
+pub fn fs_backends() -> (tempfile::TempDir, FsStore, FsLog) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FsStore::open(dir.path()).expect("open store");
+    let log = FsLog::open(dir.path(), FsyncPolicy::Always).expect("open log");
+    (dir, store, log)
 }
 
 /// The Redis the tests use: `CHORUS_TEST_REDIS_URL`, or the default local port.

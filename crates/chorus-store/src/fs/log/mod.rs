@@ -182,6 +182,24 @@ impl FsLog {
     }
 }
 
+impl FsLog {
+    /// Runs `work` on `doc` on the blocking pool: file I/O and waiting for a document's `flock`
+    /// block the thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        action: &'static str,
+        doc: &DocName,
+        work: impl FnOnce(&Inner, &DocName) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let doc = doc.clone();
+        let location = self.path_of(&doc).display().to_string();
+        tokio::task::spawn_blocking(move || work(&inner, &doc))
+            .await
+            .map_err(StoreError::join(action, location))?
+    }
+}
+
 impl Inner {
     fn appender(&self) -> Appender<'_> {
         Appender {
@@ -209,14 +227,12 @@ impl Drop for Inner {
 #[async_trait]
 impl UpdateLog for FsLog {
     async fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        let doc = doc.clone();
         let updates = updates.to_vec();
-        let location = self.path_of(&doc).display().to_string();
-        let appended =
-            tokio::task::spawn_blocking(move || inner.appender().start_append(&doc, &updates))
-                .await
-                .map_err(StoreError::join("appending to update log", location))??;
+        let appended = self
+            .blocking("appending to update log", doc, move |inner, doc| {
+                inner.appender().start_append(doc, &updates)
+            })
+            .await?;
         match appended {
             Appended::Durable(seq) => Ok(seq),
             Appended::Pending(pending) => pending.wait().await,
@@ -224,30 +240,24 @@ impl UpdateLog for FsLog {
     }
 
     async fn read(&self, doc: &DocName) -> Result<Vec<(u64, Bytes)>, StoreError> {
-        let inner = Arc::clone(&self.inner);
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || inner.files.read(&doc))
-            .await
-            .map_err(StoreError::join("reading update log", location))?
+        self.blocking("reading update log", doc, |inner, doc| {
+            inner.files.read(doc)
+        })
+        .await
     }
 
     async fn truncate(&self, doc: &DocName, through: u64) -> Result<(), StoreError> {
-        let inner = Arc::clone(&self.inner);
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || inner.files.truncate(&doc, through))
-            .await
-            .map_err(StoreError::join("truncating update log", location))?
+        self.blocking("truncating update log", doc, move |inner, doc| {
+            inner.files.truncate(doc, through)
+        })
+        .await
     }
 
     async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
-        let inner = Arc::clone(&self.inner);
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || inner.files.delete(&doc))
-            .await
-            .map_err(StoreError::join("deleting update log", location))?
+        self.blocking("deleting update log", doc, |inner, doc| {
+            inner.files.delete(doc)
+        })
+        .await
     }
 
     async fn list(&self) -> Result<Vec<DocName>, StoreError> {
