@@ -19,7 +19,8 @@
 //! - `s3` (cargo feature `s3`): `S3Store`, snapshots in S3-compatible object storage.
 //! - [`ops`]: what the operator commands do: list, export, import, compact; and
 //!   [`ops::save_compacted`], the compaction rooms run with every snapshot.
-//! - [`merge`]: merging Yjs states.
+//! - [`merge`]: merging Yjs states; `cas` (private): the one compare-and-swap save loop the
+//!   shared backends run, and their one policy for a damaged stored snapshot.
 //! - [`snapshot_file`], [`log_record`]: the checksummed formats written to disk and Redis.
 //! - [`naming`]: document names as file names and keys.
 

@@ -12,7 +12,9 @@
 //! new snapshot merged into it, and the result written with `If-Match: <e-tag>`
 //! ([`PutMode::Update`]), or `If-None-Match: *` ([`PutMode::Create`]) when there was none. A
 //! lost race (HTTP 412) starts over from the read. S3 has honoured both headers on `PutObject`
-//! since late 2024; other stores need them too (MinIO and R2 do).
+//! since late 2024; other stores need them too (MinIO and R2 do). The loop itself, and what
+//! happens to a damaged stored snapshot, are the ones every shared backend runs (the crate's
+//! `cas` module).
 
 use std::sync::Arc;
 

@@ -7,7 +7,9 @@
 //! is still the one that was read, and the save starts over (re-read, re-merge) when it is not.
 //! A Lua compare-and-swap rather than `WATCH`/`MULTI` because `WATCH` needs a dedicated
 //! connection, while scripts run on the shared multiplexed one; random tokens rather than a
-//! counter so that a delete-and-recreate can never bring an old version back (ABA).
+//! counter so that a delete-and-recreate can never bring an old version back (ABA). The loop
+//! itself, and what happens to a damaged stored snapshot, are the ones every shared backend
+//! runs (the crate's `cas` module); this module only supplies the reads and writes.
 //!
 //! Key names are described in [`keys`].
 
