@@ -106,7 +106,11 @@ impl DocCommand {
             DocCommand::Compact { name, config } => {
                 let (store, log) = open(&config).await?;
                 let doc = doc_name(name)?;
-                match ops::compact(store.as_ref(), log.as_ref(), &doc).await? {
+                // Every error of compact comes before the truncation: the log is intact.
+                let compacted = ops::compact(store.as_ref(), log.as_ref(), &doc)
+                    .await
+                    .with_context(|| format!("compacting {doc:?} (its log is unchanged)"))?;
+                match compacted {
                     Some(done) => eprintln!(
                         "{doc:?}: {} log records folded into a {}-byte snapshot",
                         done.records, done.snapshot_bytes

@@ -28,7 +28,23 @@ struct Args {
     dir: PathBuf,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Why the command line cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum ArgsError {
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("{flag}: {source}")]
+    Number {
+        flag: String,
+        source: std::num::ParseIntError,
+    },
+    #[error("--fsync: {0}")]
+    Fsync(#[from] chorus_store::ParseFsyncPolicyError),
+    #[error("unknown flag {0}")]
+    Unknown(String),
+}
+
+fn parse_args() -> Result<Args, ArgsError> {
     let mut args = Args {
         docs: 100,
         seconds: 5,
@@ -38,15 +54,22 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        let Some(value) = it.next() else {
+            return Err(ArgsError::MissingValue(flag));
+        };
+        let number = || {
+            value.parse::<u64>().map_err(|source| ArgsError::Number {
+                flag: flag.clone(),
+                source,
+            })
+        };
         match flag.as_str() {
             "--docs" => args.docs = number()? as usize,
             "--seconds" => args.seconds = number()?,
             "--bytes" => args.bytes = number()? as usize,
             "--fsync" => args.policies.push(value.parse()?),
             "--dir" => args.dir = PathBuf::from(value),
-            other => return Err(format!("unknown flag {other}")),
+            _ => return Err(ArgsError::Unknown(flag)),
         }
     }
     if args.policies.is_empty() {

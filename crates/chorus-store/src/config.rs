@@ -32,8 +32,24 @@ pub enum FsyncPolicy {
     Interval(Duration),
 }
 
+/// Why a string is not an [`FsyncPolicy`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseFsyncPolicyError {
+    /// An interval of zero (the flusher would spin).
+    #[error("the fsync interval must be above zero")]
+    Zero,
+    /// Neither `always` nor an interval.
+    #[error("expected `always` or an interval like `1s`, got {input:?}: {reason}")]
+    Invalid {
+        /// What was given.
+        input: String,
+        /// Why it is not an interval.
+        reason: humantime::DurationError,
+    },
+}
+
 impl FromStr for FsyncPolicy {
-    type Err = String;
+    type Err = ParseFsyncPolicyError;
 
     /// `always`, or an interval such as `1s` or `200ms`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -41,11 +57,12 @@ impl FromStr for FsyncPolicy {
             return Ok(Self::Always);
         }
         match humantime::parse_duration(s) {
-            Ok(every) if every.is_zero() => Err("the fsync interval must be above zero".to_owned()),
+            Ok(every) if every.is_zero() => Err(ParseFsyncPolicyError::Zero),
             Ok(every) => Ok(Self::Interval(every)),
-            Err(e) => Err(format!(
-                "expected `always` or an interval like `1s`, got {s:?}: {e}"
-            )),
+            Err(reason) => Err(ParseFsyncPolicyError::Invalid {
+                input: s.to_owned(),
+                reason,
+            }),
         }
     }
 }
@@ -150,11 +167,7 @@ impl fmt::Debug for SnapshotBackend {
         match self {
             Self::Fs { dir } => f.debug_struct("Fs").field("dir", dir).finish(),
             Self::Memory => f.write_str("Memory"),
-            Self::Redis { url, prefix } => f
-                .debug_struct("Redis")
-                .field("url", &redact_url(url))
-                .field("prefix", prefix)
-                .finish(),
+            Self::Redis { url, prefix } => debug_redis(f, url, prefix),
             Self::S3(config) => f.debug_tuple("S3").field(config).finish(),
         }
     }
@@ -169,13 +182,17 @@ impl fmt::Debug for LogBackend {
                 .field("fsync", fsync)
                 .finish(),
             Self::Memory => f.write_str("Memory"),
-            Self::Redis { url, prefix } => f
-                .debug_struct("Redis")
-                .field("url", &redact_url(url))
-                .field("prefix", prefix)
-                .finish(),
+            Self::Redis { url, prefix } => debug_redis(f, url, prefix),
         }
     }
+}
+
+/// A Redis backend, its password hidden.
+fn debug_redis(f: &mut fmt::Formatter<'_>, url: &str, prefix: &str) -> fmt::Result {
+    f.debug_struct("Redis")
+        .field("url", &redact_url(url))
+        .field("prefix", &prefix)
+        .finish()
 }
 
 /// A snapshot store and an update log, ready to share between rooms.

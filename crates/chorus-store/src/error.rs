@@ -1,4 +1,5 @@
-//! [`StoreError`]: why a store or log operation failed.
+//! [`StoreError`]: why a store or log operation failed; [`FormatError`]: what is wrong with
+//! stored bytes.
 
 use std::error::Error as StdError;
 
@@ -59,6 +60,33 @@ pub enum StoreError {
     /// The store configuration cannot work.
     #[error("store configuration: {0}")]
     Config(String),
+}
+
+/// What is wrong with stored bytes in one of Chorus' checksummed formats
+/// ([`snapshot_file`](crate::snapshot_file), [`log_record`](crate::log_record)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The bytes do not start with the format's magic.
+    #[error("not a Chorus {0} (bad magic)")]
+    BadMagic(&'static str),
+    /// The bytes end before the named part.
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    /// The named part fails its checksum.
+    #[error("{0} checksum mismatch (torn write or corruption)")]
+    Checksum(&'static str),
+    /// The stored document name is not UTF-8.
+    #[error("the document name is not UTF-8")]
+    NameNotUtf8,
+    /// The payload is not as long as its header says.
+    #[error("payload length {declared} does not match the {present} bytes present")]
+    Length {
+        /// The length in the header.
+        declared: u64,
+        /// The bytes actually there.
+        present: usize,
+    },
 }
 
 impl StoreError {

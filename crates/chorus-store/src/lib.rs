@@ -10,20 +10,24 @@
 //! under a compare-and-swap or a lock ([`merge`] explains why a merge is always right).
 //!
 //! # Layout
-//! - [`SnapshotStore`], [`UpdateLog`]: the traits every backend implements; [`StoreError`].
+//! - [`SnapshotStore`], [`UpdateLog`]: the traits every backend implements; [`StoreError`],
+//!   [`FormatError`].
 //! - [`config`]: [`StoreConfig`], [`FsyncPolicy`] and [`open`], which builds the pair a server uses.
 //! - [`fs`]: [`FsStore`] and [`FsLog`], files in a local directory (the embedded default).
 //! - [`memory`]: [`MemoryStore`] and [`MemoryLog`], for tests and ephemeral servers.
 //! - [`redis`]: [`RedisStore`] and [`RedisLog`], for pods without disks.
 //! - `s3` (cargo feature `s3`): `S3Store`, snapshots in S3-compatible object storage.
-//! - [`ops`]: what the operator commands do: list, export, import, compact.
-//! - [`merge`]: merging Yjs states.
+//! - [`ops`]: what the operator commands do: list, export, import, compact; and
+//!   [`ops::save_compacted`], the compaction rooms run with every snapshot.
+//! - [`merge`]: merging Yjs states; `cas` (private): the one compare-and-swap save loop the
+//!   shared backends run, and their one policy for a damaged stored snapshot.
 //! - [`snapshot_file`], [`log_record`]: the checksummed formats written to disk and Redis.
 //! - [`naming`]: document names as file names and keys.
 
 #![warn(missing_docs)]
 
 mod cas;
+mod compact;
 pub mod config;
 mod error;
 pub mod fs;
@@ -41,8 +45,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
-pub use config::{FsyncPolicy, LogBackend, S3Config, SnapshotBackend, StoreConfig, open};
-pub use error::StoreError;
+pub use config::{
+    FsyncPolicy, LogBackend, ParseFsyncPolicyError, S3Config, SnapshotBackend, StoreConfig, open,
+};
+pub use error::{FormatError, StoreError};
 pub use fs::{FsLog, FsLogStats, FsStore};
 pub use memory::{MemoryLog, MemoryStore};
 pub use redis::{RedisLog, RedisStore};

@@ -25,6 +25,8 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::FormatError;
+
 /// Identifies a log file and its format version.
 pub const FILE_MAGIC: &[u8; 8] = b"CHORUSL1";
 /// Starts every record; the scanner resynchronises on it.
@@ -78,25 +80,26 @@ fn payload_crc(header_crc: u32, payload: &[u8]) -> u32 {
 /// Reads the document name from the start of a log file.
 ///
 /// # Errors
-/// A description of what is wrong when `file` does not start with a valid header.
-pub fn read_file_header(file: &[u8]) -> Result<(String, usize), String> {
+/// What is wrong when `file` does not start with a valid header.
+pub fn read_file_header(file: &[u8]) -> Result<(String, usize), FormatError> {
+    let truncated = FormatError::Truncated("header");
     let rest = file
         .strip_prefix(FILE_MAGIC.as_slice())
-        .ok_or("not a Chorus update log (bad magic)")?;
+        .ok_or(FormatError::BadMagic("update log"))?;
     let len = rest
         .get(..4)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_le_bytes)
-        .ok_or("truncated header")? as usize;
+        .ok_or(truncated.clone())? as usize;
     let end = file_header_len(len);
-    let header = file.get(..end).ok_or("truncated header")?;
+    let header = file.get(..end).ok_or(truncated.clone())?;
     let (body, crc) = header.split_at(end - 4);
-    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| "truncated header")?);
+    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| truncated)?);
     if crc32fast::hash(body) != stored {
-        return Err("header checksum mismatch".to_owned());
+        return Err(FormatError::Checksum("header"));
     }
     let name = &body[FILE_MAGIC.len() + 4..];
-    let name = String::from_utf8(name.to_vec()).map_err(|_| "name is not UTF-8")?;
+    let name = String::from_utf8(name.to_vec()).map_err(|_| FormatError::NameNotUtf8)?;
     Ok((name, end))
 }
 

@@ -12,7 +12,9 @@
 //! new snapshot merged into it, and the result written with `If-Match: <e-tag>`
 //! ([`PutMode::Update`]), or `If-None-Match: *` ([`PutMode::Create`]) when there was none. A
 //! lost race (HTTP 412) starts over from the read. S3 has honoured both headers on `PutObject`
-//! since late 2024; other stores need them too (MinIO and R2 do).
+//! since late 2024; other stores need them too (MinIO and R2 do). The loop itself, and what
+//! happens to a damaged stored snapshot, are the ones every shared backend runs (the crate's
+//! `cas` module).
 
 use std::sync::Arc;
 
@@ -24,16 +26,12 @@ use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
-use crate::merge::{MergeError, merge_snapshot};
-
+use crate::cas::{self, KeptAside};
 use crate::naming::{self, Stem};
 use crate::{S3Config, SnapshotStore, StoreError, snapshot_file};
 /// The `object_store` crate this backend is built on, for callers of
 /// [`S3Store::with_object_store`].
 pub use object_store;
-
-/// Conditional-put attempts before a save gives up with [`StoreError::Contended`].
-const MAX_CAS_ATTEMPTS: u32 = 32;
 
 /// Suffix of snapshot objects.
 const SNAPSHOT_SUFFIX: &str = ".snap";
@@ -89,6 +87,13 @@ impl S3Store {
             .join(format!("{}{SNAPSHOT_SUFFIX}", object_stem(doc)))
     }
 
+    fn slot(&self, doc: &DocName) -> S3Slot<'_> {
+        S3Slot {
+            store: self,
+            path: self.path_of(doc),
+        }
+    }
+
     /// The stored object and its version, if there is one.
     async fn fetch(&self, path: &Path) -> Result<Option<(Bytes, UpdateVersion)>, StoreError> {
         let result = match self.store.get(path).await {
@@ -106,9 +111,63 @@ impl S3Store {
             .map_err(|e| StoreError::backend("reading snapshot", path.as_ref(), e))?;
         Ok(Some((bytes, version)))
     }
+}
 
-    /// Copies damaged bytes to `<object>.corrupt-<ms>`, never replacing an existing object.
-    async fn keep_aside(&self, path: &Path, bytes: Bytes, reason: &str) -> Result<(), StoreError> {
+/// The object of one document, for the compare-and-swap save ([`cas`]).
+struct S3Slot<'a> {
+    store: &'a S3Store,
+    path: Path,
+}
+
+#[async_trait]
+impl cas::Slot for S3Slot<'_> {
+    /// The object's e-tag (and version, where the bucket keeps versions).
+    type Version = UpdateVersion;
+
+    fn location(&self) -> String {
+        location(&self.path)
+    }
+
+    async fn read(&self) -> Result<Option<(Bytes, UpdateVersion)>, StoreError> {
+        self.store.fetch(&self.path).await
+    }
+
+    async fn write(
+        &self,
+        frame: Bytes,
+        expected: Option<&UpdateVersion>,
+    ) -> Result<bool, StoreError> {
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(version) => PutMode::Update(version.clone()),
+        };
+        match self
+            .store
+            .store
+            .put_opts(&self.path, PutPayload::from(frame), PutOptions::from(mode))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(false),
+            Err(e) => Err(StoreError::backend(
+                "saving snapshot",
+                self.path.as_ref(),
+                e,
+            )),
+        }
+    }
+
+    /// Copies the damaged bytes to `<object>.corrupt-<ms>`, never replacing an existing object;
+    /// the original is then replaced under its version as usual.
+    async fn keep_aside(
+        &self,
+        stored: Bytes,
+        version: UpdateVersion,
+    ) -> Result<KeptAside<UpdateVersion>, StoreError> {
+        let path = &self.path;
         let millis = naming::unix_millis();
         for attempt in 0..100 {
             let aside = Path::from_iter(
@@ -121,21 +180,19 @@ impl S3Store {
             );
             let put = self
                 .store
+                .store
                 .put_opts(
                     &aside,
-                    PutPayload::from(bytes.clone()),
+                    PutPayload::from(stored.clone()),
                     PutMode::Create.into(),
                 )
                 .await;
             match put {
                 Ok(_) => {
-                    tracing::warn!(
-                        object = %path,
-                        kept_at = %aside,
-                        %reason,
-                        "stored snapshot is damaged; kept it aside and saved the new one without it"
-                    );
-                    return Ok(());
+                    return Ok(KeptAside::At {
+                        at: location(&aside),
+                        expect: Some(version),
+                    });
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
                 Err(e) => {
@@ -158,67 +215,11 @@ impl S3Store {
 #[async_trait]
 impl SnapshotStore for S3Store {
     async fn load(&self, doc: &DocName) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path_of(doc);
-        match self.fetch(&path).await? {
-            None => Ok(None),
-            Some((bytes, _)) => snapshot_file::decode_for(doc, &location(&path), &bytes).map(Some),
-        }
+        cas::load(&self.slot(doc), doc).await
     }
 
     async fn save(&self, doc: &DocName, snapshot: Bytes) -> Result<(), StoreError> {
-        let path = self.path_of(doc);
-        let rejected = |reason: String| StoreError::Rejected {
-            location: doc.to_string(),
-            reason,
-        };
-        for attempt in 0..MAX_CAS_ATTEMPTS {
-            let (merged, mode) = match self.fetch(&path).await? {
-                None => (
-                    merge_snapshot(&snapshot, &snapshot).map_err(|e| rejected(e.to_string()))?,
-                    PutMode::Create,
-                ),
-                Some((bytes, version)) => {
-                    match snapshot_file::decode_for(doc, &location(&path), &bytes) {
-                        Ok(stored) => match merge_snapshot(&stored, &snapshot) {
-                            Ok(merged) if merged == stored => return Ok(()),
-                            Ok(merged) => (merged, PutMode::Update(version)),
-                            Err(MergeError::New(reason)) => return Err(rejected(reason)),
-                            Err(error @ MergeError::Stored { .. }) => {
-                                self.keep_aside(&path, bytes, &error.to_string()).await?;
-                                (snapshot.clone(), PutMode::Update(version))
-                            }
-                        },
-                        Err(StoreError::Corrupt { reason, .. }) => {
-                            self.keep_aside(&path, bytes, &reason).await?;
-                            let fresh = merge_snapshot(&snapshot, &snapshot)
-                                .map_err(|e| rejected(e.to_string()))?;
-                            (fresh, PutMode::Update(version))
-                        }
-                        Err(other) => return Err(other),
-                    }
-                }
-            };
-            let frame = snapshot_file::encode(doc.as_str(), &merged);
-            match self
-                .store
-                .put_opts(&path, PutPayload::from(frame), PutOptions::from(mode))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(
-                    object_store::Error::Precondition { .. }
-                    | object_store::Error::AlreadyExists { .. },
-                ) => {
-                    tracing::debug!(object = %path, attempt, "snapshot changed while merging; merging again");
-                    crate::cas::backoff(attempt).await;
-                }
-                Err(e) => return Err(StoreError::backend("saving snapshot", path.as_ref(), e)),
-            }
-        }
-        Err(StoreError::Contended {
-            location: location(&path),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        cas::save(&self.slot(doc), doc, &snapshot).await
     }
 
     async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@
 use bytes::{Bytes, BytesMut};
 use chorus_protocol::DocName;
 
-use crate::StoreError;
+use crate::{FormatError, StoreError};
 
 /// Identifies the format and its version.
 pub const MAGIC: &[u8; 8] = b"CHORUSS1";
@@ -36,14 +36,16 @@ pub fn encode(name: &str, payload: &[u8]) -> Bytes {
 /// Reads only the document name from the start of a file.
 ///
 /// # Errors
-/// A description of what is wrong when the header is not a Chorus snapshot header.
-pub fn decode_name(header: &[u8]) -> Result<String, String> {
+/// What is wrong when the header is not a Chorus snapshot header.
+pub fn decode_name(header: &[u8]) -> Result<String, FormatError> {
     let rest = header
         .strip_prefix(MAGIC.as_slice())
-        .ok_or("not a Chorus snapshot (bad magic)")?;
-    let (len, rest) = split_u32(rest).ok_or("truncated header")?;
-    let name = rest.get(..len as usize).ok_or("truncated name")?;
-    String::from_utf8(name.to_vec()).map_err(|_| "name is not UTF-8".to_owned())
+        .ok_or(FormatError::BadMagic("snapshot"))?;
+    let (len, rest) = split_u32(rest).ok_or(FormatError::Truncated("header"))?;
+    let name = rest
+        .get(..len as usize)
+        .ok_or(FormatError::Truncated("name"))?;
+    String::from_utf8(name.to_vec()).map_err(|_| FormatError::NameNotUtf8)
 }
 
 /// Length of the prefix [`decode_name`] needs for a name of `name_len` bytes.
@@ -54,30 +56,30 @@ pub fn header_len(name_len: usize) -> usize {
 /// Decodes a whole file into the document name and the payload (a zero-copy slice).
 ///
 /// # Errors
-/// A description of what is wrong: bad magic, truncation, a length mismatch or a bad checksum.
-pub fn decode(file: &Bytes) -> Result<(String, Bytes), String> {
+/// What is wrong: bad magic, truncation, a length mismatch or a bad checksum.
+pub fn decode(file: &Bytes) -> Result<(String, Bytes), FormatError> {
     let body_len = file
         .len()
         .checked_sub(CRC_BYTES)
-        .ok_or("truncated: shorter than a checksum")?;
+        .ok_or(FormatError::Truncated("snapshot: shorter than a checksum"))?;
     let (body, crc) = file.split_at(body_len);
-    let stored_crc = u32::from_le_bytes(crc.try_into().map_err(|_| "truncated checksum")?);
+    let stored_crc = u32::from_le_bytes(
+        crc.try_into()
+            .map_err(|_| FormatError::Truncated("checksum"))?,
+    );
     if crc32fast::hash(body) != stored_crc {
-        return Err("checksum mismatch (torn write or corruption)".to_owned());
+        return Err(FormatError::Checksum("snapshot"));
     }
     let name = decode_name(body)?;
     let rest = &body[header_len(name.len())..];
-    let (len_bytes, payload) = rest.split_at_checked(8).ok_or("truncated payload length")?;
-    let len = u64::from_le_bytes(
-        len_bytes
-            .try_into()
-            .map_err(|_| "truncated payload length")?,
-    );
+    let truncated_length = FormatError::Truncated("payload length");
+    let (len_bytes, payload) = rest.split_at_checked(8).ok_or(truncated_length.clone())?;
+    let len = u64::from_le_bytes(len_bytes.try_into().map_err(|_| truncated_length)?);
     if len != payload.len() as u64 {
-        return Err(format!(
-            "payload length {len} does not match the {} bytes present",
-            payload.len()
-        ));
+        return Err(FormatError::Length {
+            declared: len,
+            present: payload.len(),
+        });
     }
     Ok((name, file.slice_ref(payload)))
 }
@@ -92,7 +94,7 @@ pub fn decode_for(doc: &DocName, location: &str, file: &Bytes) -> Result<Bytes, 
         location: location.to_owned(),
         reason,
     };
-    let (name, payload) = decode(file).map_err(corrupt)?;
+    let (name, payload) = decode(file).map_err(|e| corrupt(e.to_string()))?;
     if name != doc.as_str() {
         return Err(corrupt(format!(
             "it belongs to another document ({name:?})"

@@ -1,7 +1,7 @@
 //! Files in one local directory: [`FsStore`] for snapshots, [`FsLog`] for update logs.
 //!
 //! For a document whose [stem](crate::naming) is `s` the directory holds:
-//! - `s.snap`: the snapshot ([`snapshot_file`] format), replaced
+//! - `s.snap`: the snapshot ([`snapshot_file`](crate::snapshot_file) format), replaced
 //!   atomically (temporary file, fsync, rename, directory fsync);
 //! - `s.lock`: an empty file whose `flock` serialises snapshot saves of `s`;
 //! - `s.log`: the update log ([`log_record`](crate::log_record) format), locked itself;
@@ -14,376 +14,32 @@
 //! - `.wal-recovery.lock`: an empty file whose `flock` serialises that replay.
 //!
 //! # Several nodes on one directory
-//! Saving merges under the lock: read the stored snapshot, merge the new one into it
-//! ([`merge`](crate::merge)), rename the result into place, unlock. A node whose room state
-//! is older than the file therefore adds its edits instead of erasing the other node's. The
-//! lock is advisory `flock`: it holds between processes on one machine (or pods sharing a local
-//! volume) but not on every network file system; use the Redis or S3 store there.
-
+//! Saving is the compare-and-swap (`cas` module) every shared backend runs: read the
+//! stored snapshot, merge the new one into it ([`merge`](crate::merge)), then, under the lock,
+//! rename the result into place only if the file is still byte for byte what was read (and
+//! start over if not). A node whose room state is older than the file therefore adds its edits
+//! instead of erasing the other node's, and the merge runs outside the lock. The lock is
+//! advisory `flock`: it holds between processes on one machine (or pods sharing a local volume)
+//! but not on every network file system; use the Redis or S3 store there.
+//!
+//! # Layout
+//! Each module imports only from those listed before it (no import circles):
+//! - `durable`, `lock`, `stats`, `dir`: crash-safe file operations, `flock` locks, the
+//!   [`FsLogStats`] counters, the directory itself (preparing and listing it);
+//! - `store`: [`FsStore`];
+//! - `files`: the update log files, one per document (tail cache, repair, read, truncate);
+//! - `wal`: the write-ahead log: its format, writer and checkpoint threads, and the replay of
+//!   dead processes' WALs into the log files;
+//! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
+mod dir;
 mod durable;
+mod files;
 mod lock;
 mod log;
+mod stats;
+mod store;
 mod wal;
 
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-
-use async_trait::async_trait;
-use bytes::Bytes;
-use chorus_protocol::DocName;
-
-use crate::merge::{MergeError, merge_snapshot};
-use crate::naming::{self, Stem};
-use crate::{SnapshotStore, StoreError, snapshot_file};
-
-pub use log::{FsLog, FsLogStats};
-
-use durable::{TEMP_PREFIX, link_aside, write_atomically};
-use lock::FileLock;
-
-/// File name suffix of snapshots.
-const SNAPSHOT_SUFFIX: &str = ".snap";
-/// File name suffix of the lock that serialises snapshot saves.
-const LOCK_SUFFIX: &str = ".lock";
-
-/// Snapshots as files in one directory.
-#[derive(Debug, Clone)]
-pub struct FsStore {
-    dir: PathBuf,
-}
-
-impl FsStore {
-    /// Opens (and creates, if needed) the directory `dir`.
-    ///
-    /// # Errors
-    /// [`StoreError::Io`] when the directory cannot be created or is not writable.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let dir = dir.into();
-        prepare_dir(&dir)?;
-        Ok(Self { dir })
-    }
-
-    /// The directory snapshots live in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The file that holds the snapshot of `doc`.
-    pub fn path_of(&self, doc: &DocName) -> PathBuf {
-        self.dir
-            .join(format!("{}{SNAPSHOT_SUFFIX}", naming::stem(doc)))
-    }
-
-    fn lock_path_of(&self, doc: &DocName) -> PathBuf {
-        self.dir.join(format!("{}{LOCK_SUFFIX}", naming::stem(doc)))
-    }
-
-    /// Read-merge-write under the document's lock; see the module docs.
-    fn save_blocking(&self, doc: &DocName, snapshot: &[u8]) -> Result<(), StoreError> {
-        let path = self.path_of(doc);
-        let lock_path = self.lock_path_of(doc);
-        let _lock = FileLock::acquire(&lock_path)
-            .map_err(StoreError::io("locking snapshot", &lock_path))?;
-        let stored = match fs::read(&path) {
-            Ok(bytes) => Some(Bytes::from(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(StoreError::io("reading snapshot", &path)(e)),
-        };
-        let merged = match stored.map(|file| decode_snapshot(&path, doc, &file)) {
-            None => check_new(doc, snapshot)?,
-            Some(Ok(current)) => match merge_snapshot(&current, snapshot) {
-                Ok(merged) if merged == current => return Ok(()),
-                Ok(merged) => merged,
-                Err(MergeError::New(reason)) => return Err(rejected(doc, reason)),
-                Err(error @ MergeError::Stored { .. }) => {
-                    keep_aside(&path, &error.to_string())?;
-                    Bytes::copy_from_slice(snapshot)
-                }
-            },
-            Some(Err(StoreError::Corrupt { reason, .. })) => {
-                keep_aside(&path, &reason)?;
-                check_new(doc, snapshot)?
-            }
-            Some(Err(other)) => return Err(other),
-        };
-        let contents = snapshot_file::encode(doc.as_str(), &merged);
-        write_atomically(&self.dir, &path, &contents)
-            .map_err(StoreError::io("writing snapshot", &path))
-    }
-
-    fn delete_blocking(&self, doc: &DocName) -> Result<(), StoreError> {
-        let path = self.path_of(doc);
-        let lock_path = self.lock_path_of(doc);
-        let lock = FileLock::acquire(&lock_path)
-            .map_err(StoreError::io("locking snapshot", &lock_path))?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("deleting snapshot", &path)(e)),
-        }
-        lock.remove()
-            .map_err(StoreError::io("deleting snapshot lock", &lock_path))?;
-        durable::sync_dir(&self.dir).map_err(StoreError::io("deleting snapshot", &self.dir))
-    }
-}
-
-/// Creates `dir` if needed and checks, at startup rather than at the first write, that it is
-/// writable.
-fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(StoreError::io("creating data directory", dir))?;
-    let probe = dir.join(format!("{TEMP_PREFIX}probe-{}", std::process::id()));
-    File::create(&probe)
-        .and_then(|_| fs::remove_file(&probe))
-        .map_err(StoreError::io("writing to data directory", dir))
-}
-
-/// Checks the snapshot file of `doc` and returns its payload.
-fn decode_snapshot(path: &Path, doc: &DocName, file: &Bytes) -> Result<Bytes, StoreError> {
-    snapshot_file::decode_for(doc, &path.display().to_string(), file)
-}
-
-/// The snapshot about to be stored where nothing usable is stored yet, once it proves to be a
-/// Yjs update (so that a later merge cannot fail on it).
-fn check_new(doc: &DocName, snapshot: &[u8]) -> Result<Bytes, StoreError> {
-    match merge_snapshot(snapshot, snapshot) {
-        Ok(_) => Ok(Bytes::copy_from_slice(snapshot)),
-        Err(error) => Err(rejected(doc, error.to_string())),
-    }
-}
-
-fn rejected(doc: &DocName, reason: String) -> StoreError {
-    StoreError::Rejected {
-        location: doc.to_string(),
-        reason,
-    }
-}
-
-/// Keeps a damaged snapshot as evidence before it is replaced.
-fn keep_aside(path: &Path, reason: &str) -> Result<(), StoreError> {
-    let kept = link_aside(path).map_err(StoreError::io("keeping damaged snapshot aside", path))?;
-    tracing::warn!(
-        file = %path.display(),
-        kept_at = %kept.display(),
-        %reason,
-        "stored snapshot is damaged; kept it aside and saved the new one without it"
-    );
-    Ok(())
-}
-
-#[async_trait]
-impl SnapshotStore for FsStore {
-    async fn load(&self, doc: &DocName) -> Result<Option<Bytes>, StoreError> {
-        let path = self.path_of(doc);
-        let file = match tokio::fs::read(&path).await {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("reading snapshot", &path)(e)),
-        };
-        decode_snapshot(&path, doc, &file).map(Some)
-    }
-
-    async fn save(&self, doc: &DocName, snapshot: Bytes) -> Result<(), StoreError> {
-        let store = self.clone();
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || store.save_blocking(&doc, &snapshot))
-            .await
-            .map_err(StoreError::join("writing snapshot", location))?
-    }
-
-    async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
-        let store = self.clone();
-        let doc = doc.clone();
-        let location = self.path_of(&doc).display().to_string();
-        tokio::task::spawn_blocking(move || store.delete_blocking(&doc))
-            .await
-            .map_err(StoreError::join("deleting snapshot", location))?
-    }
-
-    async fn list(&self) -> Result<Vec<DocName>, StoreError> {
-        let dir = self.dir.clone();
-        let location = dir.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            list_dir(&dir, SNAPSHOT_SUFFIX, |path| {
-                read_name(path, snapshot_file::header_len, snapshot_file::decode_name)
-            })
-        })
-        .await
-        .map_err(StoreError::join("listing snapshots", location))?
-    }
-}
-
-/// Documents with a file ending in `suffix` in `dir`, in name order. Hashed stems are resolved
-/// through `name_of`, which reads the name stored in the file.
-fn list_dir(
-    dir: &Path,
-    suffix: &str,
-    name_of: impl Fn(&Path) -> Result<String, String>,
-) -> Result<Vec<DocName>, StoreError> {
-    let mut names = Vec::new();
-    let entries = fs::read_dir(dir).map_err(StoreError::io("listing documents", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(StoreError::io("listing documents", dir))?;
-        let file_name = entry.file_name();
-        let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(suffix)) else {
-            continue;
-        };
-        let name = match naming::parse_stem(stem) {
-            Stem::Name(name) => name,
-            Stem::Foreign => continue,
-            Stem::Hashed => match name_of(&entry.path()).map(DocName::parse) {
-                Ok(Ok(name)) => name,
-                Ok(Err(e)) => {
-                    tracing::warn!(file = %entry.path().display(), reason = %e, "skipping unreadable file");
-                    continue;
-                }
-                Err(reason) => {
-                    tracing::warn!(file = %entry.path().display(), %reason, "skipping unreadable file");
-                    continue;
-                }
-            },
-        };
-        names.push(name);
-    }
-    names.sort();
-    names.dedup();
-    Ok(names)
-}
-
-/// Reads the document name from the header at the start of `path`.
-fn read_name(
-    path: &Path,
-    header_len: fn(usize) -> usize,
-    decode: fn(&[u8]) -> Result<String, String>,
-) -> Result<String, String> {
-    let mut header = vec![0; header_len(chorus_protocol::doc_name::MAX_DOC_NAME_BYTES)];
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let mut filled = 0;
-    while filled < header.len() {
-        match file
-            .read(&mut header[filled..])
-            .map_err(|e| e.to_string())?
-        {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    decode(&header[..filled])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
-
-    fn doc(name: &str) -> DocName {
-        DocName::parse(name).expect("valid test name")
-    }
-
-    fn update_with(text: &str) -> Bytes {
-        let doc = Doc::with_client_id(1);
-        doc.get_or_insert_text("t")
-            .push(&mut doc.transact_mut(), text);
-        Bytes::from(
-            doc.transact()
-                .encode_state_as_update_v1(&StateVector::default()),
-        )
-    }
-
-    #[tokio::test]
-    async fn saves_loads_lists_and_deletes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FsStore::open(dir.path()).expect("open");
-        let long = "ü/".repeat(150);
-        for name in ["a", "team/notes", "..", ".hidden", long.as_str()] {
-            assert_eq!(store.load(&doc(name)).await.expect("load"), None);
-            store
-                .save(&doc(name), update_with(name))
-                .await
-                .expect("save");
-            let path = store.path_of(&doc(name));
-            assert_eq!(
-                path.parent(),
-                Some(dir.path()),
-                "{name} stays in the directory"
-            );
-            assert!(path.file_name().map_or(0, |n| n.len()) <= 255);
-        }
-        assert_eq!(
-            store.load(&doc("team/notes")).await.expect("load"),
-            Some(update_with("team/notes"))
-        );
-        let mut expected = vec![
-            doc("a"),
-            doc("team/notes"),
-            doc(".."),
-            doc(".hidden"),
-            doc(&long),
-        ];
-        expected.sort();
-        assert_eq!(store.list().await.expect("list"), expected);
-        store.delete(&doc("a")).await.expect("delete");
-        store
-            .delete(&doc("a"))
-            .await
-            .expect("deleting twice is fine");
-        assert_eq!(store.load(&doc("a")).await.expect("load"), None);
-        assert!(!store.lock_path_of(&doc("a")).exists());
-    }
-
-    #[tokio::test]
-    async fn refuses_a_snapshot_that_is_not_a_yjs_update() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FsStore::open(dir.path()).expect("open");
-        let result = store
-            .save(&doc("d"), Bytes::from_static(b"\xff\xff\xff"))
-            .await;
-        assert!(
-            matches!(result, Err(StoreError::Rejected { .. })),
-            "{result:?}"
-        );
-        assert_eq!(store.load(&doc("d")).await.expect("load"), None);
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_snapshot_is_an_error_left_in_place_then_kept_aside_by_the_next_save() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FsStore::open(dir.path()).expect("open");
-        store
-            .save(&doc("d"), update_with("old"))
-            .await
-            .expect("save");
-        let path = store.path_of(&doc("d"));
-        let mut bytes = fs::read(&path).expect("read");
-        let last = bytes.len() - 6;
-        bytes[last] ^= 0xff;
-        fs::write(&path, &bytes).expect("damage");
-        let error = store.load(&doc("d")).await.expect_err("corrupt");
-        assert!(
-            matches!(&error, StoreError::Corrupt { location, .. } if location.contains("d.snap")),
-            "{error:?}"
-        );
-        assert_eq!(fs::read(&path).expect("still there"), bytes);
-
-        store
-            .save(&doc("d"), update_with("new"))
-            .await
-            .expect("save over damage");
-        assert_eq!(
-            store.load(&doc("d")).await.expect("load"),
-            Some(update_with("new"))
-        );
-        let kept: Vec<_> = fs::read_dir(dir.path())
-            .expect("list")
-            .filter_map(Result::ok)
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with("d.snap.corrupt-")
-            })
-            .collect();
-        assert_eq!(kept.len(), 1, "the damaged file was kept aside");
-        assert_eq!(fs::read(kept[0].path()).expect("kept"), bytes);
-    }
-}
+pub use log::FsLog;
+pub use stats::FsLogStats;
+pub use store::FsStore;

@@ -7,7 +7,9 @@
 //! is still the one that was read, and the save starts over (re-read, re-merge) when it is not.
 //! A Lua compare-and-swap rather than `WATCH`/`MULTI` because `WATCH` needs a dedicated
 //! connection, while scripts run on the shared multiplexed one; random tokens rather than a
-//! counter so that a delete-and-recreate can never bring an old version back (ABA).
+//! counter so that a delete-and-recreate can never bring an old version back (ABA). The loop
+//! itself, and what happens to a damaged stored snapshot, are the ones every shared backend
+//! runs (the crate's `cas` module); this module only supplies the reads and writes.
 //!
 //! Key names are described in [`keys`].
 
@@ -23,17 +25,12 @@ use chorus_protocol::DocName;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::merge::{MergeError, merge_snapshot};
+use crate::cas::{self, KeptAside};
 use crate::naming::{self, Stem};
 use crate::{SnapshotStore, StoreError, snapshot_file};
 
 pub use keys::Keys;
 pub use log::RedisLog;
-
-/// Compare-and-swap attempts before a save gives up with [`StoreError::Contended`]. Each loss
-/// means another node stored a snapshot of the same document in between, so reaching this takes
-/// a storm of writers; the room retries on its next snapshot tick anyway.
-const MAX_CAS_ATTEMPTS: u32 = 32;
 
 /// How long a command may take before the connection is considered broken.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -213,126 +210,104 @@ impl RedisStore {
         self.redis.keys.of(doc, keys::SNAP)
     }
 
-    /// The stored frame and its version token, if the key exists.
-    async fn fetch(&self, key: &str) -> Result<Option<(Option<Vec<u8>>, String)>, StoreError> {
+    fn slot(&self, doc: &DocName) -> RedisSlot<'_> {
+        RedisSlot {
+            redis: &self.redis,
+            key: self.key_of(doc),
+        }
+    }
+}
+
+/// The snapshot hash of one document, for the compare-and-swap save ([`cas`]).
+struct RedisSlot<'a> {
+    redis: &'a RedisConnection,
+    key: String,
+}
+
+#[async_trait]
+impl cas::Slot for RedisSlot<'_> {
+    /// The random token in the hash's `v` field.
+    type Version = String;
+
+    fn location(&self) -> String {
+        location(&self.key)
+    }
+
+    async fn read(&self) -> Result<Option<(Bytes, String)>, StoreError> {
         let (data, version): (Option<Vec<u8>>, Option<String>) = redis::cmd("HMGET")
-            .arg(key)
+            .arg(&self.key)
             .arg("d")
             .arg("v")
             .query_async(&mut self.redis.manager())
             .await
-            .map_err(|e| StoreError::backend("reading snapshot", key, e))?;
+            .map_err(|e| StoreError::backend("reading snapshot", &self.key, e))?;
         if data.is_none() && version.is_none() {
             return Ok(None);
         }
-        Ok(Some((data, version.unwrap_or_default())))
+        // A hash without its data field is damaged like a truncated frame.
+        let frame = data.map(Bytes::from).unwrap_or_default();
+        Ok(Some((frame, version.unwrap_or_default())))
     }
 
-    async fn move_aside(&self, key: &str, version: &str, reason: &str) -> Result<bool, StoreError> {
+    async fn write(&self, frame: Bytes, expected: Option<&String>) -> Result<bool, StoreError> {
+        let written: i64 = CAS_SAVE_SCRIPT
+            .key(&self.key)
+            .arg(expected.map_or("", String::as_str))
+            .arg(frame.as_ref())
+            .arg(token())
+            .invoke_async(&mut self.redis.manager())
+            .await
+            .map_err(|e| StoreError::backend("saving snapshot", &self.key, e))?;
+        Ok(written == 1)
+    }
+
+    /// Renames the hash aside: the next write then creates a new one.
+    async fn keep_aside(
+        &self,
+        _stored: Bytes,
+        version: String,
+    ) -> Result<KeptAside<String>, StoreError> {
         let millis = naming::unix_millis();
         for attempt in 0..100 {
-            let aside = naming::corrupt_name(key, millis, attempt);
+            let aside = naming::corrupt_name(&self.key, millis, attempt);
             let moved: i64 = CAS_MOVE_ASIDE_SCRIPT
-                .key(key)
+                .key(&self.key)
                 .key(&aside)
-                .arg(version)
+                .arg(&version)
                 .invoke_async(&mut self.redis.manager())
                 .await
-                .map_err(|e| StoreError::backend("keeping damaged snapshot aside", key, e))?;
+                .map_err(|e| StoreError::backend("keeping damaged snapshot aside", &self.key, e))?;
             match moved {
                 1 => {
-                    tracing::warn!(
-                        %key,
-                        kept_at = %aside,
-                        %reason,
-                        "stored snapshot is damaged; kept it aside and saved the new one without it"
-                    );
-                    return Ok(true);
+                    return Ok(KeptAside::At {
+                        at: location(&aside),
+                        expect: None,
+                    });
                 }
-                0 => return Ok(false),
+                0 => return Ok(KeptAside::Changed),
                 _ => continue,
             }
         }
         Err(StoreError::backend(
             "keeping damaged snapshot aside",
-            key,
+            &self.key,
             std::io::Error::other("every aside key name is taken"),
         ))
     }
 }
 
-/// Checks a stored frame and returns the snapshot in it.
-fn decode_frame(key: &str, doc: &DocName, frame: Option<Vec<u8>>) -> Result<Bytes, StoreError> {
-    let location = format!("Redis key {key}");
-    let Some(frame) = frame else {
-        return Err(StoreError::Corrupt {
-            location,
-            reason: "the snapshot field is missing".to_owned(),
-        });
-    };
-    snapshot_file::decode_for(doc, &location, &Bytes::from(frame))
+fn location(key: &str) -> String {
+    format!("Redis key {key}")
 }
 
 #[async_trait]
 impl SnapshotStore for RedisStore {
     async fn load(&self, doc: &DocName) -> Result<Option<Bytes>, StoreError> {
-        let key = self.key_of(doc);
-        match self.fetch(&key).await? {
-            None => Ok(None),
-            Some((frame, _)) => decode_frame(&key, doc, frame).map(Some),
-        }
+        cas::load(&self.slot(doc), doc).await
     }
 
     async fn save(&self, doc: &DocName, snapshot: Bytes) -> Result<(), StoreError> {
-        let key = self.key_of(doc);
-        let rejected = |reason: String| StoreError::Rejected {
-            location: doc.to_string(),
-            reason,
-        };
-        for attempt in 0..MAX_CAS_ATTEMPTS {
-            if attempt > 0 {
-                crate::cas::backoff(attempt).await;
-            }
-            let (merged, expected) = match self.fetch(&key).await? {
-                None => (
-                    merge_snapshot(&snapshot, &snapshot).map_err(|e| rejected(e.to_string()))?,
-                    String::new(),
-                ),
-                Some((frame, version)) => match decode_frame(&key, doc, frame) {
-                    Ok(stored) => match merge_snapshot(&stored, &snapshot) {
-                        Ok(merged) if merged == stored => return Ok(()),
-                        Ok(merged) => (merged, version),
-                        Err(MergeError::New(reason)) => return Err(rejected(reason)),
-                        Err(error @ MergeError::Stored { .. }) => {
-                            self.move_aside(&key, &version, &error.to_string()).await?;
-                            continue;
-                        }
-                    },
-                    Err(StoreError::Corrupt { reason, .. }) => {
-                        self.move_aside(&key, &version, &reason).await?;
-                        continue;
-                    }
-                    Err(other) => return Err(other),
-                },
-            };
-            let frame = snapshot_file::encode(doc.as_str(), &merged);
-            let written: i64 = CAS_SAVE_SCRIPT
-                .key(&key)
-                .arg(&expected)
-                .arg(frame.as_ref())
-                .arg(token())
-                .invoke_async(&mut self.redis.manager())
-                .await
-                .map_err(|e| StoreError::backend("saving snapshot", &key, e))?;
-            if written == 1 {
-                return Ok(());
-            }
-            tracing::debug!(%key, attempt, "snapshot changed while merging; merging again");
-        }
-        Err(StoreError::Contended {
-            location: format!("Redis key {key}"),
-            attempts: MAX_CAS_ATTEMPTS,
-        })
+        cas::save(&self.slot(doc), doc, &snapshot).await
     }
 
     async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use chorus_protocol::DocName;
 use chorus_store::redis::RedisConnection;
+use chorus_store::{FsLog, FsStore, FsyncPolicy};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
@@ -25,6 +26,13 @@ impl Editor {
         Self {
             doc: Doc::with_client_id(client_id),
         }
+    }
+
+    /// A client whose document already holds `text`.
+    pub fn with_text(client_id: u64, text: &str) -> Self {
+        let editor = Self::new(client_id);
+        editor.type_text(text);
+        editor
     }
 
     /// Appends `text` and returns the update that carries just this edit.
@@ -65,6 +73,15 @@ pub fn text_of<'a>(updates: impl IntoIterator<Item = &'a [u8]>) -> String {
         reader.apply(update);
     }
     reader.text()
+}
+
+/// A file snapshot store and a file update log side by side in a fresh temporary directory
+/// (removed when the first value is dropped).
+pub fn fs_backends() -> (tempfile::TempDir, FsStore, FsLog) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FsStore::open(dir.path()).expect("open store");
+    let log = FsLog::open(dir.path(), FsyncPolicy::Always).expect("open log");
+    (dir, store, log)
 }
 
 /// The Redis the tests use: `CHORUS_TEST_REDIS_URL`, or the default local port.
@@ -124,7 +141,7 @@ mod moto {
     use std::time::Duration;
 
     use chorus_store::S3Store;
-    use chorus_store::s3::object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+    use chorus_store::s3::object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A `moto_server` (the S3 API of the Python `moto` package) on a free loopback port,
@@ -207,7 +224,12 @@ mod moto {
 
         /// A store on `bucket` under `prefix`, as one node would open it.
         pub fn store(&self, bucket: &str, prefix: &str) -> S3Store {
-            let s3 = AmazonS3Builder::new()
+            S3Store::with_object_store(Arc::new(self.client(bucket)), prefix).expect("store")
+        }
+
+        /// A plain S3 client on `bucket`, to look behind a store's back.
+        pub fn client(&self, bucket: &str) -> AmazonS3 {
+            AmazonS3Builder::new()
                 .with_endpoint(&self.endpoint)
                 .with_allow_http(true)
                 .with_region("us-east-1")
@@ -216,8 +238,7 @@ mod moto {
                 .with_secret_access_key("test")
                 .with_conditional_put(S3ConditionalPut::ETagMatch)
                 .build()
-                .expect("S3 client");
-            S3Store::with_object_store(Arc::new(s3), prefix).expect("store")
+                .expect("S3 client")
         }
     }
 

@@ -2,7 +2,9 @@
 //! the Redis at `CHORUS_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`; the tests fail,
 //! never skip, without it) and, with `--features s3`, a `moto_server` each S3 test starts.
 
+mod compact;
 mod config;
+mod damaged_snapshots;
 mod fs_log;
 mod helpers;
 mod log_contract;

@@ -1,15 +1,13 @@
 //! The operator commands: list, export, import, compact.
 
 use bytes::Bytes;
-use chorus_store::{FsLog, FsStore, FsyncPolicy, SnapshotStore, UpdateLog, ops};
+use chorus_store::{SnapshotStore, UpdateLog, ops};
 
-use crate::helpers::{Editor, doc_name, text_of};
+use crate::helpers::{Editor, doc_name, fs_backends, text_of};
 
 #[tokio::test]
 async fn compact_folds_the_log_into_the_snapshot() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = FsStore::open(dir.path()).expect("open store");
-    let log = FsLog::open(dir.path(), FsyncPolicy::Always).expect("open log");
+    let (_dir, store, log) = fs_backends();
     let doc = doc_name("notes");
     let only_logged = doc_name("crashed-before-first-snapshot");
     let editor = Editor::new(5);
@@ -69,14 +67,11 @@ async fn compact_folds_the_log_into_the_snapshot() {
 
 #[tokio::test]
 async fn import_merges_into_what_is_stored() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = FsStore::open(dir.path()).expect("open store");
+    let (_dir, store, _) = fs_backends();
     let doc = doc_name("notes");
-    let live = Editor::new(1);
-    live.type_text("live ");
+    let live = Editor::with_text(1, "live ");
     store.save(&doc, live.state()).await.expect("save");
-    let backup = Editor::new(2);
-    backup.type_text("restored");
+    let backup = Editor::with_text(2, "restored");
     ops::import(&store, &doc, backup.state())
         .await
         .expect("import");
@@ -100,9 +95,7 @@ async fn import_merges_into_what_is_stored() {
 
 #[tokio::test]
 async fn export_refuses_a_logged_record_that_is_not_an_update() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = FsStore::open(dir.path()).expect("open store");
-    let log = FsLog::open(dir.path(), FsyncPolicy::Always).expect("open log");
+    let (_dir, store, log) = fs_backends();
     let doc = doc_name("notes");
     let editor = Editor::new(1);
     log.append(
