@@ -113,4 +113,3 @@ impl UpdateSummary {
         self.skips > 0 || self.gaps > 0
     }
 }
-

@@ -76,7 +76,8 @@ pub(super) async fn save_compacted(
     snapshot: Snapshot,
 ) -> Result<Bytes, StoreError> {
     let started = std::time::Instant::now();
-    let saved = save_and_compact(store, log, name, snapshot.state, snapshot.covered).await;
+    let saved =
+        chorus_store::ops::save_compacted(store, log, name, snapshot.state, snapshot.covered).await;
     metrics::snapshot_written(started.elapsed());
     saved
 }
@@ -99,44 +100,4 @@ pub(super) async fn call_store_hook(hooks: &dyn Hooks, name: &DocName, saved: &B
         tracing::error!(%error, "the store hook failed");
         metrics::get().store_errors.increment(1);
     }
-}
-
-/// Saves a snapshot and then drops the log records it covers; returns what was saved.
-///
-/// Several nodes may share one log, so records up to `covered` can hold another node's updates
-/// that have not reached this document yet (the relay is a few milliseconds behind). They are
-/// merged into the snapshot before it is saved, so dropping them loses nothing. A failed
-/// truncation only leaves records to replay.
-async fn save_and_compact(
-    store: &dyn SnapshotStore,
-    log: &dyn UpdateLog,
-    name: &DocName,
-    snapshot: Bytes,
-    covered: u64,
-) -> Result<Bytes, StoreError> {
-    if covered == 0 {
-        store.save(name, snapshot.clone()).await?;
-        return Ok(snapshot);
-    }
-    let records = log.read(name).await?;
-    let mut parts = vec![snapshot.clone()];
-    parts.extend(
-        records
-            .into_iter()
-            .filter(|(seq, _)| *seq <= covered)
-            .map(|(_, update)| update),
-    );
-    let merged = match yrs::merge_updates_v1(&parts) {
-        Ok(merged) => Bytes::from(merged),
-        Err(error) => {
-            tracing::warn!(%error, "log records do not merge; saving without compacting");
-            store.save(name, snapshot.clone()).await?;
-            return Ok(snapshot);
-        }
-    };
-    store.save(name, merged.clone()).await?;
-    if let Err(error) = log.truncate(name, covered).await {
-        tracing::warn!(%error, "could not truncate the update log after a snapshot");
-    }
-    Ok(merged)
 }
