@@ -12,7 +12,7 @@ use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::helpers::{TestClient, eventually, spawn_app_with, upgrade_status};
+use crate::helpers::{TestClient, eventually, serve, spawn_app_with, upgrade_status};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -54,16 +54,6 @@ async fn record(State(receiver): State<Receiver>, headers: HeaderMap, body: Byte
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     StatusCode::OK
-}
-
-/// Serves `handler` at `/hook` on a free loopback port.
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
 }
 
 async fn start_receiver(receiver: Receiver) -> SocketAddr {
