@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_corpus;
 mod http;
 mod limits;
+mod liveness;
 mod metrics;
 mod misbehaviour;
 mod persistence;
