@@ -199,6 +199,26 @@ pub fn metric(page: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The content of `doc` as the server holds it, through `GET /api/v1/docs/{doc}` with API key
+/// `key` (the document's name percent-encoded by the caller where needed).
+pub async fn server_doc(
+    addr: impl tokio::net::ToSocketAddrs,
+    key: &str,
+    doc: &str,
+) -> serde_json::Value {
+    let bearer = format!("Bearer {key}");
+    let response = http(
+        addr,
+        "GET",
+        &format!("/api/v1/docs/{doc}"),
+        &[("Authorization", &bearer)],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200, "reading {doc}: {}", response.text());
+    response.json()
+}
+
 /// Serves `router` on a free loopback port (receivers of webhooks, auth backends, host apps).
 pub async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -331,15 +351,25 @@ impl TestClient {
         let _ = self.socket.send(message).await;
     }
 
-    /// Inserts `text` at the end of the shared text "t" and sends the update.
-    pub async fn type_text(&mut self, text: &str) {
-        assert!(self.try_type_text(text).await, "send");
+    /// Inserts `text` at the end of the shared text "t" and sends the update; returns the size
+    /// of the message sent.
+    pub async fn type_text(&mut self, text: &str) -> usize {
+        let frame = self.edit(text);
+        let len = frame.len();
+        self.send_raw(frame).await;
+        len
     }
 
     /// [`TestClient::type_text`] for a client whose server may be going away: false when the
     /// update could not be sent (the edit stays in the local document, as with a real client,
     /// and its next sync step 2 carries it).
     pub async fn try_type_text(&mut self, text: &str) -> bool {
+        let frame = self.edit(text);
+        self.socket.send(WsMessage::Binary(frame)).await.is_ok()
+    }
+
+    /// Appends `text` to the local document; returns the update message that carries it.
+    fn edit(&mut self, text: &str) -> Bytes {
         let update = {
             let shared = self.doc.get_or_insert_text("t");
             let mut txn = self.doc.transact_mut();
@@ -347,10 +377,7 @@ impl TestClient {
             shared.insert(&mut txn, end, text);
             txn.encode_update_v1()
         };
-        self.socket
-            .send(WsMessage::Binary(sync_frame(SYNC_UPDATE, &update)))
-            .await
-            .is_ok()
+        sync_frame(SYNC_UPDATE, &update)
     }
 
     pub fn text(&self) -> String {
