@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod awareness;
 mod crash;
+mod doc_compact;
 mod drain;
 mod embed;
 mod helpers;
