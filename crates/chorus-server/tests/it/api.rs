@@ -255,6 +255,47 @@ async fn token_requests_that_make_no_sense_are_refused_with_400() {
     app.stop().await;
 }
 
+/// What axum's own extractors refuse (a name that is not UTF-8, a query string that does not
+/// parse, a body over the size the server reads) is answered in the API's JSON error form too,
+/// never axum's text/plain.
+#[tokio::test]
+async fn requests_the_api_cannot_read_get_json_errors() {
+    let (app, _dir) = api_app(|_| {}).await;
+    for (method, path) in [
+        ("GET", "/api/v1/docs/%ff"),
+        ("DELETE", "/api/v1/docs/%ff"),
+        ("GET", "/api/v1/docs/%ff/update"),
+        ("POST", "/api/v1/docs/%ff/update"),
+        ("GET", "/api/v1/docs/notes/update?sv=AA&sv=AA"),
+        ("GET", "/api/v1/docs?limit=many"),
+        ("GET", "/api/v1/docs?limit=1&limit=2"),
+    ] {
+        let (status, error) = json(&app, method, path, Some(KEY), "").await;
+        assert_eq!(status, 400, "{method} {path}: {error}");
+        assert_eq!(error["error"], "bad_request", "{method} {path}: {error}");
+        assert!(error["message"].is_string(), "{method} {path}: {error}");
+    }
+    let too_large = vec![0u8; 3 << 20];
+    let response = send(
+        &app,
+        "POST",
+        "/api/v1/docs/notes/update",
+        Some(KEY),
+        &[],
+        &too_large,
+    )
+    .await;
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.json()["error"], "payload_too_large");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn without_the_hs256_secret_no_token_is_minted() {
     let (app, _dir) = api_app(|_| {}).await;

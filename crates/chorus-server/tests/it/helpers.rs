@@ -139,7 +139,9 @@ pub async fn http(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write body");
+    // A server may answer (413) and stop reading before a large body is through; its answer
+    // is still there to read.
+    let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let split = response
