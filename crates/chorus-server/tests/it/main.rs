@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod auth_callback;
 mod awareness;
 mod crash;
 mod doc_compact;

@@ -1,4 +1,4 @@
-//! Webhooks and the auth callback, against receivers started by the test on 127.0.0.1.
+//! Webhooks, against receivers started by the test on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::helpers::{TestClient, eventually, serve, spawn_app_with, upgrade_status};
+use crate::helpers::{TestClient, eventually, serve, spawn_app_with};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
@@ -186,138 +186,5 @@ async fn a_hung_receiver_never_holds_a_room_back() {
         b.text() == expected
     })
     .await;
-    app.stop().await;
-}
-
-/// The backend behind `--auth-callback-url`: `write-*` tokens write, `read-*` read, the rest
-/// are denied; it counts requests.
-#[derive(Clone, Default)]
-struct Backend {
-    requests: Arc<Mutex<Vec<serde_json::Value>>>,
-    /// Tokens the backend no longer accepts.
-    revoked: Arc<Mutex<Vec<String>>>,
-}
-
-async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, String) {
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    backend
-        .requests
-        .lock()
-        .expect("not poisoned")
-        .push(request.clone());
-    let token = request["token"].as_str().unwrap_or_default();
-    let revoked = backend
-        .revoked
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .any(|t| t == token);
-    let access = if revoked {
-        "deny"
-    } else if token.starts_with("write-") {
-        "write"
-    } else if token.starts_with("read-") {
-        "read"
-    } else {
-        "deny"
-    };
-    (StatusCode::OK, format!(r#"{{"access":"{access}"}}"#))
-}
-
-/// A server whose connections are decided by `backend`, its answers cached for `cache`.
-async fn app_behind_callback(
-    backend: &Backend,
-    cache: Duration,
-) -> (crate::helpers::TestApp, tempfile::TempDir) {
-    let addr = serve(
-        Router::new()
-            .route("/auth", post(decide))
-            .with_state(backend.clone()),
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-        c.auth_callback_cache = cache;
-    })
-    .await;
-    (app, dir)
-}
-
-#[tokio::test]
-async fn the_auth_callback_decides_and_is_cached() {
-    let backend = Backend::default();
-    let (app, _dir) = app_behind_callback(&backend, Duration::from_secs(600)).await;
-    let url = |token: &str| format!("{}?token={token}", app.ws_url("shared"));
-
-    assert_eq!(upgrade_status(url("nobody").as_str()).await, 403);
-    assert_eq!(
-        upgrade_status(app.ws_url("shared").as_str()).await,
-        403,
-        "no token"
-    );
-
-    let mut writer = TestClient::connect_synced(&url("write-alice")).await;
-    let mut reader = TestClient::connect_synced(&url("read-bob")).await;
-    writer.type_text("from alice").await;
-    reader
-        .until("the reader sees the writer", |r| r.text() == "from alice")
-        .await;
-    reader.type_text(" and bob").await;
-    let mut late = TestClient::connect_synced(&url("write-alice")).await;
-    late.until("a late joiner synced", |c| c.synced).await;
-    assert_eq!(late.text(), "from alice", "the reader's edit was refused");
-
-    let asked = backend.requests.lock().expect("not poisoned").clone();
-    assert_eq!(
-        asked
-            .iter()
-            .filter(|r| r["token"] == "write-alice" && r["doc"] == "shared")
-            .count(),
-        1,
-        "the second write-alice connection was answered from the cache: {asked:?}"
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn an_unreachable_auth_callback_refuses_with_503() {
-    // A port nobody listens on: bind, read the port, close.
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-    })
-    .await;
-    assert_eq!(
-        upgrade_status(format!("{}?token=write-x", app.ws_url("doc").as_str())).await,
-        503
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_permission_the_callback_revokes_closes_the_connection_with_4403() {
-    let backend = Backend::default();
-    let (app, _dir) = app_behind_callback(&backend, Duration::from_millis(200)).await;
-    let url = |token: &str| format!("{}?token={token}", app.ws_url("revocable"));
-    let mut kept = TestClient::connect_synced(&url("write-kept")).await;
-    let mut revoked = TestClient::connect_synced(&url("write-gone")).await;
-    backend
-        .revoked
-        .lock()
-        .expect("not poisoned")
-        .push("write-gone".into());
-    assert_eq!(revoked.closed_code().await, Some(4403));
-    kept.type_text("still here").await;
-    let mut check = TestClient::connect_synced(&url("write-kept")).await;
-    check
-        .until("the kept connection still edits", |c| {
-            c.text() == "still here"
-        })
-        .await;
     app.stop().await;
 }
