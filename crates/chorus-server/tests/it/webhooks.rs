@@ -7,20 +7,33 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::helpers::{TestClient, eventually, serve, spawn_app_with};
+use crate::helpers::{TestClient, eventually, metric, scrape, serve, spawn_app_with, start_chorus};
+use crate::relay::{redis_url, require_redis, unique_prefix};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Received {
+    /// `/hook`, or `/hook/<name>` where nodes are told apart by their URLs.
+    path: String,
     headers: HeaderMap,
     body: Bytes,
+}
+
+impl Received {
+    fn delivery(&self) -> &str {
+        header(self, "x-chorus-delivery")
+    }
+
+    fn notice(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON notice")
+    }
 }
 
 /// What a receiver answers and records.
@@ -37,14 +50,35 @@ impl Receiver {
     fn calls(&self) -> Vec<Received> {
         self.calls.lock().expect("not poisoned").clone()
     }
+
+    /// A receiver that answers every request 500.
+    fn failing() -> Self {
+        let receiver = Self::default();
+        *receiver.fail_first.lock().expect("not poisoned") = usize::MAX;
+        receiver
+    }
+
+    /// Waits until some call satisfies `check`.
+    async fn until(&self, what: &str, check: impl Fn(&Received) -> bool) {
+        eventually(what, || {
+            let found = self.calls().iter().any(&check);
+            async move { found }
+        })
+        .await;
+    }
 }
 
-async fn record(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    receiver
-        .calls
-        .lock()
-        .expect("not poisoned")
-        .push(Received { headers, body });
+async fn record(
+    State(receiver): State<Receiver>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    receiver.calls.lock().expect("not poisoned").push(Received {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
     if receiver.hang {
         std::future::pending::<()>().await;
     }
@@ -60,6 +94,7 @@ async fn start_receiver(receiver: Receiver) -> SocketAddr {
     serve(
         Router::new()
             .route("/hook", post(record))
+            .route("/hook/{name}", post(record))
             .with_state(receiver),
     )
     .await
@@ -187,4 +222,180 @@ async fn a_hung_receiver_never_holds_a_room_back() {
     })
     .await;
     app.stop().await;
+}
+
+/// A `chorus` process (its /metrics count only this test's notices) posting to `hook` with
+/// a 100 ms debounce, and `extra` settings.
+async fn notifying_process(
+    hook: SocketAddr,
+    extra: &[&str],
+) -> (crate::helpers::Process, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("http://{hook}/hook");
+    let mut args = vec![
+        "--webhook-url",
+        url.as_str(),
+        "--webhook-include-content",
+        "--change-debounce",
+        "100ms",
+    ];
+    args.extend_from_slice(extra);
+    let (process, addr) = start_chorus(dir.path(), &args).await;
+    (process, addr, dir)
+}
+
+/// Waits until the process at `addr` counts `value` notices with `outcome`.
+async fn until_outcome(addr: &str, outcome: &str, value: f64) {
+    let series = format!(r#"chorus_webhooks_total{{outcome="{outcome}"}}"#);
+    eventually(&format!("{value} notices {outcome}"), || {
+        let (addr, series) = (addr.to_owned(), series.clone());
+        async move { metric(&scrape(&addr).await, &series) == value }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_newer_change_supersedes_a_notice_still_retrying() {
+    let receiver = Receiver::failing();
+    let hook = start_receiver(receiver.clone()).await;
+    let (_server, addr, _dir) = notifying_process(hook, &["--webhook-max-attempts", "8"]).await;
+    let mut writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
+    writer.type_text("one").await;
+    receiver
+        .until("the first notice was refused", |c| {
+            c.notice()["content"]["t"] == "one"
+        })
+        .await;
+    let first = receiver.calls()[0].delivery().to_owned();
+
+    writer.type_text(" two").await;
+    receiver
+        .until("a notice of the newer change arrived", |c| {
+            c.notice()["content"]["t"] == "one two"
+        })
+        .await;
+    // The first notice wakes for its next attempt and finds it has been superseded.
+    until_outcome(&addr, "superseded", 1.0).await;
+
+    let calls = receiver.calls();
+    let newer = calls
+        .iter()
+        .position(|c| c.delivery() != first)
+        .expect("the newer notice");
+    assert!(
+        calls[newer..].iter().all(|c| c.delivery() != first),
+        "no attempt of the superseded notice after the newer one: {:?}",
+        calls.iter().map(Received::delivery).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn retries_end_after_the_maximum_attempts() {
+    let receiver = Receiver::failing();
+    let hook = start_receiver(receiver.clone()).await;
+    let (_server, addr, _dir) = notifying_process(hook, &["--webhook-max-attempts", "3"]).await;
+    let mut writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
+    writer.type_text("refused").await;
+    until_outcome(&addr, "abandoned", 1.0).await;
+
+    let calls = receiver.calls();
+    let attempts: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.delivery(), header(c, "x-chorus-attempt")))
+        .collect();
+    let first = calls[0].delivery();
+    assert_eq!(
+        attempts,
+        [(first, "1"), (first, "2"), (first, "3")],
+        "three attempts of one notice, then no more"
+    );
+}
+
+/// Edits that never pause for a whole debounce period are still announced, at most five
+/// periods after the first.
+#[tokio::test]
+async fn a_document_edited_without_pause_is_announced_while_edits_go_on() {
+    const DEBOUNCE: Duration = Duration::from_millis(500);
+    let receiver = Receiver::default();
+    let hook = start_receiver(receiver.clone()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
+        c.change_debounce = DEBOUNCE;
+    })
+    .await;
+    let mut writer = TestClient::connect_synced(&app.ws_url("busy")).await;
+    let start = tokio::time::Instant::now();
+    let mut last_edit = start;
+    let mut longest_gap = Duration::ZERO;
+    // Without the cap no notice could come before the edits stop; a generous deadline (six
+    // times the cap) ends the test if none does.
+    while receiver.calls().is_empty() {
+        assert!(
+            start.elapsed() < DEBOUNCE * 30,
+            "no notice while edits went on for {:?}",
+            start.elapsed()
+        );
+        writer.type_text(".").await;
+        let now = tokio::time::Instant::now();
+        longest_gap = longest_gap.max(now - last_edit);
+        last_edit = now;
+        tokio::time::sleep(DEBOUNCE / 10).await;
+    }
+    assert!(
+        longest_gap < DEBOUNCE,
+        "the edits paused for {longest_gap:?}, a whole debounce period: the test proves \
+         nothing on a machine this busy"
+    );
+    app.stop().await;
+}
+
+/// Two nodes share a room over Redis and post to one receiver, each under its own path: a
+/// change is announced by the node it was made on, never by the node it was relayed to.
+#[tokio::test]
+async fn only_the_node_where_a_change_was_made_announces_it() {
+    require_redis().await;
+    let receiver = Receiver::default();
+    let hook = start_receiver(receiver.clone()).await;
+    let prefix = unique_prefix();
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    // The node that relays announces (if it wrongly did) 20 times sooner than the editing node.
+    let node = |dir: &tempfile::TempDir, name: &str, debounce: Duration| {
+        let (prefix, url) = (prefix.clone(), format!("http://{hook}/hook/{name}"));
+        spawn_app_with(dir.path().into(), move |c| {
+            c.redis_url = Some(redis_url());
+            c.redis_prefix = prefix;
+            c.webhook_url = Some(url.parse().expect("url"));
+            c.webhook_include_content = true;
+            c.change_debounce = debounce;
+        })
+    };
+    let a = node(&dirs[0], "a", Duration::from_secs(2)).await;
+    let b = node(&dirs[1], "b", Duration::from_millis(100)).await;
+    let mut on_a = TestClient::connect_synced(&a.ws_url("shared")).await;
+    let mut on_b = TestClient::connect_synced(&b.ws_url("shared")).await;
+
+    on_a.type_text("a").await;
+    on_b.until("the edit reached node b", |c| c.text() == "a")
+        .await;
+    receiver
+        .until("node a announced its edit", |c| c.path == "/hook/a")
+        .await;
+    assert!(
+        receiver.calls().iter().all(|c| c.path == "/hook/a"),
+        "node b announced a change relayed to it"
+    );
+
+    // Node b does announce what is edited on it.
+    on_b.type_text("b").await;
+    receiver
+        .until("node b announced its own edit", |c| {
+            c.path == "/hook/b" && c.notice()["content"]["t"] == "ab"
+        })
+        .await;
+    a.stop().await;
+    b.stop().await;
 }
