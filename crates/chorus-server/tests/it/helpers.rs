@@ -192,6 +192,16 @@ pub async fn scrape(addr: impl tokio::net::ToSocketAddrs) -> String {
     http(addr, "GET", "/metrics", &[], b"").await.text()
 }
 
+/// Waits until the Prometheus page of the server at `addr` satisfies `check`.
+pub async fn until_metrics(addr: &str, what: &str, check: impl Fn(&str) -> bool) {
+    let check = &check;
+    eventually(what, || {
+        let addr = addr.to_owned();
+        async move { check(&scrape(&addr).await) }
+    })
+    .await;
+}
+
 /// The value of the sample whose name-and-labels line is `series` (0 when absent).
 pub fn metric(page: &str, series: &str) -> f64 {
     page.lines()
@@ -554,21 +564,40 @@ pub async fn start_chorus_logged(
     if let Some(filter) = filter {
         command.env("RUST_LOG", filter);
     }
+    start_serving(command, data_dir, extra).await
+}
+
+/// Runs `command` (a `chorus` binary, with whatever environment it needs) as `serve` on port 0
+/// with `extra` arguments; returns it with its address and its log lines. A server that does
+/// not start fails the test with what it printed.
+pub async fn start_serving(
+    mut command: Command,
+    data_dir: &std::path::Path,
+    extra: &[&str],
+) -> (Process, String, Logs) {
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("chorus starts");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let process = Process(child);
     let mut lines =
         BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
             .lines();
     let logs = Logs::default();
+    // Startup errors go to stderr: kept beside the log lines, for the failure message.
+    let errors = tokio::spawn(async move {
+        let mut errors = String::new();
+        let mut stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
+        let _ = stderr.read_to_string(&mut errors).await;
+        errors
+    });
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
             logs.lock().expect("not poisoned").push(line.clone());
@@ -583,8 +612,15 @@ pub async fn start_chorus_logged(
     })
     .await
     .ok()
-    .flatten()
-    .expect("the server logs its address");
+    .flatten();
+    let Some(addr) = addr else {
+        drop(process);
+        let errors = errors.await.unwrap_or_default();
+        panic!(
+            "the server did not log its address; its output:\n{}\n{errors}",
+            logs.lock().expect("not poisoned").join("\n")
+        );
+    };
     // Keep draining the logs so the server never blocks on a full pipe.
     let kept = std::sync::Arc::clone(&logs);
     tokio::spawn(async move {

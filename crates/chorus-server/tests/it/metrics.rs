@@ -1,7 +1,7 @@
 //! `/metrics` of a real `chorus` process after real traffic (the recorder is process-wide, so
 //! this test gets a process of its own).
 
-use crate::helpers::{TestClient, eventually, metric, scrape, start_chorus};
+use crate::helpers::{TestClient, metric, start_chorus, until_metrics};
 
 #[tokio::test]
 async fn metrics_count_real_traffic() {
@@ -26,33 +26,25 @@ async fn metrics_count_real_traffic() {
     .await;
     let _ = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/bad%0Aname")).await;
 
-    eventually("the counters add up", || {
-        let addr = addr.clone();
-        async move {
-            let page = scrape(&addr).await;
-            metric(&page, "chorus_connections") == 3.0
-                && metric(&page, "chorus_rooms") == 2.0
-                && metric(&page, r#"chorus_messages_total{direction="in",kind="update"}"#) == 5.0
-                // Each update goes to bob only (not back to alice).
-                && metric(&page, r#"chorus_messages_total{direction="out",kind="update"}"#) == 5.0
-                // Every client's step 1 is answered.
-                && metric(&page, r#"chorus_messages_total{direction="in",kind="sync_step1"}"#) == 3.0
-                && metric(&page, r#"chorus_messages_total{direction="out",kind="sync_step2"}"#) == 3.0
-                // Awareness goes to alice and bob.
-                && metric(&page, r#"chorus_messages_total{direction="out",kind="awareness"}"#) == 2.0
-                && metric(&page, r#"chorus_connections_rejected_total{reason="invalid_document_name"}"#) == 1.0
-        }
+    until_metrics(&addr, "the counters add up", |page| {
+        metric(page, "chorus_connections") == 3.0
+            && metric(page, "chorus_rooms") == 2.0
+            && metric(page, r#"chorus_messages_total{direction="in",kind="update"}"#) == 5.0
+            // Each update goes to bob only (not back to alice).
+            && metric(page, r#"chorus_messages_total{direction="out",kind="update"}"#) == 5.0
+            // Every client's step 1 is answered.
+            && metric(page, r#"chorus_messages_total{direction="in",kind="sync_step1"}"#) == 3.0
+            && metric(page, r#"chorus_messages_total{direction="out",kind="sync_step2"}"#) == 3.0
+            // Awareness goes to alice and bob.
+            && metric(page, r#"chorus_messages_total{direction="out",kind="awareness"}"#) == 2.0
+            && metric(page, r#"chorus_connections_rejected_total{reason="invalid_document_name"}"#) == 1.0
     })
     .await;
 
     drop(bob);
-    eventually("the closed connection is counted", || {
-        let addr = addr.clone();
-        async move {
-            let page = scrape(&addr).await;
-            metric(&page, "chorus_connections") == 2.0
-                && metric(&page, r#"chorus_connections_closed_total{code="1001"}"#) == 1.0
-        }
+    until_metrics(&addr, "the closed connection is counted", |page| {
+        metric(page, "chorus_connections") == 2.0
+            && metric(page, r#"chorus_connections_closed_total{code="1001"}"#) == 1.0
     })
     .await;
 }
@@ -85,20 +77,16 @@ async fn refusals_are_counted_per_rule_and_named_in_the_close_reason() {
     let reason = ahead.closed_reason().expect("a close reason");
     assert!(reason.starts_with("[too_many_held]"), "{reason}");
 
-    eventually("each refusal is counted under its rule", || {
-        let addr = addr.clone();
-        async move {
-            let page = scrape(&addr).await;
-            metric(
-                &page,
-                r#"chorus_update_refusals_total{rule="inconsistent_origins"}"#,
+    until_metrics(&addr, "each refusal is counted under its rule", |page| {
+        metric(
+            page,
+            r#"chorus_update_refusals_total{rule="inconsistent_origins"}"#,
+        ) == 1.0
+            && metric(
+                page,
+                r#"chorus_update_refusals_total{rule="too_many_held"}"#,
             ) == 1.0
-                && metric(
-                    &page,
-                    r#"chorus_update_refusals_total{rule="too_many_held"}"#,
-                ) == 1.0
-                && metric(&page, "chorus_updates_held_total") == 1.0
-        }
+            && metric(page, "chorus_updates_held_total") == 1.0
     })
     .await;
 }

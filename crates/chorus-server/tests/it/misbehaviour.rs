@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::helpers::{
-    TestClient, eventually, metric, scrape, spawn_app, spawn_app_with, start_chorus,
+    TestClient, metric, scrape, spawn_app, spawn_app_with, start_chorus, until_metrics,
 };
 
 #[tokio::test]
@@ -120,15 +120,12 @@ async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
 
     // The server closed the slow client, and only it, as too slow: 1013. It records that
     // whether or not the close frame could still be written into the full socket.
-    eventually(
+    until_metrics(
+        &addr,
         "the server recorded one slow client, closed with 1013",
-        || {
-            let addr = addr.clone();
-            async move {
-                let page = scrape(&addr).await;
-                metric(&page, "chorus_slow_client_disconnects_total") == 1.0
-                    && metric(&page, r#"chorus_connections_closed_total{code="1013"}"#) == 1.0
-            }
+        |page| {
+            metric(page, "chorus_slow_client_disconnects_total") == 1.0
+                && metric(page, r#"chorus_connections_closed_total{code="1013"}"#) == 1.0
         },
     )
     .await;

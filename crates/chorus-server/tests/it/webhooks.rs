@@ -12,7 +12,9 @@ use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::helpers::{TestClient, eventually, metric, scrape, serve, spawn_app_with, start_chorus};
+use crate::helpers::{
+    TestClient, eventually, metric, serve, spawn_app_with, start_chorus, until_metrics,
+};
 use crate::relay::{redis_url, require_redis, unique_prefix};
 
 const SECRET: &str = "webhook-secret-for-tests";
@@ -49,13 +51,6 @@ struct Receiver {
 impl Receiver {
     fn calls(&self) -> Vec<Received> {
         self.calls.lock().expect("not poisoned").clone()
-    }
-
-    /// A receiver that answers every request 500.
-    fn failing() -> Self {
-        let receiver = Self::default();
-        *receiver.fail_first.lock().expect("not poisoned") = usize::MAX;
-        receiver
     }
 
     /// Waits until some call satisfies `check`.
@@ -224,60 +219,75 @@ async fn a_hung_receiver_never_holds_a_room_back() {
     app.stop().await;
 }
 
-/// A `chorus` process (its /metrics count only this test's notices) posting to `hook` with
-/// a 100 ms debounce, and `extra` settings.
-async fn notifying_process(
-    hook: SocketAddr,
-    extra: &[&str],
-) -> (crate::helpers::Process, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("http://{hook}/hook");
-    let mut args = vec![
-        "--webhook-url",
-        url.as_str(),
-        "--webhook-include-content",
-        "--change-debounce",
-        "100ms",
-    ];
-    args.extend_from_slice(extra);
-    let (process, addr) = start_chorus(dir.path(), &args).await;
-    (process, addr, dir)
+/// A `chorus` process (its /metrics count only this test's notices) posting with a 100 ms
+/// debounce and `--webhook-max-attempts attempts` to a receiver that refuses every notice,
+/// and a writer connected to it.
+struct Refused {
+    receiver: Receiver,
+    addr: String,
+    writer: TestClient,
+    _server: crate::helpers::Process,
+    _dir: tempfile::TempDir,
 }
 
-/// Waits until the process at `addr` counts `value` notices with `outcome`.
-async fn until_outcome(addr: &str, outcome: &str, value: f64) {
-    let series = format!(r#"chorus_webhooks_total{{outcome="{outcome}"}}"#);
-    eventually(&format!("{value} notices {outcome}"), || {
-        let (addr, series) = (addr.to_owned(), series.clone());
-        async move { metric(&scrape(&addr).await, &series) == value }
-    })
-    .await;
+impl Refused {
+    async fn start(attempts: &str) -> Self {
+        let receiver = Receiver::default();
+        *receiver.fail_first.lock().expect("not poisoned") = usize::MAX;
+        let hook = start_receiver(receiver.clone()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("http://{hook}/hook");
+        let args = [
+            "--webhook-url",
+            url.as_str(),
+            "--webhook-include-content",
+            "--change-debounce",
+            "100ms",
+            "--webhook-max-attempts",
+            attempts,
+        ];
+        let (server, addr) = start_chorus(dir.path(), &args).await;
+        let writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
+        Self {
+            receiver,
+            addr,
+            writer,
+            _server: server,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the process counts `value` notices with `outcome`.
+    async fn until_outcome(&self, outcome: &str, value: f64) {
+        let series = format!(r#"chorus_webhooks_total{{outcome="{outcome}"}}"#);
+        until_metrics(&self.addr, &format!("{value} notices {outcome}"), |page| {
+            metric(page, &series) == value
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
 async fn a_newer_change_supersedes_a_notice_still_retrying() {
-    let receiver = Receiver::failing();
-    let hook = start_receiver(receiver.clone()).await;
-    let (_server, addr, _dir) = notifying_process(hook, &["--webhook-max-attempts", "8"]).await;
-    let mut writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
-    writer.type_text("one").await;
-    receiver
+    let mut test = Refused::start("8").await;
+    test.writer.type_text("one").await;
+    test.receiver
         .until("the first notice was refused", |c| {
             c.notice()["content"]["t"] == "one"
         })
         .await;
-    let first = receiver.calls()[0].delivery().to_owned();
+    let first = test.receiver.calls()[0].delivery().to_owned();
 
-    writer.type_text(" two").await;
-    receiver
+    test.writer.type_text(" two").await;
+    test.receiver
         .until("a notice of the newer change arrived", |c| {
             c.notice()["content"]["t"] == "one two"
         })
         .await;
     // The first notice wakes for its next attempt and finds it has been superseded.
-    until_outcome(&addr, "superseded", 1.0).await;
+    test.until_outcome("superseded", 1.0).await;
 
-    let calls = receiver.calls();
+    let calls = test.receiver.calls();
     let newer = calls
         .iter()
         .position(|c| c.delivery() != first)
@@ -291,14 +301,11 @@ async fn a_newer_change_supersedes_a_notice_still_retrying() {
 
 #[tokio::test]
 async fn retries_end_after_the_maximum_attempts() {
-    let receiver = Receiver::failing();
-    let hook = start_receiver(receiver.clone()).await;
-    let (_server, addr, _dir) = notifying_process(hook, &["--webhook-max-attempts", "3"]).await;
-    let mut writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
-    writer.type_text("refused").await;
-    until_outcome(&addr, "abandoned", 1.0).await;
+    let mut test = Refused::start("3").await;
+    test.writer.type_text("refused").await;
+    test.until_outcome("abandoned", 1.0).await;
 
-    let calls = receiver.calls();
+    let calls = test.receiver.calls();
     let attempts: Vec<(&str, &str)> = calls
         .iter()
         .map(|c| (c.delivery(), header(c, "x-chorus-attempt")))
