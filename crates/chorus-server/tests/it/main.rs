@@ -22,5 +22,6 @@ mod persistence;
 mod quarantine;
 mod relay;
 mod relay_cluster;
+mod s3;
 mod sync;
 mod webhooks;
