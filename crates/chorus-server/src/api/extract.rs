@@ -29,6 +29,8 @@ where
     }
 }
 
+// The same again for extractors that consume the body (`Bytes`): axum keeps the two kinds
+// apart so that only the last argument of a handler may take the body.
 impl<S, E> FromRequest<S> for Api<E>
 where
     S: Send + Sync,
