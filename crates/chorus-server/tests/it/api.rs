@@ -5,7 +5,7 @@ use yrs::{Doc, ReadTxn, Text, Transact};
 
 use crate::helpers::{
     HttpResponse, TestApp, TestClient, http, refused_edit_then_writer_edit, spawn_app_with,
-    upgrade_status,
+    stored_state, upgrade_status,
 };
 
 const KEY: &str = "test-api-key";
@@ -413,13 +413,8 @@ async fn stored_documents_are_listed_a_page_at_a_time_in_name_order() {
 
 /// What the store under `dir` holds for `doc`: (a snapshot, log records).
 async fn stored(dir: &std::path::Path, doc: &str) -> (bool, usize) {
-    use chorus_store::{SnapshotStore as _, UpdateLog as _};
-    let store = chorus_store::FsStore::open(dir).expect("store opens");
-    let log = chorus_store::FsLog::open(dir, chorus_store::FsyncPolicy::Always).expect("log opens");
-    let name = chorus_protocol::DocName::parse(doc).expect("name");
-    let snapshot = store.load(&name).await.expect("loads").is_some();
-    let records = log.read(&name).await.expect("reads").len();
-    (snapshot, records)
+    let (snapshot, records) = stored_state(dir, doc).await;
+    (snapshot.is_some(), records)
 }
 
 #[tokio::test]

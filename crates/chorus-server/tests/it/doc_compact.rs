@@ -1,35 +1,10 @@
 //! `chorus doc compact` on what a killed server left: checked by content, in the store itself.
 
-use chorus_protocol::DocName;
-use chorus_store::{FsLog, FsStore, FsyncPolicy, SnapshotStore, UpdateLog};
-use yrs::updates::decoder::Decode;
-use yrs::{Doc, GetString, Transact, Update};
-
-use crate::helpers::{TestClient, chorus_bin, start_chorus};
-
-/// The text "t" of a Yjs v1 update.
-fn text_of(state: &[u8]) -> String {
-    let doc = Doc::new();
-    let text = doc.get_or_insert_text("t");
-    doc.transact_mut()
-        .apply_update(Update::decode_v1(state).expect("a Yjs v1 update"))
-        .expect("applies");
-    text.get_string(&doc.transact())
-}
-
-/// The snapshot (if any) and the log records of `doc` under `dir`, read as a server would.
-async fn stored(dir: &std::path::Path, doc: &DocName) -> (Option<String>, usize) {
-    let store = FsStore::open(dir).expect("store");
-    let snapshot = store.load(doc).await.expect("snapshot readable");
-    let log = FsLog::open(dir, FsyncPolicy::Always).expect("log");
-    let records = log.read(doc).await.expect("log readable").len();
-    (snapshot.map(|s| text_of(&s)), records)
-}
+use crate::helpers::{TestClient, chorus_bin, start_chorus, stored_state, text_of};
 
 #[tokio::test]
 async fn compact_folds_the_log_of_a_killed_server_into_its_snapshot() {
     let dir = tempfile::tempdir().expect("dir");
-    let doc = DocName::parse("team/notes").expect("name");
     {
         // No periodic snapshot within the test; SIGKILL leaves no shutdown flush either.
         let (_server, addr) = start_chorus(dir.path(), &["--snapshot-interval", "1h"]).await;
@@ -45,7 +20,7 @@ async fn compact_folds_the_log_of_a_killed_server_into_its_snapshot() {
         bob.until("bob has both edits", |c| c.text().len() == 11)
             .await;
     }
-    let (snapshot, records) = stored(dir.path(), &doc).await;
+    let (snapshot, records) = stored_state(dir.path(), "team/notes").await;
     assert_eq!(snapshot, None, "the killed server saved no snapshot");
     assert!(records >= 2, "the edits are in the log ({records} records)");
 
@@ -60,8 +35,8 @@ async fn compact_folds_the_log_of_a_killed_server_into_its_snapshot() {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let (snapshot, records) = stored(dir.path(), &doc).await;
-    let text = snapshot.expect("compaction wrote a snapshot");
+    let (snapshot, records) = stored_state(dir.path(), "team/notes").await;
+    let text = text_of(&snapshot.expect("compaction wrote a snapshot"));
     assert!(
         text == "hello world" || text == " worldhello",
         "the snapshot holds both edits: {text:?}"

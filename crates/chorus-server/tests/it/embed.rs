@@ -15,7 +15,7 @@ use chorus_server::hooks::{
 use chorus_server::{Chorus, Config};
 use yrs::{Doc, ReadTxn, Text, Transact};
 
-use crate::helpers::{TestClient, eventually, http, upgrade_status};
+use crate::helpers::{TestClient, eventually, http, text_of, upgrade_status};
 
 #[derive(Default)]
 struct Recorder {
@@ -83,16 +83,6 @@ impl Hooks for HostHooks {
     async fn on_disconnect(&self, _info: &ConnectionInfo) {
         self.0.disconnects.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-fn text_of(state: &[u8]) -> String {
-    use yrs::updates::decoder::Decode;
-    let doc = Doc::new();
-    let text = doc.get_or_insert_text("t");
-    doc.transact_mut()
-        .apply_update(yrs::Update::decode_v1(state).expect("valid state"))
-        .expect("applies");
-    yrs::GetString::get_string(&text, &doc.transact())
 }
 
 #[tokio::test]

@@ -231,6 +231,46 @@ pub async fn server_doc(
     response.json()
 }
 
+/// What the `fs` store under `dir` holds for `doc`, read as a server would: the snapshot, and
+/// how many records its update log has.
+pub async fn stored_state(dir: &std::path::Path, doc: &str) -> (Option<Bytes>, usize) {
+    use chorus_store::{SnapshotStore as _, UpdateLog as _};
+    let name = chorus_protocol::DocName::parse(doc).expect("a document name");
+    let store = chorus_store::FsStore::open(dir).expect("store opens");
+    let snapshot = store.load(&name).await.expect("snapshot readable");
+    let log = chorus_store::FsLog::open(dir, chorus_store::FsyncPolicy::Always).expect("log opens");
+    let records = log.read(&name).await.expect("log readable").len();
+    (snapshot, records)
+}
+
+/// The text "t" of a Yjs v1 update (a snapshot, a state from a hook).
+pub fn text_of(state: &[u8]) -> String {
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text("t");
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(state).expect("a Yjs v1 update"))
+        .expect("applies");
+    text.get_string(&doc.transact())
+}
+
+/// The messages of a file of `u32` little-endian lengths, each followed by that many bytes
+/// (the corpus's `conn-NNN.bin`, the quarantine's `frames.bin`); `what` names it in failures.
+pub fn length_prefixed(bytes: &[u8], what: &str) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .unwrap_or_else(|| panic!("{what}: truncated length"));
+        let len = usize::try_from(u32::from_le_bytes(*len)).expect("a u32 fits");
+        assert!(tail.len() >= len, "{what}: truncated message");
+        let (frame, tail) = tail.split_at(len);
+        frames.push(frame.to_vec());
+        rest = tail;
+    }
+    frames
+}
+
 /// Serves `router` on a free loopback port (receivers of webhooks, auth backends, host apps).
 pub async fn serve(router: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -261,9 +301,24 @@ pub async fn refused_edit_then_writer_edit(reader: &mut TestClient, writer: &mut
 pub async fn upgrade_status(
     request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
 ) -> u16 {
+    upgrade_answer(request).await.0
+}
+
+/// The HTTP status and body a WebSocket upgrade request gets: 101 and no body when it is
+/// accepted.
+pub async fn upgrade_answer(
+    request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> (u16, String) {
     match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => 101,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Ok(_) => (101, String::new()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            (response.status().as_u16(), body)
+        }
         Err(other) => panic!("unexpected failure: {other}"),
     }
 }
