@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::helpers::{
-    Process, TestClient, chorus_bin, eventually, http, server_doc, start_serving,
-};
+use crate::helpers::{Process, TestClient, chorus_bin, http, server_doc, start_serving};
 
 const KEY: &str = "s3-test-key";
 const BUCKET: &str = "chorus-test";
+/// How long moto may take to start listening.
+const MOTO_STARTUP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// moto's S3 server on a free loopback port, killed when dropped.
 struct Moto {
@@ -43,12 +43,18 @@ impl Moto {
             _process: Process(child),
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        eventually("moto answers", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        // Python takes its time to import moto, the more so on a busy machine.
+        let deadline = tokio::time::Instant::now() + MOTO_STARTUP;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{program} did not listen on port {port} within {MOTO_STARTUP:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         moto
     }
 

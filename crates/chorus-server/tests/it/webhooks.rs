@@ -322,7 +322,7 @@ async fn retries_end_after_the_maximum_attempts() {
 /// periods after the first.
 #[tokio::test]
 async fn a_document_edited_without_pause_is_announced_while_edits_go_on() {
-    const DEBOUNCE: Duration = Duration::from_millis(500);
+    const DEBOUNCE: Duration = Duration::from_secs(1);
     let receiver = Receiver::default();
     let hook = start_receiver(receiver.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
