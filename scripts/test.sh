@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -64,7 +65,7 @@ fi
 # environment of its own under target/ (a plain Debian's python3 has no pip, and its system
 # Python refuses pip installs), so nothing outside the checkout is touched.
 MOTO_PIN='moto[server]==5.2.1'
-MOTO_VENV="${CARGO_TARGET_DIR:-$PWD/target}/test-tools/moto"
+MOTO_VENV="$target_dir/test-tools/moto"
 if [ "$(cat "$MOTO_VENV/installed" 2>/dev/null)" != "$MOTO_PIN" ] || [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
   python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
   step "installing $MOTO_PIN into $MOTO_VENV (once)"
@@ -75,9 +76,17 @@ if [ "$(cat "$MOTO_VENV/installed" 2>/dev/null)" != "$MOTO_PIN" ] || [ ! -x "$MO
 fi
 export CHORUS_TEST_MOTO="$MOTO_VENV/bin/moto_server"
 
+# The server's --store s3 test runs a binary built with the S3 store, kept apart: the builds
+# below and `cargo test --workspace` rebuild target/debug/chorus without it.
+step "building the chorus binary with the S3 store"
+cargo build -p chorus-cli --features chorus-store/s3 --locked
+mkdir -p "$target_dir/test-tools"
+cp "$target_dir/debug/chorus" "$target_dir/test-tools/chorus-s3"
+export CHORUS_S3_BIN="$target_dir/test-tools/chorus-s3"
+
 step "building the chorus binary"
 cargo build -p chorus-cli --locked
-export CHORUS_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/chorus"
+export CHORUS_BIN="$target_dir/debug/chorus"
 
 step "Rust tests (unit, property, integration)"
 cargo test --workspace --locked

@@ -1,6 +1,7 @@
 //! HTTP errors: one enum, one place that decides the status code.
 
 use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::DocNameError;
@@ -20,6 +21,9 @@ pub enum ApiError {
     /// A request the API cannot use.
     #[error("{0}")]
     BadRequest(String),
+    /// A body larger than the server reads.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// No such route or resource.
     #[error("{0}")]
     NotFound(String),
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::BadApiKey => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotConfigured(_) => (StatusCode::CONFLICT, "not_configured"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -80,5 +85,33 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         (status, Json(body)).into_response()
+    }
+}
+
+/// A refusal of one of axum's extractors, with the status it chose: client mistakes keep their
+/// message, anything else is an internal error (a route whose handler does not fit its path).
+fn rejected(status: StatusCode, message: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
+        status if status.is_client_error() => ApiError::BadRequest(message),
+        _ => ApiError::Internal(message),
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        rejected(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        rejected(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        rejected(rejection.status(), rejection.body_text())
     }
 }

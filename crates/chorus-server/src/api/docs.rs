@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +9,7 @@ use base64::Engine as _;
 use chorus_protocol::{DocName, StateVector};
 use serde::{Deserialize, Serialize};
 
+use super::extract::Api;
 use super::{authorized, check_key};
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -52,10 +52,11 @@ struct DocEntry {
 pub(super) async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Api<Query<ListQuery>>, ApiError>,
 ) -> Result<Json<DocPage>, ApiError> {
+    // The key is checked first: without it, nothing about the query is answered.
     check_key(&state, &headers)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Api(Query(query)) = query?;
     let limit = match query.limit {
         None => DEFAULT_PAGE,
         Some(limit @ 1..=MAX_PAGE) => limit,
@@ -111,7 +112,7 @@ pub(super) struct SinceQuery {
 pub(super) async fn read_json(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(doc): Path<String>,
+    Api(Path(doc)): Api<Path<String>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
     let update = state.read_doc(&doc, None).await?;
@@ -126,8 +127,8 @@ pub(super) async fn read_json(
 pub(super) async fn read_update(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(doc): Path<String>,
-    Query(query): Query<SinceQuery>,
+    Api(Path(doc)): Api<Path<String>>,
+    Api(Query(query)): Api<Query<SinceQuery>>,
 ) -> Result<Response, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
     let since = match query.sv {
@@ -151,8 +152,8 @@ pub(super) async fn read_update(
 pub(super) async fn write_update(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(doc): Path<String>,
-    body: Bytes,
+    Api(Path(doc)): Api<Path<String>>,
+    Api(body): Api<Bytes>,
 ) -> Result<Response, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
     state.write_doc(&doc, body).await?;
@@ -166,7 +167,7 @@ pub(super) async fn write_update(
 pub(super) async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(doc): Path<String>,
+    Api(Path(doc)): Api<Path<String>>,
 ) -> Result<StatusCode, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
     state

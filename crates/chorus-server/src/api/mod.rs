@@ -5,10 +5,12 @@
 //!
 //! # Layout
 //! - `docs`: one document (read, write, delete) and the paged list of stored documents.
+//! - `extract`: axum's extractors with JSON refusals.
 //! - `tokens`: client tokens signed with `--auth-secret`.
 //! - `openapi`: the OpenAPI 3.1 description, the one route that needs no key.
 
 mod docs;
+mod extract;
 mod openapi;
 mod tokens;
 

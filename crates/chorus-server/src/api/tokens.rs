@@ -11,6 +11,7 @@ use chorus_protocol::DocName;
 use serde::{Deserialize, Serialize};
 
 use super::check_key;
+use super::extract::Api;
 use crate::app::AppState;
 use crate::auth::{Claims, Mode, TokenMinter};
 use crate::error::ApiError;
@@ -46,7 +47,7 @@ pub(super) struct TokenResponse {
 pub(super) async fn mint(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    Api(body): Api<Bytes>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     check_key(&state, &headers)?;
     let Some(secret) = &state.config.auth.auth_secret else {

@@ -1,11 +1,11 @@
 //! The HTTP API over real HTTP against the real server.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, Text, Transact};
 
 use crate::helpers::{
-    TestApp, TestClient, refused_edit_then_writer_edit, spawn_app_with, upgrade_status,
+    HttpResponse, TestApp, TestClient, http, refused_edit_then_writer_edit, spawn_app_with,
+    stored_state, upgrade_status,
 };
 
 const KEY: &str = "test-api-key";
@@ -24,7 +24,8 @@ async fn api_app(
     (app, dir)
 }
 
-/// A request whose answer must be JSON (every answer of the API but binary updates and 204s).
+/// A request whose answer must be JSON (every answer of the API but binary updates and 204s),
+/// labelled so.
 async fn json(
     app: &TestApp,
     method: &str,
@@ -32,20 +33,36 @@ async fn json(
     key: Option<&str>,
     body: &str,
 ) -> (u16, serde_json::Value) {
-    let (status, body) = request(app, method, path, key, body.as_bytes()).await;
-    let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
-        panic!(
-            "{method} {path} answered {status} with a body that is not JSON ({e}): {}",
-            String::from_utf8_lossy(&body)
-        )
-    });
-    (status, json)
+    let response = send(app, method, path, key, &[], body.as_bytes()).await;
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "{method} {path} answered {} labelled as JSON: {}",
+        response.status,
+        response.text()
+    );
+    (response.status, response.json())
 }
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A request to the API with `key` as its bearer key and `headers` besides.
+async fn send(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut all: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    all.extend_from_slice(headers);
+    http(app.addr, method, path, &all, body).await
 }
 
 async fn request(
@@ -55,51 +72,8 @@ async fn request(
     key: Option<&str>,
     body: &[u8],
 ) -> (u16, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write body");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers end");
-    let status = String::from_utf8_lossy(&response[..split])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let mut body = response[split + 4..].to_vec();
-    if String::from_utf8_lossy(&response[..split])
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16)
-            .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
-        raw = &raw[line_end + 2 + size + 2..];
-    }
-    out
+    let response = send(app, method, path, key, &[], body).await;
+    (response.status, response.body)
 }
 
 fn text_update(text: &str) -> Vec<u8> {
@@ -281,6 +255,47 @@ async fn token_requests_that_make_no_sense_are_refused_with_400() {
     app.stop().await;
 }
 
+/// What axum's own extractors refuse (a name that is not UTF-8, a query string that does not
+/// parse, a body over the size the server reads) is answered in the API's JSON error form too,
+/// never axum's text/plain.
+#[tokio::test]
+async fn requests_the_api_cannot_read_get_json_errors() {
+    let (app, _dir) = api_app(|_| {}).await;
+    for (method, path) in [
+        ("GET", "/api/v1/docs/%ff"),
+        ("DELETE", "/api/v1/docs/%ff"),
+        ("GET", "/api/v1/docs/%ff/update"),
+        ("POST", "/api/v1/docs/%ff/update"),
+        ("GET", "/api/v1/docs/notes/update?sv=AA&sv=AA"),
+        ("GET", "/api/v1/docs?limit=many"),
+        ("GET", "/api/v1/docs?limit=1&limit=2"),
+    ] {
+        let (status, error) = json(&app, method, path, Some(KEY), "").await;
+        assert_eq!(status, 400, "{method} {path}: {error}");
+        assert_eq!(error["error"], "bad_request", "{method} {path}: {error}");
+        assert!(error["message"].is_string(), "{method} {path}: {error}");
+    }
+    let too_large = vec![0u8; 3 << 20];
+    let response = send(
+        &app,
+        "POST",
+        "/api/v1/docs/notes/update",
+        Some(KEY),
+        &[],
+        &too_large,
+    )
+    .await;
+    assert_eq!(response.status, 413, "{}", response.text());
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.json()["error"], "payload_too_large");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn without_the_hs256_secret_no_token_is_minted() {
     let (app, _dir) = api_app(|_| {}).await;
@@ -398,13 +413,8 @@ async fn stored_documents_are_listed_a_page_at_a_time_in_name_order() {
 
 /// What the store under `dir` holds for `doc`: (a snapshot, log records).
 async fn stored(dir: &std::path::Path, doc: &str) -> (bool, usize) {
-    use chorus_store::{SnapshotStore as _, UpdateLog as _};
-    let store = chorus_store::FsStore::open(dir).expect("store opens");
-    let log = chorus_store::FsLog::open(dir, chorus_store::FsyncPolicy::Always).expect("log opens");
-    let name = chorus_protocol::DocName::parse(doc).expect("name");
-    let snapshot = store.load(&name).await.expect("loads").is_some();
-    let records = log.read(&name).await.expect("reads").len();
-    (snapshot, records)
+    let (snapshot, records) = stored_state(dir, doc).await;
+    (snapshot.is_some(), records)
 }
 
 #[tokio::test]

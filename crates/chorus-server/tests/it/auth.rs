@@ -18,13 +18,36 @@ fn now() -> u64 {
 }
 
 fn token(secret: &str, doc: &str, mode: &str, exp: u64) -> String {
-    let claims = serde_json::json!({ "doc": doc, "mode": mode, "exp": exp });
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
+    signed(
+        Algorithm::HS256,
         &EncodingKey::from_secret(secret.as_bytes()),
+        doc,
+        mode,
+        exp,
     )
-    .expect("token encodes")
+}
+
+/// A token with our claims, signed with `key` under `alg`.
+fn signed(alg: Algorithm, key: &EncodingKey, doc: &str, mode: &str, exp: u64) -> String {
+    let claims = serde_json::json!({ "doc": doc, "mode": mode, "exp": exp });
+    encode(&Header::new(alg), &claims, key).expect("token encodes")
+}
+
+/// A test-only key under `tests/it/fixtures/` (see the README there).
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(name)
+}
+
+/// The private half of the fixture key pair for `alg` (RS256 or ES256).
+fn private_key(alg: Algorithm) -> EncodingKey {
+    let pem = |name: &str| std::fs::read(fixture(name)).expect("fixture key");
+    match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem("rs256-private.pem")).expect("RSA key"),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem("es256-private.pem")).expect("EC key"),
+        other => panic!("no fixture key for {other:?}"),
+    }
 }
 
 async fn secured() -> (TestApp, tempfile::TempDir) {
@@ -83,6 +106,64 @@ async fn every_bad_token_is_refused_before_the_upgrade() {
         "prefix"
     );
     app.stop().await;
+}
+
+/// With `--auth-public-key`, tokens signed by the key's private half open their document, and
+/// nothing signed otherwise does: not an HS256 token (whatever its secret, the public key's
+/// own bytes included: the algorithm-confusion attack), not the other asymmetric algorithm.
+#[tokio::test]
+async fn rs256_and_es256_tokens_are_checked_against_the_public_key() {
+    for (alg, public, other) in [
+        (Algorithm::RS256, "rs256-public.pem", Algorithm::ES256),
+        (Algorithm::ES256, "es256-public.pem", Algorithm::RS256),
+    ] {
+        let dir = tempfile::tempdir().expect("dir");
+        let app = spawn_app_with(dir.path().into(), |c| {
+            c.auth.auth_public_key = Some(fixture(public));
+        })
+        .await;
+        let url = |token: &str| format!("{}?token={token}", app.ws_url("notes"));
+        let later = now() + 60;
+        let key = private_key(alg);
+
+        let mut writer =
+            TestClient::connect_synced(&url(&signed(alg, &key, "notes", "write", later))).await;
+        writer.type_text("signed").await;
+        let mut reader =
+            TestClient::connect_synced(&url(&signed(alg, &key, "notes", "read", later))).await;
+        reader
+            .until("a valid token's edit arrives", |c| c.text() == "signed")
+            .await;
+
+        let public_pem = std::fs::read_to_string(fixture(public)).expect("fixture key");
+        for (what, forged) in [
+            ("an HS256 token", token(SECRET, "notes", "write", later)),
+            (
+                "an HS256 token keyed with the public key",
+                token(&public_pem, "notes", "write", later),
+            ),
+            (
+                "a token of the other algorithm",
+                signed(other, &private_key(other), "notes", "write", later),
+            ),
+            (
+                "an expired token",
+                signed(alg, &key, "notes", "write", now() - 5),
+            ),
+        ] {
+            assert_eq!(
+                upgrade_status(url(&forged)).await,
+                401,
+                "{alg:?} server, {what}"
+            );
+        }
+        assert_eq!(
+            upgrade_status(url(&signed(alg, &key, "other", "write", later))).await,
+            403,
+            "{alg:?}: a valid token for another document"
+        );
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

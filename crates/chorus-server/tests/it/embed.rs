@@ -15,7 +15,7 @@ use chorus_server::hooks::{
 use chorus_server::{Chorus, Config};
 use yrs::{Doc, ReadTxn, Text, Transact};
 
-use crate::helpers::{TestClient, eventually, upgrade_status};
+use crate::helpers::{TestClient, eventually, http, text_of, upgrade_status};
 
 #[derive(Default)]
 struct Recorder {
@@ -85,26 +85,6 @@ impl Hooks for HostHooks {
     }
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
-}
-
-fn text_of(state: &[u8]) -> String {
-    use yrs::updates::decoder::Decode;
-    let doc = Doc::new();
-    let text = doc.get_or_insert_text("t");
-    doc.transact_mut()
-        .apply_update(yrs::Update::decode_v1(state).expect("valid state"))
-        .expect("applies");
-    yrs::GetString::get_string(&text, &doc.transact())
-}
-
 #[tokio::test]
 async fn a_host_app_nests_chorus_and_its_hooks_take_part() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -133,11 +113,13 @@ async fn a_host_app_nests_chorus_and_its_hooks_take_part() {
     let url = |doc: &str, token: &str| format!("ws://{addr}/collab/ws/{doc}?token={token}");
 
     // The host's own routes still answer.
-    assert!(http_get(addr, "/hello").await.ends_with("host route"));
-    assert!(
-        http_get(addr, "/collab/healthz")
-            .await
-            .starts_with("HTTP/1.1 200")
+    assert_eq!(
+        http(addr, "GET", "/hello", &[], b"").await.text(),
+        "host route"
+    );
+    assert_eq!(
+        http(addr, "GET", "/collab/healthz", &[], b"").await.status,
+        200
     );
     assert_eq!(
         upgrade_status(url("template", "intruder").as_str()).await,

@@ -80,23 +80,205 @@ impl TestApp {
 
     /// A plain HTTP GET; returns the status code and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let body = response
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        (status, body)
+        let response = http(self.addr, "GET", path, &[], b"").await;
+        (response.status, response.text())
     }
+}
+
+/// An HTTP answer, read to its end.
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header lines, names lowercased: `content-type: application/json`.
+    headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (lowercase), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics, showing the body, when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "an answer {} whose body is not JSON ({e}): {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with `headers` as given:
+/// raw enough to send what a client library would refuse to (invalid paths, bad bodies).
+pub async fn http(
+    addr: impl tokio::net::ToSocketAddrs,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // A server may answer (413) and stop reading before a large body is through; its answer
+    // is still there to read.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the headers end");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = response[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line_end]).trim(), 16)
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw = &raw[line_end + 2 + size + 2..];
+    }
+    out
+}
+
+/// The Prometheus page of the server at `addr`.
+pub async fn scrape(addr: impl tokio::net::ToSocketAddrs) -> String {
+    http(addr, "GET", "/metrics", &[], b"").await.text()
+}
+
+/// Waits until the Prometheus page of the server at `addr` satisfies `check`.
+pub async fn until_metrics(addr: &str, what: &str, check: impl Fn(&str) -> bool) {
+    let check = &check;
+    eventually(what, || {
+        let addr = addr.to_owned();
+        async move { check(&scrape(&addr).await) }
+    })
+    .await;
+}
+
+/// The value of the sample whose name-and-labels line is `series` (0 when absent).
+pub fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The content of `doc` as the server holds it, through `GET /api/v1/docs/{doc}` with API key
+/// `key` (the document's name percent-encoded by the caller where needed).
+pub async fn server_doc(
+    addr: impl tokio::net::ToSocketAddrs,
+    key: &str,
+    doc: &str,
+) -> serde_json::Value {
+    let bearer = format!("Bearer {key}");
+    let response = http(
+        addr,
+        "GET",
+        &format!("/api/v1/docs/{doc}"),
+        &[("Authorization", &bearer)],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200, "reading {doc}: {}", response.text());
+    response.json()
+}
+
+/// What the `fs` store under `dir` holds for `doc`, read as a server would: the snapshot, and
+/// how many records its update log has.
+pub async fn stored_state(dir: &std::path::Path, doc: &str) -> (Option<Bytes>, usize) {
+    use chorus_store::{SnapshotStore as _, UpdateLog as _};
+    let name = chorus_protocol::DocName::parse(doc).expect("a document name");
+    let store = chorus_store::FsStore::open(dir).expect("store opens");
+    let snapshot = store.load(&name).await.expect("snapshot readable");
+    let log = chorus_store::FsLog::open(dir, chorus_store::FsyncPolicy::Always).expect("log opens");
+    let records = log.read(&name).await.expect("log readable").len();
+    (snapshot, records)
+}
+
+/// The text "t" of a Yjs v1 update (a snapshot, a state from a hook).
+pub fn text_of(state: &[u8]) -> String {
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text("t");
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(state).expect("a Yjs v1 update"))
+        .expect("applies");
+    text.get_string(&doc.transact())
+}
+
+/// The messages of a file of `u32` little-endian lengths, each followed by that many bytes
+/// (the corpus's `conn-NNN.bin`, the quarantine's `frames.bin`); `what` names it in failures.
+pub fn length_prefixed(bytes: &[u8], what: &str) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .unwrap_or_else(|| panic!("{what}: truncated length"));
+        let len = usize::try_from(u32::from_le_bytes(*len)).expect("a u32 fits");
+        assert!(tail.len() >= len, "{what}: truncated message");
+        let (frame, tail) = tail.split_at(len);
+        frames.push(frame.to_vec());
+        rest = tail;
+    }
+    frames
+}
+
+/// Serves `router` on a free loopback port (receivers of webhooks, auth backends, host apps).
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
 }
 
 /// A read-only `reader` tries an edit and is told it was refused (y-protocols' permission
@@ -119,9 +301,24 @@ pub async fn refused_edit_then_writer_edit(reader: &mut TestClient, writer: &mut
 pub async fn upgrade_status(
     request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
 ) -> u16 {
+    upgrade_answer(request).await.0
+}
+
+/// The HTTP status and body a WebSocket upgrade request gets: 101 and no body when it is
+/// accepted.
+pub async fn upgrade_answer(
+    request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> (u16, String) {
     match tokio_tungstenite::connect_async(request).await {
-        Ok(_) => 101,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Ok(_) => (101, String::new()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            (response.status().as_u16(), body)
+        }
         Err(other) => panic!("unexpected failure: {other}"),
     }
 }
@@ -221,15 +418,25 @@ impl TestClient {
         let _ = self.socket.send(message).await;
     }
 
-    /// Inserts `text` at the end of the shared text "t" and sends the update.
-    pub async fn type_text(&mut self, text: &str) {
-        assert!(self.try_type_text(text).await, "send");
+    /// Inserts `text` at the end of the shared text "t" and sends the update; returns the size
+    /// of the message sent.
+    pub async fn type_text(&mut self, text: &str) -> usize {
+        let frame = self.edit(text);
+        let len = frame.len();
+        self.send_raw(frame).await;
+        len
     }
 
     /// [`TestClient::type_text`] for a client whose server may be going away: false when the
     /// update could not be sent (the edit stays in the local document, as with a real client,
     /// and its next sync step 2 carries it).
     pub async fn try_type_text(&mut self, text: &str) -> bool {
+        let frame = self.edit(text);
+        self.socket.send(WsMessage::Binary(frame)).await.is_ok()
+    }
+
+    /// Appends `text` to the local document; returns the update message that carries it.
+    fn edit(&mut self, text: &str) -> Bytes {
         let update = {
             let shared = self.doc.get_or_insert_text("t");
             let mut txn = self.doc.transact_mut();
@@ -237,10 +444,7 @@ impl TestClient {
             shared.insert(&mut txn, end, text);
             txn.encode_update_v1()
         };
-        self.socket
-            .send(WsMessage::Binary(sync_frame(SYNC_UPDATE, &update)))
-            .await
-            .is_ok()
+        sync_frame(SYNC_UPDATE, &update)
     }
 
     pub fn text(&self) -> String {
@@ -415,21 +619,40 @@ pub async fn start_chorus_logged(
     if let Some(filter) = filter {
         command.env("RUST_LOG", filter);
     }
+    start_serving(command, data_dir, extra).await
+}
+
+/// Runs `command` (a `chorus` binary, with whatever environment it needs) as `serve` on port 0
+/// with `extra` arguments; returns it with its address and its log lines. A server that does
+/// not start fails the test with what it printed.
+pub async fn start_serving(
+    mut command: Command,
+    data_dir: &std::path::Path,
+    extra: &[&str],
+) -> (Process, String, Logs) {
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("chorus starts");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
     let process = Process(child);
     let mut lines =
         BufReader::new(tokio::process::ChildStdout::from_std(stdout).expect("async stdout"))
             .lines();
     let logs = Logs::default();
+    // Startup errors go to stderr: kept beside the log lines, for the failure message.
+    let errors = tokio::spawn(async move {
+        let mut errors = String::new();
+        let mut stderr = tokio::process::ChildStderr::from_std(stderr).expect("async stderr");
+        let _ = stderr.read_to_string(&mut errors).await;
+        errors
+    });
     let addr = tokio::time::timeout(Duration::from_secs(10), async {
         while let Ok(Some(line)) = lines.next_line().await {
             logs.lock().expect("not poisoned").push(line.clone());
@@ -444,8 +667,15 @@ pub async fn start_chorus_logged(
     })
     .await
     .ok()
-    .flatten()
-    .expect("the server logs its address");
+    .flatten();
+    let Some(addr) = addr else {
+        drop(process);
+        let errors = errors.await.unwrap_or_default();
+        panic!(
+            "the server did not log its address; its output:\n{}\n{errors}",
+            logs.lock().expect("not poisoned").join("\n")
+        );
+    };
     // Keep draining the logs so the server never blocks on a full pipe.
     let kept = std::sync::Arc::clone(&logs);
     tokio::spawn(async move {

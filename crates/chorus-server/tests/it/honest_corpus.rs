@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::helpers::length_prefixed;
 use bytes::Bytes;
 use chorus_protocol::update::{UpdateLimits, validate_update_v1};
 use chorus_protocol::{Message, StateVector, SyncMessage};
@@ -414,23 +415,6 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The messages of one `conn-NNN.bin`: `u32 LE length | message`, repeated.
-fn frames(bytes: &[u8], file: &Path) -> Vec<Vec<u8>> {
-    let mut frames = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .unwrap_or_else(|| panic!("{}: truncated length", file.display()));
-        let len = usize::try_from(u32::from_le_bytes(*len)).expect("a u32 fits");
-        assert!(tail.len() >= len, "{}: truncated message", file.display());
-        let (frame, tail) = tail.split_at(len);
-        frames.push(frame.to_vec());
-        rest = tail;
-    }
-    frames
-}
-
 fn rooms() -> Vec<PathBuf> {
     let mut rooms = Vec::new();
     for run in std::fs::read_dir(corpus_dir()).expect("the corpus directory") {
@@ -490,7 +474,10 @@ fn replay_room(room_dir: &Path) -> Vec<String> {
         .iter()
         .map(|conn| {
             let file = room_dir.join(conn["file"].as_str().expect("connection file"));
-            frames(&std::fs::read(&file).expect("connection file"), &file)
+            length_prefixed(
+                &std::fs::read(&file).expect("connection file"),
+                &file.display().to_string(),
+            )
         })
         .collect();
     let order: Vec<usize> = manifest["order"]

@@ -1,8 +1,12 @@
 //! Per-connection rules and connection limits.
 
+use std::time::Duration;
+
+use chorus_protocol::{AwarenessEntry, AwarenessUpdate, Message};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
-use crate::helpers::{TestClient, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestClient, server_doc, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_connection_may_only_speak_for_its_own_client_id() {
@@ -52,13 +56,40 @@ async fn invalid_awareness_states_are_refused() {
     app.stop().await;
 }
 
-/// Sends `updates` (text appended to "t") from a writer as fast as its socket takes them, and
-/// checks that a reader in the room gets all of them and that the writer is still connected.
-async fn flood_is_delivered(app: &crate::helpers::TestApp, updates: &[String]) {
-    let mut writer = TestClient::connect_synced(&app.ws_url("doc")).await;
+const KEY: &str = "limits-test-key";
+
+/// What a flood cost: how long from the writer's connection until the server had all of it,
+/// and the size of each message sent, in order.
+struct Flood {
+    took: Duration,
+    sizes: Vec<usize>,
+}
+
+/// Sends `updates` (text appended to "t") from one writer as fast as its socket takes them,
+/// each followed by a presence update when `with_presence` is set (so that no two updates
+/// arrive back to back and get merged into one message, see `chorus_server::burst`). Checks
+/// that a reader receives every update, that the server's document ends with all of them and
+/// that the writer is still connected.
+async fn flood(app: &TestApp, updates: &[String], with_presence: bool) -> Flood {
     let mut reader = TestClient::connect_synced(&app.ws_url("doc")).await;
-    for text in updates {
-        writer.type_text(text).await;
+    let start = Instant::now();
+    let mut writer = TestClient::connect_synced(&app.ws_url("doc")).await;
+    let mut sizes = Vec::new();
+    for (clock, text) in (0..).zip(updates) {
+        sizes.push(writer.type_text(text).await);
+        if with_presence {
+            let state = format!(r#"{{"n":{clock}}}"#);
+            let presence = AwarenessUpdate {
+                entries: vec![AwarenessEntry {
+                    client: 4,
+                    clock,
+                    state: state.clone().into(),
+                }],
+            };
+            let frame = Message::Awareness(presence).encode();
+            sizes.push(frame.len());
+            writer.send_raw(frame).await;
+        }
     }
     let expected: String = updates.concat();
     reader
@@ -66,27 +97,55 @@ async fn flood_is_delivered(app: &crate::helpers::TestApp, updates: &[String]) {
             c.text() == expected
         })
         .await;
-    // The echo of the writer's own presence proves its connection survived the flood.
-    writer.set_awareness(4, 0, "{}").await;
+    let took = start.elapsed();
+    assert_eq!(
+        server_doc(app.addr, KEY, "doc").await["t"],
+        expected.as_str(),
+        "the server's document has every update"
+    );
+    // An answer to the writer proves its connection survived the flood.
+    let next_clock = u32::try_from(updates.len()).expect("a short flood");
+    writer.set_awareness(4, next_clock, "{}").await;
     writer
         .until("the writer's presence is echoed", |c| {
-            c.awareness.contains_key(&4)
+            c.awareness.get(&4).is_some_and(|s| s == "{}")
         })
         .await;
     assert_eq!(
         writer.closed, None,
         "the writer was slowed down, not closed"
     );
-    assert_eq!(writer.text(), expected);
+    Flood { took, sizes }
+}
+
+/// The least time a token bucket of `rate` per second, full at `burst`, needs before it lets
+/// the last of `costs` through: the connection reads a message only once it is out of debt, so
+/// everything before the last has been paid for, less the burst it started with.
+fn least_time(costs: &[usize], rate: f64, burst: f64) -> Duration {
+    let before_last: usize = costs.iter().rev().skip(1).sum();
+    Duration::from_secs_f64(((before_last as f64 - burst) / rate).max(0.0))
 }
 
 #[tokio::test]
 async fn a_client_sending_too_many_messages_is_slowed_down_not_closed() {
+    const RATE: u32 = 50;
     let dir = tempfile::tempdir().expect("dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.limits.max_messages_per_second = 50).await;
-    // A burst of 100, then about three seconds at 50 a second.
-    let updates: Vec<String> = (0..250).map(|i| format!("{i};")).collect();
-    flood_is_delivered(&app, &updates).await;
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.limits.max_messages_per_second = RATE;
+        c.auth.api_key = Some(chorus_server::config::Secret(KEY.into()));
+    })
+    .await;
+    // 260 messages against a burst of 100 at 50 a second.
+    let updates: Vec<String> = (0..130).map(|i| format!("{i};")).collect();
+    let flood = flood(&app, &updates, true).await;
+    let messages = vec![1; flood.sizes.len()];
+    let least = least_time(&messages, f64::from(RATE), f64::from(RATE * 2));
+    assert!(
+        flood.took >= least,
+        "{} messages went through in {:?}; the rate allows no less than {least:?}",
+        messages.len(),
+        flood.took
+    );
     let calm = TestClient::connect_synced(&app.ws_url("doc")).await;
     assert!(calm.synced, "other connections are unaffected");
     app.stop().await;
@@ -94,16 +153,24 @@ async fn a_client_sending_too_many_messages_is_slowed_down_not_closed() {
 
 #[tokio::test]
 async fn a_client_sending_too_many_bytes_is_slowed_down_not_closed() {
+    const RATE: u64 = 8192;
     let dir = tempfile::tempdir().expect("dir");
     let app = spawn_app_with(dir.path().into(), |c| {
-        c.limits.max_bytes_per_second = 4096;
+        c.limits.max_bytes_per_second = RATE;
         c.limits.max_message_bytes = 8192;
+        c.auth.api_key = Some(chorus_server::config::Secret(KEY.into()));
     })
     .await;
-    // 18 KB against a burst of 8 KiB: the second message puts the connection about a second in
-    // debt, the third a second and a half more.
-    let updates: Vec<String> = (0..3).map(|i| format!("{i}").repeat(6000)).collect();
-    flood_is_delivered(&app, &updates).await;
+    // 36 KB against a burst of 8 KiB at 8 KiB a second.
+    let updates: Vec<String> = (0..6).map(|i| format!("{i}").repeat(6000)).collect();
+    let flood = flood(&app, &updates, false).await;
+    let least = least_time(&flood.sizes, RATE as f64, 8192.0);
+    assert!(
+        flood.took >= least,
+        "{} bytes went through in {:?}; the rate allows no less than {least:?}",
+        flood.sizes.iter().sum::<usize>(),
+        flood.took
+    );
     app.stop().await;
 }
 

@@ -2,8 +2,10 @@
 
 mod api;
 mod auth;
+mod auth_callback;
 mod awareness;
 mod crash;
+mod doc_compact;
 mod drain;
 mod drain_delay;
 mod embed;
@@ -15,11 +17,13 @@ mod hostile;
 mod hostile_corpus;
 mod http;
 mod limits;
+mod liveness;
 mod metrics;
 mod misbehaviour;
 mod persistence;
 mod quarantine;
 mod relay;
 mod relay_cluster;
+mod s3;
 mod sync;
 mod webhooks;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::helpers::{TestClient, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestClient, metric, scrape, spawn_app, spawn_app_with, start_chorus, until_metrics,
+};
 
 #[tokio::test]
 async fn a_malformed_frame_closes_only_that_connection_with_1007() {
@@ -67,12 +69,14 @@ async fn an_oversized_message_is_refused_with_1009() {
 
 #[tokio::test]
 async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
+    // A process of its own, so that its /metrics count only this test's connections.
     let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| c.limits.outbox_capacity = 16).await;
-    let mut slow = TestClient::connect_synced(&app.ws_url("busy")).await;
+    let (_server, addr) = start_chorus(dir.path(), &["--outbox-capacity", "16"]).await;
+    let url = format!("ws://{addr}/ws/busy");
+    let mut slow = TestClient::connect_synced(&url).await;
     slow.set_awareness(77, 0, r#"{"slow":true}"#).await;
-    let mut writer = TestClient::connect_synced(&app.ws_url("busy")).await;
-    let mut reader = TestClient::connect_synced(&app.ws_url("busy")).await;
+    let mut writer = TestClient::connect_synced(&url).await;
+    let mut reader = TestClient::connect_synced(&url).await;
     reader
         .until("reader sees the slow client", |c| {
             c.awareness.contains_key(&77)
@@ -117,7 +121,19 @@ async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
         })
         .await;
 
-    // The slow client's connection ends (after the frames that were already in flight).
+    // The server closed the slow client, and only it, as too slow: 1013. It records that
+    // whether or not the close frame could still be written into the full socket.
+    until_metrics(
+        &addr,
+        "the server recorded one slow client, closed with 1013",
+        |page| {
+            metric(page, "chorus_slow_client_disconnects_total") == 1.0
+                && metric(page, r#"chorus_connections_closed_total{code="1013"}"#) == 1.0
+        },
+    )
+    .await;
+    // The slow client's connection ends after the frames already in flight; a close frame, if
+    // one got through, says 1013 too.
     tokio::time::timeout(Duration::from_secs(30), async {
         use futures_util::StreamExt;
         while let Some(Ok(frame)) = slow.socket().next().await {
@@ -128,8 +144,12 @@ async fn a_slow_reader_is_disconnected_while_the_others_carry_on() {
         }
     })
     .await
-    .expect("the slow connection was closed");
-    app.stop().await;
+    .expect("the slow connection ended");
+    assert_eq!(
+        metric(&scrape(&addr).await, "chorus_connections"),
+        2.0,
+        "the writer and the fast reader are still connected"
+    );
 }
 
 #[tokio::test]

@@ -2,28 +2,36 @@ use std::time::Duration;
 
 use crate::helpers::{TestClient, eventually, spawn_app_with};
 
+/// Settings under which nothing but the snapshot written at shutdown outlives the process: the
+/// update log is kept in memory, no periodic snapshot comes within the test (an hour) and the
+/// room never goes idle (which would save it too).
+fn only_the_shutdown_flush_saves(config: &mut chorus_server::Config) {
+    config.storage.update_log = Some(chorus_server::config::LogKind::Memory);
+    config.storage.snapshot_interval = Duration::from_secs(3600);
+    config.sessions.room_idle_timeout = Duration::from_secs(3600);
+}
+
 #[tokio::test]
 async fn a_restarted_server_still_has_the_document() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.storage.snapshot_interval = Duration::from_secs(3600)
-    })
-    .await;
+    let app = spawn_app_with(dir.path().into(), only_the_shutdown_flush_saves).await;
     let mut alice = TestClient::connect_synced(&app.ws_url("kept")).await;
     let mut bob = TestClient::connect_synced(&app.ws_url("kept")).await;
     alice.type_text("survives a restart").await;
     bob.until("bob has it", |c| c.text() == "survives a restart")
         .await;
+    let snapshot = dir.path().join("kept.snap");
+    assert!(!snapshot.exists(), "nothing is saved before the shutdown");
 
-    // The snapshot interval is an hour: only the shutdown flush can save this.
     app.stop().await;
     assert_eq!(
         alice.closed_code().await,
         Some(1001),
         "clients are told the server is going away"
     );
+    assert!(snapshot.exists(), "the shutdown flush wrote the snapshot");
 
-    let app = spawn_app_with(dir.path().into(), |_| {}).await;
+    let app = spawn_app_with(dir.path().into(), only_the_shutdown_flush_saves).await;
     let carol = TestClient::connect_synced(&app.ws_url("kept")).await;
     assert_eq!(carol.text(), "survives a restart");
     app.stop().await;

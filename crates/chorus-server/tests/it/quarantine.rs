@@ -1,21 +1,7 @@
 //! `--quarantine-dir`: a refused update is kept with what its connection sent before it, so an
 //! operator can hand over the evidence, and no more refusals are kept than allowed.
 
-use crate::helpers::{TestClient, eventually, start_chorus};
-
-/// The messages of a `frames.bin` (each as `u32` little-endian length, then its bytes).
-fn frames(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while rest.len() >= 4 {
-        let (len, tail) = rest.split_at(4);
-        let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
-        let (frame, tail) = tail.split_at(len.min(tail.len()));
-        out.push(frame.to_vec());
-        rest = tail;
-    }
-    out
-}
+use crate::helpers::{TestClient, eventually, length_prefixed, start_chorus};
 
 #[tokio::test]
 async fn a_refused_update_is_kept_with_the_messages_before_it() {
@@ -48,7 +34,10 @@ async fn a_refused_update_is_kept_with_the_messages_before_it() {
             .is_some_and(|r| r.starts_with("[inconsistent_origins]")),
         "{summary}"
     );
-    let sent = frames(&std::fs::read(kept.join("frames.bin")).expect("frames.bin"));
+    let sent = length_prefixed(
+        &std::fs::read(kept.join("frames.bin")).expect("frames.bin"),
+        "frames.bin",
+    );
     assert_eq!(sent.last(), Some(&forged), "the refused update comes last");
     assert!(
         sent.len() >= 3,

@@ -1,4 +1,4 @@
-//! Webhooks and the auth callback, against receivers started by the test on 127.0.0.1.
+//! Webhooks, against receivers started by the test on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -7,20 +7,35 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::helpers::{TestClient, eventually, spawn_app_with, upgrade_status};
+use crate::helpers::{
+    TestClient, eventually, metric, serve, spawn_app_with, start_chorus, until_metrics,
+};
+use crate::relay::{redis_url, require_redis, unique_prefix};
 
 const SECRET: &str = "webhook-secret-for-tests";
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
 struct Received {
+    /// `/hook`, or `/hook/<name>` where nodes are told apart by their URLs.
+    path: String,
     headers: HeaderMap,
     body: Bytes,
+}
+
+impl Received {
+    fn delivery(&self) -> &str {
+        header(self, "x-chorus-delivery")
+    }
+
+    fn notice(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON notice")
+    }
 }
 
 /// What a receiver answers and records.
@@ -37,14 +52,28 @@ impl Receiver {
     fn calls(&self) -> Vec<Received> {
         self.calls.lock().expect("not poisoned").clone()
     }
+
+    /// Waits until some call satisfies `check`.
+    async fn until(&self, what: &str, check: impl Fn(&Received) -> bool) {
+        eventually(what, || {
+            let found = self.calls().iter().any(&check);
+            async move { found }
+        })
+        .await;
+    }
 }
 
-async fn record(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    receiver
-        .calls
-        .lock()
-        .expect("not poisoned")
-        .push(Received { headers, body });
+async fn record(
+    State(receiver): State<Receiver>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    receiver.calls.lock().expect("not poisoned").push(Received {
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    });
     if receiver.hang {
         std::future::pending::<()>().await;
     }
@@ -56,20 +85,11 @@ async fn record(State(receiver): State<Receiver>, headers: HeaderMap, body: Byte
     StatusCode::OK
 }
 
-/// Serves `handler` at `/hook` on a free loopback port.
-async fn serve(router: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
 async fn start_receiver(receiver: Receiver) -> SocketAddr {
     serve(
         Router::new()
             .route("/hook", post(record))
+            .route("/hook/{name}", post(record))
             .with_state(receiver),
     )
     .await
@@ -199,135 +219,190 @@ async fn a_hung_receiver_never_holds_a_room_back() {
     app.stop().await;
 }
 
-/// The backend behind `--auth-callback-url`: `write-*` tokens write, `read-*` read, the rest
-/// are denied; it counts requests.
-#[derive(Clone, Default)]
-struct Backend {
-    requests: Arc<Mutex<Vec<serde_json::Value>>>,
-    /// Tokens the backend no longer accepts.
-    revoked: Arc<Mutex<Vec<String>>>,
+/// A `chorus` process (its /metrics count only this test's notices) posting with a 100 ms
+/// debounce and `--webhook-max-attempts attempts` to a receiver that refuses every notice,
+/// and a writer connected to it.
+struct Refused {
+    receiver: Receiver,
+    addr: String,
+    writer: TestClient,
+    _server: crate::helpers::Process,
+    _dir: tempfile::TempDir,
 }
 
-async fn decide(State(backend): State<Backend>, body: Bytes) -> (StatusCode, String) {
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    backend
-        .requests
-        .lock()
-        .expect("not poisoned")
-        .push(request.clone());
-    let token = request["token"].as_str().unwrap_or_default();
-    let revoked = backend
-        .revoked
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .any(|t| t == token);
-    let access = if revoked {
-        "deny"
-    } else if token.starts_with("write-") {
-        "write"
-    } else if token.starts_with("read-") {
-        "read"
-    } else {
-        "deny"
-    };
-    (StatusCode::OK, format!(r#"{{"access":"{access}"}}"#))
-}
+impl Refused {
+    async fn start(attempts: &str) -> Self {
+        let receiver = Receiver::default();
+        *receiver.fail_first.lock().expect("not poisoned") = usize::MAX;
+        let hook = start_receiver(receiver.clone()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("http://{hook}/hook");
+        let args = [
+            "--webhook-url",
+            url.as_str(),
+            "--webhook-include-content",
+            "--change-debounce",
+            "100ms",
+            "--webhook-max-attempts",
+            attempts,
+        ];
+        let (server, addr) = start_chorus(dir.path(), &args).await;
+        let writer = TestClient::connect_synced(&format!("ws://{addr}/ws/doc")).await;
+        Self {
+            receiver,
+            addr,
+            writer,
+            _server: server,
+            _dir: dir,
+        }
+    }
 
-/// A server whose connections are decided by `backend`, its answers cached for `cache`.
-async fn app_behind_callback(
-    backend: &Backend,
-    cache: Duration,
-) -> (crate::helpers::TestApp, tempfile::TempDir) {
-    let addr = serve(
-        Router::new()
-            .route("/auth", post(decide))
-            .with_state(backend.clone()),
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-        c.auth.auth_callback_cache = cache;
-    })
-    .await;
-    (app, dir)
-}
-
-#[tokio::test]
-async fn the_auth_callback_decides_and_is_cached() {
-    let backend = Backend::default();
-    let (app, _dir) = app_behind_callback(&backend, Duration::from_secs(600)).await;
-    let url = |token: &str| format!("{}?token={token}", app.ws_url("shared"));
-
-    assert_eq!(upgrade_status(url("nobody").as_str()).await, 403);
-    assert_eq!(
-        upgrade_status(app.ws_url("shared").as_str()).await,
-        403,
-        "no token"
-    );
-
-    let mut writer = TestClient::connect_synced(&url("write-alice")).await;
-    let mut reader = TestClient::connect_synced(&url("read-bob")).await;
-    writer.type_text("from alice").await;
-    reader
-        .until("the reader sees the writer", |r| r.text() == "from alice")
-        .await;
-    reader.type_text(" and bob").await;
-    let mut late = TestClient::connect_synced(&url("write-alice")).await;
-    late.until("a late joiner synced", |c| c.synced).await;
-    assert_eq!(late.text(), "from alice", "the reader's edit was refused");
-
-    let asked = backend.requests.lock().expect("not poisoned").clone();
-    assert_eq!(
-        asked
-            .iter()
-            .filter(|r| r["token"] == "write-alice" && r["doc"] == "shared")
-            .count(),
-        1,
-        "the second write-alice connection was answered from the cache: {asked:?}"
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn an_unreachable_auth_callback_refuses_with_503() {
-    // A port nobody listens on: bind, read the port, close.
-    let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = spawn_app_with(dir.path().into(), |c| {
-        c.auth.auth_callback_url = Some(format!("http://{addr}/auth").parse().expect("url"));
-    })
-    .await;
-    assert_eq!(
-        upgrade_status(format!("{}?token=write-x", app.ws_url("doc").as_str())).await,
-        503
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn a_permission_the_callback_revokes_closes_the_connection_with_4403() {
-    let backend = Backend::default();
-    let (app, _dir) = app_behind_callback(&backend, Duration::from_millis(200)).await;
-    let url = |token: &str| format!("{}?token={token}", app.ws_url("revocable"));
-    let mut kept = TestClient::connect_synced(&url("write-kept")).await;
-    let mut revoked = TestClient::connect_synced(&url("write-gone")).await;
-    backend
-        .revoked
-        .lock()
-        .expect("not poisoned")
-        .push("write-gone".into());
-    assert_eq!(revoked.closed_code().await, Some(4403));
-    kept.type_text("still here").await;
-    let mut check = TestClient::connect_synced(&url("write-kept")).await;
-    check
-        .until("the kept connection still edits", |c| {
-            c.text() == "still here"
+    /// Waits until the process counts `value` notices with `outcome`.
+    async fn until_outcome(&self, outcome: &str, value: f64) {
+        let series = format!(r#"chorus_webhooks_total{{outcome="{outcome}"}}"#);
+        until_metrics(&self.addr, &format!("{value} notices {outcome}"), |page| {
+            metric(page, &series) == value
         })
         .await;
+    }
+}
+
+#[tokio::test]
+async fn a_newer_change_supersedes_a_notice_still_retrying() {
+    let mut test = Refused::start("8").await;
+    test.writer.type_text("one").await;
+    test.receiver
+        .until("the first notice was refused", |c| {
+            c.notice()["content"]["t"] == "one"
+        })
+        .await;
+    let first = test.receiver.calls()[0].delivery().to_owned();
+
+    test.writer.type_text(" two").await;
+    test.receiver
+        .until("a notice of the newer change arrived", |c| {
+            c.notice()["content"]["t"] == "one two"
+        })
+        .await;
+    // The first notice wakes for its next attempt and finds it has been superseded.
+    test.until_outcome("superseded", 1.0).await;
+
+    let calls = test.receiver.calls();
+    let newer = calls
+        .iter()
+        .position(|c| c.delivery() != first)
+        .expect("the newer notice");
+    assert!(
+        calls[newer..].iter().all(|c| c.delivery() != first),
+        "no attempt of the superseded notice after the newer one: {:?}",
+        calls.iter().map(Received::delivery).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn retries_end_after_the_maximum_attempts() {
+    let mut test = Refused::start("3").await;
+    test.writer.type_text("refused").await;
+    test.until_outcome("abandoned", 1.0).await;
+
+    let calls = test.receiver.calls();
+    let attempts: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.delivery(), header(c, "x-chorus-attempt")))
+        .collect();
+    let first = calls[0].delivery();
+    assert_eq!(
+        attempts,
+        [(first, "1"), (first, "2"), (first, "3")],
+        "three attempts of one notice, then no more"
+    );
+}
+
+/// Edits that never pause for a whole debounce period are still announced, at most five
+/// periods after the first.
+#[tokio::test]
+async fn a_document_edited_without_pause_is_announced_while_edits_go_on() {
+    const DEBOUNCE: Duration = Duration::from_secs(1);
+    let receiver = Receiver::default();
+    let hook = start_receiver(receiver.clone()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = spawn_app_with(dir.path().into(), |c| {
+        c.webhooks.webhook_url = Some(format!("http://{hook}/hook").parse().expect("url"));
+        c.webhooks.change_debounce = DEBOUNCE;
+    })
+    .await;
+    let mut writer = TestClient::connect_synced(&app.ws_url("busy")).await;
+    let start = tokio::time::Instant::now();
+    let mut last_edit = start;
+    let mut longest_gap = Duration::ZERO;
+    // Without the cap no notice could come before the edits stop; a generous deadline (six
+    // times the cap) ends the test if none does.
+    while receiver.calls().is_empty() {
+        assert!(
+            start.elapsed() < DEBOUNCE * 30,
+            "no notice while edits went on for {:?}",
+            start.elapsed()
+        );
+        writer.type_text(".").await;
+        let now = tokio::time::Instant::now();
+        longest_gap = longest_gap.max(now - last_edit);
+        last_edit = now;
+        tokio::time::sleep(DEBOUNCE / 10).await;
+    }
+    assert!(
+        longest_gap < DEBOUNCE,
+        "the edits paused for {longest_gap:?}, a whole debounce period: the test proves \
+         nothing on a machine this busy"
+    );
     app.stop().await;
+}
+
+/// Two nodes share a room over Redis and post to one receiver, each under its own path: a
+/// change is announced by the node it was made on, never by the node it was relayed to.
+#[tokio::test]
+async fn only_the_node_where_a_change_was_made_announces_it() {
+    require_redis().await;
+    let receiver = Receiver::default();
+    let hook = start_receiver(receiver.clone()).await;
+    let prefix = unique_prefix();
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    // The node that relays announces (if it wrongly did) 20 times sooner than the editing node.
+    let node = |dir: &tempfile::TempDir, name: &str, debounce: Duration| {
+        let (prefix, url) = (prefix.clone(), format!("http://{hook}/hook/{name}"));
+        spawn_app_with(dir.path().into(), move |c| {
+            c.scale_out.redis_url = Some(redis_url());
+            c.scale_out.redis_prefix = prefix;
+            c.webhooks.webhook_url = Some(url.parse().expect("url"));
+            c.webhooks.webhook_include_content = true;
+            c.webhooks.change_debounce = debounce;
+        })
+    };
+    let a = node(&dirs[0], "a", Duration::from_secs(2)).await;
+    let b = node(&dirs[1], "b", Duration::from_millis(100)).await;
+    let mut on_a = TestClient::connect_synced(&a.ws_url("shared")).await;
+    let mut on_b = TestClient::connect_synced(&b.ws_url("shared")).await;
+
+    on_a.type_text("a").await;
+    on_b.until("the edit reached node b", |c| c.text() == "a")
+        .await;
+    receiver
+        .until("node a announced its edit", |c| c.path == "/hook/a")
+        .await;
+    assert!(
+        receiver.calls().iter().all(|c| c.path == "/hook/a"),
+        "node b announced a change relayed to it"
+    );
+
+    // Node b does announce what is edited on it.
+    on_b.type_text("b").await;
+    receiver
+        .until("node b announced its own edit", |c| {
+            c.path == "/hook/b" && c.notice()["content"]["t"] == "ab"
+        })
+        .await;
+    a.stop().await;
+    b.stop().await;
 }
