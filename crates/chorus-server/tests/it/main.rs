@@ -9,6 +9,7 @@ mod doc_compact;
 mod drain;
 mod drain_delay;
 mod embed;
+mod engine_panic;
 mod helpers;
 mod home_page;
 mod honest_corpus;
