@@ -5,19 +5,8 @@ import { test } from 'node:test'
 import * as Y from 'yjs'
 import { openSynced } from './lib/client.mjs'
 import { startServer } from './lib/server.mjs'
+import { prng } from './lib/markers.mjs'
 import { Cleanup, waitFor } from './lib/wait.mjs'
-
-/** Small deterministic PRNG (mulberry32) so a failing edit sequence can be replayed by seed. */
-function prng (seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function randomEdit (text, rand, tag) {
   const len = text.length

@@ -6,6 +6,7 @@ import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 import { freePort } from './ports.mjs'
 import { waitFor } from './wait.mjs'
+import { track, untrack } from './children.mjs'
 
 export const REDIS_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server'
 
@@ -19,18 +20,6 @@ const PORT_ATTEMPTS = 3
 
 const LOG_TAIL_LINES = 30
 
-// Same reasoning as in server.mjs: no redis-server may outlive the test file, even when the
-// runner kills the file's process for a timeout.
-const live = new Set()
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL')
-})
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]]) {
-  process.once(signal, () => {
-    for (const child of live) child.kill('SIGKILL')
-    process.exit(128 + number)
-  })
-}
 
 /**
  * Resolves to true if something on `port` answers a RESP `PING` with `+PONG`.
@@ -81,15 +70,15 @@ export class RedisServer {
       '--daemonize', 'no'
     ], { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' })
     this.child = child
-    live.add(child)
+    track(child)
     const exited = new Promise(resolve => {
       child.once('exit', (code, signal) => {
-        live.delete(child)
+        untrack(child)
         resolve({ code, signal })
       })
       // A failed spawn emits 'error' and may never emit 'exit'; kill() must not wait for it.
       child.once('error', () => {
-        live.delete(child)
+        untrack(child)
         resolve({ code: null, signal: null })
       })
     })

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { track, untrack } from './children.mjs'
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 
@@ -22,19 +23,6 @@ export const STOP_TIMEOUT_MS = 10_000
 /** How many stdout/stderr lines to keep for error messages. */
 const LOG_TAIL_LINES = 60
 
-// Every server this process spawned and has not yet seen exit. A test that throws still runs
-// its cleanup, but an uncaught error or a runner-level timeout may not; these handlers make
-// sure no `chorus` process outlives the test file either way.
-const live = new Set()
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL')
-})
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]]) {
-  process.once(signal, () => {
-    for (const child of live) child.kill('SIGKILL')
-    process.exit(128 + number)
-  })
-}
 
 /** Makes a fresh data dir; the caller decides when to remove it (restart tests reuse it). */
 export function makeDataDir () {
@@ -200,8 +188,8 @@ export async function startServer ({ cleanup, dataDir, listen = '127.0.0.1:0', a
     ['serve', '--listen', listen, '--data-dir', dir, '--log-format', 'json', ...args],
     { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] }
   )
-  live.add(child)
-  child.once('exit', () => live.delete(child))
+  track(child)
+  child.once('exit', () => untrack(child))
 
   const logs = new LogTail(name)
   // Both pipes are drained for the whole life of the process: a full pipe would block the
