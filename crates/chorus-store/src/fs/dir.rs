@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chorus_protocol::DocName;
 
-use super::durable::TEMP_PREFIX;
+use super::crash_safe::TEMP_PREFIX;
 use crate::naming::{self, Stem};
 use crate::{FormatError, StoreError};
 

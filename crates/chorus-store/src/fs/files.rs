@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::{Bytes, BytesMut};
 use chorus_protocol::DocName;
 
-use super::durable::{self, FileId, link_aside, write_atomically};
+use super::crash_safe::{self, FileId, link_aside, write_atomically};
 use super::lock::FileLock;
 use super::stats::Counters;
 use crate::log_record::{self, Record, put_file_header, put_record};
@@ -264,6 +264,6 @@ impl LogFiles {
         lock.remove()
             .map_err(StoreError::io("deleting update log", &path))?;
         self.forget(&path);
-        durable::sync_dir(&self.dir).map_err(StoreError::io("deleting update log", &self.dir))
+        crash_safe::sync_dir(&self.dir).map_err(StoreError::io("deleting update log", &self.dir))
     }
 }

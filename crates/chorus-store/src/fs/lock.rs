@@ -14,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::durable::FileId;
+use super::crash_safe::FileId;
 
 /// An exclusive lock on one file, released when dropped.
 #[derive(Debug)]

@@ -24,7 +24,7 @@
 //!
 //! # Layout
 //! Each module imports only from those listed before it (no import circles):
-//! - `durable`, `lock`, `stats`, `dir`: crash-safe file operations, `flock` locks, the
+//! - `crash_safe`, `lock`, `stats`, `dir`: crash-safe file operations, `flock` locks, the
 //!   [`FsLogStats`] counters, the directory itself (preparing and listing it);
 //! - `store`: [`FsStore`];
 //! - `files`: the update log files, one per document (tail cache, repair, read, truncate);
@@ -32,7 +32,7 @@
 //!   dead processes' WALs into the log files;
 //! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
 mod dir;
-mod durable;
+mod crash_safe;
 mod files;
 mod lock;
 mod log;

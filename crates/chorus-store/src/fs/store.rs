@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chorus_protocol::DocName;
 
 use super::dir::{list_dir, prepare_dir, read_name};
-use super::durable::{self, link_aside, write_atomically};
+use super::crash_safe::{self, link_aside, write_atomically};
 use super::lock::FileLock;
 use crate::cas::{self, KeptAside, Slot as _};
 use crate::{SnapshotStore, StoreError, naming, snapshot_file};
@@ -72,7 +72,7 @@ impl FsStore {
         }
         lock.remove()
             .map_err(StoreError::io("deleting snapshot lock", &lock_path))?;
-        durable::sync_dir(&self.dir).map_err(StoreError::io("deleting snapshot", &self.dir))
+        crash_safe::sync_dir(&self.dir).map_err(StoreError::io("deleting snapshot", &self.dir))
     }
 }
 

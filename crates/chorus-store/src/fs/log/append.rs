@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chorus_protocol::DocName;
 
 use super::interval::Unsynced;
-use crate::fs::durable::{self, FileId};
+use crate::fs::crash_safe::{self, FileId};
 use crate::fs::files::{LogFiles, Recovered, Tail};
 use crate::fs::lock::FileLock;
 use crate::fs::stats::Counters;
@@ -19,8 +19,8 @@ use crate::{FsyncPolicy, StoreError};
 
 /// How far an append got.
 pub(crate) enum Appended {
-    /// Done: written and, as the policy requires, durable.
-    Durable(u64),
+    /// Written and, as the policy requires, synced to disk: through this sequence number.
+    Done(u64),
     /// Written, and handed to the write-ahead log.
     Pending(Pending),
 }
@@ -29,7 +29,7 @@ pub(crate) enum Appended {
 /// WAL's fsync. It holds the document's lock until then (see [`Appender::write_batch`]).
 pub(crate) struct Pending {
     seq: u64,
-    durable: wal::Durable,
+    durable: wal::SyncWait,
     lock: FileLock,
     dir: PathBuf,
 }
@@ -80,7 +80,7 @@ impl Appender<'_> {
     #[cfg(test)]
     pub(crate) fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
         match self.start_append(doc, updates)? {
-            Appended::Durable(seq) => Ok(seq),
+            Appended::Done(seq) => Ok(seq),
             Appended::Pending(pending) => pending.wait_blocking(),
         }
     }
@@ -151,13 +151,13 @@ impl Appender<'_> {
                 // A new file's name is durable before anything is acknowledged, so that after
                 // a power cut a missing log always means a deleted document (replay relies
                 // on it).
-                if new_file && let Err(e) = durable::sync_dir(&self.files.dir) {
+                if new_file && let Err(e) = crash_safe::sync_dir(&self.files.dir) {
                     self.files.forget(path);
                     return Err(StoreError::io("fsyncing log directory", &self.files.dir)(e));
                 }
                 self.files.remember(path, written);
                 if records.is_empty() {
-                    return Ok(Appended::Durable(seq));
+                    return Ok(Appended::Done(seq));
                 }
                 let submission = Submission {
                     doc: doc.as_str().to_owned(),
@@ -185,7 +185,7 @@ impl Appender<'_> {
                 Counters::add(&self.files.counters.log_fsyncs, 1);
                 let synced = lock.file().sync_data().and_then(|()| {
                     if new_file {
-                        durable::sync_dir(&self.files.dir)
+                        crash_safe::sync_dir(&self.files.dir)
                     } else {
                         Ok(())
                     }
@@ -206,6 +206,6 @@ impl Appender<'_> {
                 self.unsynced.add(tail.id, path.to_owned(), file, new_file);
             }
         }
-        Ok(Appended::Durable(seq))
+        Ok(Appended::Done(seq))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::StoreError;
-use crate::fs::durable::{self, FileId};
+use crate::fs::crash_safe::{self, FileId};
 use crate::fs::files::LogFiles;
 use crate::fs::stats::Counters;
 
@@ -69,7 +69,7 @@ impl Unsynced {
                 first_error.get_or_insert((path.display().to_string(), e));
             }
         }
-        if dir && let Err(e) = durable::sync_dir(&logs.dir) {
+        if dir && let Err(e) = crash_safe::sync_dir(&logs.dir) {
             tracing::error!(dir = %logs.dir.display(), error = %e, "fsync of log directory failed");
             first_error.get_or_insert((logs.dir.display().to_string(), e));
         }

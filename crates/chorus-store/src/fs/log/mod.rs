@@ -234,7 +234,7 @@ impl UpdateLog for FsLog {
             })
             .await?;
         match appended {
-            Appended::Durable(seq) => Ok(seq),
+            Appended::Done(seq) => Ok(seq),
             Appended::Pending(pending) => pending.wait().await,
         }
     }

@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
 use super::format::Submission;
-use crate::fs::durable::FileId;
+use crate::fs::crash_safe::FileId;
 
 /// Document files written since the last retirement of a WAL, for its checkpoint to fsync.
 ///
@@ -26,7 +26,7 @@ pub(crate) type DirtySet = HashMap<FileId, (PathBuf, File)>;
 pub(crate) type Reply = oneshot::Sender<io::Result<()>>;
 
 /// Resolves once an append's records are durable in the WAL, or failed to be.
-pub(crate) type Durable = oneshot::Receiver<io::Result<()>>;
+pub(crate) type SyncWait = oneshot::Receiver<io::Result<()>>;
 
 pub(crate) enum Cmd {
     Append(Submission, Reply),

@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 
 use super::channel::{DirtySet, Reply};
 use super::epoch::Epoch;
-use crate::fs::durable;
+use crate::fs::crash_safe;
 use crate::fs::stats::Counters;
 
 /// A WAL to checkpoint (none when only waiting for earlier ones), the files to fsync before
@@ -69,7 +69,7 @@ impl Checkpointer {
         let removed = match first_error {
             Some(e) => Err(e),
             None => match fs::remove_file(&path) {
-                Ok(()) => durable::sync_dir(&self.dir),
+                Ok(()) => crash_safe::sync_dir(&self.dir),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),
             },

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::format::{Entry, WAL_HEADER_NAME, WAL_PREFIX, WAL_SUFFIX, parse_entry};
-use crate::fs::durable::{self, FileId};
+use crate::fs::crash_safe::{self, FileId};
 use crate::fs::lock::FileLock;
 use crate::log_record;
 
@@ -110,6 +110,6 @@ impl Dead {
                 Err(e) => return Err(e),
             }
         }
-        durable::sync_dir(dir)
+        crash_safe::sync_dir(dir)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::format::{WAL_HEADER_NAME, WAL_PREFIX, WAL_SUFFIX};
-use crate::fs::durable;
+use crate::fs::crash_safe;
 use crate::log_record::put_file_header;
 
 /// The WAL being written and what its checkpoint will have to fsync.
@@ -24,7 +24,7 @@ pub(crate) struct Epoch {
 impl Epoch {
     /// Creates, locks and names a new WAL; see the module docs.
     pub(crate) fn create(dir: &Path) -> io::Result<Self> {
-        let temp = durable::temp_path(dir);
+        let temp = crash_safe::temp_path(dir);
         let created = (|| {
             let mut file = OpenOptions::new()
                 .read(true)
@@ -47,7 +47,7 @@ impl Epoch {
             };
             fs::rename(&temp, &path)?;
             // The WAL's name must survive a power cut before anything in it is acknowledged.
-            durable::sync_dir(dir)?;
+            crash_safe::sync_dir(dir)?;
             Ok(Self {
                 path,
                 file,

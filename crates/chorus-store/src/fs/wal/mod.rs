@@ -45,13 +45,13 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::durable::FileId;
+use super::crash_safe::FileId;
 use super::stats::Counters;
 use channel::{Cmd, DirtySet, lock_dirty};
 use checkpoint::Checkpointer;
 use writer::Writer;
 
-pub(crate) use channel::{Durable, stopped};
+pub(crate) use channel::{SyncWait, stopped};
 #[cfg(test)]
 pub(crate) use format::is_wal_name;
 pub(crate) use format::{ENTRY_HEADER, Incarnation, Submission};
@@ -134,7 +134,7 @@ impl Wal {
         id: FileId,
         path: &Path,
         written: &File,
-    ) -> io::Result<Durable> {
+    ) -> io::Result<SyncWait> {
         if let hash_map::Entry::Vacant(slot) = lock_dirty(&self.dirty).entry(id) {
             slot.insert((path.to_owned(), written.try_clone()?));
         }
