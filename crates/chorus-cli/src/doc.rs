@@ -128,7 +128,7 @@ fn doc_name(name: String) -> anyhow::Result<DocName> {
 }
 
 async fn open(config: &Config) -> anyhow::Result<chorus_store::config::Backends> {
-    let store_config = config.store_config().map_err(|e| anyhow::anyhow!(e))?;
+    let store_config = config.store_config()?;
     chorus_store::open(&store_config)
         .await
         .with_context(|| format!("opening the store {store_config:?}"))

@@ -74,10 +74,13 @@ impl Authenticator {
     /// RS256 or ES256 with a PEM public key, chosen by the key's type.
     ///
     /// # Errors
-    /// A message naming the file when it cannot be read or holds no RSA or EC public key.
-    pub fn from_public_key_file(path: &Path) -> Result<Self, String> {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("--auth-public-key {}: cannot read it ({e})", path.display()))?;
+    /// [`KeyFileError`], naming the file, when it cannot be read or holds no RSA or EC public
+    /// key.
+    pub fn from_public_key_file(path: &Path) -> Result<Self, KeyFileError> {
+        let pem = std::fs::read(path).map_err(|error| KeyFileError::Unreadable {
+            path: path.to_owned(),
+            error,
+        })?;
         if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
             return Ok(Self {
                 key,
@@ -90,10 +93,7 @@ impl Authenticator {
                 algorithm: Algorithm::ES256,
             });
         }
-        Err(format!(
-            "--auth-public-key {}: not a PEM RSA or EC (P-256) public key",
-            path.display()
-        ))
+        Err(KeyFileError::NotAKey(path.to_owned()))
     }
 
     /// The mode `token` grants on `doc`, and when it expires.
@@ -145,9 +145,25 @@ impl TokenMinter {
     ///
     /// # Errors
     /// What the JWT library reports; not expected for these plain claims.
-    pub fn mint(&self, claims: &Claims) -> Result<String, String> {
-        encode(&Header::new(Algorithm::HS256), claims, &self.key).map_err(|e| e.to_string())
+    pub fn mint(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.key)
     }
+}
+
+/// Why `--auth-public-key` names no usable key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file cannot be read.
+    #[error("--auth-public-key (CHORUS_AUTH_PUBLIC_KEY) {}: cannot read it ({error})", path.display())]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file holds no RSA or EC public key.
+    #[error("--auth-public-key (CHORUS_AUTH_PUBLIC_KEY) {}: not a PEM RSA or EC (P-256) public key; give the public half of the key that signs the tokens", .0.display())]
+    NotAKey(std::path::PathBuf),
 }
 
 #[cfg(test)]

@@ -48,13 +48,16 @@ impl AuthCallback {
     /// A callback to `url`, each request limited to `timeout`, answers kept for `ttl`.
     ///
     /// # Errors
-    /// If the HTTP client cannot be built.
-    pub fn new(url: reqwest::Url, timeout: Duration, ttl: Duration) -> Result<Self, String> {
+    /// If the HTTP client cannot be built (no TLS backend, say).
+    pub fn new(
+        url: reqwest::Url,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("chorus/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("--auth-callback-url: cannot build an HTTP client ({e})"))?;
+            .build()?;
         Ok(Self {
             url,
             client,

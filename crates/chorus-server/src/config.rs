@@ -127,12 +127,21 @@ fn check_http_url(flag: &str, url: Option<&reqwest::Url>, problems: &mut Vec<Str
     }
 }
 
+/// Settings that cannot work, alone or together: one line per problem, each naming the setting
+/// (flag and environment variable) and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.join("\n"))]
+pub struct ConfigError {
+    /// The problems, one sentence each.
+    pub problems: Vec<String>,
+}
+
 impl Config {
     /// The store backends these settings select.
     ///
     /// # Errors
-    /// A message naming the missing setting.
-    pub fn store_config(&self) -> Result<StoreConfig, String> {
+    /// [`ConfigError`] naming the missing setting.
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
         self.storage
             .store_config(self.scale_out.redis_url.as_deref())
     }
@@ -155,8 +164,8 @@ impl Config {
     /// environment variable) and the fix.
     ///
     /// # Errors
-    /// One message per problem, joined by newlines.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`ConfigError`] with one message per problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         self.server.check(&mut problems);
         self.storage
@@ -169,7 +178,7 @@ impl Config {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("\n"))
+            Err(ConfigError { problems })
         }
     }
 

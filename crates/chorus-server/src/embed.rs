@@ -218,9 +218,7 @@ impl ChorusBuilder {
             hooks,
             backends,
         } = self;
-        config
-            .validate()
-            .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+        config.validate()?;
         let backends = match backends {
             Some(backends) => backends,
             None => open_store(&config).await?,
@@ -252,7 +250,9 @@ impl ChorusBuilder {
                     config.auth.auth_callback_timeout,
                     config.auth.auth_callback_cache,
                 )
-                .map_err(|e| anyhow::anyhow!(e))?,
+                .map_err(|e| {
+                    anyhow::anyhow!("--auth-callback-url: cannot build an HTTP client ({e})")
+                })?,
             )),
             None => None,
         };
@@ -307,9 +307,7 @@ impl ChorusBuilder {
 async fn open_store(
     config: &Config,
 ) -> anyhow::Result<(Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>)> {
-    let store_config = config
-        .store_config()
-        .map_err(|problem| anyhow::anyhow!("invalid configuration:\n{problem}"))?;
+    let store_config = config.store_config()?;
     chorus_store::open(&store_config).await.with_context(|| {
         format!(
             "opening the store {store_config:?} (for files: set --data-dir / CHORUS_DATA_DIR to a \
@@ -321,9 +319,7 @@ async fn open_store(
 fn token_checks(config: &AuthConfig) -> anyhow::Result<Option<Arc<Authenticator>>> {
     Ok(match (&config.auth_secret, &config.auth_public_key) {
         (Some(secret), _) => Some(Arc::new(Authenticator::hs256(secret.0.as_bytes()))),
-        (None, Some(path)) => Some(Arc::new(
-            Authenticator::from_public_key_file(path).map_err(|e| anyhow::anyhow!(e))?,
-        )),
+        (None, Some(path)) => Some(Arc::new(Authenticator::from_public_key_file(path)?)),
         (None, None) => None,
     })
 }

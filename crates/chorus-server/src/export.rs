@@ -19,19 +19,36 @@ const CONVERSION_STACK: usize = 256 * 1024 * 1024;
 /// Converts a Yjs v1 update holding a whole document to JSON.
 ///
 /// # Errors
-/// A description when the bytes are not a Yjs update or the conversion failed.
-pub fn doc_to_json(update: &[u8]) -> Result<Value, String> {
+/// [`ExportError`]: the bytes are not a Yjs update, or the conversion failed.
+pub fn doc_to_json(update: &[u8]) -> Result<Value, ExportError> {
     let update = update.to_vec();
     thread::Builder::new()
         .name("doc-to-json".into())
         .stack_size(CONVERSION_STACK)
         .spawn(move || convert(&update))
-        .map_err(|e| format!("cannot start the conversion: {e}"))?
+        .map_err(ExportError::Thread)?
         .join()
-        .map_err(|_| "the document could not be converted".to_owned())?
+        .map_err(|_| ExportError::Panicked)?
 }
 
-fn convert(update: &[u8]) -> Result<Value, String> {
+/// Why a document could not be turned into JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The bytes are not a Yjs v1 update.
+    #[error("not a Yjs v1 update: {0}")]
+    NotAnUpdate(yrs::encoding::read::Error),
+    /// yrs refused to apply it.
+    #[error("the update does not apply: {0}")]
+    DoesNotApply(String),
+    /// The conversion thread could not start.
+    #[error("cannot start the conversion: {0}")]
+    Thread(std::io::Error),
+    /// The conversion panicked.
+    #[error("the document could not be converted")]
+    Panicked,
+}
+
+fn convert(update: &[u8]) -> Result<Value, ExportError> {
     let doc = load(update)?;
     let roots: Vec<(String, bool)> = {
         let txn = doc.transact();
@@ -58,7 +75,7 @@ fn convert(update: &[u8]) -> Result<Value, String> {
 
 /// Reads the root `name` as a map, then as text, then as an array, each on a fresh copy (a
 /// root's kind can be set only once per document).
-fn infer(update: &[u8], name: &str) -> Result<Value, String> {
+fn infer(update: &[u8], name: &str) -> Result<Value, ExportError> {
     let doc = load(update)?;
     let map = doc.get_or_insert_map(name);
     let txn = doc.transact();
@@ -80,12 +97,12 @@ fn infer(update: &[u8], name: &str) -> Result<Value, String> {
     Ok(Value::String(String::new()))
 }
 
-fn load(update: &[u8]) -> Result<Doc, String> {
+fn load(update: &[u8]) -> Result<Doc, ExportError> {
     let doc = crate::room::doc::new_document();
-    let update = Update::decode_v1(update).map_err(|e| format!("not a Yjs v1 update: {e}"))?;
+    let update = Update::decode_v1(update).map_err(ExportError::NotAnUpdate)?;
     doc.transact_mut()
         .apply_update(update)
-        .map_err(|e| format!("the update does not apply: {e}"))?;
+        .map_err(|e| ExportError::DoesNotApply(e.to_string()))?;
     Ok(doc)
 }
 

@@ -195,7 +195,7 @@ impl Webhooks {
         }
     }
 
-    async fn body(&self, change: &DocChange) -> Result<bytes::Bytes, String> {
+    async fn body(&self, change: &DocChange) -> Result<bytes::Bytes, BodyError> {
         let time = humantime::format_rfc3339_millis(change.at).to_string();
         let mut notice = serde_json::json!({
             "event": "document.changed",
@@ -205,15 +205,22 @@ impl Webhooks {
         });
         if self.inner.settings.include_content {
             let state = change.state.clone();
-            let content = tokio::task::spawn_blocking(move || doc_to_json(&state))
-                .await
-                .map_err(|e| e.to_string())??;
+            let content = tokio::task::spawn_blocking(move || doc_to_json(&state)).await??;
             notice["content"] = content;
         }
-        serde_json::to_vec(&notice)
-            .map(bytes::Bytes::from)
-            .map_err(|e| e.to_string())
+        Ok(serde_json::to_vec(&notice)?.into())
     }
+}
+
+/// Why a notice's body could not be made.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("the conversion task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 /// `sha256=<hex HMAC-SHA256 of body>`.

@@ -119,7 +119,7 @@ pub(super) async fn read_json(
     let json = tokio::task::spawn_blocking(move || doc_to_json(&update))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(json))
 }
 

@@ -93,7 +93,7 @@ pub(super) async fn mint(
     };
     let token = TokenMinter::hs256(secret.0.as_bytes())
         .mint(&claims)
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(TokenResponse { token, expires_at }))
 }
 

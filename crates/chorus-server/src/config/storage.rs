@@ -6,7 +6,7 @@ use std::time::Duration;
 use chorus_store::{FsyncPolicy, LogBackend, S3Config, SnapshotBackend, StoreConfig};
 use clap::{Args, ValueEnum};
 
-use super::setting;
+use super::{ConfigError, setting};
 
 /// Where document snapshots are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,8 +95,14 @@ impl StorageConfig {
     /// store's fallback.
     ///
     /// # Errors
-    /// A message naming the missing setting and how to give it.
-    pub fn store_config(&self, redis_url: Option<&str>) -> Result<StoreConfig, String> {
+    /// [`ConfigError`] naming the missing setting and how to give it.
+    pub fn store_config(&self, redis_url: Option<&str>) -> Result<StoreConfig, ConfigError> {
+        self.backends(redis_url).map_err(|problem| ConfigError {
+            problems: vec![problem],
+        })
+    }
+
+    fn backends(&self, redis_url: Option<&str>) -> Result<StoreConfig, String> {
         let redis = || {
             self.store_redis_url
                 .clone()
@@ -157,7 +163,7 @@ impl StorageConfig {
                 setting("snapshot-interval")
             ));
         }
-        if let Err(problem) = self.store_config(redis_url) {
+        if let Err(problem) = self.backends(redis_url) {
             problems.push(problem);
         }
     }

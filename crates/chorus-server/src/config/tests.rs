@@ -318,7 +318,7 @@ fn defaults_are_valid_and_problems_are_all_listed() {
     let mut config = Config::local("./data");
     config.limits.outbox_capacity = 0;
     config.sessions.ping_interval = Duration::from_secs(60);
-    let problems = config.validate().expect_err("two problems");
+    let problems = config.validate().expect_err("two problems").to_string();
     assert!(
         problems.contains("--outbox-capacity (CHORUS_OUTBOX_CAPACITY)"),
         "{problems}"
@@ -339,12 +339,12 @@ fn every_problem_names_a_flag_and_its_variable() {
     config.webhooks.webhook_secret = Some(Secret("s".into()));
     config.scale_out.redis_cluster = true;
     config.storage.store = StoreKind::S3;
-    let problems = config.validate().expect_err("problems");
-    for line in problems.lines() {
+    let problems = config.validate().expect_err("problems").problems;
+    for line in &problems {
         assert!(
             line.contains("--") && line.contains("(CHORUS_"),
             "{line:?} names no flag and variable"
         );
     }
-    assert_eq!(problems.lines().count(), 7, "{problems}");
+    assert_eq!(problems.len(), 7, "{problems:?}");
 }

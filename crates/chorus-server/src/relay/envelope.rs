@@ -68,18 +68,31 @@ impl Envelope {
     ///
     /// # Errors
     /// Malformed bytes, a size above the limit, trailing bytes or another envelope version.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let config = bincode::config::standard().with_limit::<MAX_ENVELOPE_BYTES>();
-        let (envelope, read): (Self, usize) =
-            bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())?;
+        let (envelope, read): (Self, usize) = bincode::serde::decode_from_slice(bytes, config)?;
         if read != bytes.len() {
-            return Err(format!("{} trailing bytes", bytes.len() - read));
+            return Err(EnvelopeError::Trailing(bytes.len() - read));
         }
         if envelope.version != ENVELOPE_VERSION {
-            return Err(format!("envelope version {}", envelope.version));
+            return Err(EnvelopeError::Version(envelope.version));
         }
         Ok(envelope)
     }
+}
+
+/// Why bytes from Redis are not an envelope this node reads.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Not bincode of an [`Envelope`], or past the size limit.
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] bincode::error::DecodeError),
+    /// Bytes after the envelope.
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+    /// Another [`ENVELOPE_VERSION`]: a node of another release.
+    #[error("envelope version {0}")]
+    Version(u8),
 }
 
 #[cfg(test)]
@@ -89,13 +102,19 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_garbage() {
         let envelope = Envelope::new(NodeId(42), Body::Update(Bytes::from_static(&[0, 0])));
-        assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));
+        assert_eq!(
+            Envelope::decode(&envelope.encode()).expect("decodes"),
+            envelope
+        );
         let mut bytes = envelope.encode();
         bytes.push(0);
         assert!(Envelope::decode(&bytes).is_err());
         assert!(Envelope::decode(&[0xff; 3]).is_err());
         let deleted = Envelope::new(NodeId(42), Body::Deleted);
-        assert_eq!(Envelope::decode(&deleted.encode()), Ok(deleted));
+        assert_eq!(
+            Envelope::decode(&deleted.encode()).expect("decodes"),
+            deleted
+        );
         // A 2^40-byte payload announced in a few bytes.
         assert!(Envelope::decode(&[1, 42, 0, 0, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0]).is_err());
     }

@@ -31,8 +31,8 @@
 //! - `wal`: the write-ahead log: its format, writer and checkpoint threads, and the replay of
 //!   dead processes' WALs into the log files;
 //! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
-mod dir;
 mod crash_safe;
+mod dir;
 mod files;
 mod lock;
 mod log;

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
-use super::dir::{list_dir, prepare_dir, read_name};
 use super::crash_safe::{self, link_aside, write_atomically};
+use super::dir::{list_dir, prepare_dir, read_name};
 use super::lock::FileLock;
 use crate::cas::{self, KeptAside, Slot as _};
 use crate::{SnapshotStore, StoreError, naming, snapshot_file};
