@@ -216,8 +216,8 @@ impl Room {
                 () = sleep_until_opt(deadline) => match self.core.wake(now()) {
                     Err(_) => return self.fail(),
                     Ok(Wake::Unload) => {
-                        if self.try_unload().await {
-                            return Exit::Unloaded;
+                        if let Some(exit) = self.try_unload().await {
+                            return exit;
                         }
                     }
                     Ok(Wake::Continue) => {}
@@ -359,26 +359,25 @@ impl Room {
     }
 
     /// Saves and leaves the registry, unless a connection arrived meanwhile or the save failed
-    /// (then the room stays, and tries again after another idle period).
-    async fn try_unload(&mut self) -> bool {
+    /// (then the room stays, and tries again after another idle period: `None`).
+    async fn try_unload(&mut self) -> Option<Exit> {
         if self.flush().await.is_err() {
-            self.fail();
-            return false;
+            return Some(self.fail());
         }
-        let listed = !self.core.is_dirty()
+        let unlisted = !self.core.is_dirty()
             && self
                 .ctx
                 .registry
                 .unlist_if_idle(&self.name, self.generation, &self.cmd_rx);
-        if !listed {
+        if !unlisted {
             self.core.postpone_unload(now());
-            return false;
+            return None;
         }
         // Unlisted: a command can only come from a handle looked up before; refuse it so its
         // sender retries and finds (or starts) a fresh room, which loads the snapshot just saved.
         self.cmd_rx.close();
         while self.cmd_rx.try_recv().is_ok() {}
-        true
+        Some(Exit::Unloaded)
     }
 
     /// Applies what is already queued, saves, and closes every connection with 1001.
