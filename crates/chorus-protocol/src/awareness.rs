@@ -6,8 +6,8 @@
 use bytes::Bytes;
 
 use crate::ProtocolError;
-use crate::lib0::{Decoder, var_uint_len, write_var_bytes, write_var_uint};
-use crate::state_vector::check_count;
+use crate::lib0::{var_uint_len, write_var_bytes, write_var_uint};
+use crate::state_vector::decode_client_entries;
 
 /// Smallest encoding of one entry: client, clock and an empty string, one byte each.
 const MIN_ENTRY_BYTES: usize = 3;
@@ -47,23 +47,14 @@ impl AwarenessUpdate {
     /// Truncation, an entry count larger than the input can hold, a client id of 2^53 or more, a
     /// clock above `u32::MAX`, a state that is not UTF-8, or trailing bytes.
     pub fn decode(bytes: &Bytes) -> Result<Self, ProtocolError> {
-        let mut decoder = Decoder::new(bytes);
-        let count = decoder.read_var_uint()?;
-        check_count(count, decoder.remaining(), MIN_ENTRY_BYTES)?;
-        let mut entries = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let client = decoder.read_var_uint()?;
-            let clock = decoder.read_var_u32()?;
+        let entries = decode_client_entries(bytes, MIN_ENTRY_BYTES, |decoder, client, clock| {
             let state = decoder.read_var_string()?;
-            entries.push(AwarenessEntry {
+            Ok(AwarenessEntry {
                 client,
                 clock,
                 state: bytes.slice_ref(state.as_bytes()),
-            });
-        }
-        if !decoder.is_empty() {
-            return Err(ProtocolError::TrailingBytes(decoder.remaining()));
-        }
+            })
+        })?;
         Ok(Self { entries })
     }
 

@@ -24,18 +24,9 @@ impl StateVector {
     /// Truncation, an entry count larger than the input can hold, a client id of 2^53 or more,
     /// a clock above `u32::MAX`, or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut decoder = Decoder::new(bytes);
-        let count = decoder.read_var_uint()?;
-        check_count(count, decoder.remaining(), MIN_ENTRY_BYTES)?;
-        let mut entries = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let client = decoder.read_var_uint()?;
-            let clock = decoder.read_var_u32()?;
-            entries.push((client, clock));
-        }
-        if !decoder.is_empty() {
-            return Err(ProtocolError::TrailingBytes(decoder.remaining()));
-        }
+        let entries = decode_client_entries(bytes, MIN_ENTRY_BYTES, |_, client, clock| {
+            Ok((client, clock))
+        })?;
         Ok(Self { entries })
     }
 
@@ -62,6 +53,29 @@ impl FromIterator<(u64, u32)> for StateVector {
             entries: iter.into_iter().collect(),
         }
     }
+}
+
+/// Decodes a whole count-prefixed list of entries that each start with `varUint(client) •
+/// varUint(clock)`, as state vectors and awareness updates write them; `rest` reads the rest of
+/// an entry. Refuses counts the input cannot hold at `min_entry_bytes` each, and trailing bytes.
+pub(crate) fn decode_client_entries<T>(
+    bytes: &[u8],
+    min_entry_bytes: usize,
+    mut rest: impl FnMut(&mut Decoder<'_>, u64, u32) -> Result<T, ProtocolError>,
+) -> Result<Vec<T>, ProtocolError> {
+    let mut decoder = Decoder::new(bytes);
+    let count = decoder.read_var_uint()?;
+    check_count(count, decoder.remaining(), min_entry_bytes)?;
+    let mut entries = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let client = decoder.read_var_uint()?;
+        let clock = decoder.read_var_u32()?;
+        entries.push(rest(&mut decoder, client, clock)?);
+    }
+    if !decoder.is_empty() {
+        return Err(ProtocolError::TrailingBytes(decoder.remaining()));
+    }
+    Ok(entries)
 }
 
 /// Refuses a declared element count that `remaining` bytes cannot hold at `min_bytes` each.
