@@ -7,9 +7,11 @@
 //!
 //! # One update, from socket to peers, log and relay
 //!
-//! 1. **Frame** (`chorus-server/src/ws.rs`, on the connection's task): the WebSocket message
-//!    is decoded by [`chorus_protocol::Message::decode`]; lib0 framing lives in
-//!    `chorus-protocol` only.
+//! 1. **Frame** (`chorus-server/src/ws/connection.rs`, `check`, on the connection's task): the
+//!    WebSocket message is decoded by [`chorus_protocol::Message::decode`]; lib0 framing lives
+//!    in `chorus-protocol` only. Back-to-back updates of one connection are merged into one
+//!    (`chorus-server/src/burst.rs`) and handed to the room in order (`room/handle.rs`,
+//!    `Mailbox`, which waits when the room's inbox is full).
 //! 2. **First validation pass** (same place): [`chorus_protocol::validate_update_v1`] checks the
 //!    update on its own: well-formed, within the connection's size and count limits, no bytes
 //!    that no Yjs or yrs encoder writes (`chorus-protocol/RULES.md`). It runs before the room
@@ -27,11 +29,13 @@
 //!    the delta once, as a [`chorus_protocol::SyncFrame`] whose payload shares the frame's
 //!    bytes.
 //! 6. **Write ahead** (`write_ahead`): the payload is appended to the update log
-//!    ([`Effect::Append`], group commit); the frame waits for it.
+//!    ([`Effect::Append`], group commit; the server's driver runs it in the background,
+//!    `chorus-server/src/room/actor/writes.rs`); the frame waits for it.
 //! 7. **Fan out** ([`RoomCore::appended`]): once durable, the same frame goes to every other
-//!    connection ([`Effect::Broadcast`]) and the same payload to the other nodes
-//!    ([`Effect::Publish`]). The room is marked dirty; a snapshot ([`Effect::Save`]) follows
-//!    `snapshot_interval` later and lets the log drop what it covers.
+//!    connection ([`Effect::Broadcast`], into their outboxes: `room/actor/effects.rs`) and the
+//!    same payload to the other nodes ([`Effect::Publish`], `chorus-server/src/relay/`). The
+//!    room is marked dirty; a snapshot ([`Effect::Save`]) follows `snapshot_interval` later
+//!    and lets the log drop what it covers (`chorus_store::ops::save_compacted`).
 //!
 //! Updates from other nodes ([`RoomCore::remote`]) skip steps 1-4 (they passed them on their
 //! node) and are not published again; server writes ([`RoomCore::write`]) skip 1-4 too and go

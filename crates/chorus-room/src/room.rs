@@ -4,8 +4,8 @@
 //!
 //! - this file: the room's state, connections joining and leaving, and client messages;
 //! - [`relay`]: what other nodes send and what the room tells them;
-//! - [`timers`]: deadlines: presence batches, change notices, snapshots, idleness;
-//! - [`lifecycle`]: loading, and the ends of a room (unload, shutdown, deletion, failure).
+//! - `timers`: deadlines: presence batches, change notices, snapshots, idleness;
+//! - `lifecycle`: loading, and the ends of a room (unload, shutdown, deletion, failure).
 
 mod lifecycle;
 pub mod relay;

@@ -4,7 +4,7 @@
 //! A connection is one task: frames → decoded messages → the room, and the room's outbox →
 //! frames, plus pings. Decoding happens here, off the room's task, so rooms spend their time on
 //! documents only. Whoever decides the connection ends (this task, the room, shutdown) raises its
-//! [`CloseSignal`]; the task then tells the room through [`RoomHandle::leave`] and sends the
+//! [`CloseSignal`]; the task then tells the room through `RoomHandle::leave` and sends the
 //! close frame.
 
 use std::collections::HashMap;

@@ -1,6 +1,9 @@
 //! What one update may contain ([`UpdateLimits`]) and what an accepted one contains
 //! ([`UpdateSummary`]).
 
+#[allow(unused_imports)] // for the documentation's links
+use super::{UpdateError, split_update_v1, validate_update_v1, validate_update_v1_in};
+
 /// Default for [`UpdateLimits::max_clients`].
 ///
 /// Every browser session is a fresh client id, so a long-lived document's full state (uploaded

@@ -82,7 +82,7 @@ pub struct ClientApplied {
 }
 
 impl ClientApplied {
-    fn held(update: HeldUpdate) -> Self {
+    fn only_held(update: HeldUpdate) -> Self {
         Self {
             delta: None,
             held: vec![update],
@@ -145,7 +145,7 @@ impl RoomDoc {
                     if split.later.is_some() {
                         return self.apply_split(split, introduced);
                     }
-                    return Ok(ClientApplied::held(HeldUpdate {
+                    return Ok(ClientApplied::only_held(HeldUpdate {
                         update: update.to_vec(),
                         needs: vec![(needs_client, needs_clock)],
                     }));

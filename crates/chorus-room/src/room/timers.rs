@@ -21,7 +21,7 @@ pub enum Wake {
     /// Nothing more: wait for the next deadline.
     Continue,
     /// The room has been empty for the idle timeout: unload it
-    /// ([`RoomCore::prepare_unload`]).
+    /// ([`RoomCore::final_snapshot`], then leave the registry).
     Unload,
 }
 

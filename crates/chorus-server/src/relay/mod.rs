@@ -12,8 +12,8 @@
 //!
 //! # Layout
 //! - [`envelope`]: the bincode envelope and [`NodeId`].
-//! - [`redis`]: the publisher and subscriber tasks on a single Redis.
-//! - [`cluster`]: the same over a Redis Cluster with sharded pub/sub.
+//! - `redis`: the publisher and subscriber tasks on a single Redis.
+//! - `cluster`: the same over a Redis Cluster with sharded pub/sub.
 
 mod cluster;
 pub mod envelope;

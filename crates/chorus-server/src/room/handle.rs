@@ -1,4 +1,4 @@
-//! The only way into a room: a cloneable handle that sends [`RoomCmd`]s to its actor.
+//! The only way into a room: a cloneable handle that sends `RoomCmd`s to its actor.
 
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, StateVector};

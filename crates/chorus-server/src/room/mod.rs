@@ -1,7 +1,7 @@
 //! Rooms: one task per loaded document, driving a [`chorus_room::RoomCore`].
 //!
 //! # Layout
-//! - [`actor`]: the room task, a tokio driver: commands, deadlines, background writes.
+//! - `actor`: the room task, a tokio driver: commands, deadlines, background writes.
 //! - [`handle`]: [`RoomHandle`], the cloneable way in, and the commands it sends.
 //! - [`registry`]: [`Rooms`], the one map of rooms: it finds or starts the room of a document,
 //!   and delivers the relay's messages.
