@@ -240,7 +240,13 @@ impl<R> RoomCore<R> {
             Err(ClientUpdateError::Doc(DocError::Panicked)) => return Err(DocError::Panicked),
         };
         if let Some(delta) = applied.delta {
-            self.record_change(delta, Some(from), true, now);
+            // The sender has what it sent; anything else that integrated with it, it may lack.
+            let except = (!applied.sender_may_lack).then_some(from);
+            self.record_change(delta, except, true, now);
+        }
+        if let Some(released) = applied.released {
+            // Other nodes' updates: to every connection, and not published back.
+            self.record_change(released, None, false, now);
         }
         for held in applied.held {
             tracing::debug!(conn = %from, needs = ?held.needs, "holding an update until the clocks it follows arrive");

@@ -9,7 +9,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{ClientID, ReadTxn, Transact, Update, WriteTxn};
 
-use super::{DocError, RoomDoc, guard, join_deltas, merge_deltas, whole_document_limits};
+use super::{DocError, RoomDoc, guard, merge_deltas, whole_document_limits};
 use crate::held::HeldUpdate;
 use chorus_protocol::SyncFrame;
 
@@ -77,6 +77,13 @@ pub enum ClientUpdateError {
 pub struct ClientApplied {
     /// The sync-update frame of what it changed, as [`RoomDoc::apply`] returns it.
     pub delta: Option<SyncFrame>,
+    /// Whether `delta` may hold more than the sender sent: structs of other clients that were
+    /// waiting in yrs' pending set and integrated with it. Then the sender must get the delta
+    /// too, or it never learns them.
+    pub sender_may_lack: bool,
+    /// Parts of other nodes' updates that were waiting for clocks ([`RoomDoc::waiting`]) and
+    /// integrated after it: every connection needs them, the sender included.
+    pub released: Option<SyncFrame>,
     /// What of it waits for clocks the document lacks, in the order it must be applied.
     pub held: Vec<HeldUpdate>,
 }
@@ -84,8 +91,8 @@ pub struct ClientApplied {
 impl ClientApplied {
     fn only_held(update: HeldUpdate) -> Self {
         Self {
-            delta: None,
             held: vec![update],
+            ..Self::default()
         }
     }
 }
@@ -239,9 +246,10 @@ impl RoomDoc {
         }
         self.types.absorb(added);
         *introduced = introduced.saturating_add(new);
-        let more = self.retry_waiting()?;
         Ok(ClientApplied {
-            delta: join_deltas(delta, more),
+            delta,
+            sender_may_lack: pending_before > 0,
+            released: self.retry_waiting()?,
             held: Vec::new(),
         })
     }

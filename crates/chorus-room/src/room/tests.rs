@@ -660,3 +660,54 @@ fn initial_content_is_checked_like_a_client_update() {
     assert!(!snapshot.is_empty());
     assert_eq!(room_text(&mut h.room), "template");
 }
+
+#[test]
+fn what_a_client_update_releases_from_other_nodes_reaches_that_client_too() {
+    let mut h = Harness::new(Surroundings {
+        shared: true,
+        listened: false,
+    });
+    let (reconnected, other) = (h.join(true), h.join(true));
+    h.effects();
+    // Client 7 typed twice on another node; this node missed the first update, so the second
+    // waits for its clocks.
+    let remote_writer = Doc::with_client_id(7);
+    let first = typed(&remote_writer, "a");
+    let second = typed(&remote_writer, "b");
+    h.room
+        .remote(NodeId(2), Remote::Update(second.into()), h.now)
+        .expect("no panic");
+    h.settled();
+    // A client that has the first update (its sync step 2 after a reconnect, say) sends it: the
+    // second is released, and the sender lacks it.
+    h.send(reconnected, update_msg(first.clone()));
+    let effects = h.settled();
+    let to_sender: Vec<&Bytes> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Broadcast { frame, except } if *except != Some(reconnected) => Some(frame),
+            _ => None,
+        })
+        .collect();
+    // The sender's copy: it had the first update, and gets what the room sends it.
+    let doc = Doc::new();
+    doc.transact_mut()
+        .apply_update(Update::decode_v1(&first).expect("decodes"))
+        .expect("applies");
+    for frame in &to_sender {
+        let Ok(Message::Sync(SyncMessage::Update(update))) = Message::decode(frame) else {
+            continue;
+        };
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(&update).expect("decodes"))
+            .expect("applies");
+    }
+    assert!(
+        doc.get_or_insert_text("t")
+            .get_string(&doc.transact())
+            .contains('b'),
+        "the sender gets the released part: {effects:?}"
+    );
+    assert_eq!(room_text(&mut h.room), "ab");
+    let _ = other;
+}

@@ -50,9 +50,9 @@ pub(crate) struct Refusal {
 pub(crate) struct Outcome {
     /// The room's answer to the sender (sync step 2 for a step 1), as a Yjs v1 update.
     pub reply: Option<Vec<u8>>,
-    /// What changed the document, in order, each with the connection whose update it was
-    /// (the room sends it to every other connection), as Yjs v1 updates.
-    pub deltas: Vec<(usize, Vec<u8>)>,
+    /// What changed the document, in order, as Yjs v1 updates, each with the connection that
+    /// already has it (the room sends it to every other connection; `None`: to all).
+    pub deltas: Vec<(Option<usize>, Vec<u8>)>,
 }
 
 /// The server's path for one room, minus the sockets: the connection's decoder and validator
@@ -144,11 +144,12 @@ impl ServerRoom {
                 Effect::Broadcast { frame, except } => {
                     if let Ok(Message::Sync(SyncMessage::Update(update))) = Message::decode(&frame)
                     {
-                        let from = self
-                            .conns
-                            .iter()
-                            .find(|&(_, &id)| Some(id) == except)
-                            .map_or(conn, |(&c, _)| c);
+                        let from = except.and_then(|except| {
+                            self.conns
+                                .iter()
+                                .find(|&(_, &id)| id == except)
+                                .map(|(&c, _)| c)
+                        });
                         outcome.deltas.push((from, update.to_vec()));
                     }
                 }

@@ -808,7 +808,7 @@ impl World {
         }
         for (from, delta) in outcome.deltas {
             for other in &mut self.clients {
-                if other.conn.is_some_and(|conn| conn != from) {
+                if other.conn.is_some_and(|conn| Some(conn) != from) {
                     other.from_room.push_back(FromRoom::Change(delta.clone()));
                 }
             }
