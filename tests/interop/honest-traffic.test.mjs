@@ -19,7 +19,11 @@ const CASES = [
   { seed: 2, nodes: 1, rooms: 2, clients: 5, steps: 250 },
   { seed: 3, nodes: 1, rooms: 2, clients: 6, steps: 250 },
   { seed: 4, nodes: 2, rooms: 2, clients: 5, steps: 250 },
-  { seed: 5, nodes: 2, rooms: 2, clients: 4, steps: 250 }
+  { seed: 5, nodes: 2, rooms: 2, clients: 4, steps: 250 },
+  // Room 3 of these seeds once left one client a remote edit behind: a reconnecting client's
+  // step 2 released another node's waiting update, which the room then kept from that client.
+  { seed: 7066, nodes: 2, rooms: 5, clients: 5, steps: 160 },
+  { seed: 7083, nodes: 2, rooms: 5, clients: 5, steps: 160 }
 ]
 
 for (const { seed, ...opts } of CASES) {
