@@ -426,7 +426,8 @@ export class Session {
       }
       await this.waitAll(`${room.name}: every client to be synced with the same state`, () => differs().length === 0, timeout,
         () => room.clients.map(c => `${c.name}: synced ${c.provider.synced}, node ${c.node.index}, sv ${stateVectorHex(c.doc)}, ` +
-          `${render(c.doc).length} chars, recent ${JSON.stringify(c.recent)}`).join('; '))
+          `${render(c.doc).length} chars${whereItDiffers(render(room.clients[0].doc), render(c.doc))}, ` +
+          `delete set ${deleteSetHex(c.doc)}, recent ${JSON.stringify(c.recent)}`).join('; '))
     }))
   }
 
@@ -586,4 +587,19 @@ export async function runSession (seed, opts = {}) {
     (result.ok ? '' : `\n  ${result.problems.join('\n  ')}`))
   if (session.opts.verbose) session.log(`honest-traffic: seed ${seed} did ${JSON.stringify(result.stats)}; closes ${JSON.stringify(closeSummary(result.closes))}`)
   return result
+}
+
+/** Where `other` first differs from `first`, with a little of each around it; '' if equal. */
+function whereItDiffers (first, other) {
+  if (first === other) return ''
+  let at = 0
+  while (at < first.length && first[at] === other[at]) at++
+  const around = text => JSON.stringify(text.slice(Math.max(0, at - 40), at + 80))
+  return ` (differs from client 0 at ${at}: ${around(other)} vs ${around(first)})`
+}
+
+/** A short digest of a document's delete set, to tell a missing delete from a reordering. */
+function deleteSetHex (doc) {
+  const ds = Y.encodeStateAsUpdate(doc, Y.encodeStateVector(doc))
+  return Buffer.from(ds).toString('hex').slice(0, 64) + `…(${ds.length} bytes)`
 }
