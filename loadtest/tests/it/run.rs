@@ -65,6 +65,9 @@ fn chorus_delivers_every_update_exactly_once_and_documents_converge() {
     assert_eq!(r["verify"]["ok"], true, "{r:#}");
     assert_eq!(count(r, "/verify/rooms_checked"), 2, "{r:#}");
     assert!(r["servers"][0]["rss_kib_after"].as_u64().is_some(), "{r:#}");
+    // Both sides' CPU per delivery, for comparing the generator's cost with the server's.
+    assert!(r["generator"]["cpu_us_per_delivery"].is_f64(), "{r:#}");
+    assert!(r["servers"][0]["cpu_us_per_delivery"].is_f64(), "{r:#}");
 }
 
 #[test]
