@@ -11,11 +11,14 @@ set -euo pipefail
 chorus=$1
 shift
 shapes=(
+  "S-stage|--rooms 100 --users 10 --typists 1 --rate 60 --ramp-up 5s --warmup 3s --duration 15s"
   "A-verify|--rooms 100 --users 10 --typists 1 --rate 10 --ramp-up 5s --warmup 3s --duration 20s --verify"
   "A|--rooms 100 --users 10 --typists 1 --rate 10 --ramp-up 5s --warmup 3s --duration 20s"
   "B|--rooms 1 --users 500 --typists 5 --rate 20 --ramp-up 5s --warmup 3s --duration 20s"
+  "B-x3|--rooms 1 --users 500 --typists 5 --rate 60 --ramp-up 5s --warmup 3s --duration 15s"
 )
 for shape in "${shapes[@]}"; do
+  [ -n "${SHAPES:-}" ] && [[ " $SHAPES " != *" ${shape%%|*} "* ]] && continue
   name=${shape%%|*}
   flags=${shape#*|}
   for loadtest in "$@"; do

@@ -259,7 +259,11 @@ fn size(bytes: u64) -> String {
 
 /// CPU time per delivery in µs, from a CPU share (percent of one core) over `window_s` seconds
 /// and the deliveries of that window; `None` without CPU figures or deliveries.
-pub fn cpu_us_per_delivery(cpu_percent: Option<f64>, window_s: f64, deliveries: u64) -> Option<f64> {
+pub fn cpu_us_per_delivery(
+    cpu_percent: Option<f64>,
+    window_s: f64,
+    deliveries: u64,
+) -> Option<f64> {
     let cpu_s = cpu_percent? / 100.0 * window_s;
     (deliveries > 0).then(|| cpu_s * 1e6 / deliveries as f64)
 }

@@ -21,6 +21,7 @@ use crate::report::{
     self, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport, RunReport,
     RunSettings, ServerReport, UpdateReport, VerifyReport,
 };
+use crate::shards::Shards;
 use crate::user::{Counters, Outcome, Phase, Settings, Shared, UserSpec, run_user};
 
 /// How often the orchestrator checks whether everyone has connected or every delivery is in.
@@ -246,17 +247,17 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
         move || status_line(&shared, &phase_tx, total)
     });
 
+    let shards = Shards::start(procfs::cores()).context("starting the users' runtimes")?;
     let tasks: Vec<_> = plan
         .specs
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(n, spec)| {
             let ledger = Arc::clone(&plan.ledgers[spec.room]);
-            tokio::spawn(run_user(
-                spec.clone(),
-                ledger,
-                Arc::clone(&shared),
-                phase_rx.clone(),
-            ))
+            shards.spawn(
+                n,
+                run_user(spec.clone(), ledger, Arc::clone(&shared), phase_rx.clone()),
+            )
         })
         .collect();
     drop(phase_rx);
