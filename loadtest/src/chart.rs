@@ -15,10 +15,42 @@ const SIZE: (u32, u32) = (960, 540);
 /// Lowest latency drawn (ms): the y axis is logarithmic and cannot start at 0.
 const FLOOR_MS: f64 = 0.01;
 
-struct Line {
-    label: &'static str,
-    color: RGBColor,
-    points: Vec<(f64, f64)>,
+/// One line of a chart, with its legend entry.
+pub(crate) struct Line {
+    pub(crate) label: &'static str,
+    pub(crate) color: RGBColor,
+    pub(crate) points: Vec<(f64, f64)>,
+}
+
+/// Draws `lines` with their legend entries, then the legend, in the lower right: latencies
+/// rarely reach the bottom of a log axis that starts at 10 µs, nor soak figures the bottom of
+/// an axis that starts at 0.
+pub(crate) fn draw_lines<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    lines: Vec<Line>,
+) -> anyhow::Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for l in lines {
+        let color = l.color;
+        chart
+            .draw_series(LineSeries::new(l.points, color.stroke_width(2)))
+            .context("drawing the chart")?
+            .label(l.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .context("drawing the chart")?;
+    Ok(())
 }
 
 fn line(
@@ -110,24 +142,7 @@ pub fn write_latency_chart(path: &Path, recorder: &Recorder, title: &str) -> any
                 )
             });
     }
-    for l in lines {
-        let color = l.color;
-        chart
-            .draw_series(LineSeries::new(l.points, color.stroke_width(2)))
-            .context("drawing the chart")?
-            .label(l.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        // Latencies rarely reach the bottom of a log axis that starts at 10 µs.
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .context("drawing the chart")?;
+    draw_lines(&mut chart, lines)?;
     root.present()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

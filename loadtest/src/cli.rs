@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{idle, join, ramp, run, scenario};
+use crate::{idle, join, ramp, run, scenario, soak};
 
 /// Load generator for Chorus and other y-websocket servers.
 #[derive(Debug, Parser)]
@@ -33,6 +33,10 @@ pub enum Command {
     /// Seeds a large document, then measures how long new clients take to sync it.
     #[command(args_override_self = true)]
     Join(JoinArgs),
+    /// Churn against one server for a long time (default 1 h), sampling its memory, descriptors,
+    /// rooms and connections; pass/fail on leaks.
+    #[command(args_override_self = true)]
+    Soak(SoakArgs),
     /// Runs the steps of a scenario file (see `loadtest/scenarios/`).
     Scenario(ScenarioArgs),
 }
@@ -58,6 +62,7 @@ pub async fn execute_step(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ramp(args) => ramp::command(args).await,
         Command::Idle(args) => idle::command(args).await,
         Command::Join(args) => join::command(args).await,
+        Command::Soak(args) => soak::command(args).await,
         Command::Scenario(_) => anyhow::bail!("a scenario step cannot run another scenario"),
     }
 }
@@ -222,6 +227,86 @@ pub struct JoinArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `soak`.
+#[derive(Debug, Clone, Args)]
+pub struct SoakArgs {
+    /// Server endpoint, e.g. `ws://127.0.0.1:8080/ws`.
+    #[arg(long)]
+    pub url: String,
+    /// How long the churn runs.
+    #[arg(long, value_parser = duration, default_value = "1h")]
+    pub duration: Duration,
+    /// Churn at the start that is not judged (caches, allocator arenas and pools fill up).
+    #[arg(long, value_parser = duration, default_value = "5m")]
+    pub warmup: Duration,
+    /// Room slots; each slot's room closes after --room-life and the slot opens the next.
+    #[arg(long, default_value_t = 20)]
+    pub rooms: usize,
+    /// Clients coming and going in each room slot.
+    #[arg(long, default_value_t = 5)]
+    pub users_per_room: usize,
+    /// Of those, how many type while connected.
+    #[arg(long, default_value_t = 1)]
+    pub typists: usize,
+    /// Updates per second per typing client.
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Characters each update appends.
+    #[arg(long, default_value_t = 16)]
+    pub update_chars: usize,
+    /// Presence (awareness) states per second per client; 0 turns presence off.
+    #[arg(long, default_value_t = 1.0)]
+    pub presence_rate: f64,
+    /// Mean time a client stays (each visit lasts 50 % to 150 % of it).
+    #[arg(long, value_parser = duration, default_value = "20s")]
+    pub visit: Duration,
+    /// How long a room has clients before they all leave and the slot moves on.
+    #[arg(long, value_parser = duration, default_value = "90s")]
+    pub room_life: Duration,
+    /// Names a slot cycles through: a name comes back after the server unloaded it, so the
+    /// room is loaded again and its document keeps growing.
+    #[arg(long, default_value_t = 3)]
+    pub names_per_room: usize,
+    /// Time between samples.
+    #[arg(long, value_parser = duration, default_value = "5s")]
+    pub sample_every: Duration,
+    /// After the clients left, how long to wait for the server to let go (longer than its
+    /// --room-idle-timeout).
+    #[arg(long, value_parser = duration, default_value = "2m")]
+    pub settle: Duration,
+    /// Server process to read RSS and open descriptors of (same machine).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Prometheus endpoint with `chorus_rooms` and `chorus_connections` (default: /metrics on
+    /// the --url's host and port).
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// RSS growth after the warm-up that fails the soak, percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub rss_growth_limit: f64,
+    /// Descriptors above the baseline still accepted once the clients left.
+    #[arg(long, default_value_t = 0)]
+    pub fd_slack: u64,
+    /// Per visit, from TCP connect to the server's step 2.
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub handshake_timeout: Duration,
+    /// Document names are `<prefix>-<slot>-<n>`; default: `soak-<random>`.
+    #[arg(long)]
+    pub doc_prefix: Option<String>,
+    /// Where to write the samples (CSV).
+    #[arg(long, default_value = "soak.csv")]
+    pub csv: PathBuf,
+    /// Where to write the chart (SVG).
+    #[arg(long, default_value = "soak.svg")]
+    pub chart: PathBuf,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 /// Flags of `scenario`.

@@ -81,7 +81,18 @@ pub async fn connect_and_sync(
     timeout: Duration,
 ) -> anyhow::Result<Synced> {
     let started = Instant::now();
-    tokio::time::timeout(timeout, handshake(url, doc, started, ws_config()))
+    handshake_within(timeout, handshake(url, doc, started, ws_config())).await
+}
+
+/// Runs a handshake under `timeout`, which fails it with the same words everywhere.
+///
+/// # Errors
+/// The handshake's own error, or the timeout.
+pub async fn handshake_within<T>(
+    timeout: Duration,
+    handshake: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(timeout, handshake)
         .await
         .with_context(|| {
             format!(

@@ -7,15 +7,18 @@
 //! from the update header without decoding the rest, so the generator stays light.
 //!
 //! # Layout
-//! - [`cli`]: the command line (`run`, `ramp`, `idle`, `join`, `scenario`).
+//! - [`cli`]: the command line (`run`, `ramp`, `idle`, `join`, `soak`, `scenario`).
 //! - [`scenario`]: scenario files (TOML) turned into command lines.
-//! - [`client`]: one y-websocket connection and its handshake.
+//! - [`client`]: one y-websocket connection and its handshake (tungstenite; `idle`, `join`).
+//! - [`wire`]: WebSocket frames read in place over a plain socket (the users of `run`, `soak`).
+//! - [`incoming`]: a y-websocket message seen in place, without allocating.
 //! - [`streaming`]: a joiner that checks a large step 2 as it streams in, without holding it.
 //! - [`update_id`]: the `(client, clock)` of an update's first struct.
 //! - [`ledger`]: what each sender sent and when; what each receiver got, for loss and duplicates.
 //! - [`recorder`]: latency histograms, overall and per second.
 //! - [`user`]: one simulated user of a `run`.
-//! - [`run`], [`ramp`], [`idle`], [`join`]: the commands.
+//! - [`run`], [`ramp`], [`idle`], [`join`], [`soak`]: the commands.
+//! - [`shards`]: one single-threaded runtime per core for the users of a `run`.
 //! - [`report`]: report types, text rendering and percentile summaries.
 //! - [`chart`]: the latency-over-time SVG chart.
 //! - [`progress`]: the live progress line.
@@ -26,6 +29,7 @@ pub mod chart;
 pub mod cli;
 pub mod client;
 pub mod idle;
+pub mod incoming;
 pub mod join;
 pub mod ledger;
 pub mod procfs;
@@ -36,6 +40,9 @@ pub mod relay;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shards;
+pub mod soak;
 pub mod streaming;
 pub mod update_id;
 pub mod user;
+pub mod wire;

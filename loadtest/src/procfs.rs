@@ -51,6 +51,13 @@ pub fn peak_rss_kib(pid: Pid) -> Option<u64> {
     status_kib(pid, "VmHWM")
 }
 
+/// Open file descriptors (entries of `/proc/PID/fd`); reading another user's process needs
+/// the same user or more privileges.
+pub fn open_fds(pid: Pid) -> Option<u64> {
+    let entries = std::fs::read_dir(format!("{}/fd", pid.dir())).ok()?;
+    Some(entries.count() as u64)
+}
+
 fn status_kib(pid: Pid, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("{}/status", pid.dir())).ok()?;
     parse_status_kib(&status, field)
@@ -109,5 +116,7 @@ mod tests {
     fn reads_its_own_process() {
         assert!(cpu_time(Pid::Own).is_some());
         assert!(rss_kib(Pid::Own).is_some_and(|kib| kib > 0));
+        // stdin, stdout, stderr at least, and the directory being read.
+        assert!(open_fds(Pid::Own).is_some_and(|fds| fds >= 3));
     }
 }

@@ -154,6 +154,10 @@ pub struct PresenceReport {
 pub struct GeneratorReport {
     /// CPU used during the measured window, percent of one core.
     pub cpu_percent: Option<f64>,
+    /// Its CPU time in the measured window divided by the deliveries (updates and presence)
+    /// of that window, µs: comparable with the servers' figure, and what a lighter generator
+    /// lowers.
+    pub cpu_us_per_delivery: Option<f64>,
     /// Cores available to it.
     pub cores: usize,
     /// CPU near the cores' capacity: latency figures include the generator's own delay.
@@ -174,6 +178,8 @@ pub struct ServerReport {
     pub pid: u32,
     /// CPU used during the measured window, percent of one core.
     pub cpu_percent: Option<f64>,
+    /// Its CPU time in the measured window divided by the deliveries of that window, µs.
+    pub cpu_us_per_delivery: Option<f64>,
     /// Resident memory before connecting, KiB.
     pub rss_kib_before: Option<u64>,
     /// Resident memory at the end of the load, KiB.
@@ -249,6 +255,21 @@ fn size(bytes: u64) -> String {
     } else {
         format!("{:.1} MiB", bytes as f64 / 1048576.0)
     }
+}
+
+/// CPU time per delivery in µs, from a CPU share (percent of one core) over `window_s` seconds
+/// and the deliveries of that window; `None` without CPU figures or deliveries.
+pub fn cpu_us_per_delivery(
+    cpu_percent: Option<f64>,
+    window_s: f64,
+    deliveries: u64,
+) -> Option<f64> {
+    let cpu_s = cpu_percent? / 100.0 * window_s;
+    (deliveries > 0).then(|| cpu_s * 1e6 / deliveries as f64)
+}
+
+fn micros(v: Option<f64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |v| format!("{v:.2} µs"))
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -332,9 +353,10 @@ impl RunReport {
         let g = &self.generator;
         let _ = writeln!(
             out,
-            "generator:   cpu {} of one core ({} cores), tick lag p99 {:.2} ms max {:.2} ms, rss {}{}",
+            "generator:   cpu {} of one core ({} cores), {} per delivery, tick lag p99 {:.2} ms max {:.2} ms, rss {}{}",
             pct(g.cpu_percent),
             g.cores,
+            micros(g.cpu_us_per_delivery),
             g.schedule_lag_ms.p99_ms,
             g.schedule_lag_ms.max_ms,
             kib(g.rss_kib),
@@ -347,9 +369,10 @@ impl RunReport {
         for server in &self.servers {
             let _ = writeln!(
                 out,
-                "server {}: cpu {} of one core, rss {} -> {}, peak {}",
+                "server {}: cpu {} of one core, {} per delivery, rss {} -> {}, peak {}",
                 server.pid,
                 pct(server.cpu_percent),
+                micros(server.cpu_us_per_delivery),
                 kib(server.rss_kib_before),
                 kib(server.rss_kib_after),
                 kib(server.peak_rss_kib)
@@ -394,5 +417,14 @@ mod tests {
             LatencySummary::from_histogram(&micros_histogram(3)).count,
             0
         );
+    }
+
+    #[test]
+    fn cpu_per_delivery_is_cpu_time_over_deliveries() {
+        // Half a core for 10 s is 5 s of CPU; over 1,000,000 deliveries that is 5 µs each.
+        let us = cpu_us_per_delivery(Some(50.0), 10.0, 1_000_000).expect("a figure");
+        assert!((us - 5.0).abs() < 1e-9, "{us}");
+        assert_eq!(cpu_us_per_delivery(Some(50.0), 10.0, 0), None);
+        assert_eq!(cpu_us_per_delivery(None, 10.0, 5), None);
     }
 }

@@ -18,9 +18,10 @@ use crate::procfs::{self, Pid};
 use crate::progress::Live;
 use crate::recorder::{self, Recorder, Window, micros_histogram};
 use crate::report::{
-    ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport, RunReport,
+    self, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport, RunReport,
     RunSettings, ServerReport, UpdateReport, VerifyReport,
 };
+use crate::shards::Shards;
 use crate::user::{Counters, Outcome, Phase, Settings, Shared, UserSpec, run_user};
 
 /// How often the orchestrator checks whether everyone has connected or every delivery is in.
@@ -246,17 +247,17 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
         move || status_line(&shared, &phase_tx, total)
     });
 
+    let shards = Shards::start(procfs::cores()).context("starting the users' runtimes")?;
     let tasks: Vec<_> = plan
         .specs
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(n, spec)| {
             let ledger = Arc::clone(&plan.ledgers[spec.room]);
-            tokio::spawn(run_user(
-                spec.clone(),
-                ledger,
-                Arc::clone(&shared),
-                phase_rx.clone(),
-            ))
+            shards.spawn(
+                n,
+                run_user(spec.clone(), ledger, Arc::clone(&shared), phase_rx.clone()),
+            )
         })
         .collect();
     drop(phase_rx);
@@ -324,6 +325,8 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
         .map(|(s, cpu_end)| ServerReport {
             pid: s.pid,
             cpu_percent: procfs::cpu_percent(s.cpu_start, cpu_end, args.duration),
+            // Filled in with the generator's figure, once the deliveries are counted.
+            cpu_us_per_delivery: None,
             rss_kib_before: s.rss_before,
             rss_kib_after: procfs::rss_kib(Pid::Other(s.pid)),
             peak_rss_kib: procfs::peak_rss_kib(Pid::Other(s.pid)),
@@ -408,6 +411,18 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
         (args.urls.len() > 1).then(|| LatencySummary::from_histogram(&recorder.updates.cross_node));
     drop(recorder);
 
+    // Both sides' CPU is taken over the measured window, and the deliveries counted are those of
+    // updates and presence sent in it: the same ratio the benchmarks give the server.
+    let deliveries = update_latency.count + presence_latency.count;
+    let per_delivery = |cpu| report::cpu_us_per_delivery(cpu, window_s, deliveries);
+    let servers: Vec<ServerReport> = inputs
+        .servers
+        .into_iter()
+        .map(|s| ServerReport {
+            cpu_us_per_delivery: per_delivery(s.cpu_percent),
+            ..s
+        })
+        .collect();
     let schedule_lag = LatencySummary::from_histogram(&lock(&shared.schedule_lag));
     let cores = procfs::cores();
     let saturated = inputs
@@ -489,13 +504,14 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
         drain_ms: inputs.drain_ms,
         generator: GeneratorReport {
             cpu_percent: inputs.cpu_percent,
+            cpu_us_per_delivery: per_delivery(inputs.cpu_percent),
             cores,
             saturated,
             ticks_late: schedule_lag.p99_ms > LATE_TICK_MS,
             schedule_lag_ms: schedule_lag,
             rss_kib: procfs::rss_kib(Pid::Own),
         },
-        servers: inputs.servers,
+        servers,
         verify,
         chart: inputs.chart,
     }

@@ -17,19 +17,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, sync_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::handshake::client::generate_key;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 use crate::client::{self, EMPTY_UPDATE};
+use crate::wire;
 
 /// What each read asks the kernel for.
 const READ_CHUNK: usize = 256 * 1024;
-
-/// Longest HTTP response head we accept for the upgrade.
-const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// Messages other than the step 2 (the server's step 1, awareness) are small; this bounds
 /// what one may make us hold.
@@ -77,7 +72,7 @@ pub async fn receive_step2(
 }
 
 async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<StreamedStep2> {
-    let (mut stream, buf) = upgrade(url).await?;
+    let (mut stream, buf) = wire::upgrade(url, READ_CHUNK).await?;
     let step1 = sync_frame(SYNC_STEP1, &client::local_state_vector(None));
     send(&mut stream, binary(step1)).await?;
     let mut reader = Reader { stream, buf };
@@ -122,57 +117,6 @@ async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<Streame
             reader
                 .send(binary(sync_frame(SYNC_STEP2, EMPTY_UPDATE)))
                 .await?;
-        }
-    }
-}
-
-/// Connects and upgrades; returns the socket and whatever arrived after the response head.
-async fn upgrade(url: &str) -> anyhow::Result<(TcpStream, BytesMut)> {
-    let uri: Uri = url.parse().with_context(|| format!("parsing {url}"))?;
-    ensure!(uri.scheme_str() == Some("ws"), "{url}: only ws:// URLs");
-    let host = uri.host().context("the URL has no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut stream = TcpStream::connect((host, port))
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    stream.set_nodelay(true)?;
-    let key = generate_key();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: Upgrade\r\n\
-         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(head) = response.parse(&buf)? {
-            ensure!(
-                response.code == Some(101),
-                "upgrade refused: HTTP {}",
-                response.code.unwrap_or(0)
-            );
-            let accept = response
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
-                .context("no Sec-WebSocket-Accept in the upgrade response")?;
-            ensure!(
-                accept.value == derive_accept_key(key.as_bytes()).as_bytes(),
-                "wrong Sec-WebSocket-Accept in the upgrade response"
-            );
-            buf.advance(head);
-            return Ok((stream, buf));
-        }
-        ensure!(
-            buf.len() < MAX_RESPONSE_HEAD,
-            "upgrade response head too long"
-        );
-        buf.reserve(READ_CHUNK);
-        if stream.read_buf(&mut buf).await? == 0 {
-            bail!("connection ended during the upgrade");
         }
     }
 }
@@ -309,6 +253,7 @@ async fn send(stream: &mut TcpStream, mut frame: Frame) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use tokio::net::TcpListener;
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
     use super::*;
 

@@ -1,26 +1,33 @@
 //! One simulated user of a `run`: connect, sync, then type and/or send presence while counting
 //! and timing what arrives from the others.
+//!
+//! A user reads its socket through [`crate::wire`]: every read takes what the kernel holds, and
+//! each message is looked at in place ([`crate::incoming`]), so a delivery costs no allocation
+//! and no decoding beyond the four varints that name the update (or, for presence, the entry
+//! headers). Only a user that keeps a document (a typist, or any user with `--verify`) applies
+//! what it receives.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
+use chorus_protocol::AwarenessEntry;
 use chorus_protocol::awareness::encode_entries;
-use chorus_protocol::message::{SYNC_UPDATE, awareness_frame, sync_frame};
-use chorus_protocol::{AuthMessage, AwarenessEntry, AwarenessUpdate, Message, SyncMessage};
-use futures_util::{SinkExt, StreamExt};
+use chorus_protocol::message::{SYNC_STEP1, SYNC_UPDATE, awareness_frame, sync_frame};
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::MissedTickBehavior;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::{Doc, Text, TextRef, Transact};
 
-use crate::client::{self, Ws};
-use crate::ledger::{DeliveryTally, RoomLedger, SentLog};
+use crate::client;
+use crate::incoming::{self, Incoming};
+use crate::ledger::{DeliveryTally, IdMap, RoomLedger, SentLog};
 use crate::recorder::{Kind, Sample, SampleBuffer, SharedRecorder};
 use crate::update_id::first_struct_id;
+use crate::wire::{self, Conn, Drained};
 
 /// How long a user waits for its close handshake at the end; the run is over by then.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -173,7 +180,7 @@ pub struct Outcome {
     /// Which updates it received how often.
     pub tally: DeliveryTally,
     /// The last presence clock seen from each other client.
-    pub presence_seen: HashMap<u64, u32>,
+    pub presence_seen: IdMap<u32>,
     /// Its document, when it kept one.
     pub doc: Option<Doc>,
 }
@@ -197,19 +204,60 @@ pub async fn run_user(
         doc: user.doc.map(|(doc, _)| doc),
     }
 }
-
 struct User {
     spec: UserSpec,
     ledger: Arc<RoomLedger>,
     shared: Arc<Shared>,
     doc: Option<(Doc, TextRef)>,
+    handshake: Handshake,
     synced: bool,
     tally: DeliveryTally,
-    presence_seen: HashMap<u64, u32>,
+    presence_seen: IdMap<u32>,
     presence_clock: u32,
     update_samples: SampleBuffer,
     presence_samples: SampleBuffer,
+    counts: LocalCounts,
     chunk: String,
+}
+
+/// How far the sync handshake is.
+#[derive(Debug, Default)]
+struct Handshake {
+    /// When the TCP connect started.
+    started: Option<Instant>,
+    /// The server's step 1 arrived (and was answered).
+    got_step1: bool,
+    /// The server's step 2 arrived.
+    got_step2: bool,
+}
+
+/// The counters every delivery touches, added up per batch of frames read and then added to
+/// the shared [`Counters`] once: atomics written from both cores on every frame were a
+/// visible share of the generator's CPU.
+#[derive(Debug, Default)]
+struct LocalCounts {
+    bytes_received: u64,
+    updates_delivered: u64,
+    presence_delivered: u64,
+}
+
+impl LocalCounts {
+    fn flush(&mut self, counters: &Counters) {
+        let Self {
+            bytes_received,
+            updates_delivered,
+            presence_delivered,
+        } = std::mem::take(self);
+        for (counter, n) in [
+            (&counters.bytes_received, bytes_received),
+            (&counters.updates_delivered, updates_delivered),
+            (&counters.presence_delivered, presence_delivered),
+        ] {
+            if n > 0 {
+                add(counter, n);
+            }
+        }
+    }
 }
 
 impl User {
@@ -227,85 +275,99 @@ impl User {
             ledger,
             shared,
             doc,
+            handshake: Handshake::default(),
             synced: false,
             tally: DeliveryTally::default(),
-            presence_seen: HashMap::new(),
+            presence_seen: IdMap::default(),
             presence_clock: 0,
             update_samples: SampleBuffer::new(Kind::Update),
             presence_samples: SampleBuffer::new(Kind::Presence),
+            counts: LocalCounts::default(),
             chunk,
         }
     }
 
     fn flush(&mut self) {
+        self.counts.flush(&self.shared.counters);
         self.update_samples.flush(&self.shared.recorder);
         self.presence_samples.flush(&self.shared.recorder);
     }
 
-    async fn run(&mut self, mut phase: watch::Receiver<Phase>) -> anyhow::Result<()> {
+    async fn run(&mut self, phase: watch::Receiver<Phase>) -> anyhow::Result<()> {
         let shared = Arc::clone(&self.shared);
         tokio::time::sleep_until((shared.epoch + self.spec.connect_at).into()).await;
-        let mut ws = match self.connect().await {
-            Ok(ws) => ws,
+        let mut conn = match self.connect().await {
+            Ok(conn) => conn,
             Err(e) => {
                 add(&shared.counters.failed, 1);
                 return Err(e);
             }
         };
-        let result = self.session(&mut ws, &mut phase).await;
+        let result = self.session(&mut conn, phase).await;
         if result.is_err() {
             add(&shared.counters.disconnected, 1);
         }
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
         result
     }
 
-    async fn connect(&mut self) -> anyhow::Result<Ws> {
+    async fn connect(&mut self) -> anyhow::Result<Conn> {
         let shared = Arc::clone(&self.shared);
         // The semaphore is never closed, so acquiring only fails if it were; treat as an error.
         let _permit = shared.connect_gate.acquire().await?;
-        let synced = client::connect_and_sync(
-            &self.spec.url,
-            self.doc.as_ref().map(|(doc, _)| doc),
-            shared.settings.handshake_timeout,
-        )
-        .await?;
-        record_micros(&shared.handshakes, synced.elapsed);
-        add(&shared.counters.bytes_sent, synced.bytes_sent);
-        add(&shared.counters.bytes_received, synced.bytes_received);
-        if let Some((doc, _)) = &self.doc {
-            client::apply_update(doc, &synced.step2)?;
+        client::handshake_within(shared.settings.handshake_timeout, self.handshake()).await
+    }
+
+    /// Does what `WebsocketProvider` does (see [`crate::client`]): sends step 1 on open,
+    /// answers the server's step 1, and is synced once the server's step 2 is in as well.
+    /// Frames that arrive meanwhile (presence, updates) are handled as they come.
+    async fn handshake(&mut self) -> anyhow::Result<Conn> {
+        self.handshake.started = Some(Instant::now());
+        let mut conn = Conn::connect(&self.spec.url, self.doc.is_some()).await?;
+        let step1 = sync_frame(
+            SYNC_STEP1,
+            &client::local_state_vector(self.doc.as_ref().map(|(doc, _)| doc)),
+        );
+        self.send(&mut conn, &step1)
+            .await
+            .context("sending step 1")?;
+        while !self.synced {
+            conn.read().await.context("reading during the handshake")?;
+            self.read_frames(&mut conn)?;
+            conn.flush().await.context("sending step 2")?;
         }
-        self.synced = true;
-        // Before the counter the orchestrator waits on, so the room's count is final when the
-        // load starts.
-        add(&shared.room_synced[self.spec.room], 1);
-        add(&shared.counters.synced, 1);
-        let mut ws = synced.ws;
-        for frame in synced.early {
-            self.handle(&mut ws, frame).await?;
-        }
-        Ok(ws)
+        Ok(conn)
     }
 
     async fn session(
         &mut self,
-        ws: &mut Ws,
-        phase: &mut watch::Receiver<Phase>,
+        conn: &mut Conn,
+        mut phase: watch::Receiver<Phase>,
     ) -> anyhow::Result<()> {
+        let current = *phase.borrow_and_update();
+        // One long-lived wait for the next phase: a `changed()` made afresh on every turn of
+        // the loop below would join and leave the channel's waiter list, which every user
+        // shares, once per frame read.
+        let mut phases = Box::pin(futures_util::stream::unfold(phase, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let phase = *rx.borrow_and_update();
+            Some((phase, rx))
+        }));
         // Until the load starts: keep reading (the server may send presence, and pings need us
         // to poll the socket).
-        let start = loop {
-            let current = *phase.borrow_and_update();
-            match current {
-                Phase::Connect => {}
-                Phase::Load { start } => break start,
-                Phase::Drain | Phase::Stop => return Ok(()),
-            }
-            tokio::select! {
-                changed = phase.changed() => if changed.is_err() { return Ok(()) },
-                frame = ws.next() => self.receive(ws, frame).await?,
-            }
+        let start = match current {
+            Phase::Load { start } => start,
+            Phase::Drain | Phase::Stop => return Ok(()),
+            Phase::Connect => loop {
+                tokio::select! {
+                    next = phases.next() => match next {
+                        Some(Phase::Connect) => {}
+                        Some(Phase::Load { start }) => break start,
+                        Some(Phase::Drain | Phase::Stop) | None => return Ok(()),
+                    },
+                    read = conn.read() => self.receive(conn, read).await?,
+                }
+            },
         };
 
         let settings = self.shared.settings.clone();
@@ -318,24 +380,19 @@ impl User {
         );
         loop {
             tokio::select! {
-                changed = phase.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    match *phase.borrow_and_update() {
-                        Phase::Connect | Phase::Load { .. } => {}
-                        Phase::Drain => sending.stop(),
-                        Phase::Stop => return Ok(()),
-                    }
-                }
-                frame = ws.next() => self.receive(ws, frame).await?,
+                next = phases.next() => match next {
+                    Some(Phase::Connect | Phase::Load { .. }) => {}
+                    Some(Phase::Drain) => sending.stop(),
+                    Some(Phase::Stop) | None => return Ok(()),
+                },
+                read = conn.read() => self.receive(conn, read).await?,
                 due = tick(&mut typing), if sending.active() && typing.is_some() => {
                     self.note_lag(due);
-                    self.type_once(ws).await?;
+                    self.type_once(conn).await?;
                 }
                 due = tick(&mut presence), if sending.active() && presence.is_some() => {
                     self.note_lag(due);
-                    self.move_cursor(ws).await?;
+                    self.move_cursor(conn).await?;
                 }
             }
         }
@@ -345,39 +402,68 @@ impl User {
         record_micros(&self.shared.schedule_lag, due.elapsed());
     }
 
-    async fn receive(
-        &mut self,
-        ws: &mut Ws,
-        frame: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
-    ) -> anyhow::Result<()> {
-        match frame {
-            Some(Ok(WsMessage::Binary(frame))) => self.handle(ws, frame).await,
-            Some(Ok(WsMessage::Close(close))) => {
-                anyhow::bail!("server closed the connection: {close:?}")
+    /// Handles what one read brought in and sends what it calls for (pongs, a step 2).
+    async fn receive(&mut self, conn: &mut Conn, read: anyhow::Result<()>) -> anyhow::Result<()> {
+        read?;
+        self.read_frames(conn)?;
+        conn.flush().await
+    }
+
+    /// Handles every complete frame read so far.
+    fn read_frames(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
+        let drained = conn.drain(|message, out| self.handle(message, out));
+        self.counts.flush(&self.shared.counters);
+        match drained? {
+            Drained::Open => Ok(()),
+            Drained::Closed(code) if self.synced => {
+                anyhow::bail!("server closed the connection: code {code:?}")
             }
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e.into()),
-            None => anyhow::bail!("connection ended"),
+            Drained::Closed(code) => {
+                anyhow::bail!("server closed the connection during the handshake: code {code:?}")
+            }
         }
     }
 
-    async fn handle(&mut self, ws: &mut Ws, frame: Bytes) -> anyhow::Result<()> {
-        let counters = &self.shared.counters;
-        add(&counters.bytes_received, frame.len() as u64);
-        match Message::decode(&frame) {
-            Ok(Message::Sync(SyncMessage::Update(update))) => self.on_update(&update),
-            Ok(Message::Sync(SyncMessage::Step2(update))) => self.apply(&update),
-            Ok(Message::Sync(SyncMessage::Step1(sv))) => {
-                let reply =
-                    client::step2_reply(self.doc.as_ref().map(|(doc, _)| doc), &sv.encode())?;
-                self.send(ws, reply).await?;
+    fn handle(&mut self, message: wire::Message<'_>, out: &mut Vec<u8>) -> anyhow::Result<()> {
+        self.counts.bytes_received += message.len as u64;
+        match incoming::parse(message.bytes, message.whole) {
+            Ok(Incoming::Update(update)) => self.on_update(update, message.whole),
+            Ok(Incoming::Step2(update)) => {
+                if message.whole {
+                    self.apply(update);
+                }
+                self.handshake.got_step2 = true;
             }
-            Ok(Message::Awareness(update)) => self.on_awareness(update),
-            Ok(Message::Auth(AuthMessage::PermissionDenied { .. })) => add(&counters.denied, 1),
-            Ok(Message::Auth(AuthMessage::PermissionGranted) | Message::QueryAwareness) => {}
-            Err(_) => add(&counters.malformed, 1),
+            Ok(Incoming::Step1(sv)) => {
+                let reply = client::step2_reply(self.doc.as_ref().map(|(doc, _)| doc), sv)?;
+                add(&self.shared.counters.bytes_sent, reply.len() as u64);
+                wire::queue_binary(out, &reply);
+                self.handshake.got_step1 = true;
+            }
+            Ok(Incoming::Awareness(payload)) => self.on_awareness(payload),
+            Ok(Incoming::PermissionDenied) => add(&self.shared.counters.denied, 1),
+            Ok(Incoming::Ignored) => {}
+            Err(e) if !self.synced => {
+                anyhow::bail!("malformed frame from the server during the handshake: {e}")
+            }
+            Err(_) => add(&self.shared.counters.malformed, 1),
+        }
+        if !self.synced && self.handshake.got_step1 && self.handshake.got_step2 {
+            self.on_synced();
         }
         Ok(())
+    }
+
+    fn on_synced(&mut self) {
+        let shared = &self.shared;
+        if let Some(started) = self.handshake.started {
+            record_micros(&shared.handshakes, started.elapsed());
+        }
+        self.synced = true;
+        // Before the counter the orchestrator waits on, so the room's count is final when the
+        // load starts.
+        add(&shared.room_synced[self.spec.room], 1);
+        add(&shared.counters.synced, 1);
     }
 
     fn apply(&mut self, update: &[u8]) {
@@ -388,9 +474,13 @@ impl User {
         }
     }
 
-    fn on_update(&mut self, update: &Bytes) {
+    /// A document update; `whole` is false when only its head was kept (the user keeps no
+    /// document, so the head is all it needs).
+    fn on_update(&mut self, update: &[u8], whole: bool) {
         let received_ns = self.shared.now_ns();
-        self.apply(update);
+        if whole {
+            self.apply(update);
+        }
         let counters = &self.shared.counters;
         let id = match first_struct_id(update) {
             Ok(Some(id)) => id,
@@ -409,7 +499,7 @@ impl User {
             return add(&counters.updates_unknown, 1);
         };
         if self.tally.record(id.client, index) {
-            add(&counters.updates_delivered, 1);
+            self.counts.updates_delivered += 1;
             let sample = Sample {
                 sent_ns,
                 received_ns,
@@ -421,10 +511,14 @@ impl User {
         }
     }
 
-    fn on_awareness(&mut self, update: AwarenessUpdate) {
+    /// An awareness update `incoming::parse` has checked.
+    fn on_awareness(&mut self, payload: &[u8]) {
         let received_ns = self.shared.now_ns();
         let counters = &self.shared.counters;
-        for entry in update.entries.iter().filter(|e| !e.is_removal()) {
+        for entry in incoming::awareness_entries(payload).map_while(Result::ok) {
+            if entry.removal {
+                continue;
+            }
             if entry.client == self.spec.client {
                 add(&counters.presence_echoed, 1);
                 continue;
@@ -444,7 +538,7 @@ impl User {
                 continue;
             }
             *last = entry.clock;
-            add(&counters.presence_delivered, 1);
+            self.counts.presence_delivered += 1;
             let sample = Sample {
                 sent_ns,
                 received_ns,
@@ -460,7 +554,7 @@ impl User {
         synced.saturating_sub(1)
     }
 
-    async fn type_once(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+    async fn type_once(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
         let (Some((doc, text)), Some(log)) = (&self.doc, &self.spec.typist) else {
             return Ok(());
         };
@@ -479,14 +573,15 @@ impl User {
         };
         let id = first_struct_id(&update)?
             .ok_or_else(|| anyhow::anyhow!("yrs produced an update without structs"))?;
+        let frame = sync_frame(SYNC_UPDATE, &update);
         log.record(id.clock, self.shared.now_ns());
         let counters = &self.shared.counters;
         add(&counters.updates_sent, 1);
         add(&counters.updates_expected, self.receivers());
-        self.send(ws, sync_frame(SYNC_UPDATE, &update)).await
+        self.send(conn, &frame).await
     }
 
-    async fn move_cursor(&mut self, ws: &mut Ws) -> anyhow::Result<()> {
+    async fn move_cursor(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
         let Some(log) = self.spec.presence.clone() else {
             return Ok(());
         };
@@ -501,21 +596,20 @@ impl User {
             clock: self.presence_clock,
             state: Bytes::from(state),
         };
-        log.record(entry.clock, self.shared.now_ns());
+        let frame = awareness_frame(&encode_entries([entry].iter()));
+        log.record(self.presence_clock, self.shared.now_ns());
         let counters = &self.shared.counters;
         add(&counters.presence_sent, 1);
         add(&counters.presence_expected, self.receivers());
-        self.send(ws, awareness_frame(&encode_entries([entry].iter())))
-            .await
+        self.send(conn, &frame).await
     }
 
-    async fn send(&self, ws: &mut Ws, frame: Bytes) -> anyhow::Result<()> {
+    async fn send(&self, conn: &mut Conn, frame: &[u8]) -> anyhow::Result<()> {
         add(&self.shared.counters.bytes_sent, frame.len() as u64);
-        ws.send(WsMessage::Binary(frame)).await?;
-        Ok(())
+        wire::queue_binary(conn.out(), frame);
+        conn.flush().await
     }
 }
-
 /// Counts this user in [`Counters::senders_active`] until it stops sending or its session ends.
 struct SendingGuard<'a>(Option<&'a AtomicU64>);
 

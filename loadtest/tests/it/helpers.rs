@@ -106,17 +106,17 @@ fn spawn_listening(mut command: Command, data_dir: Option<TempDir>) -> Server {
 
 /// `chorus serve` on a fresh data directory.
 pub fn start_chorus() -> Server {
+    start_chorus_with(&[])
+}
+
+/// `chorus serve` on a fresh data directory, with extra flags.
+pub fn start_chorus_with(extra: &[&str]) -> Server {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(chorus_bin());
     command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data_dir.path());
     spawn_listening(command, Some(data_dir))
 }
@@ -182,6 +182,18 @@ pub fn assert_succeeded(out: &Outcome) {
         out.report,
         out.stderr
     );
+}
+
+/// Fails the test unless some updates were delivered, each exactly once to every other user.
+pub fn assert_all_delivered(r: &serde_json::Value) {
+    assert!(count(r, "/updates/delivered") > 0, "{r:#}");
+    assert_eq!(
+        count(r, "/updates/delivered"),
+        count(r, "/updates/expected"),
+        "{r:#}"
+    );
+    assert_eq!(count(r, "/updates/lost"), 0, "{r:#}");
+    assert_eq!(count(r, "/updates/duplicated"), 0, "{r:#}");
 }
 
 pub fn count(report: &serde_json::Value, pointer: &str) -> u64 {

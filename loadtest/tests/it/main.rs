@@ -8,3 +8,4 @@ mod helpers;
 mod idle;
 mod join;
 mod run;
+mod soak;

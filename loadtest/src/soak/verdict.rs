@@ -1,0 +1,267 @@
+//! The soak's pass/fail verdict, by the criteria of issue #16: after the warm-up, RSS grows by
+//! less than 5 %; once every client has left, open descriptors and loaded rooms are back to
+//! where they were before the first client came.
+
+use serde::Serialize;
+
+use super::sample::{Sample, Stage};
+
+/// Share of the judged samples averaged at each end to measure RSS growth: one sample would
+/// make a passing allocation spike at either end decide the verdict.
+const RSS_WINDOW_SHARE: f64 = 0.1;
+
+/// What the verdict allows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Limits {
+    /// RSS growth over the judged load, percent.
+    pub rss_growth_percent: f64,
+    /// Descriptors above the baseline still accepted after the clients left.
+    pub fd_slack: u64,
+}
+
+/// The visits of a soak, as counted by the generator.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ChurnTotals {
+    /// Visits that ran their whole time.
+    pub completed: u64,
+    /// Visits whose connect or handshake failed.
+    pub failed: u64,
+    /// Visits the server ended early.
+    pub dropped: u64,
+}
+
+/// One criterion and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct Criterion {
+    /// What is judged.
+    pub name: &'static str,
+    /// Met, missed, or `None` when it could not be measured.
+    pub ok: Option<bool>,
+    /// The figures behind it.
+    pub detail: String,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Every measurable criterion was measured and met.
+    pub pass: bool,
+    /// Each criterion.
+    pub criteria: Vec<Criterion>,
+}
+
+impl Verdict {
+    /// `verdict: PASS` and one line per criterion.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!(
+            "verdict: {}",
+            if self.pass { "PASS" } else { "FAIL" }
+        )];
+        for c in &self.criteria {
+            let mark = match c.ok {
+                Some(true) => "pass",
+                Some(false) => "FAIL",
+                None => "not measured",
+            };
+            lines.push(format!("  {:<34} {mark}: {}", c.name, c.detail));
+        }
+        lines
+    }
+}
+
+/// Judges the samples of a soak.
+pub fn judge(samples: &[Sample], limits: Limits, churn: ChurnTotals) -> Verdict {
+    let criteria = vec![
+        rss_growth(samples, limits.rss_growth_percent),
+        back_to_baseline(
+            "open fds back to baseline",
+            samples,
+            |s| s.fds,
+            limits.fd_slack,
+        ),
+        back_to_baseline("loaded rooms back to baseline", samples, |s| s.rooms, 0),
+        back_to_baseline(
+            "connections back to baseline",
+            samples,
+            |s| s.connections,
+            0,
+        ),
+        Criterion {
+            name: "tasks back to baseline",
+            ok: None,
+            detail: "the server exports no task gauge; its connection and room tasks are \
+                     counted by the two gauges above"
+                .to_owned(),
+        },
+        Criterion {
+            name: "churn ran without failures",
+            ok: Some(churn.completed > 0 && churn.failed == 0 && churn.dropped == 0),
+            detail: format!(
+                "{} visits completed, {} failed to connect, {} dropped by the server",
+                churn.completed, churn.failed, churn.dropped
+            ),
+        },
+    ];
+    // The task criterion cannot be measured against this server; every other one must be.
+    let pass = criteria
+        .iter()
+        .filter(|c| c.name != "tasks back to baseline")
+        .all(|c| c.ok == Some(true));
+    Verdict { pass, criteria }
+}
+
+fn rss_growth(samples: &[Sample], limit: f64) -> Criterion {
+    let name = "RSS growth after warm-up";
+    let judged: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.stage == Stage::Load)
+        .filter_map(|s| s.rss_kib)
+        .map(|kib| kib as f64)
+        .collect();
+    if judged.len() < 2 {
+        return Criterion {
+            name,
+            ok: None,
+            detail: "fewer than two RSS samples after the warm-up (is --server-pid set?)"
+                .to_owned(),
+        };
+    }
+    let window = ((judged.len() as f64 * RSS_WINDOW_SHARE).ceil() as usize).max(1);
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let early = mean(&judged[..window]);
+    let late = mean(&judged[judged.len() - window..]);
+    let growth = (late - early) / early * 100.0;
+    let peak = judged.iter().copied().fold(0.0, f64::max);
+    Criterion {
+        name,
+        ok: Some(growth < limit),
+        detail: format!(
+            "{growth:+.2} % (limit {limit} %): {:.1} MiB after warm-up -> {:.1} MiB at the end \
+             (means of {window} samples each), peak {:.1} MiB",
+            early / 1024.0,
+            late / 1024.0,
+            peak / 1024.0
+        ),
+    }
+}
+
+fn back_to_baseline(
+    name: &'static str,
+    samples: &[Sample],
+    value: impl Fn(&Sample) -> Option<u64>,
+    slack: u64,
+) -> Criterion {
+    let baseline = samples
+        .iter()
+        .find(|s| s.stage == Stage::Baseline)
+        .and_then(&value);
+    let last = samples
+        .iter()
+        .rev()
+        .find(|s| s.stage == Stage::Leave)
+        .and_then(&value);
+    let peak = samples.iter().filter_map(&value).max();
+    match (baseline, last) {
+        (Some(baseline), Some(last)) => Criterion {
+            name,
+            ok: Some(last <= baseline + slack),
+            detail: format!(
+                "{baseline} before the clients, peak {}, {last} after they left{}",
+                peak.unwrap_or(last),
+                if slack > 0 {
+                    format!(" (slack {slack})")
+                } else {
+                    String::new()
+                }
+            ),
+        },
+        _ => Criterion {
+            name,
+            ok: None,
+            detail: "no baseline or no sample after the clients left".to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t_s: f64, stage: Stage, rss_kib: u64, fds: u64, rooms: u64) -> Sample {
+        Sample {
+            t_s,
+            stage,
+            rss_kib: Some(rss_kib),
+            fds: Some(fds),
+            rooms: Some(rooms),
+            connections: Some(if stage == Stage::Leave { 0 } else { rooms }),
+            clients_open: 0,
+            visits: 0,
+            updates_sent: 0,
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        rss_growth_percent: 5.0,
+        fd_slack: 0,
+    };
+
+    const CHURN: ChurnTotals = ChurnTotals {
+        completed: 10,
+        failed: 0,
+        dropped: 0,
+    };
+
+    fn soak(load_rss: &[u64], fds_after: u64, rooms_after: u64) -> Vec<Sample> {
+        let mut samples = vec![
+            sample(0.0, Stage::Baseline, 10_000, 12, 0),
+            // The warm-up may grow as it likes.
+            sample(1.0, Stage::WarmUp, 50_000, 80, 9),
+        ];
+        for (i, &rss) in load_rss.iter().enumerate() {
+            samples.push(sample(2.0 + i as f64, Stage::Load, rss, 80, 9));
+        }
+        samples.push(sample(99.0, Stage::Leave, 60_000, fds_after, rooms_after));
+        samples
+    }
+
+    #[test]
+    fn a_flat_soak_that_lets_go_passes() {
+        let verdict = judge(
+            &soak(&[60_000, 61_000, 60_500, 61_500], 12, 0),
+            LIMITS,
+            CHURN,
+        );
+        assert!(verdict.pass, "{:#?}", verdict.lines());
+    }
+
+    #[test]
+    fn growth_leaked_descriptors_and_rooms_fail() {
+        let growing = judge(
+            &soak(&[60_000, 62_000, 64_000, 66_000], 12, 0),
+            LIMITS,
+            CHURN,
+        );
+        assert!(!growing.pass, "{:#?}", growing.lines());
+        let leaky = judge(&soak(&[60_000; 4], 13, 0), LIMITS, CHURN);
+        assert!(!leaky.pass, "{:#?}", leaky.lines());
+        let held = judge(&soak(&[60_000; 4], 12, 1), LIMITS, CHURN);
+        assert!(!held.pass, "{:#?}", held.lines());
+        let dropped = ChurnTotals {
+            dropped: 1,
+            ..CHURN
+        };
+        assert!(!judge(&soak(&[60_000; 4], 12, 0), LIMITS, dropped).pass);
+    }
+
+    #[test]
+    fn unmeasured_figures_do_not_pass() {
+        let mut samples = soak(&[60_000; 4], 12, 0);
+        for s in &mut samples {
+            s.rss_kib = None;
+        }
+        let verdict = judge(&samples, LIMITS, CHURN);
+        assert!(!verdict.pass);
+        assert_eq!(verdict.criteria[0].ok, None);
+    }
+}
