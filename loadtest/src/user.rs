@@ -128,7 +128,8 @@ pub struct Counters {
     pub bytes_received: AtomicU64,
 }
 
-fn add(counter: &AtomicU64, n: u64) {
+/// Adds `n` to a shared counter (relaxed: counters are only read once the run is over).
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 

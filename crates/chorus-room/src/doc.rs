@@ -369,7 +369,7 @@ impl RoomDoc {
 /// Limits for validating what the server already holds: a whole document names any number of
 /// clients, its types nest as deep as they were allowed to when they came in, and its encoding
 /// may show content yrs collected itself next to live items (so origins are not judged).
-pub(crate) fn whole_document_limits() -> UpdateLimits {
+pub fn whole_document_limits() -> UpdateLimits {
     UpdateLimits {
         max_clients: usize::MAX,
         max_type_depth: usize::MAX,

@@ -12,6 +12,7 @@ use yrs::{Doc, Text, Transact};
 
 use crate::client::EMPTY_UPDATE;
 use crate::incoming::{self, Incoming};
+use crate::user::add;
 use crate::wire::{self, Conn, Drained};
 
 /// How long a leaving client waits for its close frame to go out.
@@ -36,10 +37,6 @@ pub struct VisitCounters {
     pub updates_sent: AtomicU64,
     /// Presence states sent.
     pub presence_sent: AtomicU64,
-}
-
-fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// What one visit does.

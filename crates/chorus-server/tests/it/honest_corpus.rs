@@ -14,7 +14,6 @@ use chorus_protocol::{Message, StateVector, SyncMessage};
 use chorus_server::Config;
 use std::time::Instant;
 
-use chorus_protocol::message::{SYNC_UPDATE, sync_frame};
 use chorus_room::{ConnId, Counted, DocError, Effect, RoomCore, RoomSettings, Surroundings};
 use yrs::types::ToJson;
 use yrs::types::text::{Diff, YChange};
@@ -103,6 +102,11 @@ impl ServerRoom {
             code: 1007,
             detail: format!("malformed message: {error}"),
         })?;
+        self.deliver(conn, message)
+    }
+
+    /// A decoded message from `conn`: the connection's check, then the room.
+    fn deliver(&mut self, conn: usize, message: Message) -> Result<Outcome, Refusal> {
         if let Message::Sync(SyncMessage::Step2(update) | SyncMessage::Update(update)) = &message {
             first_pass(update)?;
             self.updates += 1;
@@ -121,8 +125,8 @@ impl ServerRoom {
         update: &[u8],
         outcome: &mut Outcome,
     ) -> Result<(), Refusal> {
-        let frame = sync_frame(SYNC_UPDATE, update);
-        let more = self.receive(conn, &frame)?;
+        let message = Message::Sync(SyncMessage::Update(Bytes::copy_from_slice(update)));
+        let more = self.deliver(conn, message)?;
         outcome.reply = outcome.reply.take().or(more.reply);
         outcome.deltas.extend(more.deltas);
         Ok(())

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chorus_protocol::update::{UpdateLimits, validate_update_v1};
 use chorus_protocol::{Message, StateVector, SyncMessage};
+use chorus_room::doc::whole_document_limits;
 use chorus_room::{
     ConnId, DocLimits, Effect, HeldLimits, RoomCore, RoomDoc, RoomSettings, Surroundings,
 };
@@ -22,21 +23,10 @@ use yrs::{ClientID, Doc, GetString, OffsetKind, Options, ReadTxn, Transact, Upda
 /// stay fast).
 pub const MAX_HELD: usize = 64;
 
-/// Limits for what the server itself encodes: a whole document names more clients, and nests
-/// types deeper through references, than one client update may; and it may show content yrs
-/// collected itself next to live items (finding 12).
-pub fn state_limits() -> UpdateLimits {
-    UpdateLimits {
-        max_clients: usize::MAX,
-        max_type_depth: usize::MAX,
-        check_origins: false,
-        ..UpdateLimits::default()
-    }
-}
-
 /// What the server sends must pass its own validator and decode.
 pub fn check_outgoing(update: &[u8]) {
-    validate_update_v1(update, &state_limits()).expect("what the server sends must validate");
+    validate_update_v1(update, &whole_document_limits())
+        .expect("what the server sends must validate");
     Update::decode_v1(update).expect("what the server sends must decode");
 }
 
