@@ -113,8 +113,10 @@ pub trait UpdateLog: Send + Sync + 'static {
     /// commit by batching every update that arrived while the previous append was in flight.
     ///
     /// # Errors
-    /// [`StoreError::Io`] or [`StoreError::Backend`] if the backend fails (nothing of the batch
-    /// is then readable), [`StoreError::Rejected`] if an update is too big for one record.
+    /// [`StoreError::Io`] or [`StoreError::Backend`] if the backend fails: the batch is not
+    /// acknowledged, though some of it may be read back later (appending it again is safe:
+    /// applying a Yjs update twice changes nothing); [`StoreError::Rejected`] if an update is
+    /// too big for one record.
     async fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError>;
 
     /// Every valid record of `doc`, in order, with its sequence number.

@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::UNIX_EPOCH;
 
 use crate::naming;
 
@@ -94,6 +95,30 @@ impl FileId {
     #[cfg(not(unix))]
     pub fn of(_meta: &fs::Metadata) -> Self {
         Self { dev: 0, ino: 0 }
+    }
+}
+
+/// Which incarnation of a document's log file a record went to; see the `wal` module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Incarnation {
+    pub(crate) ino: u64,
+    pub(crate) birth_ns: u64,
+}
+
+impl Incarnation {
+    /// The incarnation behind `meta`. The birth time tells apart a new file that reuses a
+    /// deleted file's inode number; where the file system has none, the inode alone decides.
+    pub(crate) fn of(meta: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let ino = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let ino = 0;
+        let birth_ns = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self { ino, birth_ns }
     }
 }
 

@@ -32,6 +32,7 @@
 //!   dead processes' WALs into the log files;
 //! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
 mod crash_safe;
+mod deferred;
 mod dir;
 mod files;
 mod lock;

@@ -19,7 +19,9 @@ fn corrupt_copies(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Writes three single-record appends; returns the updates and the file length after each.
+/// Writes three single-record appends, each flushed to the document's file (under `Always`
+/// appends reach it at the next checkpoint); returns the updates and the file length after
+/// each.
 async fn three_appends(dir: &Path) -> (Vec<Bytes>, Vec<u64>, PathBuf) {
     let log = FsLog::open(dir, FsyncPolicy::Always).expect("open");
     let doc = doc_name("notes");
@@ -31,6 +33,7 @@ async fn three_appends(dir: &Path) -> (Vec<Bytes>, Vec<u64>, PathBuf) {
         log.append(&doc, std::slice::from_ref(&update))
             .await
             .expect("append");
+        log.flush().await.expect("flush");
         updates.push(update);
         lengths.push(fs::metadata(log.path_of(&doc)).expect("stat").len());
     }
@@ -67,6 +70,9 @@ async fn a_log_cut_at_any_byte_of_its_last_record_loads_everything_before_it() {
             3,
             "cut at byte {cut}"
         );
+        // Written to the file now, rather than at the next checkpoint, which the next open
+        // would wait for.
+        log.flush().await.expect("flush");
         let reopened = FsLog::open(dir.path(), FsyncPolicy::Always).expect("reopen");
         assert_eq!(
             reopened.read(&doc).await.expect("read").len(),

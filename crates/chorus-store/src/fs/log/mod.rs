@@ -1,45 +1,54 @@
 //! [`FsLog`]: one append-only update log file per document, next to its snapshot, and under
-//! [`FsyncPolicy::Always`] one write-ahead log per process that makes appends durable.
+//! [`FsyncPolicy::Always`] one write-ahead log per process that makes appends durable, the
+//! document files being written later, in batches.
 //!
-//! # Appending
+//! # Appending under [`FsyncPolicy::Interval`]
 //! Every operation on a document's log holds the `flock` of its file (see [`FileLock`]), so
 //! processes sharing the directory append in turn and sequence numbers stay strictly
-//! increasing. An append writes the whole batch with one `write`. Under
-//! [`FsyncPolicy::Interval`] the file then joins a set that a background thread fsyncs every
-//! interval (like Redis' `appendfsync everysec`): a crash of the machine loses at most that
-//! interval, a crash of the process loses nothing. Under [`FsyncPolicy::Always`] the append
-//! returns only once the batch is durable, through the write-ahead log.
+//! increasing. An append writes the whole batch with one `write`, and the file then joins a set
+//! that a background thread fsyncs every interval (like Redis' `appendfsync everysec`): a crash
+//! of the machine loses at most that interval, a crash of the process loses nothing.
 //!
-//! # Write-ahead log (`FsyncPolicy::Always`)
+//! # Appending under [`FsyncPolicy::Always`]: one durable write per update
 //! Why: a server appends once per room per batch and a room has one append in flight, so with
-//! many rooms each getting a few updates a second there is nothing to batch within a document,
-//! and one `fdatasync` per append per document is what limits the node. Group commit has to
-//! span documents, and one file per document cannot give that: hence one WAL per process
-//! ([`super::wal`] has its format).
+//! many rooms each getting a few updates a second there is nothing to batch within a document.
+//! One `fdatasync` per append per document would limit the node, and so would the work around
+//! it: opening and locking the document's file, writing it, and a blocking-pool thread per
+//! append. Group commit has to span documents, and one file per document cannot give that:
+//! hence one write-ahead log (WAL) per process ([`super::wal`] has its format).
 //!
-//! How: the append writes its records to the document's log as above, without fsyncing it
-//! (a new file's directory entry is still fsynced before returning, so after a power cut a
-//! missing log always means a deleted document), and adds a handle of the file to the WAL's
-//! *dirty set*. Still holding the document's lock (so the WAL has each document's records in
-//! order), it hands the records (document, seq, payload, and which incarnation of the file they
-//! went to) to the `chorus-wal` writer thread, and the async `append` awaits the answer without
-//! keeping a blocking-pool thread. The writer takes everything queued meanwhile, writes it to
-//! the WAL with one `write` and one `fdatasync`, and answers every appender. A failed write or
-//! fsync fails the whole batch (nothing of it is acknowledged) and starts a new WAL file. When
-//! the WAL passes 16 MiB or one second of age, the writer starts a new file at once and hands
-//! the old one, with the dirty set, to the `chorus-wal-checkpoint` thread, which fsyncs every
-//! file in it, then removes the WAL: the WAL stays small, and a second of appends is made
-//! durable on each document file once. A flush (what
-//! the server calls at shutdown) and dropping the last clone checkpoint everything, so a
-//! clean shutdown leaves no WAL behind. A checkpoint that fails keeps its WAL (locked while
-//! this process lives) for the next start to replay.
+//! How: the WAL is the only write on an append's path.
+//! - The append numbers its records under the document's *lease* ([`super::deferred`]): this
+//!   process holds the file's `flock` and knows its tail, so numbering is a counter in memory.
+//!   Only taking the lease (once per document per checkpoint) reads the file, on the blocking
+//!   pool; a new file's directory entry is fsynced then, so after a power cut a missing log
+//!   always means a deleted document.
+//! - It hands the records (document, seq, payload, and which incarnation of the file they are
+//!   for) to the `chorus-wal` writer thread without blocking, and the async `append` awaits the
+//!   answer without holding a thread. The writer takes everything queued meanwhile, writes it
+//!   to the WAL with one `write` and one `fdatasync`, and answers every appender. A failed
+//!   write or fsync fails the whole batch and starts a new WAL file.
+//! - The records stay in memory, pending, until a checkpoint: when the WAL passes 16 MiB or
+//!   one second of age, the writer starts a new file and hands the old one to the
+//!   `chorus-wal-checkpoint` thread. It writes every document's pending records to its file
+//!   with one `write`, fsyncs it, gives the lease back (another process waits at most that
+//!   long for its turn at the document), and then removes the WAL. So a second of appends costs
+//!   each document one write and one fsync, off the append path.
+//! - Reading, truncating or deleting a log first flushes that document's pending records the
+//!   same way, so they see (and keep) every record appended so far.
+//! - A flush (what the server calls at shutdown) and dropping the last clone checkpoint
+//!   everything, so a clean shutdown leaves no WAL behind. A checkpoint that fails keeps its
+//!   WAL (locked while this process lives) for the next start to replay, and the pending
+//!   records for the next checkpoint to write again.
 //!
-//! Deleting or truncating a document needs nothing from the WAL: a deleted document's file is
-//! gone and replay skips documents without a file, and truncation's rewrite fsyncs every record
-//! it keeps; the old file's handle may still be in a dirty set, but fsyncing an unlinked inode
-//! succeeds and shows nothing to anyone. Replay also skips entries written to another
-//! incarnation of the file (inode and birth time differ): a document deleted and created again
-//! numbers from 1, so sequence numbers alone could not tell its new records from old ones.
+//! An append whose WAL write failed may still reach the document's log with the next flush:
+//! it was not acknowledged, and the room appends it again, which is harmless (applying a Yjs
+//! update twice changes nothing).
+//!
+//! Replay skips entries written for another incarnation of the file (inode and birth time
+//! differ): a document deleted and created again numbers from 1, so sequence numbers alone
+//! could not tell its new records from old ones; and a file rewritten by truncation already
+//! holds every record it kept, since the truncation flushed first and fsynced the rewrite.
 //!
 //! # Replaying write-ahead logs
 //! [`FsLog::open`] (under either policy) first replays the WALs of processes that did not shut
@@ -83,13 +92,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chorus_protocol::DocName;
 
+use super::deferred::{Deferred, Slot};
 use super::dir::{list_dir, prepare_dir, read_name};
 use super::files::{LOG_SUFFIX, LogFiles};
-use super::stats::FsLogStats;
-use super::wal::{self, Wal, WalLimits};
+use super::stats::{Counters, FsLogStats};
+use super::wal::{self, SyncWait, Wal, WalLimits};
 use crate::{FsyncPolicy, StoreError, UpdateLog, log_record};
 
-use append::{Appended, Appender};
+use append::Appender;
 use interval::{Unsynced, spawn_flusher};
 
 /// Shortest interval the flusher accepts: a zero interval would spin.
@@ -103,11 +113,19 @@ pub struct FsLog {
 
 #[derive(Debug)]
 struct Inner {
-    files: LogFiles,
-    policy: FsyncPolicy,
+    files: Arc<LogFiles>,
+    /// Under [`FsyncPolicy::Interval`]: files written and not fsynced yet.
     unsynced: Unsynced,
-    /// The write-ahead log, under [`FsyncPolicy::Always`].
-    wal: Option<Wal>,
+    /// Under [`FsyncPolicy::Always`].
+    always: Option<Always>,
+}
+
+/// What appends go through under [`FsyncPolicy::Always`].
+#[derive(Debug)]
+struct Always {
+    /// Records in the WAL only, until a checkpoint writes them to their logs.
+    deferred: Arc<Deferred>,
+    wal: Wal,
 }
 
 impl FsLog {
@@ -131,20 +149,21 @@ impl FsLog {
         limits: WalLimits,
     ) -> Result<Self, StoreError> {
         prepare_dir(&dir)?;
-        let files = LogFiles::new(dir);
+        let files = Arc::new(LogFiles::new(dir));
         wal::replay_dead_wals(&files)?;
-        let wal = match policy {
-            FsyncPolicy::Always => Some(
-                Wal::start(&files.dir, limits, Arc::clone(&files.counters))
-                    .map_err(StoreError::io("starting the write-ahead log", &files.dir))?,
-            ),
+        let always = match policy {
+            FsyncPolicy::Always => {
+                let deferred = Arc::new(Deferred::new(Arc::clone(&files)));
+                let wal = Wal::start(&files.dir, limits, Arc::clone(&deferred))
+                    .map_err(StoreError::io("starting the write-ahead log", &files.dir))?;
+                Some(Always { deferred, wal })
+            }
             FsyncPolicy::Interval(_) => None,
         };
         let inner = Inner {
             files,
-            policy,
             unsynced: Unsynced::default(),
-            wal,
+            always,
         };
         let inner = Arc::new(inner);
         if let FsyncPolicy::Interval(every) = policy {
@@ -176,8 +195,8 @@ impl FsLog {
     /// behind, unlocked, and nothing is checkpointed.
     #[cfg(test)]
     pub(crate) fn crash(self) {
-        if let Some(wal) = &self.inner.wal {
-            wal.abandon();
+        if let Some(always) = &self.inner.always {
+            always.wal.abandon();
         }
     }
 }
@@ -198,22 +217,127 @@ impl FsLog {
             .await
             .map_err(StoreError::join(action, location))?
     }
+
+    /// Appends under the write-ahead log: numbered under the document's lease and handed to
+    /// the WAL without blocking; only taking a lease (once per document per checkpoint) goes
+    /// to the blocking pool.
+    async fn append_deferred(
+        &self,
+        always: &Always,
+        doc: &DocName,
+        updates: &[Bytes],
+    ) -> Result<u64, StoreError> {
+        let slot = always.deferred.slot(doc);
+        loop {
+            match always.submit(&slot, updates) {
+                Some(Ok((seq, None))) => return Ok(seq),
+                Some(Ok((seq, Some(durable)))) => {
+                    let outcome = durable.await.unwrap_or_else(|_| Err(wal::stopped()));
+                    return always.durable(seq, outcome);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    let slot = Arc::clone(&slot);
+                    self.blocking("locking update log", doc, move |inner, _| {
+                        slot.take_lease(&inner.files)
+                    })
+                    .await?;
+                }
+            }
+        }
+    }
+}
+
+impl Always {
+    /// Numbers `updates` under the lease of `slot` and hands them to the WAL; see
+    /// [`Slot::append_with`].
+    fn submit(
+        &self,
+        slot: &Slot,
+        updates: &[Bytes],
+    ) -> Option<Result<(u64, Option<SyncWait>), StoreError>> {
+        let files = self.deferred.files();
+        let submitted = slot.append_with(updates, |submission| self.wal.submit(submission))?;
+        Some(match submitted {
+            Ok(submitted) => {
+                Counters::add(&files.counters.records, updates.len() as u64);
+                Ok(submitted)
+            }
+            Err(e) => Err(StoreError::io("writing the write-ahead log", &files.dir)(e)),
+        })
+    }
+
+    /// The outcome of an append through `seq`, once the WAL answered.
+    fn durable(&self, seq: u64, outcome: std::io::Result<()>) -> Result<u64, StoreError> {
+        let dir = &self.deferred.files().dir;
+        outcome
+            .map(|()| seq)
+            .map_err(StoreError::io("writing the write-ahead log", dir))
+    }
 }
 
 impl Inner {
     fn appender(&self) -> Appender<'_> {
         Appender {
             files: &self.files,
-            policy: self.policy,
-            wal: self.wal.as_ref(),
             unsynced: &self.unsynced,
         }
     }
 
-    /// Appends and, under the WAL, blocks until the records are durable (tests).
+    /// Runs `work` on the log file of `doc` once every record appended so far is in it.
+    fn settled<T>(
+        &self,
+        doc: &DocName,
+        work: impl FnOnce(&LogFiles) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.always {
+            Some(always) => always
+                .deferred
+                .slot(doc)
+                .after_flush(&self.files, || work(&self.files)),
+            None => work(&self.files),
+        }
+    }
+
+    /// Reads as [`UpdateLog::read`] does, blocking (tests).
+    #[cfg(test)]
+    fn read(&self, doc: &DocName) -> Result<Vec<(u64, Bytes)>, StoreError> {
+        self.settled(doc, |files| files.read(doc))
+    }
+
+    /// Truncates as [`UpdateLog::truncate`] does, blocking (tests).
+    #[cfg(test)]
+    fn truncate(&self, doc: &DocName, through: u64) -> Result<(), StoreError> {
+        self.settled(doc, |files| files.truncate(doc, through))
+    }
+
+    /// Deletes as [`UpdateLog::delete`] does, blocking (tests).
+    #[cfg(test)]
+    fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
+        self.settled(doc, |files| files.delete(doc))
+    }
+
+    /// Appends and blocks until the records are durable (tests).
     #[cfg(test)]
     fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
-        self.appender().append(doc, updates)
+        append::check_sizes(&self.files, doc, updates)?;
+        let Some(always) = &self.always else {
+            return self.appender().append(doc, updates);
+        };
+        let slot = always.deferred.slot(doc);
+        loop {
+            match always.submit(&slot, updates) {
+                Some(Ok((seq, None))) => return Ok(seq),
+                Some(Ok((seq, Some(durable)))) => {
+                    let outcome = durable
+                        .blocking_recv()
+                        .unwrap_or_else(|_| Err(wal::stopped()));
+                    return always.durable(seq, outcome);
+                }
+                Some(Err(e)) => return Err(e),
+                None => slot.take_lease(&self.files)?,
+            }
+        }
     }
 }
 
@@ -227,39 +351,37 @@ impl Drop for Inner {
 #[async_trait]
 impl UpdateLog for FsLog {
     async fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
-        let updates = updates.to_vec();
-        let appended = self
-            .blocking("appending to update log", doc, move |inner, doc| {
-                inner.appender().start_append(doc, &updates)
-            })
-            .await?;
-        match appended {
-            Appended::Done(seq) => Ok(seq),
-            Appended::Pending(pending) => pending.wait().await,
+        append::check_sizes(&self.inner.files, doc, updates)?;
+        if let Some(always) = &self.inner.always {
+            return self.append_deferred(always, doc, updates).await;
         }
+        let updates = updates.to_vec();
+        self.blocking("appending to update log", doc, move |inner, doc| {
+            inner.appender().append(doc, &updates)
+        })
+        .await
     }
 
     async fn read(&self, doc: &DocName) -> Result<Vec<(u64, Bytes)>, StoreError> {
         self.blocking("reading update log", doc, |inner, doc| {
-            inner.files.read(doc)
+            inner.settled(doc, |files| files.read(doc))
         })
         .await
     }
 
     async fn truncate(&self, doc: &DocName, through: u64) -> Result<(), StoreError> {
         self.blocking("truncating update log", doc, move |inner, doc| {
-            inner.files.truncate(doc, through)
+            inner.settled(doc, |files| files.truncate(doc, through))
         })
         .await
     }
 
     async fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
         self.blocking("deleting update log", doc, |inner, doc| {
-            inner.files.delete(doc)
+            inner.settled(doc, |files| files.delete(doc))
         })
         .await
     }
-
     async fn list(&self) -> Result<Vec<DocName>, StoreError> {
         let dir = self.inner.files.dir.clone();
         let location = dir.display().to_string();
@@ -280,8 +402,8 @@ impl UpdateLog for FsLog {
         tokio::task::spawn_blocking(move || {
             inner.unsynced.take_failure()?;
             inner.unsynced.sync(&inner.files)?;
-            match &inner.wal {
-                Some(wal) => wal.checkpoint().map_err(StoreError::io(
+            match &inner.always {
+                Some(always) => always.wal.checkpoint().map_err(StoreError::io(
                     "checkpointing the write-ahead log",
                     &inner.files.dir,
                 )),

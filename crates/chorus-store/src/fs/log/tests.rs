@@ -48,11 +48,23 @@ fn lose_writes_after(path: &Path, len: u64) {
         .expect("cut the file");
 }
 
+/// How many records the log file at `path` holds (0 if there is none).
+fn records_in(path: &Path) -> usize {
+    fs::read(path).map_or(0, |bytes| {
+        log_record::scan(&Bytes::from(bytes))
+            .records
+            .iter()
+            .filter(|r| !r.is_marker())
+            .count()
+    })
+}
+
 fn checkpoint(log: &FsLog) {
     log.inner
-        .wal
+        .always
         .as_ref()
         .expect("a WAL under Always")
+        .wal
         .checkpoint()
         .expect("checkpoint");
 }
@@ -77,7 +89,7 @@ fn appends_from_many_threads_share_wal_fsyncs() {
 
     // Deterministic overlap: the writer is held until every thread has submitted, so all
     // of them are in the first batch.
-    let paused = log.inner.wal.as_ref().expect("WAL").pause();
+    let paused = log.inner.always.as_ref().expect("WAL").wal.pause();
     let first: Vec<_> = names
         .iter()
         .map(|name| {
@@ -136,7 +148,7 @@ fn appends_from_many_threads_share_wal_fsyncs() {
         let expected: Vec<(u64, Bytes)> = (0..=ROUNDS)
             .map(|round| (round as u64 + 1, update(name, round)))
             .collect();
-        assert_eq!(log.inner.files.read(&doc(name)).expect("read"), expected);
+        assert_eq!(log.inner.read(&doc(name)).expect("read"), expected);
     }
 }
 
@@ -147,7 +159,6 @@ fn a_power_cut_before_the_checkpoint_loses_nothing_acknowledged() {
     let (a, b) = (doc("a"), doc("b"));
     let (a_path, b_path) = (log.path_of(&a), log.path_of(&b));
     assert_eq!(log.inner.append(&a, &[update("a", 1)]).expect("append"), 1);
-    let a_after_first = len_of(&a_path);
     let batch = [update("a", 2), update("a", 3)];
     assert_eq!(log.inner.append(&a, &batch).expect("append"), 3);
     for i in 1..=4 {
@@ -156,24 +167,27 @@ fn a_power_cut_before_the_checkpoint_loses_nothing_acknowledged() {
             i as u64
         );
     }
-    let a_whole = fs::read(&a_path).expect("read");
-    let b_whole = fs::read(&b_path).expect("read");
+    assert_eq!(
+        records_in(&a_path) + records_in(&b_path),
+        0,
+        "only the WAL was written"
+    );
     log.crash();
     assert_eq!(wal_files(dir.path()).len(), 1, "the crash left the WAL");
 
-    // The page cache is gone: a kept its first record and a few bytes of the next, b
-    // (whose creation was fsynced) nothing at all.
-    lose_writes_after(&a_path, a_after_first + 5);
+    // The page cache is gone: a kept a few bytes of its header, b (whose creation was
+    // fsynced) nothing at all.
+    lose_writes_after(&a_path, 5);
     lose_writes_after(&b_path, 0);
 
     let log = open(dir.path(), NO_ROTATION);
-    assert_eq!(log.stats().recovered, 2 + 4);
+    assert_eq!(log.stats().recovered, 3 + 4);
     assert!(
         wal_files(dir.path()).is_empty(),
         "the WAL was replayed and removed"
     );
     assert_eq!(
-        log.inner.files.read(&a).expect("read"),
+        log.inner.read(&a).expect("read"),
         vec![
             (1, update("a", 1)),
             (2, update("a", 2)),
@@ -181,14 +195,106 @@ fn a_power_cut_before_the_checkpoint_loses_nothing_acknowledged() {
         ]
     );
     assert_eq!(
-        log.inner.files.read(&b).expect("read"),
+        log.inner.read(&b).expect("read"),
         (1..=4)
             .map(|i| (i as u64, update("b", i)))
             .collect::<Vec<_>>()
     );
-    assert_eq!(fs::read(&a_path).expect("read"), a_whole, "byte for byte");
-    assert_eq!(fs::read(&b_path).expect("read"), b_whole, "byte for byte");
     assert_eq!(log.inner.append(&a, &[update("a", 4)]).expect("append"), 4);
+}
+
+#[test]
+fn appends_reach_the_document_logs_at_the_checkpoint_one_fsync_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path(), NO_ROTATION);
+    let docs: Vec<DocName> = (0..5).map(|i| doc(&format!("d{i}"))).collect();
+    for round in 1..=4 {
+        for d in &docs {
+            log.inner
+                .append(d, &[update(d.as_str(), round)])
+                .expect("append");
+        }
+    }
+    let before = log.stats();
+    assert_eq!(before.records, 20);
+    assert_eq!(
+        before.log_fsyncs, 0,
+        "no document log fsynced on the append path"
+    );
+    for d in &docs {
+        assert_eq!(records_in(&log.path_of(d)), 0, "{d} not written yet");
+    }
+    checkpoint(&log);
+    assert_eq!(
+        log.stats().log_fsyncs,
+        5,
+        "one write and fsync per document"
+    );
+    for d in &docs {
+        assert_eq!(
+            records_in(&log.path_of(d)),
+            4,
+            "{d} written at the checkpoint"
+        );
+    }
+    assert!(wal_files(dir.path()).is_empty());
+}
+
+#[test]
+fn reading_sees_records_the_checkpoint_has_not_written_yet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path(), NO_ROTATION);
+    let d = doc("d");
+    log.inner
+        .append(&d, &[update("d", 1), update("d", 2)])
+        .expect("append");
+    assert_eq!(
+        log.inner.read(&d).expect("read"),
+        vec![(1, update("d", 1)), (2, update("d", 2))]
+    );
+    assert_eq!(log.inner.append(&d, &[update("d", 3)]).expect("append"), 3);
+    log.inner.truncate(&d, 2).expect("truncate");
+    assert_eq!(log.inner.read(&d).expect("read"), vec![(3, update("d", 3))]);
+}
+
+#[test]
+fn two_logs_on_one_directory_take_turns_at_a_document() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Two handles on one directory behave as two processes: separate locks and WALs.
+    let first = open(dir.path(), NO_ROTATION);
+    let second = open(dir.path(), NO_ROTATION);
+    let d = doc("shared");
+    assert_eq!(
+        first
+            .inner
+            .append(&d, &[update("first", 1)])
+            .expect("append"),
+        1
+    );
+    let waiting = {
+        let second = second.clone();
+        let d = d.clone();
+        std::thread::spawn(move || second.inner.append(&d, &[update("second", 1)]))
+    };
+    // The first holds the lease until its checkpoint: the second waits for its turn, then
+    // numbers after the first's record.
+    checkpoint(&first);
+    assert_eq!(waiting.join().expect("second").expect("append"), 2);
+    let waiting = {
+        let first = first.clone();
+        let d = d.clone();
+        std::thread::spawn(move || first.inner.append(&d, &[update("first", 2)]))
+    };
+    checkpoint(&second);
+    assert_eq!(waiting.join().expect("first").expect("append"), 3);
+    checkpoint(&first);
+    let expected = vec![
+        (1, update("first", 1)),
+        (2, update("second", 1)),
+        (3, update("first", 2)),
+    ];
+    assert_eq!(first.inner.read(&d).expect("read"), expected);
+    assert_eq!(second.inner.read(&d).expect("read"), expected);
 }
 
 #[test]
@@ -202,10 +308,7 @@ fn a_log_opened_under_the_interval_policy_replays_a_dead_wal_too() {
     lose_writes_after(&path, 0);
     let interval = FsyncPolicy::Interval(Duration::from_secs(3600));
     let log = FsLog::open_with(dir.path().to_owned(), interval, NO_ROTATION).expect("open");
-    assert_eq!(
-        log.inner.files.read(&d).expect("read"),
-        vec![(1, update("d", 1))]
-    );
+    assert_eq!(log.inner.read(&d).expect("read"), vec![(1, update("d", 1))]);
     assert!(wal_files(dir.path()).is_empty());
 }
 
@@ -222,8 +325,8 @@ fn a_deleted_document_is_not_resurrected_by_its_wal_entries() {
             .append(&again, &[update("again", i)])
             .expect("append");
     }
-    log.inner.files.delete(&gone).expect("delete");
-    log.inner.files.delete(&again).expect("delete");
+    log.inner.delete(&gone).expect("delete");
+    log.inner.delete(&again).expect("delete");
     // Created anew: numbering starts over at 1, below the old entries' 2 and 3.
     let fresh = Bytes::from_static(b"fresh");
     assert_eq!(
@@ -241,9 +344,9 @@ fn a_deleted_document_is_not_resurrected_by_its_wal_entries() {
         !log.path_of(&gone).exists(),
         "no file for the deleted document"
     );
-    assert_eq!(log.inner.files.read(&gone).expect("read"), vec![]);
+    assert_eq!(log.inner.read(&gone).expect("read"), vec![]);
     assert_eq!(
-        log.inner.files.read(&again).expect("read"),
+        log.inner.read(&again).expect("read"),
         vec![(1, fresh)],
         "only the new document's record"
     );
@@ -261,7 +364,7 @@ fn records_a_truncation_dropped_are_not_appended_again() {
             .append(&d, &[update("snapshotted", i)])
             .expect("append");
     }
-    log.inner.files.truncate(&d, 2).expect("truncate");
+    log.inner.truncate(&d, 2).expect("truncate");
     log.inner
         .append(&d, &[update("snapshotted", 4)])
         .expect("append");
@@ -269,13 +372,13 @@ fn records_a_truncation_dropped_are_not_appended_again() {
     // must neither fail nor bring anything back.
     checkpoint(&log);
     assert_eq!(
-        log.inner.files.read(&d).expect("read"),
+        log.inner.read(&d).expect("read"),
         vec![(3, update("snapshotted", 3)), (4, update("snapshotted", 4))]
     );
     log.inner
         .append(&d, &[update("snapshotted", 5)])
         .expect("append");
-    log.inner.files.truncate(&d, 3).expect("truncate");
+    log.inner.truncate(&d, 3).expect("truncate");
     let truncated_again = len_of(&path);
     log.inner
         .append(&d, &[update("snapshotted", 6)])
@@ -285,7 +388,7 @@ fn records_a_truncation_dropped_are_not_appended_again() {
 
     let log = open(dir.path(), NO_ROTATION);
     assert_eq!(
-        log.inner.files.read(&d).expect("read"),
+        log.inner.read(&d).expect("read"),
         vec![
             (4, update("snapshotted", 4)),
             (5, update("snapshotted", 5)),
@@ -302,22 +405,22 @@ fn the_wal_of_a_live_log_is_not_replayed() {
     let d = doc("d");
     let path = live.path_of(&d);
     live.inner.append(&d, &[update("d", 1)]).expect("append");
-    let after_first = len_of(&path);
     live.inner.append(&d, &[update("d", 2)]).expect("append");
-    lose_writes_after(&path, after_first);
+    let before = len_of(&path);
 
     let second = open(dir.path(), NO_ROTATION);
     assert_eq!(second.stats().recovered, 0);
-    assert_eq!(len_of(&path), after_first, "nothing replayed");
+    assert_eq!(len_of(&path), before, "nothing replayed");
+    assert_eq!(records_in(&path), 0);
     assert_eq!(wal_files(dir.path()).len(), 1, "the live WAL stays");
     drop(second);
 
     // Once its process is gone, the next open replays it.
     live.crash();
     let third = open(dir.path(), NO_ROTATION);
-    assert_eq!(third.stats().recovered, 1);
+    assert_eq!(third.stats().recovered, 2);
     assert_eq!(
-        third.inner.files.read(&d).expect("read"),
+        third.inner.read(&d).expect("read"),
         vec![(1, update("d", 1)), (2, update("d", 2))]
     );
 }
@@ -349,7 +452,7 @@ fn full_wals_are_checkpointed_and_removed() {
         let expected: Vec<(u64, Bytes)> = (0..100)
             .map(|round| (round as u64 + 1, update(name, round)))
             .collect();
-        assert_eq!(log.inner.files.read(&doc(name)).expect("read"), expected);
+        assert_eq!(log.inner.read(&doc(name)).expect("read"), expected);
     }
     checkpoint(&log);
     assert!(wal_files(dir.path()).is_empty());

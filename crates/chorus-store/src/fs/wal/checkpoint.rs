@@ -1,5 +1,5 @@
-//! The `chorus-wal-checkpoint` thread: once a WAL is retired, fsyncs every document file it
-//! covers, then removes it.
+//! The `chorus-wal-checkpoint` thread: once a WAL is retired, writes every deferred record to
+//! its document's log file and fsyncs it ([`Deferred::flush_all`]), then removes the WAL.
 
 use std::fs::{self, File};
 use std::io;
@@ -7,22 +7,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use super::channel::{DirtySet, Reply};
+use super::channel::Reply;
 use super::epoch::Epoch;
 use crate::fs::crash_safe;
+use crate::fs::deferred::Deferred;
 use crate::fs::stats::Counters;
 
-/// A WAL to checkpoint (none when only waiting for earlier ones), the files to fsync before
-/// removing it, and who waits for it.
+/// A WAL to checkpoint (none when only waiting for earlier ones), and who waits for it.
 pub(crate) struct Retired {
     pub(crate) epoch: Option<Epoch>,
-    pub(crate) dirty: DirtySet,
     pub(crate) replies: Vec<Reply>,
 }
 
-/// The `chorus-wal-checkpoint` thread: fsyncs what a retired WAL covers, then removes it.
+/// The `chorus-wal-checkpoint` thread: writes what a retired WAL covers to the document logs,
+/// then removes it.
 pub(crate) struct Checkpointer {
     pub(crate) dir: PathBuf,
+    /// The records waiting for their document logs.
+    pub(crate) deferred: Arc<Deferred>,
     pub(crate) counters: Arc<Counters>,
     /// WALs whose checkpoint failed: kept, and locked while this process lives, so that the
     /// next start replays them.
@@ -35,7 +37,7 @@ impl Checkpointer {
     pub(crate) fn run(mut self, retired_rx: Receiver<Retired>) {
         for retired in retired_rx {
             let wal = retired.epoch.as_ref().map(|e| e.path.clone());
-            if let Err(e) = self.checkpoint(retired.epoch, retired.dirty) {
+            if let Err(e) = self.checkpoint(retired.epoch) {
                 tracing::error!(wal = ?wal, error = %e, "checkpoint failed; the write-ahead log is kept for recovery at the next start");
                 self.failure = Some(e);
             }
@@ -52,23 +54,20 @@ impl Checkpointer {
         }
     }
 
-    fn checkpoint(&mut self, epoch: Option<Epoch>, dirty: DirtySet) -> io::Result<()> {
-        let mut first_error = None;
-        // A handle may be of a file deleted or replaced (truncation) since: fsyncing an
-        // unlinked inode succeeds and writes nothing anyone can see, so it resurrects nothing.
-        for (log_path, log_file) in dirty.into_values() {
-            Counters::add(&self.counters.log_fsyncs, 1);
-            if let Err(e) = log_file.sync_data() {
-                tracing::error!(file = %log_path.display(), error = %e, "fsync of update log failed");
-                first_error.get_or_insert(e);
-            }
-        }
+    fn checkpoint(&mut self, epoch: Option<Epoch>) -> io::Result<()> {
+        // Every record of the retired WAL is pending in a leased slot, or was written and
+        // fsynced by an earlier flush (see `fs::deferred`). Records appended since, which are
+        // in the next WAL, are written too: earlier than needed, never too late.
+        let flushed = self
+            .deferred
+            .flush_all()
+            .map_err(|e| io::Error::other(e.to_string()));
         let Some(Epoch { path, file, .. }) = epoch else {
-            return first_error.map_or(Ok(()), Err);
+            return flushed;
         };
-        let removed = match first_error {
-            Some(e) => Err(e),
-            None => match fs::remove_file(&path) {
+        let removed = match flushed {
+            Err(e) => Err(e),
+            Ok(()) => match fs::remove_file(&path) {
                 Ok(()) => crash_safe::sync_dir(&self.dir),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e),

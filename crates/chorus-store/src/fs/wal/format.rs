@@ -1,10 +1,10 @@
 //! What a WAL file holds (see the [module docs](super)): names, and the entries written for
 //! every appended record.
 
-use std::fs;
-use std::time::UNIX_EPOCH;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub(crate) use crate::fs::crash_safe::Incarnation;
+pub(crate) use crate::fs::deferred::Submission;
 
 /// Start of every WAL file name.
 pub(crate) const WAL_PREFIX: &str = "wal-";
@@ -17,41 +17,6 @@ pub(crate) const WAL_HEADER_NAME: &str = "chorus write-ahead log";
 pub(crate) const ENTRY_APPEND: u8 = 1;
 /// Bytes an entry adds before its name and update: kind, inode, birth, seq, name length.
 pub(crate) const ENTRY_HEADER: usize = 1 + 8 + 8 + 8 + 2;
-
-/// Which incarnation of a document's log file a record went to; see the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Incarnation {
-    ino: u64,
-    birth_ns: u64,
-}
-
-impl Incarnation {
-    /// The incarnation behind `meta`. The birth time tells apart a new file that reuses a
-    /// deleted file's inode number; where the file system has none, the inode alone decides.
-    pub(crate) fn of(meta: &fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(meta);
-        #[cfg(not(unix))]
-        let ino = 0;
-        let birth_ns = meta
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        Self { ino, birth_ns }
-    }
-}
-
-/// Records just written (not fsynced) to a document's log, handed to the WAL.
-#[derive(Debug)]
-pub(crate) struct Submission {
-    /// The document's name.
-    pub(crate) doc: String,
-    /// The log file they were written to.
-    pub(crate) file: Incarnation,
-    /// The records, with their sequence numbers.
-    pub(crate) records: Vec<(u64, Bytes)>,
-}
 
 /// Appends one WAL entry (the payload of one WAL record).
 pub(crate) fn put_entry(out: &mut BytesMut, doc: &str, file: Incarnation, seq: u64, update: &[u8]) {

@@ -10,9 +10,10 @@
 //!           • u64 LE document seq • u16 LE name length • name • update
 //! ```
 //!
-//! The inode and birth time name the *incarnation* of the document's log file the record was
-//! written to. Replay skips entries for another incarnation: the document was deleted (and
-//! maybe created again, numbering from 1), or its log was rewritten by truncation, which
+//! The inode and birth time name the *incarnation* of the document's log file the record is
+//! for (the file its process held the lease on). Replay skips entries for another incarnation:
+//! the document was deleted (and maybe created again, numbering from 1), or its log was
+//! rewritten by truncation, which first flushes every pending record into the old file and
 //! fsyncs every record it keeps, so nothing of the old file needs replaying.
 //!
 //! Files are `wal-<16 hex>.wal` in the log directory, each `flock`ed by its process while it
@@ -35,32 +36,29 @@ mod format;
 mod replay;
 mod writer;
 
-use std::collections::hash_map;
-use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-use super::crash_safe::FileId;
+use super::deferred::Deferred;
 use super::stats::Counters;
-use channel::{Cmd, DirtySet, lock_dirty};
+use channel::Cmd;
 use checkpoint::Checkpointer;
 use writer::Writer;
 
 pub(crate) use channel::{SyncWait, stopped};
 #[cfg(test)]
 pub(crate) use format::is_wal_name;
-pub(crate) use format::{ENTRY_HEADER, Incarnation, Submission};
+pub(crate) use format::{ENTRY_HEADER, Submission};
 pub(crate) use replay::replay_dead_wals;
 pub(crate) use writer::WalLimits;
 
-/// Appends waiting for the writer. When full, appenders block in [`Wal::submit`] until the
-/// writer takes the next batch: backpressure, nothing is dropped.
-const QUEUE_CAPACITY: usize = 4096;
 /// Retired WALs waiting for their checkpoint. When full the writer (and so appends) waits:
 /// it bounds how many WAL files and open document handles pile up behind a slow disk.
 const RETIRED_CAPACITY: usize = 4;
@@ -69,8 +67,9 @@ const RETIRED_CAPACITY: usize = 4;
 /// final checkpoint, when it is dropped.
 #[derive(Debug)]
 pub(crate) struct Wal {
-    cmd_tx: Option<SyncSender<Cmd>>,
-    dirty: Arc<Mutex<DirtySet>>,
+    /// Unbounded, so that submitting never blocks (it happens under a document's state, on
+    /// the async path). What bounds it: a room has one append in flight at a time.
+    cmd_tx: Option<Sender<Cmd>>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
     /// Tests: the writer holds this while it collects and writes a batch.
@@ -79,21 +78,21 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    /// Starts the writer and checkpointer threads for WALs in `dir`. No file is created until
-    /// the first append: an idle log leaves no WAL behind.
+    /// Starts the writer and checkpointer threads for WALs in `dir`; a checkpoint writes
+    /// `deferred`'s records to the document logs. No file is created until the first append:
+    /// an idle log leaves no WAL behind.
     pub(crate) fn start(
         dir: &Path,
         limits: WalLimits,
-        counters: Arc<Counters>,
+        deferred: Arc<Deferred>,
     ) -> io::Result<Self> {
-        let (cmd_tx, cmd_rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let counters = Arc::clone(&deferred.files().counters);
+        let (cmd_tx, cmd_rx) = mpsc::channel();
         let (retired_tx, retired_rx) = mpsc::sync_channel(RETIRED_CAPACITY);
         #[cfg(test)]
         let gate = Arc::default();
-        let dirty = Arc::default();
         let writer = Writer {
             dir: dir.to_owned(),
-            dirty: Arc::clone(&dirty),
             limits,
             counters: Arc::clone(&counters),
             current: None,
@@ -103,6 +102,7 @@ impl Wal {
         };
         let checkpointer = Checkpointer {
             dir: dir.to_owned(),
+            deferred,
             counters: Arc::clone(&counters),
             kept: Vec::new(),
             failure: None,
@@ -115,7 +115,6 @@ impl Wal {
             .spawn(move || writer.run(cmd_rx))?;
         Ok(Self {
             cmd_tx: Some(cmd_tx),
-            dirty,
             // Joined in this order: the writer's end closes the checkpointer's queue.
             threads: vec![writer_thread, checkpoint_thread],
             counters,
@@ -124,20 +123,9 @@ impl Wal {
         })
     }
 
-    /// Hands the records of `submission` to the writer; the returned receiver resolves once
-    /// they are durable. `written` is the document file they were written to and `id` its
-    /// identity: the checkpoint fsyncs a second handle to it, taken once per WAL, not once
-    /// per append.
-    pub(crate) fn submit(
-        &self,
-        submission: Submission,
-        id: FileId,
-        path: &Path,
-        written: &File,
-    ) -> io::Result<SyncWait> {
-        if let hash_map::Entry::Vacant(slot) = lock_dirty(&self.dirty).entry(id) {
-            slot.insert((path.to_owned(), written.try_clone()?));
-        }
+    /// Hands the records of `submission` to the writer without blocking; the returned
+    /// receiver resolves once they are durable.
+    pub(crate) fn submit(&self, submission: Submission) -> io::Result<SyncWait> {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Cmd::Append(submission, reply_tx))?;
         Counters::add(&self.counters.wal_submissions, 1);
@@ -145,7 +133,7 @@ impl Wal {
     }
 
     /// Retires the current WAL and blocks until every WAL retired so far is checkpointed
-    /// (document files fsynced, WAL removed).
+    /// (deferred records written to the document files and fsynced, WAL removed).
     pub(crate) fn checkpoint(&self) -> io::Result<()> {
         let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Cmd::Checkpoint(reply_tx))?;

@@ -4,13 +4,15 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::channel::{Cmd, DirtySet, Reply, lock_dirty, stopped};
+use super::channel::{Cmd, Reply, stopped};
 use super::checkpoint::Retired;
 use super::epoch::Epoch;
 use super::format::{Submission, put_entry};
@@ -46,7 +48,6 @@ pub(crate) struct Writer {
     pub(crate) limits: WalLimits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) current: Option<Epoch>,
-    pub(crate) dirty: Arc<Mutex<DirtySet>>,
     pub(crate) retired_tx: SyncSender<Retired>,
     #[cfg(test)]
     pub(crate) gate: Arc<Mutex<()>>,
@@ -158,15 +159,10 @@ impl Writer {
     /// Hands the current WAL (if any) to the checkpointer; the next append starts a new one.
     fn retire(&mut self, replies: Vec<Reply>) {
         let epoch = self.current.take();
-        let dirty = std::mem::take(&mut *lock_dirty(&self.dirty));
-        if epoch.is_none() && dirty.is_empty() && replies.is_empty() {
+        if epoch.is_none() && replies.is_empty() {
             return;
         }
-        let retired = Retired {
-            epoch,
-            dirty,
-            replies,
-        };
+        let retired = Retired { epoch, replies };
         if let Err(mpsc::SendError(retired)) = self.retired_tx.send(retired) {
             // The checkpointer is gone (it panicked): keep the WAL for the next start.
             for reply in retired.replies {
