@@ -10,7 +10,8 @@
 //! One task per document appends one update at a time, as fast as it can, for `--seconds`. Each
 //! `--fsync` policy (default: `always`, then `1s`) runs on a fresh log in a temporary directory
 //! under `--dir` (default `target/bench-tmp` of the workspace: the disk the server uses; a tmpfs
-//! would make fsync free). Prints appends/s, append latency percentiles and the fsyncs done.
+//! would make fsync free). Prints appends/s, append latency percentiles, the process's CPU time
+//! per append (user + system, from `/proc/self/stat`, Linux) and the fsyncs done.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,6 +101,17 @@ async fn one_document(log: Arc<FsLog>, doc: DocName, bytes: usize, deadline: Ins
     latencies
 }
 
+/// CPU time this process has used (user + system), where `/proc` tells it.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis;
+    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -114,6 +126,7 @@ async fn run(args: &Args, policy: FsyncPolicy) {
     let log = Arc::new(FsLog::open(scratch.path(), policy).expect("open log"));
     let run_for = Duration::from_secs(args.seconds);
     let start = Instant::now();
+    let cpu_at_start = cpu_time();
     let deadline = start + run_for;
     let tasks: Vec<_> = (0..args.docs)
         .map(|d| {
@@ -126,16 +139,21 @@ async fn run(args: &Args, policy: FsyncPolicy) {
         latencies.extend(task.await.expect("document task"));
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_time()
+        .zip(cpu_at_start)
+        .map(|(end, start)| end.saturating_sub(start));
     let stats = log.stats();
     latencies.sort_unstable();
     println!(
         "fsync {:<7} {:>9.0} appends/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  \
-         {:>8} appends  {:?}",
+         CPU {:>6.1} µs/append  {:>8} appends  {:?}",
         policy.to_string(),
         latencies.len() as f64 / elapsed,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0),
+        cpu.map_or(f64::NAN, |cpu| cpu.as_secs_f64() * 1e6
+            / latencies.len().max(1) as f64),
         latencies.len(),
         stats,
     );

@@ -135,6 +135,15 @@ impl Deferred {
         &self.files
     }
 
+    /// Whether this process holds a lease on any document.
+    pub(crate) fn has_leases(&self) -> bool {
+        self.shards.iter().any(|shard| {
+            lock(shard)
+                .values()
+                .any(|slot| lock(&slot.state).lease.is_some())
+        })
+    }
+
     /// Writes every leased document's pending records to its file, fsyncs it and gives the
     /// lease back; then forgets the documents nobody uses. Blocks; the first error is
     /// returned after trying every document.
@@ -168,10 +177,10 @@ impl Deferred {
 }
 
 impl Slot {
-    /// Numbers `updates` under the lease and hands them to `submit` (the WAL) while still
-    /// holding the state, so the WAL gets each document's records in order; returns the last
-    /// sequence number and what `submit` returned. `None` without a lease: take one
-    /// ([`Slot::take_lease`], blocking) and call again.
+    /// Numbers `updates` (not empty) under the lease and hands them to `submit` (the WAL)
+    /// while still holding the state, so the WAL gets each document's records in order;
+    /// returns the last sequence number and what `submit` returned. `None` without a lease:
+    /// take one ([`Slot::take_lease`], blocking) and call again.
     ///
     /// # Errors
     /// `submit`'s: the records are then forgotten (nothing of them was acknowledged).
@@ -179,7 +188,7 @@ impl Slot {
         &self,
         updates: &[Bytes],
         submit: impl FnOnce(Submission) -> io::Result<T>,
-    ) -> Option<io::Result<(u64, Option<T>)>> {
+    ) -> Option<io::Result<(u64, T)>> {
         let mut state = lock(&self.state);
         let state = &mut *state;
         let lease = state.lease.as_ref()?;
@@ -187,9 +196,6 @@ impl Slot {
             .pending
             .last()
             .map_or(lease.tail.high_water, |(seq, _)| *seq);
-        if updates.is_empty() {
-            return Some(Ok((high_water, None)));
-        }
         let records: Vec<(u64, Bytes)> = (high_water + 1..).zip(updates.iter().cloned()).collect();
         let seq = high_water + records.len() as u64;
         state.pending.extend(records.iter().cloned());
@@ -199,7 +205,7 @@ impl Slot {
             records,
         };
         Some(match submit(submission) {
-            Ok(answer) => Ok((seq, Some(answer))),
+            Ok(answer) => Ok((seq, answer)),
             Err(e) => {
                 let kept = state.pending.len() - updates.len();
                 state.pending.truncate(kept);

@@ -219,6 +219,22 @@ impl LogFiles {
         }
     }
 
+    /// The highest sequence number handed out for `doc` so far (0 if it has no log).
+    pub(crate) fn high_water(&self, doc: &DocName) -> Result<u64, StoreError> {
+        let path = self.path_of(doc);
+        loop {
+            let Some(lock) = FileLock::acquire_existing(&path)
+                .map_err(StoreError::io("locking update log", &path))?
+            else {
+                return Ok(0);
+            };
+            match self.recover(&lock, &path, doc)? {
+                Recovered::Rewritten => continue,
+                Recovered::Clean { tail, .. } => return Ok(tail.high_water),
+            }
+        }
+    }
+
     pub(crate) fn truncate(&self, doc: &DocName, through: u64) -> Result<(), StoreError> {
         let path = self.path_of(doc);
         loop {

@@ -227,11 +227,19 @@ impl FsLog {
         doc: &DocName,
         updates: &[Bytes],
     ) -> Result<u64, StoreError> {
+        if updates.is_empty() {
+            // No lease for nothing to append: a lease is given back by the checkpoint of the
+            // WAL its records go to, and this would have none.
+            return self
+                .blocking("reading update log", doc, |inner, doc| {
+                    inner.settled(doc, |files| files.high_water(doc))
+                })
+                .await;
+        }
         let slot = always.deferred.slot(doc);
         loop {
             match always.submit(&slot, updates) {
-                Some(Ok((seq, None))) => return Ok(seq),
-                Some(Ok((seq, Some(durable)))) => {
+                Some(Ok((seq, durable))) => {
                     let outcome = durable.await.unwrap_or_else(|_| Err(wal::stopped()));
                     return always.durable(seq, outcome);
                 }
@@ -255,7 +263,7 @@ impl Always {
         &self,
         slot: &Slot,
         updates: &[Bytes],
-    ) -> Option<Result<(u64, Option<SyncWait>), StoreError>> {
+    ) -> Option<Result<(u64, SyncWait), StoreError>> {
         let files = self.deferred.files();
         let submitted = slot.append_with(updates, |submission| self.wal.submit(submission))?;
         Some(match submitted {
@@ -324,11 +332,13 @@ impl Inner {
         let Some(always) = &self.always else {
             return self.appender().append(doc, updates);
         };
+        if updates.is_empty() {
+            return self.settled(doc, |files| files.high_water(doc));
+        }
         let slot = always.deferred.slot(doc);
         loop {
             match always.submit(&slot, updates) {
-                Some(Ok((seq, None))) => return Ok(seq),
-                Some(Ok((seq, Some(durable)))) => {
+                Some(Ok((seq, durable))) => {
                     let outcome = durable
                         .blocking_recv()
                         .unwrap_or_else(|_| Err(wal::stopped()));

@@ -497,3 +497,29 @@ fn a_clean_shutdown_leaves_no_wal() {
         vec![(1, update("d", 1))]
     );
 }
+
+#[test]
+fn a_lease_taken_for_an_append_that_never_came_is_given_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let quick = WalLimits {
+        max_bytes: u64::MAX,
+        max_age: Duration::from_millis(20),
+    };
+    let first = open(dir.path(), quick);
+    let d = doc("d");
+    let always = first.inner.always.as_ref().expect("a WAL under Always");
+    // As an append cancelled between taking the lease and handing its records to the WAL.
+    always
+        .deferred
+        .slot(&d)
+        .take_lease(&first.inner.files)
+        .expect("lease");
+    assert!(always.deferred.has_leases());
+    let second = open(dir.path(), NO_ROTATION);
+    let reader = std::thread::spawn(move || second.inner.read(&d));
+    wait_until("the idle writer gives the lease back", || {
+        reader.is_finished()
+    });
+    assert_eq!(reader.join().expect("reader").expect("read"), vec![]);
+    assert!(!always.deferred.has_leases());
+}

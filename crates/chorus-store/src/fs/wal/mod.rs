@@ -93,6 +93,7 @@ impl Wal {
         let gate = Arc::default();
         let writer = Writer {
             dir: dir.to_owned(),
+            deferred: Arc::clone(&deferred),
             limits,
             counters: Arc::clone(&counters),
             current: None,

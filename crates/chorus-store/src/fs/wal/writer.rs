@@ -16,6 +16,7 @@ use super::channel::{Cmd, Reply, stopped};
 use super::checkpoint::Retired;
 use super::epoch::Epoch;
 use super::format::{Submission, put_entry};
+use crate::fs::deferred::Deferred;
 use crate::fs::stats::Counters;
 use crate::log_record::put_record;
 
@@ -48,6 +49,8 @@ pub(crate) struct Writer {
     pub(crate) limits: WalLimits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) current: Option<Epoch>,
+    /// Asked, when idle, whether a lease waits for a checkpoint.
+    pub(crate) deferred: Arc<Deferred>,
     pub(crate) retired_tx: SyncSender<Retired>,
     #[cfg(test)]
     pub(crate) gate: Arc<Mutex<()>>,
@@ -68,9 +71,17 @@ impl Writer {
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                None => match cmd_rx.recv() {
+                None => match cmd_rx.recv_timeout(self.limits.max_age) {
                     Ok(cmd) => cmd,
-                    Err(_) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // A lease taken for an append that never came (a cancelled caller)
+                        // has no WAL whose checkpoint would give it back: do it now.
+                        if self.deferred.has_leases() {
+                            self.checkpoint_leases();
+                        }
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 },
             };
             #[cfg(test)]
@@ -154,6 +165,17 @@ impl Writer {
             .and_then(|()| epoch.file.sync_data())?;
         epoch.len += batch.len() as u64;
         Ok(())
+    }
+
+    /// Asks the checkpointer to give back the leases of documents with nothing in any WAL.
+    fn checkpoint_leases(&mut self) {
+        let retired = Retired {
+            epoch: None,
+            replies: Vec::new(),
+        };
+        if self.retired_tx.send(retired).is_err() {
+            tracing::error!("write-ahead log checkpointer stopped");
+        }
     }
 
     /// Hands the current WAL (if any) to the checkpointer; the next append starts a new one.
