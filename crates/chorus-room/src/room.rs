@@ -318,14 +318,14 @@ impl<R> RoomCore<R> {
 
     /// Sends `frame` to `conn` once every update the room has applied so far is in the update
     /// log: a durable acknowledgement (Hocuspocus's sync status, Chorus's opt-in for
-    /// y-websocket clients). It rides the write-ahead like any reply, so it leaves exactly
-    /// when the append carrying those updates completes, and at once when nothing waits.
+    /// y-websocket clients). It rides the write-ahead, so it leaves exactly when the append
+    /// carrying those updates completes, and at once when nothing waits.
     /// A connection the room has closed (its update refused) gets nothing.
     pub fn when_durable(&mut self, conn: ConnId, frame: Bytes) {
         if !self.peers.contains_key(&conn) {
             return;
         }
-        if let Some(reply) = self.log.push_reply(Outgoing::Reply { conn, frame }) {
+        if let Some(reply) = self.log.push_after_applied(Outgoing::Reply { conn, frame }) {
             self.send_out(reply);
         }
     }
