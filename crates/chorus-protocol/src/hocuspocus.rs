@@ -244,9 +244,7 @@ mod tests {
     #[test]
     fn provider_frames_decode() {
         // Token "t" with version "4.8.0" for document "d".
-        let token = [
-            1, b'd', 2, 0, 1, b't', 5, b'4', b'.', b'8', b'.', b'0',
-        ];
+        let token = [1, b'd', 2, 0, 1, b't', 5, b'4', b'.', b'8', b'.', b'0'];
         assert_eq!(
             decode(&token),
             Ok(addressed_message(
@@ -286,7 +284,10 @@ mod tests {
         );
         assert_eq!(
             decode(&[1, b'd', 3]),
-            Ok(addressed_message("d", HocusMessage::Y(Message::QueryAwareness)))
+            Ok(addressed_message(
+                "d",
+                HocusMessage::Y(Message::QueryAwareness)
+            ))
         );
         assert_eq!(decode(&[PING]), Ok(Incoming::Ping));
         assert_eq!(decode(&[PONG]), Ok(Incoming::Pong));
@@ -347,7 +348,9 @@ mod tests {
     fn server_frames_match_the_reference_server() {
         assert_eq!(
             authenticated_frame("d", true).as_ref(),
-            [1, b'd', 2, 2, 8, b'r', b'e', b'a', b'd', b'o', b'n', b'l', b'y']
+            [
+                1, b'd', 2, 2, 8, b'r', b'e', b'a', b'd', b'o', b'n', b'l', b'y'
+            ]
         );
         assert_eq!(
             permission_denied_frame("d", "no").as_ref(),

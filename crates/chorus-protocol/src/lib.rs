@@ -15,8 +15,8 @@
 
 pub mod awareness;
 pub mod doc_name;
-pub mod hocuspocus;
 mod error;
+pub mod hocuspocus;
 pub mod lib0;
 pub mod message;
 pub mod state_vector;

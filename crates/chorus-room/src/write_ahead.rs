@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(acks(log.finish(Some(1))), [1, 2]);
         let _ = log.start();
         assert_eq!(acks(log.finish(Some(2))), [3, 4]);
-        assert!(matches!(log.push_after_applied(reply(5)), Some(Outgoing::Ack(5))));
+        assert!(matches!(
+            log.push_after_applied(reply(5)),
+            Some(Outgoing::Ack(5))
+        ));
     }
 
     #[test]
