@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
-use chorus_protocol::message::permission_denied_frame;
+use chorus_protocol::message::{durable_frame, permission_denied_frame};
 use chorus_protocol::{AwarenessEntry, Message, StateVector, SyncFrame, SyncMessage};
 
 pub use lifecycle::LoadError;
@@ -49,6 +49,10 @@ pub struct RoomCore<R> {
     peers: HashMap<ConnId, Peer>,
     /// Client updates waiting for clocks the document lacks.
     held: Held<ConnId>,
+    /// Durable acknowledgements ([`RoomCore::when_durable`]) of connections with held
+    /// updates: a held update is neither applied nor logged, so nothing acknowledges it until
+    /// it is.
+    acks_behind_held: HashMap<ConnId, Vec<Bytes>>,
     log: WriteAhead<R>,
     settings: RoomSettings,
     around: Surroundings,
@@ -71,6 +75,7 @@ impl<R> RoomCore<R> {
             presence: Presence::default(),
             peers: HashMap::new(),
             held: Held::new(settings.held_limits),
+            acks_behind_held: HashMap::new(),
             log: WriteAhead::default(),
             timers: timers::Timers::new(&settings, around, now),
             settings,
@@ -142,6 +147,7 @@ impl<R> RoomCore<R> {
         }
         // Its next sync step 2 brings what it kept waiting here.
         self.held.forget(conn);
+        self.acks_behind_held.remove(&conn);
         let removed = self.presence.remove_owner(Owner::Local(conn));
         self.queue_presence(removed, true, now);
         if self.peers.is_empty() {
@@ -208,6 +214,7 @@ impl<R> RoomCore<R> {
             // Clients have nothing to tell the server through auth messages; the reference
             // server ignores them too.
             Message::Auth(_) => {}
+            Message::Durable(id) => self.when_durable(conn, durable_frame(id)),
         }
         Ok(())
     }
@@ -276,6 +283,17 @@ impl<R> RoomCore<R> {
             };
             self.admit_update(conn, &update, now)?;
         }
+        if !self.acks_behind_held.is_empty() {
+            let unblocked: Vec<ConnId> = (self.acks_behind_held.keys())
+                .filter(|&&conn| self.held.count(conn) == 0)
+                .copied()
+                .collect();
+            for conn in unblocked {
+                for frame in self.acks_behind_held.remove(&conn).unwrap_or_default() {
+                    self.push_durable(conn, frame);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -320,11 +338,20 @@ impl<R> RoomCore<R> {
     /// log: a durable acknowledgement (Hocuspocus's sync status, Chorus's opt-in for
     /// y-websocket clients). It rides the write-ahead, so it leaves exactly when the append
     /// carrying those updates completes, and at once when nothing waits.
-    /// A connection the room has closed (its update refused) gets nothing.
+    /// A connection the room has closed (its update refused) gets nothing; one with updates
+    /// held for missing clocks gets it once they are applied and logged.
     pub fn when_durable(&mut self, conn: ConnId, frame: Bytes) {
         if !self.peers.contains_key(&conn) {
             return;
         }
+        if self.held.count(conn) > 0 {
+            self.acks_behind_held.entry(conn).or_default().push(frame);
+            return;
+        }
+        self.push_durable(conn, frame);
+    }
+
+    fn push_durable(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(reply) = self.log.push_after_applied(Outgoing::Reply { conn, frame }) {
             self.send_out(reply);
         }
@@ -444,6 +471,7 @@ impl<R> RoomCore<R> {
         }
         self.peers.clear();
         self.held = Held::new(self.settings.held_limits);
+        self.acks_behind_held.clear();
     }
 
     /// Adds awareness changes to the next batch; `mine` when they came from this node's own

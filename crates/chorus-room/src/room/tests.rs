@@ -777,3 +777,29 @@ fn a_refused_update_gets_no_durable_acknowledgement() {
         "no acknowledgement for a closed connection: {effects:?}"
     );
 }
+
+#[test]
+fn a_held_update_is_acknowledged_only_once_it_is_applied_and_logged() {
+    let mut h = Harness::new(Surroundings::default());
+    let writer = h.join(true);
+    h.effects();
+    let client = Doc::with_client_id(1);
+    let first = typed(&client, "a");
+    let second = typed(&client, "b");
+    let acks = |effects: Vec<Effect<u8>>| -> usize {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { frame, .. } if frame.as_ref() == b"ack"))
+            .count()
+    };
+    h.send(writer, update_msg(second));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    assert_eq!(h.room.held_count(writer), 1);
+    assert_eq!(acks(h.settled()), 0, "the held update is not stored");
+    h.send(writer, update_msg(first));
+    let effects = h.effects();
+    assert!(matches!(&effects[..], [Effect::Append(_)]), "{effects:?}");
+    h.room.appended(Some(1));
+    assert_eq!(acks(h.effects()), 1, "both are in the log now");
+    assert_eq!(room_text(&mut h.room), "ab");
+}

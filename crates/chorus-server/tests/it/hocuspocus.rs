@@ -1,0 +1,308 @@
+//! The Hocuspocus endpoint at the protocol level: a raw client on `/hocuspocus` that sends the
+//! frames a provider sends, and some no provider sends.
+
+use bytes::Bytes;
+use chorus_protocol::hocuspocus::{MSG_CLOSE, MSG_STATELESS, MSG_SYNC_STATUS, PING, PONG};
+use chorus_protocol::lib0::{Decoder, write_var_string, write_var_uint};
+use chorus_protocol::message::{SYNC_STEP1, SYNC_UPDATE, sync_frame};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use yrs::{Doc, ReadTxn, Text, Transact};
+
+use crate::helpers::{PATIENCE, TestApp, TestClient, spawn_app, stored_state};
+
+/// `varString(address) • body`.
+fn frame(address: &str, body: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    write_var_string(&mut out, address);
+    out.extend_from_slice(body);
+    out.into()
+}
+
+fn token(address: &str) -> Bytes {
+    let mut body = vec![2, 0];
+    write_var_string(&mut body, "");
+    write_var_string(&mut body, "4.8.0");
+    frame(address, &body)
+}
+
+/// A frame from the server, split into its address and the rest.
+#[derive(Debug)]
+struct Received {
+    address: String,
+    body: Vec<u8>,
+}
+
+struct RawHocus {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    doc: Doc,
+}
+
+impl RawHocus {
+    async fn connect(app: &TestApp) -> Self {
+        let url = format!("ws://{}/hocuspocus", app.addr);
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket handshake");
+        Self {
+            socket,
+            doc: Doc::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: Bytes) {
+        self.socket
+            .send(WsMessage::Binary(bytes))
+            .await
+            .expect("send");
+    }
+
+    /// Sends the token and waits for "authenticated".
+    async fn open(&mut self, address: &str) {
+        self.send(token(address)).await;
+        self.next_of(address, |body| body.starts_with(&[2, 2]))
+            .await;
+    }
+
+    /// The next frame for `address` whose body `matches`; other frames are skipped.
+    async fn next_of(&mut self, address: &str, matches: impl Fn(&[u8]) -> bool) -> Received {
+        loop {
+            let received = self.next().await.expect("a frame, not a close");
+            if received.address == address && matches(&received.body) {
+                return received;
+            }
+        }
+    }
+
+    /// The next addressed frame, or the close code.
+    async fn next(&mut self) -> Result<Received, Option<u16>> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the server answers in time");
+            match message {
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    if bytes.as_ref() == [PONG] {
+                        return Ok(Received {
+                            address: String::new(),
+                            body: vec![PONG],
+                        });
+                    }
+                    let mut decoder = Decoder::new(&bytes);
+                    let address = decoder.read_var_string().expect("an address").to_owned();
+                    let body = decoder.read_rest().to_vec();
+                    return Ok(Received { address, body });
+                }
+                Some(Ok(WsMessage::Close(frame))) => return Err(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => return Err(None),
+            }
+        }
+    }
+
+    async fn closed_code(&mut self) -> Option<u16> {
+        loop {
+            if let Err(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+
+    /// Types `text` into the local document and sends the update for `address`.
+    async fn type_text(&mut self, address: &str, text: &str) {
+        let update = {
+            let shared = self.doc.get_or_insert_text("t");
+            let mut txn = self.doc.transact_mut();
+            let end = shared.len(&txn);
+            shared.insert(&mut txn, end, text);
+            txn.encode_update_v1()
+        };
+        self.send(frame(address, &sync_frame(SYNC_UPDATE, &update)))
+            .await;
+    }
+}
+
+fn is_sync_status(applied: u8) -> impl Fn(&[u8]) -> bool {
+    move |body| body == [MSG_SYNC_STATUS as u8, applied]
+}
+
+#[tokio::test]
+async fn the_sync_status_leaves_only_once_the_update_is_in_the_log() {
+    let (app, dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("durable").await;
+    for (round, word) in ["one", "two", "three"].into_iter().enumerate() {
+        client.type_text("durable", word).await;
+        client.next_of("durable", is_sync_status(1)).await;
+        // The acknowledgement came: the record must be readable from the log already.
+        let (_, records) = stored_state(dir.path(), "durable").await;
+        assert!(records > round, "after ack {round}: {records} records");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_frame_closes_the_socket_with_1007() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("doc").await;
+    // A sync update announcing 2^32 - 1 bytes, well addressed.
+    client
+        .send(frame("doc", &[0x00, 0x02, 0xff, 0xff, 0xff, 0xff, 0x0f]))
+        .await;
+    assert_eq!(client.closed_code().await, Some(1007));
+
+    // An address longer than the frame.
+    let mut other = RawHocus::connect(&app).await;
+    other.send(Bytes::from_static(&[40, b'x'])).await;
+    assert_eq!(other.closed_code().await, Some(1007));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_the_room_refuses_closes_the_socket_and_gets_no_sync_status() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("doc").await;
+    // Well framed and well addressed; the update inside is garbage.
+    client
+        .send(frame("doc", &sync_frame(SYNC_UPDATE, &[0xff, 0xff, 0xff])))
+        .await;
+    loop {
+        match client.next().await {
+            Ok(received) => assert!(
+                !received.body.starts_with(&[MSG_SYNC_STATUS as u8]),
+                "no sync status for a refused update: {received:?}"
+            ),
+            Err(code) => {
+                assert_eq!(code, Some(1007));
+                break;
+            }
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn broadcast_stateless_from_a_client_is_refused_with_1008() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("doc").await;
+    let mut body = vec![6];
+    write_var_string(&mut body, "to everyone");
+    client.send(frame("doc", &body)).await;
+    assert_eq!(client.closed_code().await, Some(1008));
+    // Before authentication too.
+    let mut early = RawHocus::connect(&app).await;
+    early.send(frame("doc", &body)).await;
+    assert_eq!(early.closed_code().await, Some(1008));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_messages_before_authentication_close_with_4205() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    for _ in 0..1000 {
+        client.send(frame("doc", &[3])).await;
+    }
+    // Exactly at the bound: still open, and the token still opens the document.
+    client.open("doc").await;
+    let mut flood = RawHocus::connect(&app).await;
+    for _ in 0..1001 {
+        flood.send(frame("doc", &[3])).await;
+    }
+    assert_eq!(flood.closed_code().await, Some(4205));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_bytes_or_documents_before_authentication_close_with_4205() {
+    let (app, _dir) = spawn_app().await;
+    let mut bytes = RawHocus::connect(&app).await;
+    let mut body = Vec::new();
+    write_var_uint(&mut body, MSG_STATELESS);
+    write_var_string(&mut body, &"x".repeat(1024 * 1024));
+    for _ in 0..6 {
+        bytes.send(frame("doc", &body)).await;
+    }
+    assert_eq!(bytes.closed_code().await, Some(4205));
+
+    let mut documents = RawHocus::connect(&app).await;
+    for n in 0..101 {
+        documents.send(frame(&format!("doc-{n}"), &[3])).await;
+    }
+    assert_eq!(documents.closed_code().await, Some(4205));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn closing_one_document_leaves_the_others_open() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("a").await;
+    client.open("b").await;
+    client.send(frame("a", &[MSG_CLOSE as u8])).await;
+    // b is still served.
+    client.type_text("b", "still open").await;
+    client.next_of("b", is_sync_status(1)).await;
+    let watcher = TestClient::connect_synced(&app.ws_url("b")).await;
+    assert_eq!(watcher.text(), "still open");
+    // a's session is gone: a new token opens it again (an open session would ignore it).
+    client.open("a").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_ping_gets_a_pong_and_an_opened_document_syncs() {
+    let (app, _dir) = spawn_app().await;
+    let mut client = RawHocus::connect(&app).await;
+    client.send(Bytes::from_static(&[PING])).await;
+    let pong = client.next().await.expect("a pong");
+    assert_eq!(pong.body, [PONG]);
+    client.send(token("doc")).await;
+    let mut step1 = false;
+    let mut sent_step1 = false;
+    // The server's step 1 comes after "authenticated"; our own step 1 gets a step 2.
+    while !step1 {
+        let received = client.next().await.expect("frames");
+        assert_eq!(received.address, "doc");
+        if received.body.starts_with(&[0, SYNC_STEP1 as u8]) {
+            step1 = true;
+        }
+        if received.body.starts_with(&[2, 2]) && !sent_step1 {
+            let sv = client.doc.transact().state_vector();
+            let sv = yrs::updates::encoder::Encode::encode_v1(&sv);
+            client
+                .send(frame("doc", &sync_frame(SYNC_STEP1, &sv)))
+                .await;
+            sent_step1 = true;
+        }
+    }
+    client.next_of("doc", |body| body.starts_with(&[0, 1])).await;
+    app.stop().await;
+}
+
+/// The same guarantee for y-websocket clients that ask for it (message type 100).
+#[tokio::test]
+async fn a_y_websocket_client_may_ask_for_a_durable_acknowledgement() {
+    use chorus_protocol::message::durable_frame;
+    let (app, dir) = spawn_app().await;
+    let mut client = TestClient::connect_synced(&app.ws_url("asks")).await;
+    for id in 1..=3u64 {
+        client.type_text(&format!("edit {id} ")).await;
+        client.send_raw(durable_frame(id)).await;
+        let expected = durable_frame(id);
+        client
+            .until("the acknowledgement", |c| c.received.contains(&expected))
+            .await;
+        let (_, records) = stored_state(dir.path(), "asks").await;
+        assert!(records as u64 >= id, "after ack {id}: {records} records");
+    }
+    // A client that never asks never gets one.
+    let quiet = TestClient::connect_synced(&app.ws_url("asks")).await;
+    assert!(quiet.received.iter().all(|frame| frame[0] != 100));
+    app.stop().await;
+}
