@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { hocusUrl, openHocus } from './lib/hocuspocus.mjs'
 import { makeDataDir, removeDataDir, startServer } from './lib/server.mjs'
-import { Cleanup } from './lib/wait.mjs'
+import { Cleanup, waitFor } from './lib/wait.mjs'
 
 const ROUNDS = 4
 
@@ -30,7 +30,9 @@ for (const fsync of ['always', '1s']) {
       expected = client.text().toString()
       await client.acknowledged()
       await server.kill()
-      // The dead server must not get the edit again from the provider on a reconnect.
+      // The next server must not get the edit again from this provider: it is destroyed (once
+      // it has seen its socket close, or its reconnect loop would outlive the test).
+      await waitFor('the provider to see the server gone', () => socket.closes.length > 0)
       client.destroy()
       socket.destroy()
     }

@@ -29,7 +29,9 @@ export class HocusSocket {
     this.version = version
     this.lib = lib
     this.closes = []
-    this.socket = new lib.HocuspocusProviderWebsocket({ url, WebSocketPolyfill: WebSocket })
+    // A destroyed socket's reconnect loop only notices it after its current back-off sleep
+    // (up to 30 s by default), which would keep the test process alive after a server died.
+    this.socket = new lib.HocuspocusProviderWebsocket({ url, WebSocketPolyfill: WebSocket, maxDelay: 500 })
     this.socket.on('close', ({ event }) => this.closes.push(event?.code ?? null))
     this.destroyed = false
   }
@@ -38,6 +40,10 @@ export class HocusSocket {
     if (this.destroyed) return
     this.destroyed = true
     this.socket.destroy()
+    // @hocuspocus/provider 3.x: a close seen before destroy() leaves a timer that calls
+    // connect() (which turns reconnecting back on) `delay` (1 s) later, and destroy() cannot
+    // cancel it; destroying again after it stops the retries it started.
+    if (this.version === 'v3') setTimeout(() => this.socket.destroy(), 1500)
   }
 }
 

@@ -195,6 +195,8 @@ impl Forwarder {
                         self.close.close(close_code::INTERNAL_ERROR, "room closed; reconnect");
                         continue;
                     };
+                    // Counted by the body, as for y-websocket, so the kinds mean the same.
+                    crate::metrics::get().message_out(&frame);
                     let out = Out::Frame(translate(&self.address, &frame));
                     tokio::select! {
                         sent = self.to_socket.send(out) => if sent.is_err() { return },

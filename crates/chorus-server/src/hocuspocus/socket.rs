@@ -223,10 +223,13 @@ impl HocusSocket {
     /// learns why not and may send another token.
     async fn opened(&mut self, opened: Opened) -> Result<(), Closing> {
         let Opened { address, outcome } = opened;
-        let waiting = match self.pre_auth.take(&address) {
-            Some((queued, true)) if !self.sessions.contains_key(&address) => Some(queued),
-            _ => None,
-        };
+        // Frames queued after the provider left and came back wait for their own token.
+        let ours =
+            self.pre_auth.is_authenticating(&address) && !self.sessions.contains_key(&address);
+        let waiting = ours
+            .then(|| self.pre_auth.take(&address))
+            .flatten()
+            .map(|(queued, _)| queued);
         let Some(queued) = waiting else {
             // The provider left meanwhile, or another check opened it first.
             if let Ok(joined) = outcome {

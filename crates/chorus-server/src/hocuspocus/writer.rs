@@ -11,7 +11,6 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::conn::CloseReason;
 use crate::handshake::Socket;
-use crate::metrics;
 use crate::ws::{WRITE_BATCH, feed, truncate_reason};
 
 /// Frames queued for one socket. When it is full, the documents' forwarders wait; their room
@@ -37,10 +36,7 @@ pub(super) async fn write(mut sink: SplitSink<Socket, WsMessage>, mut queue: mps
         let mut written = 0;
         while let Some(out) = next.take() {
             let result = match out {
-                Out::Frame(frame) => {
-                    metrics::get().message_out(&frame);
-                    feed(&mut sink, frame).await
-                }
+                Out::Frame(frame) => feed(&mut sink, frame).await,
                 Out::Ping => sink.feed(WsMessage::Ping(Bytes::new())).await,
                 Out::Close(reason) => {
                     let frame = CloseFrame {

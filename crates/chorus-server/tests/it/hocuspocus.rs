@@ -281,7 +281,9 @@ async fn a_ping_gets_a_pong_and_an_opened_document_syncs() {
             sent_step1 = true;
         }
     }
-    client.next_of("doc", |body| body.starts_with(&[0, 1])).await;
+    client
+        .next_of("doc", |body| body.starts_with(&[0, 1]))
+        .await;
     app.stop().await;
 }
 
