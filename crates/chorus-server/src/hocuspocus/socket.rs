@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use chorus_protocol::hocuspocus::{
-    HocusMessage, Incoming, PONG, addressed, authenticated_frame, close_frame,
-    permission_denied_frame, sync_status_body,
+    HocusMessage, Incoming, PONG, authenticated_frame, close_frame, permission_denied_frame,
+    sync_status_body,
 };
 use chorus_protocol::{Message, SyncMessage};
 use futures_util::stream::{FuturesUnordered, SplitStream};
@@ -300,9 +300,14 @@ impl HocusSocket {
                 if is_update && session.read_only {
                     // Never applied. Hocuspocus acknowledges a read-only step 2 that adds
                     // nothing; the empty update ([0, 0]: no structs, no deletions) surely does not.
+                    // The answer still goes through the room, behind the frames it has queued
+                    // for this session: the provider counts itself synced at its last sync
+                    // status, so it must not overtake the room's sync step 2.
                     let adds_nothing = matches!(&msg, Message::Sync(SyncMessage::Step2(update)) if update.as_ref() == [0, 0]);
-                    let status = addressed(address, &sync_status_body(adds_nothing));
-                    send(&self.to_socket, status).await;
+                    let status = sync_status_body(adds_nothing);
+                    if session.mailbox.when_durable(status).await.is_err() {
+                        return Err(self.room_gone());
+                    }
                     return Ok(wait);
                 }
                 let delivered = session.mailbox.send(msg).await;
