@@ -740,7 +740,11 @@ fn a_durable_acknowledgement_leaves_when_the_append_lands() {
             _ => None,
         })
         .collect();
-    assert_eq!(sent, [ack.clone()], "the first, and only the first");
+    assert_eq!(
+        sent,
+        std::slice::from_ref(&ack),
+        "the first, and only the first"
+    );
     h.room.appended(Some(2));
     let sent: Vec<Bytes> = h
         .effects()
