@@ -22,8 +22,13 @@ fn frame(address: &str, body: &[u8]) -> Bytes {
 }
 
 fn token(address: &str) -> Bytes {
+    token_frame(address, "")
+}
+
+/// A v4 provider's token message.
+fn token_frame(address: &str, token: &str) -> Bytes {
     let mut body = vec![2, 0];
-    write_var_string(&mut body, "");
+    write_var_string(&mut body, token);
     write_var_string(&mut body, "4.8.0");
     frame(address, &body)
 }
@@ -42,7 +47,10 @@ struct RawHocus {
 
 impl RawHocus {
     async fn connect(app: &TestApp) -> Self {
-        let url = format!("ws://{}/hocuspocus", app.addr);
+        Self::connect_url(&format!("ws://{}/hocuspocus", app.addr)).await
+    }
+
+    async fn connect_url(url: &str) -> Self {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket handshake");
@@ -307,4 +315,94 @@ async fn a_y_websocket_client_may_ask_for_a_durable_acknowledgement() {
     let quiet = TestClient::connect_synced(&app.ws_url("asks")).await;
     assert!(quiet.received.iter().all(|frame| frame[0] != 100));
     app.stop().await;
+}
+
+#[derive(Default)]
+struct Heard {
+    stateless: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// Tokens are user names: `editor` writes, anything else is refused.
+struct HostHooks(std::sync::Arc<Heard>);
+
+#[async_trait::async_trait]
+impl chorus_server::Hooks for HostHooks {
+    async fn authenticate(
+        &self,
+        request: &chorus_server::hooks::ConnectRequest<'_>,
+    ) -> Result<Option<chorus_server::hooks::Access>, chorus_server::hooks::Denied> {
+        match request.token {
+            Some("editor") => Ok(Some(chorus_server::hooks::Access::WRITE)),
+            _ => Err(chorus_server::hooks::Denied::unauthorized(
+                "unknown session",
+            )),
+        }
+    }
+
+    async fn on_stateless(&self, message: &chorus_server::hooks::StatelessMessage) {
+        self.0
+            .stateless
+            .lock()
+            .expect("not poisoned")
+            .push((message.doc.as_str().to_owned(), message.payload.clone()));
+    }
+}
+
+/// Nested under a host's prefix, the endpoint is `<prefix>/hocuspocus`; the `authenticate` hook
+/// decides per document, a refusal can be retried on the same socket, and stateless messages
+/// reach `on_stateless` and the document's other clients.
+#[tokio::test]
+async fn an_embedding_application_authenticates_and_hears_stateless_messages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let heard = std::sync::Arc::new(Heard::default());
+    let chorus = chorus_server::Chorus::builder()
+        .config(chorus_server::Config::local(dir.path()))
+        .hooks(HostHooks(std::sync::Arc::clone(&heard)))
+        .build()
+        .await
+        .expect("chorus builds");
+    let host = axum::Router::new().nest("/collab", chorus.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = chorus.shutdown_token();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, host)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let url = format!("ws://{addr}/collab/hocuspocus");
+
+    let mut sender = RawHocus::connect_url(&url).await;
+    sender.send(token_frame("notes", "intruder")).await;
+    let denied = sender
+        .next_of("notes", |body| body.starts_with(&[2, 1]))
+        .await;
+    assert!(
+        String::from_utf8_lossy(&denied.body).contains("unknown session"),
+        "{denied:?}"
+    );
+    sender.send(token_frame("notes", "editor")).await;
+    sender
+        .next_of("notes", |body| body.starts_with(&[2, 2]))
+        .await;
+    let mut listener = RawHocus::connect_url(&url).await;
+    listener.send(token_frame("notes", "editor")).await;
+    listener
+        .next_of("notes", |body| body.starts_with(&[2, 2]))
+        .await;
+
+    let mut body = Vec::new();
+    write_var_uint(&mut body, MSG_STATELESS);
+    write_var_string(&mut body, "hello");
+    sender.send(frame("notes", &body)).await;
+    listener.next_of("notes", |b| b == body.as_slice()).await;
+    assert_eq!(
+        *heard.stateless.lock().expect("not poisoned"),
+        [("notes".to_owned(), "hello".to_owned())]
+    );
+
+    chorus.stop().await;
+    let _ = server.await;
 }
