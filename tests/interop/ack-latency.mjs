@@ -1,4 +1,8 @@
-// Ad hoc: send-to-SyncStatus latency of one provider typing one character at a time.
+// Send-to-acknowledgement latency: one @hocuspocus/provider 4.x client types one character
+// at a time against the chorus binary (CHORUS_BIN, default target/debug/chorus) and measures
+// from the edit to `unsyncedChanges` back at 0 (the durable SyncStatus). Not a test; run as
+//   node ack-latency.mjs always 500      (or `1s`; the data dir is under the OS temp dir)
+// A single writer measures the latency of one append; the load tester measures it under load.
 import { performance } from 'node:perf_hooks'
 import { HocusSocket, HocusClient, hocusUrl } from './lib/hocuspocus.mjs'
 import { startServer } from './lib/server.mjs'
