@@ -12,7 +12,8 @@
 //! - **Authentication on the socket.** Frames that arrive before a document's token passes
 //!   wait in a bounded queue (`queue`), closed with 4205 past 5 MiB, 1,000 messages or 100
 //!   pending documents. A refused token gets a permission-denied message with the reason;
-//!   the provider may send another on the same socket.
+//!   the provider may send another on the same socket. A socket with no document let in
+//!   within `--peer-timeout` of opening is closed with 4408, whatever it sends meanwhile.
 //! - **Durable sync status.** After each update or sync step 2 a session asks its room for a
 //!   frame once everything applied is in the update log
 //!   ([`chorus_room::RoomCore::when_durable`]): the provider's `unsyncedChanges` reaches 0
@@ -54,6 +55,9 @@ use writer::{Out, SOCKET_QUEUE};
 
 /// Hocuspocus's `ResetConnection`: the socket queued too much before authenticating.
 pub const RESET_CONNECTION: u16 = 4205;
+/// Hocuspocus's `ConnectionTimeout`: no document was let in within `--peer-timeout` of the
+/// socket opening.
+pub const CONNECTION_TIMEOUT: u16 = 4408;
 /// RFC 6455 normal closure: the provider closed a document itself.
 const NORMAL_CLOSURE: u16 = 1000;
 

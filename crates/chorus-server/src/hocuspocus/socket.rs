@@ -24,7 +24,7 @@ use tungstenite::Message as WsMessage;
 use super::queue::{Overflow, PreAuth};
 use super::session::{Ended, Opened, Session, open};
 use super::writer::Out;
-use super::{NORMAL_CLOSURE, RESET_CONNECTION};
+use super::{CONNECTION_TIMEOUT, NORMAL_CLOSURE, RESET_CONNECTION};
 use crate::app::AppState;
 use crate::conn::{CloseReason, close_code};
 use crate::handshake::Socket;
@@ -49,6 +49,8 @@ pub(super) struct HocusSocket {
     /// A v4 provider (it sends its version with the token) answers the bare ping frame; a v3
     /// one would fail to parse it, so it gets WebSocket pings only.
     app_pings: bool,
+    /// Whether any document has been let in on this socket (then it lives like any other).
+    admitted: bool,
 }
 
 impl HocusSocket {
@@ -64,6 +66,7 @@ impl HocusSocket {
             ended_tx,
             ended_rx,
             app_pings: false,
+            admitted: false,
         }
     }
 
@@ -78,6 +81,9 @@ impl HocusSocket {
         let (ping_interval, peer_timeout) = (sessions.ping_interval, sessions.peer_timeout);
         let mut next_ping = Instant::now() + ping_interval;
         let mut heard = Instant::now();
+        // Until a document is let in, the socket has `peer_timeout` from its opening, however
+        // much it sends: frames that are only queued must not keep it alive for ever.
+        let admit_by = heard + peer_timeout;
         let timer = tokio::time::sleep_until(next_ping.min(heard + peer_timeout));
         tokio::pin!(timer);
         let shutdown = self.state.shutdown.clone();
@@ -116,6 +122,9 @@ impl HocusSocket {
                     if heard + peer_timeout <= now {
                         break (close_code::GOING_AWAY, "no pong or message in time".into());
                     }
+                    if !self.admitted && admit_by <= now {
+                        break (CONNECTION_TIMEOUT, "no document authenticated in time".into());
+                    }
                     if next_ping <= now {
                         let _ = self.to_socket.try_send(Out::Ping);
                         if self.app_pings {
@@ -123,7 +132,11 @@ impl HocusSocket {
                         }
                         next_ping = now + ping_interval;
                     }
-                    timer.as_mut().reset(next_ping.min(heard + peer_timeout));
+                    let mut deadline = next_ping.min(heard + peer_timeout);
+                    if !self.admitted {
+                        deadline = deadline.min(admit_by);
+                    }
+                    timer.as_mut().reset(deadline);
                 }
             }
         };
@@ -185,6 +198,9 @@ impl HocusSocket {
             Incoming::Pong => return Ok(Duration::ZERO),
             Incoming::Addressed { address, message } => (address, message),
         };
+        // Counted by the body, as for y-websocket, so the kinds mean the same.
+        let body_at = chorus_protocol::lib0::var_uint_len(address.len() as u64) + address.len();
+        crate::metrics::get().message_in(bytes.get(body_at..).unwrap_or_default());
         if matches!(message, HocusMessage::BroadcastStateless) {
             return Err(broadcast_refused());
         }
@@ -249,6 +265,7 @@ impl HocusSocket {
                 return Ok(());
             }
         };
+        self.admitted = true;
         let read_only = joined.info.mode == crate::auth::Mode::Read;
         send(&self.to_socket, authenticated_frame(&address, read_only)).await;
         tracing::debug!(conn = %joined.conn, doc = %joined.info.doc, "hocuspocus document opened");

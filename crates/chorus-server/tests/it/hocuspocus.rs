@@ -92,10 +92,11 @@ impl RawHocus {
                 .expect("the server answers in time");
             match message {
                 Some(Ok(WsMessage::Binary(bytes))) => {
-                    if bytes.as_ref() == [PONG] {
+                    // Bare ping and pong frames carry no address.
+                    if bytes.as_ref() == [PONG] || bytes.as_ref() == [PING] {
                         return Ok(Received {
                             address: String::new(),
-                            body: vec![PONG],
+                            body: bytes.to_vec(),
                         });
                     }
                     let mut decoder = Decoder::new(&bytes);
@@ -405,4 +406,62 @@ async fn an_embedding_application_authenticates_and_hears_stateless_messages() {
 
     chorus.stop().await;
     let _ = server.await;
+}
+
+/// A socket that gets no document let in within `--peer-timeout` is closed with 4408, however
+/// much it sends meanwhile; one that did lives on.
+#[tokio::test]
+async fn a_socket_with_no_document_let_in_times_out_with_4408() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = crate::helpers::spawn_app_with(dir.path().into(), |c| {
+        c.sessions.ping_interval = std::time::Duration::from_millis(200);
+        c.sessions.peer_timeout = std::time::Duration::from_millis(800);
+    })
+    .await;
+    let mut idle = RawHocus::connect(&app).await;
+    let mut admitted = RawHocus::connect(&app).await;
+    admitted.open("doc").await;
+    let chatty = async {
+        // Queued frames keep arriving, but none is a token.
+        loop {
+            idle.send(frame("doc", &[3])).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    // The admitted one reads (tungstenite answers the server's pings while it does).
+    let listening = async {
+        loop {
+            let _ = admitted.next().await;
+        }
+    };
+    tokio::select! {
+        () = chatty => unreachable!(),
+        () = listening => unreachable!(),
+        () = tokio::time::sleep(std::time::Duration::from_millis(1500)) => {}
+    }
+    assert_eq!(idle.closed_code().await, Some(4408));
+    admitted.type_text("doc", "alive").await;
+    admitted.next_of("doc", is_sync_status(1)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn query_awareness_is_answered_with_every_state() {
+    let (app, _dir) = spawn_app().await;
+    let mut present = TestClient::connect_synced(&app.ws_url("doc")).await;
+    present
+        .set_awareness(7, 1, r#"{"user":{"name":"ada"}}"#)
+        .await;
+    let mut asker = RawHocus::connect(&app).await;
+    asker.open("doc").await;
+    let is_awareness = |body: &[u8]| body.first() == Some(&1);
+    // The room's own greeting, then the answer to the question.
+    asker.next_of("doc", is_awareness).await;
+    asker.send(frame("doc", &[3])).await;
+    let answer = asker.next_of("doc", is_awareness).await;
+    assert!(
+        String::from_utf8_lossy(&answer.body).contains("ada"),
+        "{answer:?}"
+    );
+    app.stop().await;
 }
