@@ -1,8 +1,10 @@
-// Stateless messages: from a Hocuspocus client to the document's other Hocuspocus clients on
-// every node (through Redis), and from the HTTP API; never into the document.
+// Hocuspocus clients on two nodes sharing one Redis: stateless messages from a client to the
+// document's other Hocuspocus clients on every node, and from the HTTP API, never into the
+// document; and one room shared by y-websocket and Hocuspocus clients across the nodes.
 
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { openSynced } from './lib/client.mjs'
 import { hocusUrl, openHocus } from './lib/hocuspocus.mjs'
 import { redisState, relayPrefix, startNode } from './lib/cluster.mjs'
 import { startRedis } from './lib/redis.mjs'
@@ -10,7 +12,7 @@ import { Cleanup, waitFor } from './lib/wait.mjs'
 
 const API_KEY = 'hocuspocus-stateless-api-key'
 
-test('stateless messages cross nodes', { timeout: 90_000 }, async t => {
+test('hocuspocus across nodes', { timeout: 90_000 }, async t => {
   const cleanup = new Cleanup(t)
   const redis = await startRedis({ cleanup })
   const prefix = relayPrefix()
@@ -47,5 +49,19 @@ test('stateless messages cross nodes', { timeout: 90_000 }, async t => {
   await t.test('nothing reached another document, and the document is unchanged', async () => {
     assert.deepEqual(elsewhere.stateless, [])
     assert.equal(onA.doc.share.size, 0)
+  })
+
+  await t.test('y-websocket on one node and Hocuspocus on the other share a room', async () => {
+    const name = 'hocus-mixed-nodes'
+    const [ywriter] = await openSynced(cleanup, A.url, name, ['erin'])
+    const { clients: [h] } = openHocus(cleanup, hocusUrl(B), [name], { user: 'frank' })
+    await h.synced()
+    ywriter.text().insert(0, 'from A over y-websocket. ')
+    await h.hasText('from A over y-websocket. ', 't', { timeout: 20_000 })
+    h.text().insert(h.text().length, 'from B over hocuspocus.')
+    await h.acknowledged()
+    await ywriter.hasText('from A over y-websocket. from B over hocuspocus.', 't', { timeout: 20_000 })
+    await waitFor('frank to see erin', () => h.seenName(ywriter) === 'erin', { timeout: 20_000 })
+    await waitFor('erin to see frank', () => ywriter.seenName(h) === 'frank', { timeout: 20_000 })
   })
 })
