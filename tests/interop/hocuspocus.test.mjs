@@ -76,6 +76,24 @@ for (const version of ['v4', 'v3']) {
       assert.deepEqual(socket.closes, [], 'the shared socket stayed open')
     })
 
+    if (version === 'v4') {
+      await t.test('with session awareness, one socket carries the same document twice', async () => {
+        const { socket } = openHocus(cleanup, url, [], { version })
+        const [first, second] = ['first', 'second'].map(user => {
+          const client = new HocusClient(socket, room('sessions'), { user, sessionAwareness: true })
+          cleanup.defer(() => client.destroy())
+          return client
+        })
+        await Promise.all([first.synced(), second.synced()])
+        first.text().insert(0, 'one socket, ')
+        await second.hasText('one socket, ')
+        second.text().insert(second.text().length, 'two sessions')
+        await first.hasText('one socket, two sessions')
+        await Promise.all([first.acknowledged(), second.acknowledged()])
+        await waitFor('each to see the other', () => first.seenName(second) === 'second' && second.seenName(first) === 'first')
+      })
+    }
+
     await t.test('y-websocket and Hocuspocus clients share a room', async () => {
       const name = room('mixed')
       const [ywriter] = await openSynced(cleanup, server.url, name, ['carol'])

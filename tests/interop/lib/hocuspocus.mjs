@@ -52,7 +52,7 @@ export class HocusSocket {
  * provider reported (authentication, stateless messages, unsynced-change counts, closes).
  */
 export class HocusClient {
-  constructor (socket, name, { token = '', user } = {}) {
+  constructor (socket, name, { token = '', user, sessionAwareness = false } = {}) {
     this.socket = socket
     this.name = name
     this.user = user
@@ -67,6 +67,9 @@ export class HocusClient {
       name,
       document: this.doc,
       token,
+      // v4 only: the address becomes `name\0sessionId`, so one socket may carry the same
+      // document twice.
+      ...(sessionAwareness ? { sessionAwareness } : {}),
       onAuthenticated: ({ scope }) => this.authenticated.push(scope),
       onAuthenticationFailed: ({ reason }) => this.denied.push(reason),
       onStateless: ({ payload }) => this.stateless.push(payload),
