@@ -187,7 +187,19 @@ impl Forwarder {
         let reason = loop {
             tokio::select! {
                 biased;
-                reason = &mut closed => break reason,
+                reason = &mut closed => {
+                    // At shutdown, what the room queued before saying goodbye is still
+                    // delivered (the last sync statuses among it), as for y-websocket.
+                    if reason.code == close_code::GOING_AWAY {
+                        while let Some(frame) = outbox.try_recv() {
+                            let out = Out::Frame(translate(&self.address, &frame));
+                            if self.to_socket.send(out).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    break reason;
+                }
                 () = &mut expiry => self.close.close(close_code::FORBIDDEN, "token expired"),
                 frame = outbox.recv() => {
                     let Some(frame) = frame else {

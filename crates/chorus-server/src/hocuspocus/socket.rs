@@ -87,11 +87,18 @@ impl HocusSocket {
         let timer = tokio::time::sleep_until(next_ping.min(heard + peer_timeout));
         tokio::pin!(timer);
         let shutdown = self.state.shutdown.clone();
+        // On shutdown the rooms apply what is queued, release what waited for the log and then
+        // close their sessions (1001), which closes the socket: the acknowledgements of the
+        // last edits still go out. A socket with no session has nothing to wait for.
+        let mut stopping = false;
         let closing: Closing = loop {
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => {
-                    break (close_code::GOING_AWAY, "server shutting down".into());
+                () = shutdown.cancelled(), if !stopping => {
+                    if self.sessions.is_empty() {
+                        break (close_code::GOING_AWAY, "server shutting down".into());
+                    }
+                    stopping = true;
                 }
                 _ = &mut *writer => break (close_code::GOING_AWAY, "write failed".into()),
                 Some(ended) = self.ended_rx.recv() => {

@@ -121,6 +121,11 @@ impl RawHocus {
 
     /// Types `text` into the local document and sends the update for `address`.
     async fn type_text(&mut self, address: &str, text: &str) {
+        assert!(self.try_type_text(address, text).await, "sent");
+    }
+
+    /// [`RawHocus::type_text`], false when the socket is gone.
+    async fn try_type_text(&mut self, address: &str, text: &str) -> bool {
         let update = {
             let shared = self.doc.get_or_insert_text("t");
             let mut txn = self.doc.transact_mut();
@@ -128,8 +133,13 @@ impl RawHocus {
             shared.insert(&mut txn, end, text);
             txn.encode_update_v1()
         };
-        self.send(frame(address, &sync_frame(SYNC_UPDATE, &update)))
-            .await;
+        self.socket
+            .send(WsMessage::Binary(frame(
+                address,
+                &sync_frame(SYNC_UPDATE, &update),
+            )))
+            .await
+            .is_ok()
     }
 }
 
@@ -464,4 +474,48 @@ async fn query_awareness_is_answered_with_every_state() {
         "{answer:?}"
     );
     app.stop().await;
+}
+
+/// Shutdown: the rooms store what they applied and release its sync statuses before they close
+/// their sessions (1001), so every edit that reached a room is acknowledged as well as stored,
+/// and every one acknowledged is stored.
+#[tokio::test]
+async fn at_shutdown_every_stored_edit_is_acknowledged_before_the_close() {
+    const EDITS: usize = 400;
+    let dir = tempfile::tempdir().expect("temp dir");
+    for round in 0..3 {
+        let doc = format!("shutdown-{round}");
+        let app = crate::helpers::spawn_app_with(dir.path().into(), |_| {}).await;
+        let mut client = RawHocus::connect(&app).await;
+        client.open(&doc).await;
+        client.next_of(&doc, |body| body.starts_with(&[0, 0])).await;
+        // The stop starts in the middle of a burst: some edits are on their way to the log,
+        // some still in the socket.
+        for n in 0..EDITS / 4 {
+            client.type_text(&doc, &format!("<{n}>")).await;
+        }
+        let stopping = tokio::spawn(app.stop());
+        for n in EDITS / 4..EDITS {
+            if !client.try_type_text(&doc, &format!("<{n}>")).await {
+                break;
+            }
+        }
+        let mut acknowledged = 0;
+        let code = loop {
+            match client.next().await {
+                Ok(received) if received.body == [MSG_SYNC_STATUS as u8, 1] => acknowledged += 1,
+                Ok(_) => {}
+                Err(code) => break code,
+            }
+        };
+        assert_eq!(code, Some(1001), "round {round}");
+        stopping.await.expect("stopped");
+        let app = crate::helpers::spawn_app_with(dir.path().into(), |_| {}).await;
+        let reader = TestClient::connect_synced(&app.ws_url(&doc)).await;
+        let stored = (0..EDITS)
+            .filter(|n| reader.text().contains(&format!("<{n}>")))
+            .count();
+        assert_eq!(acknowledged, stored, "round {round}: acknowledged, stored");
+        app.stop().await;
+    }
 }
