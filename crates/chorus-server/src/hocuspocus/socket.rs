@@ -92,14 +92,12 @@ impl HocusSocket {
         // last edits still go out. A socket with no session has nothing to wait for.
         let mut stopping = false;
         let closing: Closing = loop {
+            if stopping && self.sessions.is_empty() {
+                break (close_code::GOING_AWAY, "server shutting down".into());
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled(), if !stopping => {
-                    if self.sessions.is_empty() {
-                        break (close_code::GOING_AWAY, "server shutting down".into());
-                    }
-                    stopping = true;
-                }
+                () = shutdown.cancelled(), if !stopping => stopping = true,
                 _ = &mut *writer => break (close_code::GOING_AWAY, "write failed".into()),
                 Some(ended) = self.ended_rx.recv() => {
                     if let Err(closing) = self.session_ended(ended).await {
