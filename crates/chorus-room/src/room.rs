@@ -53,6 +53,9 @@ pub struct RoomCore<R> {
     /// updates: a held update is neither applied nor logged, so nothing acknowledges it until
     /// it is.
     acks_behind_held: HashMap<ConnId, Vec<Bytes>>,
+    /// An append was abandoned (shutdown with a failing store): what it carried is not in the
+    /// log, so this room sends no durable acknowledgement again.
+    log_gave_up: bool,
     log: WriteAhead<R>,
     settings: RoomSettings,
     around: Surroundings,
@@ -76,6 +79,7 @@ impl<R> RoomCore<R> {
             peers: HashMap::new(),
             held: Held::new(settings.held_limits),
             acks_behind_held: HashMap::new(),
+            log_gave_up: false,
             log: WriteAhead::default(),
             timers: timers::Timers::new(&settings, around, now),
             settings,
@@ -352,7 +356,10 @@ impl<R> RoomCore<R> {
     }
 
     fn push_durable(&mut self, conn: ConnId, frame: Bytes) {
-        if let Some(reply) = self.log.push_after_applied(Outgoing::Reply { conn, frame }) {
+        if let Some(reply) = self
+            .log
+            .push_after_applied(Outgoing::Durable { conn, frame })
+        {
             self.send_out(reply);
         }
     }
@@ -360,6 +367,7 @@ impl<R> RoomCore<R> {
     /// The append in flight is done: through log record `seq` when it succeeded, `None` when
     /// it was abandoned (at shutdown). Releases what waited for it and starts the next one.
     pub fn appended(&mut self, seq: Option<u64>) {
+        self.log_gave_up |= seq.is_none();
         for item in self.log.finish(seq) {
             self.send_out(item);
         }
@@ -422,6 +430,8 @@ impl<R> RoomCore<R> {
                 }
             }
             Outgoing::Reply { conn, frame } => self.send_to(conn, frame),
+            Outgoing::Durable { conn, frame } if !self.log_gave_up => self.send_to(conn, frame),
+            Outgoing::Durable { .. } => {}
             Outgoing::Ack(answer) => self.effects.push_back(Effect::Answer(answer, Ok(()))),
         }
     }

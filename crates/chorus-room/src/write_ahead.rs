@@ -25,6 +25,9 @@ pub(crate) enum Outgoing<R> {
     },
     /// A frame for one connection (a sync step 2).
     Reply { conn: ConnId, frame: Bytes },
+    /// A durable acknowledgement for one connection: unlike a reply, it is never sent for an
+    /// append that was abandoned.
+    Durable { conn: ConnId, frame: Bytes },
     /// The answer to a server-side write.
     Ack(R),
 }

@@ -807,3 +807,24 @@ fn a_held_update_is_acknowledged_only_once_it_is_applied_and_logged() {
     assert_eq!(acks(h.effects()), 1, "both are in the log now");
     assert_eq!(room_text(&mut h.room), "ab");
 }
+
+#[test]
+fn an_abandoned_append_is_never_acknowledged() {
+    let mut h = Harness::new(Surroundings::default());
+    let writer = h.join(true);
+    h.effects();
+    let client = Doc::with_client_id(1);
+    h.send(writer, update_msg(typed(&client, "a")));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    h.effects();
+    // Shutdown with a failing store: the append is given up.
+    h.room.appended(None);
+    h.send(writer, update_msg(typed(&client, "b")));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    let acked = h
+        .settled()
+        .into_iter()
+        .chain(h.effects())
+        .any(|e| matches!(e, Effect::Send { frame, .. } if frame.as_ref() == b"ack"));
+    assert!(!acked, "\"a\" is not in the log, and \"b\" follows it");
+}
