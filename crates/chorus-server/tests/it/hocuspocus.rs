@@ -519,3 +519,20 @@ async fn at_shutdown_every_stored_edit_is_acknowledged_before_the_close() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_oversized_frame_closes_the_socket_with_1009() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = crate::helpers::spawn_app_with(dir.path().into(), |c| {
+        c.limits.max_message_bytes = 64 * 1024
+    })
+    .await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("doc").await;
+    let mut body = Vec::new();
+    write_var_uint(&mut body, MSG_STATELESS);
+    write_var_string(&mut body, &"x".repeat(100 * 1024));
+    client.send(frame("doc", &body)).await;
+    assert_eq!(client.closed_code().await, Some(1009));
+    app.stop().await;
+}
