@@ -10,11 +10,13 @@
 //! - [`state_vector`]: Yjs v1 state vectors.
 //! - [`awareness`]: awareness (presence) updates.
 //! - [`doc_name`]: validated document names.
+//! - [`hocuspocus`]: the Hocuspocus framing (address, type, payload) around the same messages.
 //! - [`update`]: a bounded validator for Yjs v1 updates, run before yrs sees one.
 
 pub mod awareness;
 pub mod doc_name;
 mod error;
+pub mod hocuspocus;
 pub mod lib0;
 pub mod message;
 pub mod state_vector;

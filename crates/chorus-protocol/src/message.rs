@@ -6,6 +6,7 @@
 //!   1 awareness       varUint8Array(awarenessUpdate)
 //!   2 auth            varUint(authType) • [varString(reason) if authType = 0]
 //!   3 query-awareness (empty)
+//! 100 durable         varUint(id)        (a Chorus extension, see [`Message::Durable`])
 //! ```
 //!
 //! Decoding is zero-copy: payloads are [`Bytes`] slices of the frame they came from.
@@ -25,6 +26,10 @@ pub const MSG_AWARENESS: u64 = 1;
 pub const MSG_AUTH: u64 = 2;
 /// `messageQueryAwareness` in y-websocket.
 pub const MSG_QUERY_AWARENESS: u64 = 3;
+
+/// Chorus's durable acknowledgement for y-websocket clients ([`Message::Durable`]). Far from
+/// y-protocols' own numbers, so a future y-protocols type cannot collide with it.
+pub const MSG_DURABLE: u64 = 100;
 
 /// Sync step 1: the sender's state vector.
 pub const SYNC_STEP1: u64 = 0;
@@ -49,6 +54,11 @@ pub enum Message {
     Auth(AuthMessage),
     /// A request for every awareness state the receiver knows.
     QueryAwareness,
+    /// Chorus's opt-in durable acknowledgement (type 100). From a client: "tell me when
+    /// everything I sent before this is stored"; the server answers with the same `id` once
+    /// every update it applied before the request is in its update log (under its `--fsync`
+    /// policy). Stock y-websocket clients never send it, so they never get one.
+    Durable(u64),
 }
 
 /// The sync sub-protocol (message type 0).
@@ -106,6 +116,7 @@ impl Message {
                 other => return Err(ProtocolError::UnknownAuthType(other)),
             },
             MSG_QUERY_AWARENESS => Message::QueryAwareness,
+            MSG_DURABLE => Message::Durable(decoder.read_var_uint()?),
             other => return Err(ProtocolError::UnknownMessageType(other)),
         };
         if !decoder.is_empty() {
@@ -128,6 +139,7 @@ impl Message {
                 Bytes::from_static(&[MSG_AUTH as u8, AUTH_PERMISSION_GRANTED as u8])
             }
             Message::QueryAwareness => Bytes::from_static(&[MSG_QUERY_AWARENESS as u8]),
+            Message::Durable(id) => durable_frame(*id),
         }
     }
 }
@@ -184,6 +196,14 @@ pub fn awareness_frame(update: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(1 + var_uint_len(update.len() as u64) + update.len());
     write_var_uint(&mut out, MSG_AWARENESS);
     write_var_bytes(&mut out, update);
+    out.into()
+}
+
+/// The durable acknowledgement `id` ([`Message::Durable`]).
+pub fn durable_frame(id: u64) -> Bytes {
+    let mut out = Vec::with_capacity(1 + var_uint_len(id));
+    write_var_uint(&mut out, MSG_DURABLE);
+    write_var_uint(&mut out, id);
     out.into()
 }
 
@@ -251,6 +271,15 @@ mod tests {
             }))
         );
         assert_eq!(decode(&[0x03]), Ok(Message::QueryAwareness));
+    }
+
+    #[test]
+    fn the_durable_acknowledgement_round_trips() {
+        // 100 is a one-byte varint (< 128); 300 takes two.
+        assert_eq!(durable_frame(300).as_ref(), [100, 0xac, 0x02]);
+        assert_eq!(decode(&[100, 0xac, 0x02]), Ok(Message::Durable(300)));
+        assert!(decode(&[100]).is_err(), "the id is required");
+        assert_eq!(decode(&[100, 1, 0]), Err(ProtocolError::TrailingBytes(1)));
     }
 
     #[test]

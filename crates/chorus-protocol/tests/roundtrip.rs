@@ -48,6 +48,7 @@ fn message() -> impl Strategy<Value = Message> {
         any::<String>().prop_map(|reason| Message::Auth(AuthMessage::PermissionDenied { reason })),
         Just(Message::Auth(AuthMessage::PermissionGranted)),
         Just(Message::QueryAwareness),
+        (0..=chorus_protocol::lib0::MAX_SAFE_INTEGER).prop_map(Message::Durable),
     ]
 }
 

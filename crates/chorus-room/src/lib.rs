@@ -33,7 +33,9 @@
 //!    `chorus-server/src/room/actor/writes.rs`); the frame waits for it.
 //! 7. **Fan out** ([`RoomCore::appended`]): once durable, the same frame goes to every other
 //!    connection ([`Effect::Broadcast`], into their outboxes: `room/actor/effects.rs`) and the
-//!    same payload to the other nodes ([`Effect::Publish`], `chorus-server/src/relay/`). The
+//!    same payload to the other nodes ([`Effect::Publish`], `chorus-server/src/relay/`), and
+//!    durable acknowledgements asked for meanwhile ([`RoomCore::when_durable`]: Hocuspocus's
+//!    sync status, Chorus's opt-in for y-websocket) go to their connections. The
 //!    room is marked dirty; a snapshot ([`Effect::Save`]) follows `snapshot_interval` later
 //!    and lets the log drop what it covers (`chorus_store::ops::save_compacted`).
 //!

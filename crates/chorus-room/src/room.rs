@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
-use chorus_protocol::message::permission_denied_frame;
+use chorus_protocol::message::{durable_frame, permission_denied_frame};
 use chorus_protocol::{AwarenessEntry, Message, StateVector, SyncFrame, SyncMessage};
 
 pub use lifecycle::LoadError;
@@ -49,6 +49,13 @@ pub struct RoomCore<R> {
     peers: HashMap<ConnId, Peer>,
     /// Client updates waiting for clocks the document lacks.
     held: Held<ConnId>,
+    /// Durable acknowledgements ([`RoomCore::when_durable`]) of connections with held
+    /// updates: a held update is neither applied nor logged, so nothing acknowledges it until
+    /// it is.
+    acks_behind_held: HashMap<ConnId, Vec<Bytes>>,
+    /// An append was abandoned (shutdown with a failing store): what it carried is not in the
+    /// log, so this room sends no durable acknowledgement again.
+    log_gave_up: bool,
     log: WriteAhead<R>,
     settings: RoomSettings,
     around: Surroundings,
@@ -71,6 +78,8 @@ impl<R> RoomCore<R> {
             presence: Presence::default(),
             peers: HashMap::new(),
             held: Held::new(settings.held_limits),
+            acks_behind_held: HashMap::new(),
+            log_gave_up: false,
             log: WriteAhead::default(),
             timers: timers::Timers::new(&settings, around, now),
             settings,
@@ -142,6 +151,7 @@ impl<R> RoomCore<R> {
         }
         // Its next sync step 2 brings what it kept waiting here.
         self.held.forget(conn);
+        self.acks_behind_held.remove(&conn);
         let removed = self.presence.remove_owner(Owner::Local(conn));
         self.queue_presence(removed, true, now);
         if self.peers.is_empty() {
@@ -208,6 +218,7 @@ impl<R> RoomCore<R> {
             // Clients have nothing to tell the server through auth messages; the reference
             // server ignores them too.
             Message::Auth(_) => {}
+            Message::Durable(id) => self.when_durable(conn, durable_frame(id)),
         }
         Ok(())
     }
@@ -276,6 +287,17 @@ impl<R> RoomCore<R> {
             };
             self.admit_update(conn, &update, now)?;
         }
+        if !self.acks_behind_held.is_empty() {
+            let unblocked: Vec<ConnId> = (self.acks_behind_held.keys())
+                .filter(|&&conn| self.held.count(conn) == 0)
+                .copied()
+                .collect();
+            for conn in unblocked {
+                for frame in self.acks_behind_held.remove(&conn).unwrap_or_default() {
+                    self.push_durable(conn, frame);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -316,9 +338,36 @@ impl<R> RoomCore<R> {
         Ok(())
     }
 
+    /// Sends `frame` to `conn` once every update the room has applied so far is in the update
+    /// log: a durable acknowledgement (Hocuspocus's sync status, Chorus's opt-in for
+    /// y-websocket clients). It rides the write-ahead, so it leaves exactly when the append
+    /// carrying those updates completes, and at once when nothing waits.
+    /// A connection the room has closed (its update refused) gets nothing; one with updates
+    /// held for missing clocks gets it once they are applied and logged.
+    pub fn when_durable(&mut self, conn: ConnId, frame: Bytes) {
+        if !self.peers.contains_key(&conn) {
+            return;
+        }
+        if self.held.count(conn) > 0 {
+            self.acks_behind_held.entry(conn).or_default().push(frame);
+            return;
+        }
+        self.push_durable(conn, frame);
+    }
+
+    fn push_durable(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(reply) = self
+            .log
+            .push_after_applied(Outgoing::Durable { conn, frame })
+        {
+            self.send_out(reply);
+        }
+    }
+
     /// The append in flight is done: through log record `seq` when it succeeded, `None` when
     /// it was abandoned (at shutdown). Releases what waited for it and starts the next one.
     pub fn appended(&mut self, seq: Option<u64>) {
+        self.log_gave_up |= seq.is_none();
         for item in self.log.finish(seq) {
             self.send_out(item);
         }
@@ -381,6 +430,8 @@ impl<R> RoomCore<R> {
                 }
             }
             Outgoing::Reply { conn, frame } => self.send_to(conn, frame),
+            Outgoing::Durable { conn, frame } if !self.log_gave_up => self.send_to(conn, frame),
+            Outgoing::Durable { .. } => {}
             Outgoing::Ack(answer) => self.effects.push_back(Effect::Answer(answer, Ok(()))),
         }
     }
@@ -430,6 +481,7 @@ impl<R> RoomCore<R> {
         }
         self.peers.clear();
         self.held = Held::new(self.settings.held_limits);
+        self.acks_behind_held.clear();
     }
 
     /// Adds awareness changes to the next batch; `mine` when they came from this node's own

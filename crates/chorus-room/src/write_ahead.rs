@@ -25,6 +25,9 @@ pub(crate) enum Outgoing<R> {
     },
     /// A frame for one connection (a sync step 2).
     Reply { conn: ConnId, frame: Bytes },
+    /// A durable acknowledgement for one connection: unlike a reply, it is never sent for an
+    /// append that was abandoned.
+    Durable { conn: ConnId, frame: Bytes },
     /// The answer to a server-side write.
     Ack(R),
 }
@@ -77,6 +80,21 @@ impl<R> WriteAhead<R> {
         }
         self.waiting.push(reply);
         None
+    }
+
+    /// A frame that depends on nothing but what is applied so far (a durable acknowledgement):
+    /// when nothing waits, every applied update is logged or in the append in flight, so it
+    /// rides that append (or goes at once when none runs); otherwise it waits with the rest.
+    pub(crate) fn push_after_applied(&mut self, item: Outgoing<R>) -> Option<Outgoing<R>> {
+        if !self.waiting.is_empty() {
+            self.waiting.push(item);
+            None
+        } else if self.appending {
+            self.in_flight.push(item);
+            None
+        } else {
+            Some(item)
+        }
     }
 
     /// The next batch to append, unless an append is already running; and what can go out at
@@ -163,6 +181,23 @@ mod tests {
         assert_eq!(batch.map(|b| b.len()), Some(2), "group commit");
         assert_eq!(acks(log.finish(Some(7))), [2, 3, 4]);
         assert_eq!(log.start(), (None, Vec::new()));
+    }
+
+    #[test]
+    fn an_acknowledgement_rides_the_append_that_holds_what_it_follows() {
+        let mut log = WriteAhead::default();
+        log.push_update(Bytes::from_static(b"a"), reply(1));
+        let _ = log.start();
+        assert!(log.push_after_applied(reply(2)).is_none(), "a is in flight");
+        log.push_update(Bytes::from_static(b"b"), reply(3));
+        assert!(log.push_after_applied(reply(4)).is_none(), "b waits");
+        assert_eq!(acks(log.finish(Some(1))), [1, 2]);
+        let _ = log.start();
+        assert_eq!(acks(log.finish(Some(2))), [3, 4]);
+        assert!(matches!(
+            log.push_after_applied(reply(5)),
+            Some(Outgoing::Ack(5))
+        ));
     }
 
     #[test]

@@ -239,6 +239,9 @@ pub struct Peer {
     pub close: CloseSignal,
     /// False for read-only tokens: the room applies none of this peer's updates.
     pub can_write: bool,
+    /// True for Hocuspocus sessions: they get the document's stateless messages, which a
+    /// y-websocket client would not understand.
+    pub takes_stateless: bool,
 }
 
 #[cfg(test)]

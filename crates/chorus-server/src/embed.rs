@@ -82,7 +82,8 @@ impl Chorus {
     }
 
     /// The routes, to merge or nest into the host's router: `/ws/{doc}` (the y-websocket
-    /// endpoint), `/api/v1/...` (with an API key), `/healthz`, `/readyz`, `/metrics`.
+    /// endpoint), `/hocuspocus` (the Hocuspocus endpoint), `/api/v1/...` (with an API key),
+    /// `/healthz`, `/readyz`, `/metrics`.
     pub fn router(&self) -> Router {
         routes::with_state(routes::routes(), self.state.clone())
     }

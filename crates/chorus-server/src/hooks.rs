@@ -114,6 +114,17 @@ pub struct ConnectionInfo {
     pub mode: Mode,
 }
 
+/// A stateless message a Hocuspocus client sent for a document (`provider.sendStateless`).
+#[derive(Debug, Clone)]
+pub struct StatelessMessage {
+    /// The document.
+    pub doc: DocName,
+    /// The connection (one document's session on the socket) that sent it.
+    pub conn: ConnId,
+    /// What it says; Chorus gives it no meaning.
+    pub payload: String,
+}
+
 /// Why a hook could not do its work; logged and counted, never shown to clients.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -175,6 +186,13 @@ pub trait Hooks: Send + Sync + 'static {
     /// A connection left a document (closed by either side).
     async fn on_disconnect(&self, info: &ConnectionInfo) {
         let _ = info;
+    }
+
+    /// A Hocuspocus client sent a stateless message. Runs on that client's socket task, before
+    /// the message goes to the document's other Hocuspocus clients on every node (which
+    /// happens whatever this hook does). Messages from the HTTP API do not come here.
+    async fn on_stateless(&self, message: &StatelessMessage) {
+        let _ = message;
     }
 
     /// Whether [`Hooks::on_change`] is worth calling: a room encodes its whole state for each

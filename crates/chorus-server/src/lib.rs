@@ -16,6 +16,7 @@
 //! - [`auth_callback`]: asking the application's backend instead.
 //! - [`webhook`]: signed change notices to a URL.
 //! - [`ws`]: the WebSocket endpoint, one task per connection.
+//! - [`hocuspocus`]: the Hocuspocus endpoint, many documents per socket.
 //! - `handshake`: the WebSocket opening handshake over hyper's upgrade.
 //! - [`conn`]: connection ids, outboxes and close signals.
 //! - [`room`]: the room actor, its handle and registry, document and awareness state.
@@ -41,6 +42,7 @@ pub mod embed;
 pub mod error;
 pub mod export;
 mod handshake;
+pub mod hocuspocus;
 pub mod hooks;
 pub mod limits;
 pub mod metrics;

@@ -35,7 +35,7 @@ use crate::room::JoinRefused;
 
 /// Frames a connection sends in one go before flushing: batching saves system calls when a busy
 /// room queues many small updates, and bounds how long one connection holds its socket.
-const WRITE_BATCH: usize = 64;
+pub(crate) const WRITE_BATCH: usize = 64;
 /// Bytes the WebSocket layer reads at a time. Each connection holds a buffer this size for its
 /// whole life, so it dominates the memory of an idle connection (128 KiB by default, and still
 /// half of it at 8 KiB). Updates and awareness messages are far smaller; larger messages are
@@ -53,10 +53,12 @@ mod connection;
 mod write;
 
 use connection::Connection;
+pub(crate) use connection::check_message;
 use write::goodbye;
+pub(crate) use write::{feed, truncate_reason};
 
 /// How long a connection tries to deliver the close frame to a peer that may not be reading.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What a connection was granted at the upgrade.
 struct Grant {
@@ -110,21 +112,25 @@ pub(crate) async fn upgrade(
             return error.into_response();
         }
     };
-    let max = state.config.limits.max_message_bytes;
     let tracker = state.tracker.clone();
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES);
+    let config = socket_config(state.config.limits.max_message_bytes);
     ws.on_upgrade(config, move |socket| {
         tracker.track_future(serve(socket, doc, grant, state))
     })
 }
 
+/// The WebSocket settings of every connection: messages up to `max` bytes, small buffers.
+pub(crate) fn socket_config(max: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+}
+
 /// Browsers always send `Origin`; a page from another site must not use its visitor's
 /// credentials here. Clients that are not browsers send none and are let through.
-fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     if allowed.is_empty() {
         return true;
     }
@@ -164,6 +170,7 @@ fn serve(
             outbox: outbox_tx,
             close: close.clone(),
             can_write: grant.mode == Mode::Write,
+            takes_stateless: false,
         };
         // Boxed, like the other one-off steps (hooks, the goodbye): the task's future keeps room
         // for its largest state for the connection's whole life.

@@ -711,3 +711,120 @@ fn what_a_client_update_releases_from_other_nodes_reaches_that_client_too() {
     assert_eq!(room_text(&mut h.room), "ab");
     let _ = other;
 }
+
+#[test]
+fn a_durable_acknowledgement_leaves_when_the_append_lands() {
+    let mut h = Harness::new(Surroundings::default());
+    let (writer, other) = (h.join(true), h.join(true));
+    h.effects();
+    let ack = Bytes::from_static(b"ack");
+    let client = Doc::with_client_id(1);
+    h.send(writer, update_msg(typed(&client, "x")));
+    h.room.when_durable(writer, ack.clone());
+    let effects = h.effects();
+    assert!(
+        matches!(&effects[..], [Effect::Append(_)]),
+        "only the append, the acknowledgement waits: {effects:?}"
+    );
+    // An update that arrives while the first append runs goes into the next one; its
+    // acknowledgement waits for that one, not the first.
+    h.send(writer, update_msg(typed(&client, "y")));
+    h.room.when_durable(writer, Bytes::from_static(b"second"));
+    assert!(h.effects().is_empty());
+    h.room.appended(Some(1));
+    let sent: Vec<Bytes> = h
+        .effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { conn, frame } if conn == writer => Some(frame),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        std::slice::from_ref(&ack),
+        "the first, and only the first"
+    );
+    h.room.appended(Some(2));
+    let sent: Vec<Bytes> = h
+        .effects()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Send { conn, frame } if conn == writer => Some(frame),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [Bytes::from_static(b"second")]);
+    // Nothing unlogged: at once.
+    h.room.when_durable(other, ack.clone());
+    assert_eq!(
+        h.effects(),
+        [Effect::Send {
+            conn: other,
+            frame: ack
+        }]
+    );
+}
+
+#[test]
+fn a_refused_update_gets_no_durable_acknowledgement() {
+    let mut h = Harness::new(Surroundings::default());
+    let writer = h.join(true);
+    h.effects();
+    // Not a Yjs update at all: yrs refuses it and the sender is closed.
+    h.send(writer, update_msg(vec![0xff, 0xff, 0xff]));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    let effects = h.effects();
+    assert_eq!(closes(&effects).len(), 1, "{effects:?}");
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Send { .. })),
+        "no acknowledgement for a closed connection: {effects:?}"
+    );
+}
+
+#[test]
+fn a_held_update_is_acknowledged_only_once_it_is_applied_and_logged() {
+    let mut h = Harness::new(Surroundings::default());
+    let writer = h.join(true);
+    h.effects();
+    let client = Doc::with_client_id(1);
+    let first = typed(&client, "a");
+    let second = typed(&client, "b");
+    let acks = |effects: Vec<Effect<u8>>| -> usize {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { frame, .. } if frame.as_ref() == b"ack"))
+            .count()
+    };
+    h.send(writer, update_msg(second));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    assert_eq!(h.room.held_count(writer), 1);
+    assert_eq!(acks(h.settled()), 0, "the held update is not stored");
+    h.send(writer, update_msg(first));
+    let effects = h.effects();
+    assert!(matches!(&effects[..], [Effect::Append(_)]), "{effects:?}");
+    h.room.appended(Some(1));
+    assert_eq!(acks(h.effects()), 1, "both are in the log now");
+    assert_eq!(room_text(&mut h.room), "ab");
+}
+
+#[test]
+fn an_abandoned_append_is_never_acknowledged() {
+    let mut h = Harness::new(Surroundings::default());
+    let writer = h.join(true);
+    h.effects();
+    let client = Doc::with_client_id(1);
+    h.send(writer, update_msg(typed(&client, "a")));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    h.effects();
+    // Shutdown with a failing store: the append is given up.
+    h.room.appended(None);
+    h.send(writer, update_msg(typed(&client, "b")));
+    h.room.when_durable(writer, Bytes::from_static(b"ack"));
+    let acked = h
+        .settled()
+        .into_iter()
+        .chain(h.effects())
+        .any(|e| matches!(e, Effect::Send { frame, .. } if frame.as_ref() == b"ack"));
+    assert!(!acked, "\"a\" is not in the log, and \"b\" follows it");
+}

@@ -160,6 +160,29 @@ pub(super) async fn write_update(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /api/v1/docs/{doc}/stateless`: the body (UTF-8 text) goes to every Hocuspocus
+/// client of the document on every node, as the stateless message `provider.on("stateless")`
+/// reports. It is not part of the document and is not stored. Answers 204 once this node's
+/// room has queued it for its clients and published it to the other nodes.
+pub(super) async fn send_stateless(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Api(Path(doc)): Api<Path<String>>,
+    Api(body): Api<Bytes>,
+) -> Result<StatusCode, ApiError> {
+    let doc = authorized(&state, &headers, doc)?;
+    let payload = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("a stateless message is UTF-8 text".into()))?;
+    state
+        .rooms
+        .with_room(&doc, |room| {
+            let payload = payload.clone();
+            async move { room.stateless(payload).await }
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE /api/v1/docs/{doc}`: connections to the document, on every node, are closed with
 /// 4404 (`close_code::DOCUMENT_DELETED`); its snapshot and update log are deleted. Answers 204
 /// once they are; deleting a document that does not exist is not an error. A later read or

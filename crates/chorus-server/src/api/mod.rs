@@ -28,6 +28,7 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/docs", &["GET"]),
     ("/api/v1/docs/{doc}", &["GET", "DELETE"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
+    ("/api/v1/docs/{doc}/stateless", &["POST"]),
     ("/api/v1/tokens", &["POST"]),
     ("/api/v1/openapi.json", &["GET"]),
 ];
@@ -44,6 +45,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             "/api/v1/docs/{doc}/update",
             get(docs::read_update).post(docs::write_update),
         )
+        .route("/api/v1/docs/{doc}/stateless", post(docs::send_stateless))
         .route("/api/v1/tokens", post(tokens::mint))
         .route("/api/v1/openapi.json", get(openapi::serve))
         // Without these, unknown API paths would reach the static-file fallback or axum's

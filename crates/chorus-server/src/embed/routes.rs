@@ -7,7 +7,7 @@ use axum::{Json, Router};
 use tower_http::trace::TraceLayer;
 
 use super::AppState;
-use crate::ws;
+use crate::{hocuspocus, ws};
 
 /// The routes, still waiting for their state: a standalone server adds its own `/` first.
 pub(crate) fn routes() -> Router<AppState> {
@@ -18,6 +18,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ws", any(ws::missing_doc))
         .route("/ws/", any(ws::missing_doc))
         .route("/ws/{*doc}", any(ws::upgrade))
+        .route("/hocuspocus", any(hocuspocus::upgrade))
         .merge(crate::api::routes())
 }
 

@@ -42,6 +42,9 @@ pub enum Body {
     /// the other variants keep their encoding and [`ENVELOPE_VERSION`] stays; a node that
     /// predates it logs it as undecodable and ignores it.
     Deleted,
+    /// A Hocuspocus stateless message for the document's clients on every node. Added after
+    /// [`Body::Deleted`] for the same reason.
+    Stateless(String),
 }
 
 impl Envelope {

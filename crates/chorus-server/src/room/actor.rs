@@ -262,12 +262,23 @@ impl Room {
             }
             RoomCmd::Message { conn, msg } => self.core.receive(conn, msg, now)?,
             RoomCmd::Leave { conn } => self.forget_peer(conn),
+            RoomCmd::WhenDurable { conn, frame } => self.core.when_durable(conn, frame),
+            RoomCmd::Stateless { from, payload } => {
+                self.stateless(from, &payload);
+                if let Some(relay) = &self.ctx.relay {
+                    relay.publish(&self.name, Body::Stateless(payload));
+                }
+            }
             RoomCmd::Remote { origin, body } => {
                 let remote = match body {
                     Body::Update(update) => Remote::Update(update),
                     Body::Awareness(update) => Remote::Awareness(update),
                     Body::SyncRequest(sv) => Remote::SyncRequest(sv),
                     // `serve` handles deletions; this is a room shutting down.
+                    Body::Stateless(payload) => {
+                        self.stateless(None, &payload);
+                        return Ok(());
+                    }
                     Body::Heartbeat | Body::Deleted => return Ok(()),
                 };
                 self.core.remote(origin, remote, now)?;

@@ -23,6 +23,14 @@ pub(super) enum RoomCmd {
     Message { conn: ConnId, msg: Message },
     /// A connection has gone; its awareness states go with it.
     Leave { conn: ConnId },
+    /// Send `frame` to `conn` once everything the room applied so far is durable.
+    WhenDurable { conn: ConnId, frame: Bytes },
+    /// A stateless message for the document's Hocuspocus clients here and on the other nodes,
+    /// but not for `from` (the sender; `None` for the HTTP API).
+    Stateless {
+        from: Option<ConnId>,
+        payload: String,
+    },
     /// A server-side read: what a peer with state vector `since` lacks (everything if `None`),
     /// as one Yjs v1 update.
     Read {
@@ -211,6 +219,21 @@ impl RoomHandle {
         answer.await.map_err(|_| RoomGone)
     }
 
+    /// Sends a stateless message to the document's Hocuspocus clients on every node (the HTTP
+    /// API).
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room stopped.
+    pub(crate) async fn stateless(&self, payload: String) -> Result<(), RoomGone> {
+        self.cmd_tx
+            .send(RoomCmd::Stateless {
+                from: None,
+                payload,
+            })
+            .await
+            .map_err(|_| RoomGone)
+    }
+
     /// Tells the room a connection has gone. A room that has stopped needs no telling.
     pub(crate) async fn leave(&self, conn: ConnId) {
         let _ = self.cmd_tx.send(RoomCmd::Leave { conn }).await;
@@ -282,5 +305,25 @@ impl Mailbox {
     pub(crate) async fn send(&self, msg: Message) -> Result<(), RoomGone> {
         self.reserve().await?.send(msg);
         Ok(())
+    }
+
+    /// Waits for space, then asks for `frame` once everything applied so far is durable
+    /// ([`chorus_room::RoomCore::when_durable`]). Sent after an update, in order, it
+    /// acknowledges that update.
+    pub(crate) async fn when_durable(&self, frame: Bytes) -> Result<(), RoomGone> {
+        let cmd = RoomCmd::WhenDurable {
+            conn: self.conn,
+            frame,
+        };
+        self.tx.send(cmd).await.map_err(|_| RoomGone)
+    }
+
+    /// Waits for space, then hands over a stateless message for the document's other clients.
+    pub(crate) async fn stateless(&self, payload: String) -> Result<(), RoomGone> {
+        let cmd = RoomCmd::Stateless {
+            from: Some(self.conn),
+            payload,
+        };
+        self.tx.send(cmd).await.map_err(|_| RoomGone)
     }
 }

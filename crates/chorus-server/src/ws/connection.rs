@@ -324,6 +324,16 @@ fn check(frame: &Bytes, rules: &mut ConnectionRules) -> Result<Option<Message>, 
             format!("[malformed_message] {error}"),
         )
     })?;
+    check_message(msg, rules)
+}
+
+/// The checks of [`check`] on a message already decoded (the Hocuspocus endpoint decodes its
+/// own framing, then hands the y-websocket message inside to the same rules): `None` for a
+/// request over the answer rate, which is ignored.
+pub(crate) fn check_message(
+    msg: Message,
+    rules: &mut ConnectionRules,
+) -> Result<Option<Message>, (u16, String)> {
     if matches!(
         msg,
         Message::Sync(SyncMessage::Step1(_)) | Message::QueryAwareness

@@ -65,7 +65,10 @@ pub(super) async fn send_batch(
 /// Queues one binary message: as one frame, or, past [`FRAGMENT_BYTES`], as a first frame and
 /// continuation frames (RFC 6455 §5.4; browsers and tungstenite reassemble them), so the write
 /// buffer never holds more than about [`WRITE_BUFFER_BYTES`] + one fragment of it.
-async fn feed(socket: &mut Socket, mut message: Bytes) -> Result<(), tungstenite::Error> {
+pub(crate) async fn feed<S>(socket: &mut S, mut message: Bytes) -> Result<(), tungstenite::Error>
+where
+    S: futures_util::Sink<WsMessage, Error = tungstenite::Error> + Unpin,
+{
     if message.len() <= FRAGMENT_BYTES {
         return socket.feed(WsMessage::Binary(message)).await;
     }
@@ -82,7 +85,7 @@ async fn feed(socket: &mut Socket, mut message: Bytes) -> Result<(), tungstenite
 }
 
 /// RFC 6455 limits a close reason to 123 bytes.
-pub(super) fn truncate_reason(reason: &str) -> &str {
+pub(crate) fn truncate_reason(reason: &str) -> &str {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;

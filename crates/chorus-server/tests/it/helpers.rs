@@ -526,7 +526,7 @@ impl TestClient {
                             }
                         }
                     }
-                    Message::Auth(_) | Message::QueryAwareness => {}
+                    Message::Auth(_) | Message::QueryAwareness | Message::Durable(_) => {}
                 }
             }
             WsMessage::Close(frame) => self.closed = Some(frame),

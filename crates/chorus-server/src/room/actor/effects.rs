@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use chorus_protocol::hocuspocus::stateless_body;
 use chorus_room::{Counted, Effect, Publish};
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -50,6 +51,24 @@ impl Room {
         let mut failed = Vec::new();
         for (&conn, peer) in &self.peers {
             if Some(conn) == except {
+                continue;
+            }
+            if let Err(error) = peer.outbox.try_send(frame.clone()) {
+                failed.push((conn, matches!(error, TrySendError::Full(_))));
+            }
+        }
+        for (conn, full) in failed {
+            self.unreachable(conn, full);
+        }
+    }
+
+    /// Queues a stateless message for every Hocuspocus connection but `except`. It is not
+    /// part of the document, so it needs no log; a full outbox is a slow peer as for any frame.
+    pub(super) fn stateless(&mut self, except: Option<ConnId>, payload: &str) {
+        let frame = stateless_body(payload);
+        let mut failed = Vec::new();
+        for (&conn, peer) in &self.peers {
+            if Some(conn) == except || !peer.takes_stateless {
                 continue;
             }
             if let Err(error) = peer.outbox.try_send(frame.clone()) {
