@@ -93,15 +93,6 @@ impl FileLock {
             Err(e) => Err(e),
         }
     }
-
-    /// Releases the lock but keeps the file open (the interval flusher fsyncs it later).
-    ///
-    /// # Errors
-    /// Whatever unlocking reports; the lock is released anyway when the file is closed.
-    pub fn unlock_keep_open(self) -> io::Result<File> {
-        fs4::FileExt::unlock(&self.file)?;
-        Ok(self.file)
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - `s.snap.corrupt-<ms>`, `s.log.corrupt-<ms>`: damaged data kept aside, never deleted by
 //!   Chorus.
 //!
-//! and, for the logs under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always):
+//! and, for the logs:
 //! - `wal-<hex>.wal`: a process's write-ahead log, locked by it while it exists; one left
 //!   unlocked is replayed by the next [`FsLog::open`];
 //! - `.wal-recovery.lock`: an empty file whose `flock` serialises that replay.

@@ -12,7 +12,7 @@ pub struct FsLogStats {
     pub records: u64,
     /// `fdatasync`s of document log files.
     pub log_fsyncs: u64,
-    /// Appends handed to the write-ahead log ([`FsyncPolicy::Always`](crate::FsyncPolicy::Always)).
+    /// Appends handed to the write-ahead log.
     pub wal_submissions: u64,
     /// `fdatasync`s of the write-ahead log: each makes a whole group of appends durable.
     pub wal_fsyncs: u64,

@@ -1,15 +1,8 @@
-//! [`FsLog`]: one append-only update log file per document, next to its snapshot, and under
-//! [`FsyncPolicy::Always`] one write-ahead log per process that makes appends durable, the
-//! document files being written later, in batches.
+//! [`FsLog`]: one append-only update log file per document, next to its snapshot, and one
+//! write-ahead log per process that appends go to first, the document files being written
+//! later, in batches.
 //!
-//! # Appending under [`FsyncPolicy::Interval`]
-//! Every operation on a document's log holds the `flock` of its file (see [`FileLock`]), so
-//! processes sharing the directory append in turn and sequence numbers stay strictly
-//! increasing. An append writes the whole batch with one `write`, and the file then joins a set
-//! that a background thread fsyncs every interval (like Redis' `appendfsync everysec`): a crash
-//! of the machine loses at most that interval, a crash of the process loses nothing.
-//!
-//! # Appending under [`FsyncPolicy::Always`]: one durable write per update
+//! # Appending: one write per update, durable under [`FsyncPolicy::Always`]
 //! Why: a server appends once per room per batch and a room has one append in flight, so with
 //! many rooms each getting a few updates a second there is nothing to batch within a document.
 //! One `fdatasync` per append per document would limit the node, and so would the work around
@@ -28,6 +21,10 @@
 //!   answer without holding a thread. The writer takes everything queued meanwhile, writes it
 //!   to the WAL with one `write` and one `fdatasync`, and answers every appender. A failed
 //!   write or fsync fails the whole batch and starts a new WAL file.
+//! - Under [`FsyncPolicy::Interval`] the writer skips the `fdatasync`: an append returns once
+//!   it is written to the WAL, so a crash of the process loses nothing, and the checkpoint runs
+//!   at least every interval, so a crash of the machine loses at most that interval (like
+//!   Redis' `appendfsync everysec`). Both policies share one path and one file format.
 //! - The records stay in memory, pending, until a checkpoint: when the WAL passes 16 MiB or
 //!   one second of age, the writer starts a new file and hands the old one to the
 //!   `chorus-wal-checkpoint` thread. It writes every document's pending records to its file
@@ -79,8 +76,6 @@
 //! so rewriting it is cheap and keeps one file per document; segment files would save copying
 //! but add files, and a second format for their list, for no gain at that size.
 
-mod append;
-mod interval;
 #[cfg(test)]
 mod tests;
 
@@ -99,11 +94,8 @@ use super::stats::{Counters, FsLogStats};
 use super::wal::{self, SyncWait, Wal, WalLimits};
 use crate::{FsyncPolicy, StoreError, UpdateLog, log_record};
 
-use append::Appender;
-use interval::{Unsynced, spawn_flusher};
-
-/// Shortest interval the flusher accepts: a zero interval would spin.
-const MIN_FLUSH_INTERVAL: Duration = Duration::from_millis(1);
+/// Shortest interval between checkpoints: a zero interval would spin.
+const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Update logs as files in one directory.
 #[derive(Debug, Clone)]
@@ -114,15 +106,6 @@ pub struct FsLog {
 #[derive(Debug)]
 struct Inner {
     files: Arc<LogFiles>,
-    /// Under [`FsyncPolicy::Interval`]: files written and not fsynced yet.
-    unsynced: Unsynced,
-    /// Under [`FsyncPolicy::Always`].
-    always: Option<Always>,
-}
-
-/// What appends go through under [`FsyncPolicy::Always`].
-#[derive(Debug)]
-struct Always {
     /// Records in the WAL only, until a checkpoint writes them to their logs.
     deferred: Arc<Deferred>,
     wal: Wal,
@@ -130,10 +113,8 @@ struct Always {
 
 impl FsLog {
     /// Opens (and creates, if needed) the directory `dir`, after replaying the write-ahead
-    /// logs that dead processes left in it (see the module docs). Under
-    /// [`FsyncPolicy::Always`] this starts the write-ahead log's threads, under
-    /// [`FsyncPolicy::Interval`] the background flusher thread; they end after the last clone
-    /// is dropped.
+    /// logs that dead processes left in it (see the module docs), and starts the write-ahead
+    /// log's writer and checkpointer threads; they end after the last clone is dropped.
     ///
     /// # Errors
     /// [`StoreError::Io`] when the directory cannot be created or is not writable, or a dead
@@ -146,34 +127,26 @@ impl FsLog {
     pub(crate) fn open_with(
         dir: PathBuf,
         policy: FsyncPolicy,
-        limits: WalLimits,
+        mut limits: WalLimits,
     ) -> Result<Self, StoreError> {
         prepare_dir(&dir)?;
         let files = Arc::new(LogFiles::new(dir));
         wal::replay_dead_wals(&files)?;
-        let always = match policy {
-            FsyncPolicy::Always => {
-                let deferred = Arc::new(Deferred::new(Arc::clone(&files)));
-                let wal = Wal::start(&files.dir, limits, Arc::clone(&deferred))
-                    .map_err(StoreError::io("starting the write-ahead log", &files.dir))?;
-                Some(Always { deferred, wal })
-            }
-            FsyncPolicy::Interval(_) => None,
-        };
-        let inner = Inner {
-            files,
-            unsynced: Unsynced::default(),
-            always,
-        };
-        let inner = Arc::new(inner);
         if let FsyncPolicy::Interval(every) = policy {
-            spawn_flusher(
-                Arc::downgrade(&inner),
-                every.max(MIN_FLUSH_INTERVAL),
-                |inner: &Inner| inner.unsynced.sync_in_background(&inner.files),
-            )?;
+            // The checkpoint is what fsyncs under this policy: at least once per interval.
+            limits.max_age = limits.max_age.min(every.max(MIN_CHECKPOINT_INTERVAL));
         }
-        Ok(Self { inner })
+        let sync_each_batch = policy == FsyncPolicy::Always;
+        let deferred = Arc::new(Deferred::new(Arc::clone(&files)));
+        let wal = Wal::start(&files.dir, limits, sync_each_batch, Arc::clone(&deferred))
+            .map_err(StoreError::io("starting the write-ahead log", &files.dir))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                files,
+                deferred,
+                wal,
+            }),
+        })
     }
 
     /// The directory logs live in.
@@ -195,13 +168,9 @@ impl FsLog {
     /// behind, unlocked, and nothing is checkpointed.
     #[cfg(test)]
     pub(crate) fn crash(self) {
-        if let Some(always) = &self.inner.always {
-            always.wal.abandon();
-        }
+        self.inner.wal.abandon();
     }
-}
 
-impl FsLog {
     /// Runs `work` on `doc` on the blocking pool: file I/O and waiting for a document's `flock`
     /// block the thread.
     async fn blocking<T: Send + 'static>(
@@ -217,46 +186,9 @@ impl FsLog {
             .await
             .map_err(StoreError::join(action, location))?
     }
-
-    /// Appends under the write-ahead log: numbered under the document's lease and handed to
-    /// the WAL without blocking; only taking a lease (once per document per checkpoint) goes
-    /// to the blocking pool.
-    async fn append_deferred(
-        &self,
-        always: &Always,
-        doc: &DocName,
-        updates: &[Bytes],
-    ) -> Result<u64, StoreError> {
-        if updates.is_empty() {
-            // No lease for nothing to append: a lease is given back by the checkpoint of the
-            // WAL its records go to, and this would have none.
-            return self
-                .blocking("reading update log", doc, |inner, doc| {
-                    inner.settled(doc, |files| files.high_water(doc))
-                })
-                .await;
-        }
-        let slot = always.deferred.slot(doc);
-        loop {
-            match always.submit(&slot, updates) {
-                Some(Ok((seq, durable))) => {
-                    let outcome = durable.await.unwrap_or_else(|_| Err(wal::stopped()));
-                    return always.durable(seq, outcome);
-                }
-                Some(Err(e)) => return Err(e),
-                None => {
-                    let slot = Arc::clone(&slot);
-                    self.blocking("locking update log", doc, move |inner, _| {
-                        slot.take_lease(&inner.files)
-                    })
-                    .await?;
-                }
-            }
-        }
-    }
 }
 
-impl Always {
+impl Inner {
     /// Numbers `updates` under the lease of `slot` and hands them to the WAL; see
     /// [`Slot::append_with`].
     fn submit(
@@ -264,32 +196,25 @@ impl Always {
         slot: &Slot,
         updates: &[Bytes],
     ) -> Option<Result<(u64, SyncWait), StoreError>> {
-        let files = self.deferred.files();
         let submitted = slot.append_with(updates, |submission| self.wal.submit(submission))?;
         Some(match submitted {
             Ok(submitted) => {
-                Counters::add(&files.counters.records, updates.len() as u64);
+                Counters::add(&self.files.counters.records, updates.len() as u64);
                 Ok(submitted)
             }
-            Err(e) => Err(StoreError::io("writing the write-ahead log", &files.dir)(e)),
+            Err(e) => Err(StoreError::io(
+                "writing the write-ahead log",
+                &self.files.dir,
+            )(e)),
         })
     }
 
     /// The outcome of an append through `seq`, once the WAL answered.
-    fn durable(&self, seq: u64, outcome: std::io::Result<()>) -> Result<u64, StoreError> {
-        let dir = &self.deferred.files().dir;
-        outcome
-            .map(|()| seq)
-            .map_err(StoreError::io("writing the write-ahead log", dir))
-    }
-}
-
-impl Inner {
-    fn appender(&self) -> Appender<'_> {
-        Appender {
-            files: &self.files,
-            unsynced: &self.unsynced,
-        }
+    fn written(&self, seq: u64, outcome: std::io::Result<()>) -> Result<u64, StoreError> {
+        outcome.map(|()| seq).map_err(StoreError::io(
+            "writing the write-ahead log",
+            &self.files.dir,
+        ))
     }
 
     /// Runs `work` on the log file of `doc` once every record appended so far is in it.
@@ -298,12 +223,30 @@ impl Inner {
         doc: &DocName,
         work: impl FnOnce(&LogFiles) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        match &self.always {
-            Some(always) => always
-                .deferred
-                .slot(doc)
-                .after_flush(&self.files, || work(&self.files)),
-            None => work(&self.files),
+        self.deferred
+            .slot(doc)
+            .after_flush(&self.files, || work(&self.files))
+    }
+
+    /// Appends and blocks until the WAL answered (tests).
+    #[cfg(test)]
+    fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
+        check_sizes(&self.files, doc, updates)?;
+        if updates.is_empty() {
+            return self.settled(doc, |files| files.high_water(doc));
+        }
+        let slot = self.deferred.slot(doc);
+        loop {
+            match self.submit(&slot, updates) {
+                Some(Ok((seq, answer))) => {
+                    let outcome = answer
+                        .blocking_recv()
+                        .unwrap_or_else(|_| Err(wal::stopped()));
+                    return self.written(seq, outcome);
+                }
+                Some(Err(e)) => return Err(e),
+                None => slot.take_lease(&self.files)?,
+            }
         }
     }
 
@@ -324,52 +267,56 @@ impl Inner {
     fn delete(&self, doc: &DocName) -> Result<(), StoreError> {
         self.settled(doc, |files| files.delete(doc))
     }
-
-    /// Appends and blocks until the records are durable (tests).
-    #[cfg(test)]
-    fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
-        append::check_sizes(&self.files, doc, updates)?;
-        let Some(always) = &self.always else {
-            return self.appender().append(doc, updates);
-        };
-        if updates.is_empty() {
-            return self.settled(doc, |files| files.high_water(doc));
-        }
-        let slot = always.deferred.slot(doc);
-        loop {
-            match always.submit(&slot, updates) {
-                Some(Ok((seq, durable))) => {
-                    let outcome = durable
-                        .blocking_recv()
-                        .unwrap_or_else(|_| Err(wal::stopped()));
-                    return always.durable(seq, outcome);
-                }
-                Some(Err(e)) => return Err(e),
-                None => slot.take_lease(&self.files)?,
-            }
-        }
-    }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // A clean shutdown loses nothing even under the interval policy.
-        let _ = self.unsynced.sync(&self.files);
+/// Refuses an update too big for one record: a WAL entry adds its header to the record's
+/// payload.
+fn check_sizes(files: &LogFiles, doc: &DocName, updates: &[Bytes]) -> Result<(), StoreError> {
+    let max_payload = log_record::MAX_PAYLOAD - wal::ENTRY_HEADER - doc.as_str().len();
+    match updates.iter().find(|u| u.len() > max_payload) {
+        None => Ok(()),
+        Some(long) => Err(StoreError::Rejected {
+            location: files.path_of(doc).display().to_string(),
+            reason: format!(
+                "a {}-byte update does not fit in one log record",
+                long.len()
+            ),
+        }),
     }
 }
 
 #[async_trait]
 impl UpdateLog for FsLog {
+    /// Numbered under the document's lease and handed to the WAL without blocking; only
+    /// taking a lease (once per document per checkpoint) goes to the blocking pool.
     async fn append(&self, doc: &DocName, updates: &[Bytes]) -> Result<u64, StoreError> {
-        append::check_sizes(&self.inner.files, doc, updates)?;
-        if let Some(always) = &self.inner.always {
-            return self.append_deferred(always, doc, updates).await;
+        check_sizes(&self.inner.files, doc, updates)?;
+        if updates.is_empty() {
+            // No lease for nothing to append: a lease is given back by the checkpoint of the
+            // WAL its records go to, and this would have none.
+            return self
+                .blocking("reading update log", doc, |inner, doc| {
+                    inner.settled(doc, |files| files.high_water(doc))
+                })
+                .await;
         }
-        let updates = updates.to_vec();
-        self.blocking("appending to update log", doc, move |inner, doc| {
-            inner.appender().append(doc, &updates)
-        })
-        .await
+        let slot = self.inner.deferred.slot(doc);
+        loop {
+            match self.inner.submit(&slot, updates) {
+                Some(Ok((seq, answer))) => {
+                    let outcome = answer.await.unwrap_or_else(|_| Err(wal::stopped()));
+                    return self.inner.written(seq, outcome);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    let slot = Arc::clone(&slot);
+                    self.blocking("locking update log", doc, move |inner, _| {
+                        slot.take_lease(&inner.files)
+                    })
+                    .await?;
+                }
+            }
+        }
     }
 
     async fn read(&self, doc: &DocName) -> Result<Vec<(u64, Bytes)>, StoreError> {
@@ -392,6 +339,7 @@ impl UpdateLog for FsLog {
         })
         .await
     }
+
     async fn list(&self) -> Result<Vec<DocName>, StoreError> {
         let dir = self.inner.files.dir.clone();
         let location = dir.display().to_string();
@@ -410,15 +358,10 @@ impl UpdateLog for FsLog {
         let inner = Arc::clone(&self.inner);
         let location = inner.files.dir.display().to_string();
         tokio::task::spawn_blocking(move || {
-            inner.unsynced.take_failure()?;
-            inner.unsynced.sync(&inner.files)?;
-            match &inner.always {
-                Some(always) => always.wal.checkpoint().map_err(StoreError::io(
-                    "checkpointing the write-ahead log",
-                    &inner.files.dir,
-                )),
-                None => Ok(()),
-            }
+            inner.wal.checkpoint().map_err(StoreError::io(
+                "checkpointing the write-ahead log",
+                &inner.files.dir,
+            ))
         })
         .await
         .map_err(StoreError::join("fsyncing update logs", location))?

@@ -60,13 +60,7 @@ fn records_in(path: &Path) -> usize {
 }
 
 fn checkpoint(log: &FsLog) {
-    log.inner
-        .always
-        .as_ref()
-        .expect("a WAL under Always")
-        .wal
-        .checkpoint()
-        .expect("checkpoint");
+    log.inner.wal.checkpoint().expect("checkpoint");
 }
 
 /// Waits (without a time-based assertion: the deadline only stops a hung test) until
@@ -89,7 +83,7 @@ fn appends_from_many_threads_share_wal_fsyncs() {
 
     // Deterministic overlap: the writer is held until every thread has submitted, so all
     // of them are in the first batch.
-    let paused = log.inner.always.as_ref().expect("WAL").wal.pause();
+    let paused = log.inner.wal.pause();
     let first: Vec<_> = names
         .iter()
         .map(|name| {
@@ -507,7 +501,7 @@ fn a_lease_taken_for_an_append_that_never_came_is_given_back() {
     };
     let first = open(dir.path(), quick);
     let d = doc("d");
-    let always = first.inner.always.as_ref().expect("a WAL under Always");
+    let always = &first.inner;
     // As an append cancelled between taking the lease and handing its records to the WAL.
     always
         .deferred
@@ -522,4 +516,26 @@ fn a_lease_taken_for_an_append_that_never_came_is_given_back() {
     });
     assert_eq!(reader.join().expect("reader").expect("read"), vec![]);
     assert!(!always.deferred.has_leases());
+}
+
+#[test]
+fn under_the_interval_policy_appends_skip_the_fsync_and_a_killed_process_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let interval = FsyncPolicy::Interval(Duration::from_secs(3600));
+    let log = FsLog::open_with(dir.path().to_owned(), interval, NO_ROTATION).expect("open");
+    let d = doc("d");
+    for i in 1..=3 {
+        log.inner.append(&d, &[update("d", i)]).expect("append");
+    }
+    assert_eq!(log.stats().wal_fsyncs, 0);
+    // A killed process: the WAL's writes are in the page cache, the document file has none.
+    log.crash();
+    let log = FsLog::open_with(dir.path().to_owned(), interval, NO_ROTATION).expect("open");
+    assert_eq!(log.stats().recovered, 3);
+    assert_eq!(
+        log.inner.read(&d).expect("read"),
+        (1..=3)
+            .map(|i| (i as u64, update("d", i)))
+            .collect::<Vec<_>>()
+    );
 }

@@ -1,5 +1,6 @@
-//! The node-wide write-ahead log (WAL) that makes [`FsyncPolicy::Always`](crate::FsyncPolicy)
-//! appends durable with one `fdatasync` for many documents; [`super::log`] explains where it
+//! The node-wide write-ahead log (WAL) every append goes to first; under
+//! [`FsyncPolicy::Always`](crate::FsyncPolicy) one `fdatasync` of it makes many documents'
+//! appends durable; [`super::log`] explains where it
 //! fits. This module owns the WAL files, the writer and checkpointer threads, and reading dead
 //! WALs back; and replaying them into document logs.
 //!
@@ -78,12 +79,14 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    /// Starts the writer and checkpointer threads for WALs in `dir`; a checkpoint writes
-    /// `deferred`'s records to the document logs. No file is created until the first append:
-    /// an idle log leaves no WAL behind.
+    /// Starts the writer and checkpointer threads for WALs in `dir`; the writer fsyncs each
+    /// batch if `sync_each_batch`, and a checkpoint writes `deferred`'s records to the
+    /// document logs. No file is created until the first append: an idle log leaves no WAL
+    /// behind.
     pub(crate) fn start(
         dir: &Path,
         limits: WalLimits,
+        sync_each_batch: bool,
         deferred: Arc<Deferred>,
     ) -> io::Result<Self> {
         let counters = Arc::clone(&deferred.files().counters);
@@ -93,6 +96,7 @@ impl Wal {
         let gate = Arc::default();
         let writer = Writer {
             dir: dir.to_owned(),
+            sync_each_batch,
             deferred: Arc::clone(&deferred),
             limits,
             counters: Arc::clone(&counters),

@@ -1,6 +1,6 @@
 //! The `chorus-wal` thread: group commit. It takes every append queued meanwhile, writes them
-//! to the current WAL with one `write` and one `fdatasync`, answers every appender, and retires
-//! the WAL to the checkpointer when it is full or old enough.
+//! to the current WAL with one `write` and (under `Always`) one `fdatasync`, answers every
+//! appender, and retires the WAL to the checkpointer when it is full or old enough.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -46,6 +46,9 @@ impl Default for WalLimits {
 /// The `chorus-wal` thread: group commit.
 pub(crate) struct Writer {
     pub(crate) dir: PathBuf,
+    /// Fsync every batch ([`FsyncPolicy::Always`](crate::FsyncPolicy::Always)); otherwise the
+    /// checkpoints, at least once per interval, make appends durable.
+    pub(crate) sync_each_batch: bool,
     pub(crate) limits: WalLimits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) current: Option<Epoch>,
@@ -159,10 +162,11 @@ impl Writer {
                 put_record(&mut batch, epoch.entries, &entry);
             }
         }
-        Counters::add(&self.counters.wal_fsyncs, 1);
-        (&epoch.file)
-            .write_all(&batch)
-            .and_then(|()| epoch.file.sync_data())?;
+        (&epoch.file).write_all(&batch)?;
+        if self.sync_each_batch {
+            Counters::add(&self.counters.wal_fsyncs, 1);
+            epoch.file.sync_data()?;
+        }
         epoch.len += batch.len() as u64;
         Ok(())
     }
