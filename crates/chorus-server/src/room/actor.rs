@@ -16,7 +16,7 @@ use chorus_room::{
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
 use tokio::sync::mpsc::{self};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -192,9 +192,53 @@ impl Room {
     }
 
     async fn serve(&mut self) -> Exit {
+        // One timer and one shutdown waiter for the room's whole life: made afresh on every
+        // turn, each would enter and leave a timer wheel or a waiter list per command. The
+        // timer is re-armed only when the core's next deadline moves, which a stream of
+        // updates rarely does (the snapshot deadline is set by the first of them).
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let cancelled = self.ctx.shutdown.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
             let deadline = self.core.deadline().map(Instant::from_std);
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at);
+                }
+                armed = deadline;
+            }
             tokio::select! {
+                // In this order, so that what frees waiting frames (an append done) goes first;
+                // none of the first four can be ready on every turn, so commands never starve.
+                biased;
+                () = &mut cancelled => {
+                    self.shutdown().await;
+                    return Exit::Shutdown;
+                }
+                appended = wait_opt(&mut self.appending) => {
+                    self.appending = None;
+                    self.core.appended(finished("update log append", appended));
+                }
+                saved = wait_opt(&mut self.saving) => {
+                    self.saving = None;
+                    let saved = finished("snapshot", saved);
+                    self.core.snapshot_saved(saved.is_some(), now());
+                }
+                () = &mut timer, if armed.is_some() => {
+                    // Fired: re-armed on the next turn even if the deadline stays the same.
+                    armed = None;
+                    match self.core.wake(now()) {
+                        Err(_) => return self.fail(),
+                        Ok(Wake::Unload) => {
+                            if let Some(exit) = self.try_unload().await {
+                                return exit;
+                            }
+                        }
+                        Ok(Wake::Continue) => {}
+                    }
+                }
                 cmd = self.cmd_rx.recv() => {
                     // The registry keeps a sender while the room is listed, so `None` means the
                     // room was removed; nothing can reach it any more.
@@ -212,28 +256,6 @@ impl Room {
                     if self.handle(cmd).is_err() {
                         return self.fail();
                     }
-                }
-                () = sleep_until_opt(deadline) => match self.core.wake(now()) {
-                    Err(_) => return self.fail(),
-                    Ok(Wake::Unload) => {
-                        if let Some(exit) = self.try_unload().await {
-                            return exit;
-                        }
-                    }
-                    Ok(Wake::Continue) => {}
-                },
-                saved = wait_opt(&mut self.saving) => {
-                    self.saving = None;
-                    let saved = finished("snapshot", saved);
-                    self.core.snapshot_saved(saved.is_some(), now());
-                }
-                appended = wait_opt(&mut self.appending) => {
-                    self.appending = None;
-                    self.core.appended(finished("update log append", appended));
-                }
-                () = self.ctx.shutdown.cancelled() => {
-                    self.shutdown().await;
-                    return Exit::Shutdown;
                 }
             }
             self.carry_out();
@@ -478,13 +500,6 @@ enum LoadFailure {
 /// The room's clock, in the form the core takes (tokio's, so paused test time applies).
 pub(super) fn now() -> std::time::Instant {
     Instant::now().into_std()
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => pending().await,
-    }
 }
 
 async fn wait_opt<T>(task: &mut Option<Task<T>>) -> <Task<T> as Future>::Output {

@@ -85,6 +85,8 @@ impl Connection<'_> {
                     // Boxed: suspended mid-write is the largest state of this loop, and an idle
                     // connection's task would keep room for it all the time.
                     let sent = tokio::select! {
+                        // Biased: an unbiased select draws a random number per frame sent.
+                        biased;
                         sent = Box::pin(send_batch(self.socket, frame, self.outbox)) => sent,
                         _ = &mut closed => return,
                     };
