@@ -39,7 +39,10 @@ impl ClockRanges {
         let intervals = self.by_client.entry(client).or_default();
         // Typing: the range continues the last interval that starts at or before it. Ranges
         // held never touch, so no other interval can touch this one: grow it in place.
-        let none_after = intervals.range(start.saturating_add(1)..=end).next().is_none();
+        let none_after = intervals
+            .range(start.saturating_add(1)..=end)
+            .next()
+            .is_none();
         if none_after
             && let Some((_, last_end)) = intervals.range_mut(..=start).next_back()
             && *last_end >= start
