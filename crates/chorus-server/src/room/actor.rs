@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::future::{Future, pending};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +16,7 @@ use chorus_room::{
     DocError, LoadError, Remote, RoomCore, Snapshot, Surroundings, Wake, WriteRefused,
 };
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
+use futures_util::FutureExt;
 use tokio::sync::mpsc::{self};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -35,6 +38,13 @@ use crate::relay::{Body, Relay};
 
 /// How a server write is answered.
 type WriteReply = oneshot::Sender<Result<(), WriteRefused>>;
+
+/// An update-log append in flight ([`Room::start_append`]): its last sequence number, or the
+/// panic it ended in.
+type Appending = Pin<Box<dyn Future<Output = std::thread::Result<Result<u64, StoreError>>> + Send>>;
+
+/// How an append ended, as [`finished`] takes it.
+type AppendOutcome = Result<Result<u64, StoreError>, &'static str>;
 
 /// How a room leaves the registry that listed it. The registry implements it, so the room
 /// needs no knowledge of the registry (which starts rooms, and so knows them).
@@ -75,7 +85,7 @@ pub(super) struct Room {
     core: RoomCore<WriteReply>,
     /// Outboxes and close signals of the connections in the room.
     peers: HashMap<ConnId, Peer>,
-    appending: Option<Task<u64>>,
+    appending: Option<Appending>,
     saving: Option<Task<()>>,
 }
 
@@ -217,7 +227,7 @@ impl Room {
                     self.shutdown().await;
                     return Exit::Shutdown;
                 }
-                appended = wait_opt(&mut self.appending) => {
+                appended = wait_append(&mut self.appending) => {
                     self.appending = None;
                     self.core.appended(finished("update log append", appended));
                 }
@@ -318,11 +328,16 @@ impl Room {
         self.core.leave(conn, now());
     }
 
+    /// Starts an append, which the room's loop then polls beside its commands. Not a task of
+    /// its own: in a quiet room every update is one append, and a task per append costs its
+    /// spawn, its scheduling and one more wake-up of the room through its `JoinHandle`. The
+    /// log does its writing off this task anyway; a panic in it is caught here, as a task's
+    /// would be, so the frames waiting for it still go out.
     fn start_append(&mut self, batch: Vec<Bytes>) {
         let (log, doc) = (Arc::clone(&self.ctx.log), self.name.clone());
         let shutdown = self.ctx.shutdown.clone();
-        let task = append_until_done(log, doc, batch, shutdown);
-        self.appending = Some(self.ctx.tracker.spawn(task));
+        let append = append_until_done(log, doc, batch, shutdown);
+        self.appending = Some(Box::pin(AssertUnwindSafe(append).catch_unwind()));
     }
 
     /// Writes a snapshot in the background, so the room keeps serving while the store works.
@@ -340,7 +355,7 @@ impl Room {
     /// holds everything applied.
     async fn settle_log(&mut self) {
         while let Some(task) = self.appending.take() {
-            let appended = finished("update log append", task.await);
+            let appended = finished("update log append", panicked_as_error(task.await));
             self.core.appended(appended);
             self.carry_out();
         }
@@ -507,4 +522,15 @@ async fn wait_opt<T>(task: &mut Option<Task<T>>) -> <Task<T> as Future>::Output 
         Some(task) => task.await,
         None => pending().await,
     }
+}
+
+async fn wait_append(append: &mut Option<Appending>) -> AppendOutcome {
+    match append {
+        Some(append) => panicked_as_error(append.await),
+        None => pending().await,
+    }
+}
+
+fn panicked_as_error(outcome: std::thread::Result<Result<u64, StoreError>>) -> AppendOutcome {
+    outcome.map_err(|_| "it panicked")
 }
