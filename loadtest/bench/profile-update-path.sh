@@ -78,7 +78,9 @@ callgrind_annotate "$dump" >"$out/self.txt"
 total=$(grep -m1 'PROGRAM TOTALS' "$out/inclusive.txt" | awk '{gsub(",","",$1); print $1}')
 updates=$((in1 - in0))
 deliveries=$((out1 - out0))
-echo "window ${window}s: ${updates} updates in, ${deliveries} delivered, ${total} Ir"
-awk -v t="$total" -v u="$updates" -v d="$deliveries" \
-    'BEGIN { printf "Ir per update: %.0f\nIr per delivery: %.0f\n", t / u, t / d }'
+{
+    echo "window ${window}s: ${updates} updates in, ${deliveries} delivered, ${total} Ir"
+    awk -v t="$total" -v u="$updates" -v d="$deliveries" \
+        'BEGIN { printf "Ir per update: %.0f\nIr per delivery: %.0f\n", t / u, t / d }'
+} | tee "$out/figures.txt"
 echo "dump: $dump; profile: $out/inclusive.txt, $out/self.txt"

@@ -63,6 +63,11 @@ impl CloseSignal {
         }
     }
 
+    /// Whether a reason was given (what [`CloseSignal::closed`] waits for), without a clone.
+    pub fn is_raised(&self) -> bool {
+        self.inner.reason.get().is_some()
+    }
+
     /// The reason given, if any.
     pub fn reason(&self) -> Option<CloseReason> {
         self.inner.reason.get().cloned()

@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -76,10 +77,23 @@ impl Connection<'_> {
         let mut resume_at: Option<Instant> = None;
         // The socket's own waker: a wake-up to send a frame then costs no read of the socket.
         let socket_wake = SocketWake::new();
+        // Whether `closed` has been polled, and so has this task registered to be woken when
+        // the signal is raised. After that the signal itself is looked at: polling a
+        // registered `Notified` takes the `Notify`'s lock, on every frame sent.
+        let mut closed_registered = false;
         loop {
             tokio::select! {
                 biased;
-                _ = &mut closed => return,
+                () = poll_fn(|cx| {
+                    if close.is_raised() {
+                        return Poll::Ready(());
+                    }
+                    if closed_registered {
+                        return Poll::Pending;
+                    }
+                    closed_registered = true;
+                    closed.as_mut().poll(cx).map(drop)
+                }) => return,
                 frame = self.outbox.recv() => {
                     let Some(frame) = frame else {
                         // The room dropped this connection without a reason: it failed.
