@@ -332,7 +332,8 @@ impl Room {
     /// its own: in a quiet room every update is one append, and a task per append costs its
     /// spawn, its scheduling and one more wake-up of the room through its `JoinHandle`. The
     /// log does its writing off this task anyway; a panic in it is caught here, as a task's
-    /// would be, so the frames waiting for it still go out.
+    /// would be, so the frames waiting for it still go out. A room that is dropped with an
+    /// append in flight hands it to a task (`drop_room`).
     fn start_append(&mut self, batch: Vec<Bytes>) {
         let (log, doc) = (Arc::clone(&self.ctx.log), self.name.clone());
         let shutdown = self.ctx.shutdown.clone();
@@ -483,6 +484,11 @@ impl Room {
     /// Closes what the core asked to, leaves the registry, and drops queued commands.
     fn drop_room(&mut self, exit: Exit) -> Exit {
         self.carry_out();
+        // An append still in flight finishes on its own, as it would have as a task: what it
+        // carries was applied, and the room that polled it is going.
+        if let Some(append) = self.appending.take() {
+            self.ctx.tracker.spawn(append);
+        }
         self.peers.clear();
         self.ctx.registry.unlist(&self.name, self.generation);
         self.cmd_rx.close();
