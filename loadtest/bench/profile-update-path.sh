@@ -3,8 +3,9 @@
 # fixed, small load of scenario A's shape (rooms of 10 users, 1 typist each), with
 # `--fsync 1s` so that the disk does not dominate and `--snapshot-interval 1h` so that no
 # snapshot (off the per-update path, and falling in or out of the window by chance) blurs the
-# comparison. Instruction counts, not seconds: the figure hardly depends on what else the
-# machine runs. Two runs of one binary differ by about 1 %.
+# comparison. Instruction counts, not seconds, so the machine's other work moves the figure
+# little; it still moves it some (how many frames a wake-up finds queued depends on timing):
+# runs of one binary have differed by up to 6 %. Compare several runs.
 #
 #   loadtest/bench/profile-update-path.sh [OUT_DIR]
 #
