@@ -29,10 +29,11 @@
 //!    the delta once, as a [`chorus_protocol::SyncFrame`] whose payload shares the frame's
 //!    bytes.
 //! 6. **Write ahead** (`write_ahead`): the payload is appended to the update log
-//!    ([`Effect::Append`], group commit; the server's driver runs it in the background,
-//!    `chorus-server/src/room/actor/writes.rs`); the frame waits for it.
+//!    ([`Effect::Append`], group commit; the server's room task polls the append beside its
+//!    commands, `chorus-server/src/room/actor.rs`, `start_append`); the frame waits for it.
 //! 7. **Fan out** ([`RoomCore::appended`]): once durable, the same frame goes to every other
-//!    connection ([`Effect::Broadcast`], into their outboxes: `room/actor/effects.rs`) and the
+//!    connection ([`Effect::Broadcast`], into their outboxes: `room/actor/effects.rs`; each
+//!    connection's task wakes for its outbox only, not its socket: `ws/socket_wake.rs`) and the
 //!    same payload to the other nodes ([`Effect::Publish`], `chorus-server/src/relay/`), and
 //!    durable acknowledgements asked for meanwhile ([`RoomCore::when_durable`]: Hocuspocus's
 //!    sync status, Chorus's opt-in for y-websocket) go to their connections. The

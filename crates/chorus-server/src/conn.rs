@@ -2,9 +2,12 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::Poll;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -60,6 +63,11 @@ impl CloseSignal {
         }
     }
 
+    /// Whether a reason was given (what [`CloseSignal::closed`] waits for), without a clone.
+    pub fn is_raised(&self) -> bool {
+        self.inner.reason.get().is_some()
+    }
+
     /// The reason given, if any.
     pub fn reason(&self) -> Option<CloseReason> {
         self.inner.reason.get().cloned()
@@ -103,8 +111,11 @@ pub struct OutboxReceiver {
 struct OutboxShared {
     queue: Mutex<OutboxQueue>,
     capacity: usize,
-    /// Wakes the receiver; it holds a permit when nobody waits, so no wake-up is lost.
-    ready: Notify,
+    /// Wakes the receiver. An `AtomicWaker` rather than a `Notify`: there is only ever one
+    /// receiver, and a `Notify` takes its waiter-list lock to register and again to wake, on
+    /// every frame of every connection. The receiver registers before it looks at the queue
+    /// a second time, so a frame queued in between still wakes it.
+    ready: AtomicWaker,
 }
 
 #[derive(Debug, Default)]
@@ -126,7 +137,7 @@ pub fn outbox(capacity: usize) -> (Outbox, OutboxReceiver) {
             ..OutboxQueue::default()
         }),
         capacity,
-        ready: Notify::new(),
+        ready: AtomicWaker::new(),
     });
     (
         Outbox {
@@ -160,7 +171,7 @@ impl Outbox {
         }
         queue.frames.push_back(frame);
         drop(queue);
-        self.shared.ready.notify_one();
+        self.shared.ready.wake();
         Ok(())
     }
 }
@@ -180,7 +191,7 @@ impl Drop for Outbox {
         queue.senders -= 1;
         if queue.senders == 0 {
             drop(queue);
-            self.shared.ready.notify_one();
+            self.shared.ready.wake();
         }
     }
 }
@@ -191,18 +202,17 @@ impl OutboxReceiver {
     /// # Cancel safety
     /// Cancel safe: a frame is only taken when this returns it.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        loop {
-            {
-                let mut queue = self.shared.queue();
-                if let Some(frame) = queue.pop() {
-                    return Some(frame);
-                }
-                if queue.senders == 0 {
-                    return None;
-                }
+        poll_fn(|cx| {
+            if let Some(next) = self.shared.queue().next() {
+                return Poll::Ready(next);
             }
-            self.shared.ready.notified().await;
-        }
+            self.shared.ready.register(cx.waker());
+            match self.shared.queue().next() {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// The next frame if one is queued.
@@ -212,6 +222,16 @@ impl OutboxReceiver {
 }
 
 impl OutboxQueue {
+    /// What the receiver gets now, if anything: a frame, or the end once every sender is
+    /// gone and the queue is empty.
+    fn next(&mut self) -> Option<Option<Bytes>> {
+        match self.pop() {
+            Some(frame) => Some(Some(frame)),
+            None if self.senders == 0 => Some(None),
+            None => None,
+        }
+    }
+
     fn pop(&mut self) -> Option<Bytes> {
         let frame = self.frames.pop_front();
         if self.frames.is_empty() && self.frames.capacity() > OUTBOX_KEEP {

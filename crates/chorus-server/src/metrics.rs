@@ -69,6 +69,11 @@ pub struct Metrics {
     pub updates_held: Counter,
     /// Snapshot writes, by duration.
     pub snapshot_duration: Histogram,
+    /// Update-log appends, by duration: one per update when rooms are small and quiet, so
+    /// registered once rather than looked up by name on every append.
+    log_append_duration: Histogram,
+    /// Updates carried by those appends.
+    log_appended_updates: Counter,
     /// Failed store operations.
     pub store_errors: Counter,
     /// Envelopes published to other nodes.
@@ -99,6 +104,8 @@ impl Metrics {
             slow_client_disconnects: counter!("chorus_slow_client_disconnects_total"),
             updates_held: counter!("chorus_updates_held_total"),
             snapshot_duration: histogram!("chorus_snapshot_duration_seconds"),
+            log_append_duration: histogram!("chorus_log_append_duration_seconds"),
+            log_appended_updates: counter!("chorus_log_appended_updates_total"),
             store_errors: counter!("chorus_store_errors_total"),
             relay_published: counter!("chorus_relay_published_total"),
             relay_received: counter!("chorus_relay_received_total"),
@@ -138,8 +145,9 @@ pub fn connection_rejected(reason: &'static str) {
 
 /// Records an update-log append: its duration and how many updates it carried.
 pub fn log_appended(took: Duration, updates: usize) {
-    histogram!("chorus_log_append_duration_seconds").record(took.as_secs_f64());
-    counter!("chorus_log_appended_updates_total").increment(updates as u64);
+    let metrics = get();
+    metrics.log_append_duration.record(took.as_secs_f64());
+    metrics.log_appended_updates.increment(updates as u64);
 }
 
 /// Records how long a snapshot write took.

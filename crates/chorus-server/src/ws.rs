@@ -50,6 +50,7 @@ const FRAGMENT_BYTES: usize = 16 * 1024;
 /// small frames still go out in one system call; a fragmented message goes out a piece at a time.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 mod connection;
+mod socket_wake;
 mod write;
 
 use connection::Connection;

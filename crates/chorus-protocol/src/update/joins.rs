@@ -37,6 +37,19 @@ impl ClockRanges {
             return;
         }
         let intervals = self.by_client.entry(client).or_default();
+        // Typing: the range continues the last interval that starts at or before it. Ranges
+        // held never touch, so no other interval can touch this one: grow it in place.
+        let none_after = intervals
+            .range(start.saturating_add(1)..=end)
+            .next()
+            .is_none();
+        if none_after
+            && let Some((_, last_end)) = intervals.range_mut(..=start).next_back()
+            && *last_end >= start
+        {
+            *last_end = (*last_end).max(end);
+            return;
+        }
         let (mut start, mut end) = (start, end);
         // Merge with every interval that touches or overlaps [start, end).
         let touching: Vec<(u32, u32)> = intervals
@@ -132,6 +145,40 @@ mod tests {
         assert_eq!(joins.reach(1, 3), 12);
         assert_eq!(joins.reach(1, 0), 0);
         assert_eq!(joins.reach(2, 3), 3);
+    }
+
+    proptest::proptest! {
+        /// Growing an interval in place (typing) must leave what merging anew would.
+        #[test]
+        fn adding_in_place_merges_as_merging_anew(
+            ranges in proptest::collection::vec((0u32..60, 1u32..8), 1..40)
+        ) {
+            let mut joins = ClockRanges::default();
+            // Every clock joined, merged by brute force: ranges touch when one ends where the
+            // next starts.
+            let mut covered = [false; 70];
+            for (start, len) in ranges {
+                joins.add(1, start, start + len);
+                for clock in start..start + len {
+                    covered[clock as usize] = true;
+                }
+            }
+            let mut expected = Vec::new();
+            let mut clock = 0;
+            while clock < covered.len() {
+                if covered[clock] {
+                    let first = clock;
+                    while clock < covered.len() && covered[clock] {
+                        clock += 1;
+                    }
+                    expected.push((first as u32, clock as u32));
+                } else {
+                    clock += 1;
+                }
+            }
+            let held: Vec<(u32, u32)> = joins.by_client[&1].iter().map(|(&s, &e)| (s, e)).collect();
+            proptest::prop_assert_eq!(held, expected);
+        }
     }
 
     #[test]

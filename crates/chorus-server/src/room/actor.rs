@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 use std::future::{Future, pending};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,9 +16,10 @@ use chorus_room::{
     DocError, LoadError, Remote, RoomCore, Snapshot, Surroundings, Wake, WriteRefused,
 };
 use chorus_store::{SnapshotStore, StoreError, UpdateLog};
+use futures_util::FutureExt;
 use tokio::sync::mpsc::{self};
 use tokio::sync::oneshot;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,6 +38,13 @@ use crate::relay::{Body, Relay};
 
 /// How a server write is answered.
 type WriteReply = oneshot::Sender<Result<(), WriteRefused>>;
+
+/// An update-log append in flight ([`Room::start_append`]): its last sequence number, or the
+/// panic it ended in.
+type Appending = Pin<Box<dyn Future<Output = std::thread::Result<Result<u64, StoreError>>> + Send>>;
+
+/// How an append ended, as [`finished`] takes it.
+type AppendOutcome = Result<Result<u64, StoreError>, &'static str>;
 
 /// How a room leaves the registry that listed it. The registry implements it, so the room
 /// needs no knowledge of the registry (which starts rooms, and so knows them).
@@ -75,7 +85,7 @@ pub(super) struct Room {
     core: RoomCore<WriteReply>,
     /// Outboxes and close signals of the connections in the room.
     peers: HashMap<ConnId, Peer>,
-    appending: Option<Task<u64>>,
+    appending: Option<Appending>,
     saving: Option<Task<()>>,
 }
 
@@ -192,9 +202,53 @@ impl Room {
     }
 
     async fn serve(&mut self) -> Exit {
+        // One timer and one shutdown waiter for the room's whole life: made afresh on every
+        // turn, each would enter and leave a timer wheel or a waiter list per command. The
+        // timer is re-armed only when the core's next deadline moves, which a stream of
+        // updates rarely does (the snapshot deadline is set by the first of them).
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        let cancelled = self.ctx.shutdown.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
             let deadline = self.core.deadline().map(Instant::from_std);
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    timer.as_mut().reset(at);
+                }
+                armed = deadline;
+            }
             tokio::select! {
+                // In this order, so that what frees waiting frames (an append done) goes first;
+                // none of the first four can be ready on every turn, so commands never starve.
+                biased;
+                () = &mut cancelled => {
+                    self.shutdown().await;
+                    return Exit::Shutdown;
+                }
+                appended = wait_append(&mut self.appending) => {
+                    self.appending = None;
+                    self.core.appended(finished("update log append", appended));
+                }
+                saved = wait_opt(&mut self.saving) => {
+                    self.saving = None;
+                    let saved = finished("snapshot", saved);
+                    self.core.snapshot_saved(saved.is_some(), now());
+                }
+                () = &mut timer, if armed.is_some() => {
+                    // Fired: re-armed on the next turn even if the deadline stays the same.
+                    armed = None;
+                    match self.core.wake(now()) {
+                        Err(_) => return self.fail(),
+                        Ok(Wake::Unload) => {
+                            if let Some(exit) = self.try_unload().await {
+                                return exit;
+                            }
+                        }
+                        Ok(Wake::Continue) => {}
+                    }
+                }
                 cmd = self.cmd_rx.recv() => {
                     // The registry keeps a sender while the room is listed, so `None` means the
                     // room was removed; nothing can reach it any more.
@@ -212,28 +266,6 @@ impl Room {
                     if self.handle(cmd).is_err() {
                         return self.fail();
                     }
-                }
-                () = sleep_until_opt(deadline) => match self.core.wake(now()) {
-                    Err(_) => return self.fail(),
-                    Ok(Wake::Unload) => {
-                        if let Some(exit) = self.try_unload().await {
-                            return exit;
-                        }
-                    }
-                    Ok(Wake::Continue) => {}
-                },
-                saved = wait_opt(&mut self.saving) => {
-                    self.saving = None;
-                    let saved = finished("snapshot", saved);
-                    self.core.snapshot_saved(saved.is_some(), now());
-                }
-                appended = wait_opt(&mut self.appending) => {
-                    self.appending = None;
-                    self.core.appended(finished("update log append", appended));
-                }
-                () = self.ctx.shutdown.cancelled() => {
-                    self.shutdown().await;
-                    return Exit::Shutdown;
                 }
             }
             self.carry_out();
@@ -307,11 +339,17 @@ impl Room {
         self.core.leave(conn, now());
     }
 
+    /// Starts an append, which the room's loop then polls beside its commands. Not a task of
+    /// its own: in a quiet room every update is one append, and a task per append costs its
+    /// spawn, its scheduling and one more wake-up of the room through its `JoinHandle`. The
+    /// log does its writing off this task anyway; a panic in it is caught here, as a task's
+    /// would be, so the frames waiting for it still go out. A room that is dropped with an
+    /// append in flight hands it to a task (`drop_room`).
     fn start_append(&mut self, batch: Vec<Bytes>) {
         let (log, doc) = (Arc::clone(&self.ctx.log), self.name.clone());
         let shutdown = self.ctx.shutdown.clone();
-        let task = append_until_done(log, doc, batch, shutdown);
-        self.appending = Some(self.ctx.tracker.spawn(task));
+        let append = append_until_done(log, doc, batch, shutdown);
+        self.appending = Some(Box::pin(AssertUnwindSafe(append).catch_unwind()));
     }
 
     /// Writes a snapshot in the background, so the room keeps serving while the store works.
@@ -329,7 +367,7 @@ impl Room {
     /// holds everything applied.
     async fn settle_log(&mut self) {
         while let Some(task) = self.appending.take() {
-            let appended = finished("update log append", task.await);
+            let appended = finished("update log append", panicked_as_error(task.await));
             self.core.appended(appended);
             self.carry_out();
         }
@@ -457,6 +495,11 @@ impl Room {
     /// Closes what the core asked to, leaves the registry, and drops queued commands.
     fn drop_room(&mut self, exit: Exit) -> Exit {
         self.carry_out();
+        // An append still in flight finishes on its own, as it would have as a task: what it
+        // carries was applied, and the room that polled it is going.
+        if let Some(append) = self.appending.take() {
+            self.ctx.tracker.spawn(append);
+        }
         self.peers.clear();
         self.ctx.registry.unlist(&self.name, self.generation);
         self.cmd_rx.close();
@@ -491,16 +534,20 @@ pub(super) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => pending().await,
-    }
-}
-
 async fn wait_opt<T>(task: &mut Option<Task<T>>) -> <Task<T> as Future>::Output {
     match task {
         Some(task) => task.await,
         None => pending().await,
     }
+}
+
+async fn wait_append(append: &mut Option<Appending>) -> AppendOutcome {
+    match append {
+        Some(append) => panicked_as_error(append.await),
+        None => pending().await,
+    }
+}
+
+fn panicked_as_error(outcome: std::thread::Result<Result<u64, StoreError>>) -> AppendOutcome {
+    outcome.map_err(|_| "it panicked")
 }

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +25,7 @@ use crate::room::RoomHandle;
 use crate::room::handle::NotDelivered;
 
 use super::CLOSE_GRACE;
+use super::socket_wake::SocketWake;
 use super::write::send_batch;
 
 /// One connection, served by one task: frames from the socket go to the room, frames from the
@@ -72,10 +75,25 @@ impl Connection<'_> {
         // then, so TCP makes the client wait instead of the server closing it. The one timer
         // wakes the loop for it.
         let mut resume_at: Option<Instant> = None;
+        // The socket's own waker: a wake-up to send a frame then costs no read of the socket.
+        let socket_wake = SocketWake::new();
+        // Whether `closed` has been polled, and so has this task registered to be woken when
+        // the signal is raised. After that the signal itself is looked at: polling a
+        // registered `Notified` takes the `Notify`'s lock, on every frame sent.
+        let mut closed_registered = false;
         loop {
             tokio::select! {
                 biased;
-                _ = &mut closed => return,
+                () = poll_fn(|cx| {
+                    if close.is_raised() {
+                        return Poll::Ready(());
+                    }
+                    if closed_registered {
+                        return Poll::Pending;
+                    }
+                    closed_registered = true;
+                    closed.as_mut().poll(cx).map(drop)
+                }) => return,
                 frame = self.outbox.recv() => {
                     let Some(frame) = frame else {
                         // The room dropped this connection without a reason: it failed.
@@ -84,8 +102,11 @@ impl Connection<'_> {
                     };
                     // Boxed: suspended mid-write is the largest state of this loop, and an idle
                     // connection's task would keep room for it all the time.
+                    let send = Box::pin(send_batch(self.socket, frame, self.outbox));
                     let sent = tokio::select! {
-                        sent = Box::pin(send_batch(self.socket, frame, self.outbox)) => sent,
+                        // Biased: an unbiased select draws a random number per frame sent.
+                        biased;
+                        sent = socket_wake.io(send) => sent,
                         _ = &mut closed => return,
                     };
                     if sent.is_err() {
@@ -105,9 +126,11 @@ impl Connection<'_> {
                         }
                     }
                 }
-                next = self.socket.next(), if held.is_empty() && resume_at.is_none() => {
+                next = poll_fn(|cx| socket_wake.poll_read(cx, |cx| self.socket.poll_next_unpin(cx))), if held.is_empty() && resume_at.is_none() => {
                     heard = Instant::now();
                     let read = self.read_burst(next, heard);
+                    // It looked for more frames with a waker of its own.
+                    socket_wake.read_again();
                     if !read.wait.is_zero() {
                         let at = heard + read.wait;
                         resume_at = Some(at);
@@ -157,9 +180,8 @@ impl Connection<'_> {
                         return;
                     }
                     if next_ping <= now {
-                        if Box::pin(self.socket.send(WsMessage::Ping(Bytes::new())))
-                            .await
-                            .is_err()
+                        let ping = Box::pin(self.socket.send(WsMessage::Ping(Bytes::new())));
+                        if socket_wake.io(ping).await.is_err()
                         {
                             self.close.close(close_code::GOING_AWAY, "write failed");
                             return;

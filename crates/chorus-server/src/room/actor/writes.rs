@@ -20,10 +20,11 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// A background write: an append returns the last sequence number, a snapshot nothing.
 pub(super) type Task<T> = JoinHandle<Result<T, StoreError>>;
 
-/// The outcome of a background write, logged if it failed.
-pub(super) fn finished<T>(
+/// The outcome of a background write, logged if it failed: `Err` when its task (or the
+/// future, for appends) did not finish.
+pub(super) fn finished<T, E: std::fmt::Display>(
     what: &str,
-    result: Result<Result<T, StoreError>, tokio::task::JoinError>,
+    result: Result<Result<T, StoreError>, E>,
 ) -> Option<T> {
     match result {
         Ok(Ok(value)) => Some(value),
@@ -32,8 +33,8 @@ pub(super) fn finished<T>(
             metrics::get().store_errors.increment(1);
             None
         }
-        Err(join) => {
-            tracing::error!(error = %join, "{what} task failed");
+        Err(unfinished) => {
+            tracing::error!(error = %unfinished, "{what} did not finish");
             None
         }
     }
