@@ -26,7 +26,10 @@ export function launchBrowser () {
  */
 export async function openUser (browser, { url, doc, name, color, viewport, path = '/' }) {
   const context = await browser.newContext({ viewport })
-  await context.addInitScript(([key, value]) => window.sessionStorage.setItem(key, value), ['chorus.tabColor', color])
+  await context.addInitScript(([key, value]) => {
+    // about:blank, where a test parks a page, has no storage of its own and throws.
+    try { window.sessionStorage.setItem(key, value) } catch {}
+  }, ['chorus.tabColor', color])
   const page = await context.newPage()
   /** @type {Error[]} */
   const errors = []
