@@ -1,7 +1,7 @@
 import { defineConfig } from 'vite'
 
-// `npm run dev` proxies /ws to a running `chorus serve`, so the page's same-origin URL works
-// in development exactly as it does when the server hosts dist/.
+// `npm run dev` proxies /ws and /hocuspocus to a running `chorus serve`, so the pages' same-origin
+// URLs work in development exactly as they do when the server hosts dist/.
 const chorus = process.env.CHORUS_URL ?? 'http://127.0.0.1:1234'
 
 export default defineConfig({
@@ -10,10 +10,17 @@ export default defineConfig({
   build: {
     outDir: 'dist',
     emptyOutDir: true,
-    // The bundle is one editor plus Yjs; a warning above this means something heavy crept in.
+    // Two pages: the CodeMirror editor over y-websocket, the Tiptap one over Hocuspocus.
+    rollupOptions: {
+      input: { main: 'index.html', tiptap: 'tiptap.html' }
+    },
+    // Each page is one editor plus Yjs; a warning above this means something heavy crept in.
     chunkSizeWarningLimit: 600
   },
   server: {
-    proxy: { '/ws': { target: chorus, ws: true } }
+    proxy: {
+      '/ws': { target: chorus, ws: true },
+      '/hocuspocus': { target: chorus, ws: true }
+    }
   }
 })

@@ -19,18 +19,22 @@ export function launchBrowser () {
  * One user: their own browser context, so no storage (and no BroadcastChannel) is shared with
  * the other users, and every byte between them goes through the server.
  * @param {import('playwright-core').Browser} browser
- * @param {{ url: string, doc: string, name: string, color: string, viewport: { width: number, height: number } }} options
+ * @param {{ url: string, doc: string, name: string, color: string, viewport: { width: number, height: number }, path?: string }} options
  *   `color` is a palette colour, preset in the tab's storage as if the tab had drawn it, so that
- *   screenshots are reproducible (the draw itself is covered by the unit tests).
+ *   screenshots are reproducible (the draw itself is covered by the unit tests). `path` is the
+ *   page: `/` (CodeMirror, the default) or `/tiptap.html`.
  */
-export async function openUser (browser, { url, doc, name, color, viewport }) {
+export async function openUser (browser, { url, doc, name, color, viewport, path = '/' }) {
   const context = await browser.newContext({ viewport })
-  await context.addInitScript(([key, value]) => window.sessionStorage.setItem(key, value), ['chorus.tabColor', color])
+  await context.addInitScript(([key, value]) => {
+    // about:blank, where a test parks a page, has no storage of its own and throws.
+    try { window.sessionStorage.setItem(key, value) } catch {}
+  }, ['chorus.tabColor', color])
   const page = await context.newPage()
   /** @type {Error[]} */
   const errors = []
   page.on('pageerror', error => errors.push(error))
-  await page.goto(`${url}/?doc=${encodeURIComponent(doc)}`)
+  await page.goto(`${url}${path}?doc=${encodeURIComponent(doc)}`)
   await page.locator('#name').fill(name)
   await waitForState(page, 'connected')
   return { page, context, name, errors }

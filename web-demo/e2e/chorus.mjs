@@ -17,7 +17,7 @@ const TAIL_LINES = 40
  * @typedef {{
  *   url: string,                 // http://IP:PORT, where the server serves the demo and /ws
  *   stop: () => Promise<Exit>,   // SIGTERM, then the exit status
- *   kill: () => void,            // last resort for test cleanup
+ *   kill: () => Promise<Exit>,   // SIGKILL (a crash, or last-resort cleanup), then the exit status
  *   output: () => string         // recent log lines, for assertion messages
  * }} RunningChorus
  */
@@ -68,7 +68,10 @@ export async function startChorus ({ dataDir, staticDir }) {
   return {
     url: `http://${addr}`,
     output,
-    kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') },
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      return exited
+    },
     async stop () {
       child.kill('SIGTERM')
       let timer

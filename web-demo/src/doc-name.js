@@ -65,12 +65,13 @@ export function roomPath (name) {
 }
 
 /**
- * The WebSocket endpoint on the host that served the page: the demo works behind any host, port
+ * A WebSocket endpoint on the host that served the page: the demo works behind any host, port
  * and TLS terminator without configuration.
  * @param {{ protocol: string, host: string }} location
+ * @param {string} [path] `/ws` for y-websocket clients, `/hocuspocus` for Hocuspocus ones
  * @returns {string}
  */
-export function sameOriginServerUrl (location) {
+export function sameOriginServerUrl (location, path = '/ws') {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-  return `${scheme}//${location.host}/ws`
+  return `${scheme}//${location.host}${path}`
 }

@@ -3,31 +3,14 @@
 import './style.css'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
-import { docHref, docNameFromSearch, randomDocName, roomPath, sameOriginServerUrl } from './doc-name.js'
-import { colorClash, guardRemoteUsers, loadIdentity } from './identity.js'
+import { roomPath, sameOriginServerUrl } from './doc-name.js'
+import { guardRemoteUsers, loadIdentity } from './identity.js'
+import { element, openDocumentFromUrl, shareIdentity, wireShareButton } from './page.js'
 import { trackConnection } from './connection-status.js'
 import { watchPresence } from './presence.js'
 import { createEditor } from './editor.js'
 
-/**
- * @param {string} id
- * @returns {HTMLElement}
- */
-function element (id) {
-  const found = document.getElementById(id)
-  if (found === null) throw new Error(`index.html lacks #${id}`)
-  return found
-}
-
-const fromUrl = docNameFromSearch(window.location.search)
-const docName = fromUrl ?? randomDocName()
-if (fromUrl === null) {
-  // Put the generated name in the address bar so copying the URL shares this document.
-  window.history.replaceState(null, '', docHref(docName))
-}
-document.title = `${docName} · Chorus`
-element('doc-name').textContent = docName
-element('new-doc').setAttribute('href', docHref(randomDocName()))
+const docName = openDocumentFromUrl('Chorus')
 
 const ydoc = new Y.Doc()
 // VITE_CHORUS_URL exists for odd deployments; normally the page talks to the server it came from.
@@ -40,7 +23,6 @@ const provider = new WebsocketProvider(serverUrl, roomPath(docName), ydoc, {
 
 guardRemoteUsers(provider.awareness)
 const identity = loadIdentity({ local: window.localStorage, session: window.sessionStorage })
-provider.awareness.setLocalStateField('user', identity.user())
 
 provider.on('status', (/** @type {{ status: string }} */ { status }) => {
   if (status === 'connected') {
@@ -51,20 +33,8 @@ provider.on('status', (/** @type {{ status: string }} */ { status }) => {
   }
 })
 
-const nameInput = /** @type {HTMLInputElement} */ (element('name'))
-nameInput.value = identity.chosenName()
-nameInput.placeholder = identity.tabName
-nameInput.addEventListener('input', () => {
-  provider.awareness.setLocalStateField('user', identity.rename(nameInput.value))
-})
-
+shareIdentity(provider.awareness, identity, /** @type {HTMLInputElement} */ (element('name')))
 watchPresence(provider.awareness, element('presence'), element('presence-count'))
-provider.awareness.on('change', () => {
-  // Colours are picked at random per tab, so two people can get the same one; their cursors
-  // would then be told apart only by the name label.
-  const taken = colorClash(provider.awareness.getStates(), provider.awareness.clientID)
-  if (taken !== null) provider.awareness.setLocalStateField('user', identity.recolor(taken))
-})
 
 const statusPill = element('status')
 const toggle = element('toggle-connection')
@@ -80,16 +50,6 @@ toggle.addEventListener('click', () => {
   connection.refresh()
 })
 
-const share = element('share')
-share.addEventListener('click', async () => {
-  try {
-    await navigator.clipboard.writeText(window.location.href)
-    share.textContent = 'Link copied'
-  } catch {
-    // Clipboard access needs a secure context and permission; the address bar still has the link.
-    share.textContent = 'Copy the address bar'
-  }
-  setTimeout(() => { share.textContent = 'Copy link' }, 2000)
-})
+wireShareButton(element('share'))
 
 createEditor(element('editor'), ydoc.getText('codemirror'), provider.awareness).focus()

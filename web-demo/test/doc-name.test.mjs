@@ -35,7 +35,8 @@ test('encodes the room path so the URL keeps its shape, slashes included', () =>
   assert.equal(roomPath('ü'), '%C3%BC')
 })
 
-test('connects to /ws on the host that served the page', () => {
+test('connects to /ws (or /hocuspocus) on the host that served the page', () => {
   assert.equal(sameOriginServerUrl({ protocol: 'http:', host: '127.0.0.1:1234' }), 'ws://127.0.0.1:1234/ws')
   assert.equal(sameOriginServerUrl({ protocol: 'https:', host: 'chorus.example' }), 'wss://chorus.example/ws')
+  assert.equal(sameOriginServerUrl({ protocol: 'https:', host: 'chorus.example' }, '/hocuspocus'), 'wss://chorus.example/hocuspocus')
 })
