@@ -40,6 +40,8 @@ class ServerKind:
     fallback_overrides: dict = field(default_factory=dict)
     # Extra command-line flags (a configuration variant of the same binary).
     args: tuple[str, ...] = ()
+    # For another build of Chorus: the environment variable naming its binary.
+    binary_env: str | None = None
 
 
 KINDS: dict[str, ServerKind] = {
@@ -84,6 +86,10 @@ KINDS: dict[str, ServerKind] = {
             entry="node_modules/y-websocket/bin/server.cjs",
         ),
         ServerKind("bare-relay", "bare relay (yardstick)", "yardstick", "relay"),
+        # Not run by default: another build of Chorus (the binary at $CHORUS_BASELINE_BIN, e.g.
+        # the last release) beside this one, for before/after figures from one run.
+        ServerKind("chorus-baseline", "Chorus (baseline build)", "baseline", "chorus",
+                   binary_env="CHORUS_BASELINE_BIN"),
     ]
 }
 
@@ -114,6 +120,13 @@ class Prepared:
 
 def prepare(kind: ServerKind, repo: Path, workdir: Path) -> Prepared:
     """Finds the binary or installs the npm package into a fresh directory under ``workdir``."""
+    if kind.family == "chorus" and kind.binary_env:
+        configured = os.environ.get(kind.binary_env)
+        if not configured:
+            return Prepared(kind, error=f"set {kind.binary_env} to the chorus binary to compare")
+        binary = Path(configured)
+        version = _first_line([str(binary), "--version"])
+        return Prepared(kind, [str(binary)], version=version, error=_missing(binary))
     if kind.family == "chorus":
         binary = repo / "target/release/chorus"
         version = _first_line([str(binary), "--version"])

@@ -78,6 +78,22 @@ class Servers(unittest.TestCase):
         self.assertIsNone(servers.listening_port("running at '127.0.0.1' on port 1234"))
         self.assertIsNone(servers.listening_port('{"fields":{"message":"listening","addr":"nope"}}'))
 
+    def test_the_baseline_build_comes_from_its_environment_variable(self):
+        kind = servers.KINDS["chorus-baseline"]
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = os.environ.pop("CHORUS_BASELINE_BIN", None)
+            try:
+                missing = servers.prepare(kind, Path(tmp), Path(tmp))
+                self.assertIn("CHORUS_BASELINE_BIN", missing.error or "")
+                os.environ["CHORUS_BASELINE_BIN"] = "/bin/true"
+                found = servers.prepare(kind, Path(tmp), Path(tmp))
+                self.assertIsNone(found.error)
+                self.assertEqual(found.argv, ["/bin/true"])
+            finally:
+                os.environ.pop("CHORUS_BASELINE_BIN", None)
+                if saved is not None:
+                    os.environ["CHORUS_BASELINE_BIN"] = saved
+
     def test_free_port_is_free(self):
         port = servers.free_port()
         self.assertFalse(servers.accepts(port))
