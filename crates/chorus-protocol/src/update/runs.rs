@@ -101,7 +101,7 @@ pub fn clock_runs_v1(bytes: &[u8], mut each: impl FnMut(ClockRun)) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yrs::{Doc, ReadTxn, StateVector, Text, Transact};
+    use yrs::{Doc, Map, ReadTxn, StateVector, Text, Transact};
 
     fn runs(bytes: &[u8]) -> Vec<ClockRun> {
         let mut found = Vec::new();
