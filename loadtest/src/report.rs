@@ -122,8 +122,9 @@ pub struct UpdateReport {
     pub echoed: u64,
     /// Updates that match no typist's log.
     pub unknown: u64,
-    /// First deliveries that arrived inside an update carrying more than one sent update (a
-    /// server merged a burst): counted in `delivered`, with the merged update's receive time.
+    /// First deliveries that arrived inside another sent update (a server merged a burst): a
+    /// burst of N merged into one counts N − 1. Counted in `delivered` as well, with the merged
+    /// update's receive time.
     pub merged: u64,
     /// Delivery latency of updates sent in the measured window.
     pub latency_ms: LatencySummary,

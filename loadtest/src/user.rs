@@ -106,8 +106,8 @@ pub struct Counters {
     pub updates_echoed: AtomicU64,
     /// Updates that match nobody's log (another client wrote them).
     pub updates_unknown: AtomicU64,
-    /// First deliveries that came inside an update holding more than one sent update (the
-    /// server merged a burst).
+    /// First deliveries that came inside another sent update (the server merged a burst): a
+    /// burst of N merged into one counts N − 1.
     pub updates_merged: AtomicU64,
     /// Users that may still send. The drain waits for this to reach zero before comparing
     /// deliveries with expectations: a tick that raced the phase change may still be sending.
@@ -492,6 +492,7 @@ impl User {
         let received_ns = self.shared.now_ns();
         self.apply(update);
         let mut found = 0u64;
+        let mut first_deliveries = 0u64;
         let mut echoed = false;
         let mut unknown = 0u64;
         let runs = clock_runs_v1(update, |ClockRun { client, clocks }| {
@@ -507,6 +508,7 @@ impl User {
             log.for_each_in(clocks, |index, sent_ns| {
                 found += 1;
                 if self.tally.record(client, index) {
+                    first_deliveries += 1;
                     self.counts.updates_delivered += 1;
                     let sample = Sample {
                         sent_ns,
@@ -532,8 +534,8 @@ impl User {
         if unknown > 0 {
             add(&counters.updates_unknown, unknown);
         }
-        if found > 1 {
-            self.counts.updates_merged += found - 1;
+        if first_deliveries > 1 {
+            self.counts.updates_merged += first_deliveries - 1;
         }
     }
 
