@@ -159,3 +159,78 @@ impl AsyncWrite for GatedStream {
         Pin::new(&mut this.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Long enough to mean "never" for a test that would otherwise hang.
+    const HANG: Duration = Duration::from_secs(30);
+
+    async fn accept_within(gated: &mut GatedListener) -> GatedStream {
+        tokio::time::timeout(HANG, gated.accept())
+            .await
+            .expect("accepted")
+            .0
+    }
+
+    /// Whether an accept is ready right now (the listener's queue holds a connection).
+    async fn accepts_now(gated: &mut GatedListener) -> bool {
+        let mut accept = std::pin::pin!(gated.accept());
+        // Yield a few times so a queued connection and a free permit are both seen.
+        for _ in 0..20 {
+            if futures_util::poll!(accept.as_mut()).is_ready() {
+                return true;
+            }
+            tokio::task::yield_now().await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn the_next_connection_waits_until_one_is_answered_and_read_again() {
+        let inner = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = inner.local_addr().expect("address");
+        let mut gated = GatedListener::new(inner, 1);
+        let mut first = TcpStream::connect(addr).await.expect("connects");
+        let _second = TcpStream::connect(addr).await.expect("connects");
+
+        let mut answered = accept_within(&mut gated).await;
+        // The second connection is in the kernel's queue, but the only permit is taken.
+        assert!(!accepts_now(&mut gated).await);
+        // Answering alone does not free it: the upgrade's work follows the answer.
+        answered
+            .write_all(b"HTTP/1.1 101\r\n\r\n")
+            .await
+            .expect("writes");
+        assert!(!accepts_now(&mut gated).await);
+        // Reading again does.
+        first.write_all(b"x").await.expect("client writes");
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(HANG, answered.read_exact(&mut byte))
+            .await
+            .expect("read in time")
+            .expect("reads");
+        accept_within(&mut gated).await;
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_gives_its_permit_back_after_the_timeout() {
+        let inner = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = inner.local_addr().expect("address");
+        let mut gated = GatedListener::new(inner, 1);
+        let _silent = TcpStream::connect(addr).await.expect("connects");
+        let _next = TcpStream::connect(addr).await.expect("connects");
+        let mut silent = accept_within(&mut gated).await;
+        // What hyper does: keep reading a connection that has not sent a whole request.
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let _ = silent.read(&mut buf).await;
+        });
+        // The silent client never sends a request; after PERMIT_TIMEOUT the next one gets in
+        // anyway (without the timeout this would wait for as long as the silent one stays).
+        accept_within(&mut gated).await;
+        reader.abort();
+    }
+}
