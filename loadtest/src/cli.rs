@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Characters each update inserts.
     #[arg(long, default_value_t = 1)]
     pub update_chars: usize,
+    /// Updates a typist sends on each tick, one after another in one write, the way a script
+    /// that inserts in a loop does (a server may merge them into one). `--rate` counts ticks.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub burst: u32,
     /// Presence (awareness) updates per second per presence user; 0 disables presence.
     #[arg(long, default_value_t = 0.0)]
     pub presence_rate: f64,

@@ -2,13 +2,15 @@
 //!
 //! Each sender (a typist's document updates, or a user's presence) appends `(clock, sent_at)` to
 //! its own [`SentLog`] just before the frame goes out. Receivers look deliveries up there by the
-//! `(client, clock)` they read from the frame, which gives both the send time (for latency) and
+//! `(client, clock)` they read from the frame (for an update, every clock its structs cover, so a
+//! merged update finds each update it holds), which gives both the send time (for latency) and
 //! the update's index in the sender's history (for exactly-once accounting in [`DeliveryTally`]).
 //! The logs are written by one task and read by the rest of the room, so a read-mostly lock is
 //! enough; nothing is shared between rooms.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// A map keyed by client id, hashed by [`IdHasher`].
@@ -73,6 +75,20 @@ impl SentLog {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let index = entries.binary_search_by_key(&clock, |&(c, _)| c).ok()?;
         Some((index, entries[index].1))
+    }
+
+    /// Calls `each` with the index and send time of every entry whose clock lies in `clocks`,
+    /// in order: the updates a received update holds when it covers those clocks (a server
+    /// may merge several of one sender's updates into one).
+    pub fn for_each_in(&self, clocks: Range<u32>, mut each: impl FnMut(usize, u64)) {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let first = entries.partition_point(|&(clock, _)| clock < clocks.start);
+        for (index, &(clock, sent_ns)) in entries.iter().enumerate().skip(first) {
+            if clock >= clocks.end {
+                break;
+            }
+            each(index, sent_ns);
+        }
     }
 
     /// How many entries were sent.
@@ -182,6 +198,21 @@ mod tests {
         assert_eq!(log.find(4), Some((2, 2000)));
         assert_eq!(log.find(5), None);
         assert_eq!(log.last_clock(), Some(9));
+    }
+
+    #[test]
+    fn finds_every_entry_a_clock_range_covers() {
+        let ledger = ledger_with(7, &[0, 3, 4, 9]);
+        let log = &ledger.updates[&7];
+        let found = |clocks: Range<u32>| {
+            let mut found = Vec::new();
+            log.for_each_in(clocks, |index, sent| found.push((index, sent)));
+            found
+        };
+        assert_eq!(found(0..9), [(0, 0), (1, 1000), (2, 2000)]);
+        assert_eq!(found(3..4), [(1, 1000)]);
+        assert_eq!(found(5..9), []);
+        assert_eq!(found(4..100), [(2, 2000), (3, 3000)]);
     }
 
     #[test]

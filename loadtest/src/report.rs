@@ -68,8 +68,10 @@ pub struct RunSettings {
     pub users_per_room: usize,
     /// Typists per room.
     pub typists_per_room: usize,
-    /// Updates per second per typist.
+    /// Typing ticks per second per typist.
     pub rate: f64,
+    /// Updates per typing tick, sent in one write.
+    pub burst: u32,
     /// Presence users per room.
     pub presence_users_per_room: usize,
     /// Presence updates per second per presence user.
@@ -120,6 +122,10 @@ pub struct UpdateReport {
     pub echoed: u64,
     /// Updates that match no typist's log.
     pub unknown: u64,
+    /// First deliveries that arrived inside another sent update (a server merged a burst): a
+    /// burst of N merged into one counts N − 1. Counted in `delivered` as well, with the merged
+    /// update's receive time.
+    pub merged: u64,
     /// Delivery latency of updates sent in the measured window.
     pub latency_ms: LatencySummary,
     /// The cross-node subset (several URLs only).
@@ -308,7 +314,7 @@ impl RunReport {
         }
         let _ = writeln!(
             out,
-            "updates:     {} sent, {} of {} deliveries, {:.0} deliveries/s, lost {}, duplicated {}, echoed {}, unknown {}",
+            "updates:     {} sent, {} of {} deliveries, {:.0} deliveries/s, lost {}, duplicated {}, echoed {}, unknown {}, merged {}",
             u.sent,
             u.delivered,
             u.expected,
@@ -316,7 +322,8 @@ impl RunReport {
             u.lost,
             u.duplicated,
             u.echoed,
-            u.unknown
+            u.unknown,
+            u.merged
         );
         let _ = writeln!(out, "latency:     {}", u.latency_ms.line());
         if let Some(cross) = &u.cross_node_latency_ms {

@@ -229,6 +229,7 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
             rate: args.rate,
             presence_rate: args.presence_rate,
             update_chars: args.update_chars,
+            burst: args.burst,
             verify: args.verify,
             handshake_timeout: args.handshake_timeout,
         },
@@ -438,6 +439,7 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
         duplicated: get(&c.updates_duplicated),
         echoed: get(&c.updates_echoed),
         unknown: get(&c.updates_unknown),
+        merged: get(&c.updates_merged),
         latency_ms: update_latency,
         cross_node_latency_ms: cross_node,
     };
@@ -484,6 +486,7 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
             users_per_room: args.users,
             typists_per_room: args.typists,
             rate: args.rate,
+            burst: args.burst,
             presence_users_per_room: plan.presence_users,
             presence_rate: args.presence_rate,
             warmup_s: args.warmup.as_secs_f64(),

@@ -2,9 +2,10 @@
 //!
 //! A v1 update starts `varUint(numClients) • varUint(numStructs) • varUint(client) •
 //! varUint(firstClock) • …`. Every update a simulated typist sends comes from one transaction
-//! on its own document, so its first struct is the typist's own `(client, clock)`, and the server
-//! forwards the integrated delta with the same header. Reading four varints per delivery is all
-//! the matching costs; the generator never decodes the structs themselves.
+//! on its own document, so its first struct is the typist's own `(client, clock)`: that is the
+//! key the typist logs it under. Receivers do not rely on it alone, since a server may merge
+//! several updates into one: they look up every clock the received update covers
+//! (`chorus_protocol::update::clock_runs_v1`).
 
 use chorus_protocol::ProtocolError;
 use chorus_protocol::lib0::Decoder;

@@ -3,9 +3,9 @@
 //!
 //! A user reads its socket through [`crate::wire`]: every read takes what the kernel holds, and
 //! each message is looked at in place ([`crate::incoming`]), so a delivery costs no allocation
-//! and no decoding beyond the four varints that name the update (or, for presence, the entry
-//! headers). Only a user that keeps a document (a typist, or any user with `--verify`) applies
-//! what it receives.
+//! and no decoding beyond the struct headers that tell which clocks an update covers (or, for
+//! presence, the entry headers). Only a user that keeps a document (a typist, or any user with
+//! `--verify`) applies what it receives.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use chorus_protocol::AwarenessEntry;
 use chorus_protocol::awareness::encode_entries;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_UPDATE, awareness_frame, sync_frame};
+use chorus_protocol::update::{ClockRun, clock_runs_v1};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, watch};
@@ -76,6 +77,8 @@ pub struct Settings {
     pub presence_rate: f64,
     /// Characters per update.
     pub update_chars: usize,
+    /// Updates per typing tick, sent in one write.
+    pub burst: u32,
     /// Keep a document and apply everything received.
     pub verify: bool,
     /// Connect + handshake limit.
@@ -101,8 +104,11 @@ pub struct Counters {
     pub updates_duplicated: AtomicU64,
     /// Updates echoed back to their sender (the interface forwards to the others only).
     pub updates_echoed: AtomicU64,
-    /// Updates that match nobody's log (another client wrote them, or a server merged them).
+    /// Updates that match nobody's log (another client wrote them).
     pub updates_unknown: AtomicU64,
+    /// First deliveries that came inside another sent update (the server merged a burst): a
+    /// burst of N merged into one counts N − 1.
+    pub updates_merged: AtomicU64,
     /// Users that may still send. The drain waits for this to reach zero before comparing
     /// deliveries with expectations: a tick that raced the phase change may still be sending.
     pub senders_active: AtomicU64,
@@ -239,6 +245,7 @@ struct Handshake {
 struct LocalCounts {
     bytes_received: u64,
     updates_delivered: u64,
+    updates_merged: u64,
     presence_delivered: u64,
 }
 
@@ -247,11 +254,13 @@ impl LocalCounts {
         let Self {
             bytes_received,
             updates_delivered,
+            updates_merged,
             presence_delivered,
         } = std::mem::take(self);
         for (counter, n) in [
             (&counters.bytes_received, bytes_received),
             (&counters.updates_delivered, updates_delivered),
+            (&counters.updates_merged, updates_merged),
             (&counters.presence_delivered, presence_delivered),
         ] {
             if n > 0 {
@@ -428,7 +437,8 @@ impl User {
     fn handle(&mut self, message: wire::Message<'_>, out: &mut Vec<u8>) -> anyhow::Result<()> {
         self.counts.bytes_received += message.len as u64;
         match incoming::parse(message.bytes, message.whole) {
-            Ok(Incoming::Update(update)) => self.on_update(update, message.whole),
+            // Updates always come whole ([`wire`] cuts only a step 2 short).
+            Ok(Incoming::Update(update)) => self.on_update(update),
             Ok(Incoming::Step2(update)) => {
                 if message.whole {
                     self.apply(update);
@@ -475,40 +485,57 @@ impl User {
         }
     }
 
-    /// A document update; `whole` is false when only its head was kept (the user keeps no
-    /// document, so the head is all it needs).
-    fn on_update(&mut self, update: &[u8], whole: bool) {
+    /// A document update. Every sent update it holds counts as delivered at the time this one
+    /// was read: a server may have merged several updates of one sender into it, so the clocks
+    /// its structs cover are looked up, not only its first struct's.
+    fn on_update(&mut self, update: &[u8]) {
         let received_ns = self.shared.now_ns();
-        if whole {
-            self.apply(update);
-        }
-        let counters = &self.shared.counters;
-        let id = match first_struct_id(update) {
-            Ok(Some(id)) => id,
-            Ok(None) => return,
-            Err(_) => return add(&counters.malformed, 1),
-        };
-        if id.client == self.spec.client {
-            return add(&counters.updates_echoed, 1);
-        }
-        let Some((log, index, sent_ns)) = self
-            .ledger
-            .updates
-            .get(&id.client)
-            .and_then(|log| log.find(id.clock).map(|(index, sent)| (log, index, sent)))
-        else {
-            return add(&counters.updates_unknown, 1);
-        };
-        if self.tally.record(id.client, index) {
-            self.counts.updates_delivered += 1;
-            let sample = Sample {
-                sent_ns,
-                received_ns,
-                cross_node: log.node != self.spec.node,
+        self.apply(update);
+        let mut found = 0u64;
+        let mut first_deliveries = 0u64;
+        let mut echoed = false;
+        let mut unknown = 0u64;
+        let runs = clock_runs_v1(update, |ClockRun { client, clocks }| {
+            if client == self.spec.client {
+                echoed = true;
+                return;
+            }
+            let Some(log) = self.ledger.updates.get(&client) else {
+                unknown += 1;
+                return;
             };
-            self.update_samples.push(sample, &self.shared.recorder);
-        } else {
-            add(&counters.updates_duplicated, 1);
+            let before = found;
+            log.for_each_in(clocks, |index, sent_ns| {
+                found += 1;
+                if self.tally.record(client, index) {
+                    first_deliveries += 1;
+                    self.counts.updates_delivered += 1;
+                    let sample = Sample {
+                        sent_ns,
+                        received_ns,
+                        cross_node: log.node != self.spec.node,
+                    };
+                    self.update_samples.push(sample, &self.shared.recorder);
+                } else {
+                    add(&self.shared.counters.updates_duplicated, 1);
+                }
+            });
+            if found == before {
+                unknown += 1;
+            }
+        });
+        let counters = &self.shared.counters;
+        if runs.is_err() {
+            add(&counters.malformed, 1);
+        }
+        if echoed {
+            add(&counters.updates_echoed, 1);
+        }
+        if unknown > 0 {
+            add(&counters.updates_unknown, unknown);
+        }
+        if first_deliveries > 1 {
+            self.counts.updates_merged += first_deliveries - 1;
         }
     }
 
@@ -555,31 +582,37 @@ impl User {
         synced.saturating_sub(1)
     }
 
+    /// Sends one tick's updates: `--burst` of them, each its own transaction, in one write.
     async fn type_once(&mut self, conn: &mut Conn) -> anyhow::Result<()> {
         let (Some((doc, text)), Some(log)) = (&self.doc, &self.spec.typist) else {
             return Ok(());
         };
-        let update = {
-            let mut txn = doc.transact_mut();
-            let len = text.len(&txn);
-            // With --verify the documents hold everyone's text: insert anywhere, so concurrent
-            // edits interleave the way real ones do. Otherwise append to our own text.
-            let at = if self.shared.settings.verify {
-                fastrand::u32(0..=len)
-            } else {
-                len
-            };
-            text.insert(&mut txn, at, &self.chunk);
-            txn.encode_update_v1()
-        };
-        let id = first_struct_id(&update)?
-            .ok_or_else(|| anyhow::anyhow!("yrs produced an update without structs"))?;
-        let frame = sync_frame(SYNC_UPDATE, &update);
-        log.record(id.clock, self.shared.now_ns());
         let counters = &self.shared.counters;
-        add(&counters.updates_sent, 1);
-        add(&counters.updates_expected, self.receivers());
-        self.send(conn, &frame).await
+        for _ in 0..self.shared.settings.burst {
+            let update = {
+                let mut txn = doc.transact_mut();
+                let len = text.len(&txn);
+                // With --verify the documents hold everyone's text: insert anywhere, so
+                // concurrent edits interleave the way real ones do. Otherwise append to our
+                // own text.
+                let at = if self.shared.settings.verify {
+                    fastrand::u32(0..=len)
+                } else {
+                    len
+                };
+                text.insert(&mut txn, at, &self.chunk);
+                txn.encode_update_v1()
+            };
+            let id = first_struct_id(&update)?
+                .ok_or_else(|| anyhow::anyhow!("yrs produced an update without structs"))?;
+            let frame = sync_frame(SYNC_UPDATE, &update);
+            log.record(id.clock, self.shared.now_ns());
+            add(&counters.updates_sent, 1);
+            add(&counters.updates_expected, self.receivers());
+            add(&counters.bytes_sent, frame.len() as u64);
+            wire::queue_binary(conn.out(), &frame);
+        }
+        conn.flush().await
     }
 
     async fn move_cursor(&mut self, conn: &mut Conn) -> anyhow::Result<()> {

@@ -6,8 +6,10 @@
 //! that per-frame work, not the server, set the generator's ceiling. Here a user reads whatever
 //! the kernel has in one call into a buffer it keeps, and each complete message is handed to the
 //! caller as a slice of that buffer. Only a message that arrives in fragments is gathered, into
-//! a buffer that is reused too, and of a fragmented document update only the head the delivery
-//! matching reads is kept, unless the caller asked for whole updates (it keeps a document).
+//! a buffer that is reused too, and of a fragmented sync step 2 (a whole document, which only a
+//! user that keeps a document applies) only the head is kept unless the caller asked for whole
+//! ones. Updates are always kept whole: which sent updates one holds is read from all of its
+//! structs, since a server may have merged several into it.
 //! Frame headers are parsed and written by tungstenite, as in [`crate::streaming`].
 
 use std::io::{Cursor, Write as _};
@@ -39,19 +41,18 @@ const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// Longest HTTP response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// How much of a fragmented update is kept when only its head is needed: the message type,
-/// sync type and payload length (3 varints) and the four varints `update_id` reads, with room
-/// to spare.
+/// How much of a fragmented step 2 is kept when only its head is needed: the message type,
+/// sync type and payload length (3 varints) and the start of the update, with room to spare.
 pub const HEAD_BYTES: usize = 64;
 
-/// The first two bytes of y-websocket sync messages whose payload is a document update (step 2
-/// and update): message type `sync` (0), then the sync type.
-const UPDATE_PREFIXES: [[u8; 2]; 2] = [[0x00, 0x01], [0x00, 0x02]];
+/// The first two bytes of a y-websocket sync step 2: message type `sync` (0), then the sync
+/// type.
+const STEP2_PREFIX: [u8; 2] = [0x00, 0x01];
 
 /// One complete message, borrowed from the connection's buffers.
 #[derive(Debug, Clone, Copy)]
 pub struct Message<'a> {
-    /// The message, or only its first [`HEAD_BYTES`] when it is a fragmented update the
+    /// The message, or only its first [`HEAD_BYTES`] when it is a fragmented step 2 the
     /// caller did not ask to keep.
     pub bytes: &'a [u8],
     /// `bytes` is the whole message.
@@ -81,18 +82,18 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `url` (`ws://` only) and upgrades; `keep_updates` asks for whole document
-    /// updates even when they come in fragments.
+    /// Connects to `url` (`ws://` only) and upgrades; `keep_step2` asks for a whole sync
+    /// step 2 even when it comes in fragments.
     ///
     /// # Errors
     /// The URL is not `ws://`, the connection fails, or the upgrade is refused or malformed.
-    pub async fn connect(url: &str, keep_updates: bool) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, keep_step2: bool) -> anyhow::Result<Self> {
         let (stream, buf) = upgrade(url, READ_BUFFER).await?;
         Ok(Self {
             stream,
             buf,
             partial: Partial {
-                keep_updates,
+                keep_step2,
                 ..Partial::default()
             },
             out: Vec::new(),
@@ -229,8 +230,8 @@ impl Conn {
 /// A message arriving in fragments. Its buffer is reused from message to message.
 #[derive(Debug, Default)]
 struct Partial {
-    /// Keep whole updates (the caller applies them to a document).
-    keep_updates: bool,
+    /// Keep a whole step 2 (the caller applies it to a document).
+    keep_step2: bool,
     /// A fragmented message is being received.
     active: bool,
     /// It is binary; a text message is followed but not handed out.
@@ -245,11 +246,15 @@ impl Partial {
     fn start(&mut self, binary: bool) {
         self.active = true;
         self.binary = binary;
+        if self.bytes.capacity() > SHRINK_ABOVE {
+            // A large message grew it: give that back rather than hold it per user.
+            self.bytes = Vec::new();
+        }
         self.bytes.clear();
         self.len = 0;
     }
 
-    /// Adds a fragment, keeping only the head of an update unless `keep_updates`.
+    /// Adds a fragment, keeping only the head of a step 2 unless `keep_step2`.
     fn gather(&mut self, fragment: &[u8]) -> anyhow::Result<()> {
         self.len += fragment.len();
         ensure!(
@@ -258,7 +263,7 @@ impl Partial {
         );
         let have = self.bytes.len();
         // The type is known once two bytes are in; until then, keep everything.
-        let is_update = || {
+        let is_step2 = || {
             let byte = |i: usize| {
                 self.bytes
                     .get(i)
@@ -266,11 +271,11 @@ impl Partial {
                     .copied()
             };
             match (byte(0), byte(1)) {
-                (Some(a), Some(b)) => UPDATE_PREFIXES.contains(&[a, b]),
+                (Some(a), Some(b)) => [a, b] == STEP2_PREFIX,
                 _ => false,
             }
         };
-        let keep = if !self.keep_updates && is_update() {
+        let keep = if !self.keep_step2 && is_step2() {
             HEAD_BYTES.saturating_sub(have).min(fragment.len())
         } else {
             fragment.len()

@@ -43,6 +43,7 @@ mod error;
 mod joins;
 mod limits;
 mod nesting;
+mod runs;
 mod split;
 
 use crate::ProtocolError;
@@ -61,6 +62,7 @@ pub use limits::{
     UpdateSummary,
 };
 pub use nesting::DocIndex;
+pub use runs::{ClockRun, clock_runs_v1};
 pub use split::{Split, split_update_v1};
 
 /// Smallest possible client section: count, client and clock (one byte each) and one 2-byte

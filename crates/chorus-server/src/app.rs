@@ -106,6 +106,8 @@ impl Application {
             stopping.drain().await;
         });
 
+        // Gated: a connect burst then leaves less memory behind (see `handshake::gate`).
+        let listener = crate::handshake::GatedListener::new(listener, crate::handshake::UNANSWERED);
         axum::serve(listener, router)
             .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
             .await

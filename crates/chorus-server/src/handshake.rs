@@ -20,6 +20,10 @@ use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
+mod gate;
+
+pub(crate) use gate::{GatedListener, UNANSWERED};
+
 /// An upgraded connection.
 pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 

@@ -150,6 +150,16 @@ pub fn log_appended(took: Duration, updates: usize) {
     metrics.log_appended_updates.increment(updates as u64);
 }
 
+/// Sets `chorus_tasks` to the tasks alive on the runtime this is called from (connections,
+/// rooms, the upgrades in flight, timers and background work: everything spawned and not yet
+/// finished), read when `/metrics` is scraped. A leak of tasks shows as a count that does not
+/// come back once the clients leave.
+pub fn sample_runtime() {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        gauge!("chorus_tasks").set(runtime.metrics().num_alive_tasks() as f64);
+    }
+}
+
 /// Records how long a snapshot write took.
 pub fn snapshot_written(took: Duration) {
     get().snapshot_duration.record(took.as_secs_f64());

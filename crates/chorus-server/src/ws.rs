@@ -30,7 +30,7 @@ use crate::handshake::{Socket, WsUpgrade};
 use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
 use crate::metrics;
-use crate::quarantine::{History, Quarantine};
+use crate::quarantine::Quarantine;
 use crate::room::JoinRefused;
 
 /// Frames a connection sends in one go before flushing: batching saves system calls when a busy
@@ -178,12 +178,16 @@ fn serve(
         match Box::pin(state.rooms.join(&doc, conn, peer)).await {
             Ok(room) => {
                 tracing::debug!("connected");
-                let info = ConnectionInfo {
-                    doc: doc.clone(),
-                    conn,
-                    mode: grant.mode,
-                };
-                state.hooks.on_connect(&info).await;
+                // Made for each hook call rather than kept: it would sit in every idle
+                // connection's task, with its own copy of the document name.
+                {
+                    let info = ConnectionInfo {
+                        doc: doc.clone(),
+                        conn,
+                        mode: grant.mode,
+                    };
+                    state.hooks.on_connect(&info).await;
+                }
                 if let Some((callback, token)) = grant.recheck {
                     tokio::spawn(access::recheck_until_closed(
                         callback,
@@ -201,7 +205,7 @@ fn serve(
                     conn,
                     close: &close,
                     shutdown: &state.shutdown,
-                    history: state.quarantine.as_ref().map(|_| History::default()),
+                    history: state.quarantine.as_ref().map(|_| Box::default()),
                     rules: ConnectionRules::new(
                         state.config.limits.max_messages_per_second,
                         state.config.limits.max_bytes_per_second,
@@ -219,9 +223,14 @@ fn serve(
                     (&state.quarantine, connection.history.take(), close.reason())
                     && Quarantine::is_refusal(&reason)
                 {
-                    quarantine.keep(&doc, conn, &reason, history);
+                    quarantine.keep(&doc, conn, &reason, *history);
                 }
                 Box::pin(room.leave(conn)).await;
+                let info = ConnectionInfo {
+                    doc: doc.clone(),
+                    conn,
+                    mode: grant.mode,
+                };
                 state.hooks.on_disconnect(&info).await;
             }
             Err(JoinRefused::ShuttingDown) => {

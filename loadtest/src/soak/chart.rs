@@ -1,4 +1,4 @@
-//! The soak chart: server RSS, open descriptors, and rooms and connections over time, one panel
+//! The soak chart: server RSS, open descriptors and tasks, and rooms and connections over time, one panel
 //! each, with the warm-up shaded and the time after the clients left marked.
 
 use std::path::Path;
@@ -43,12 +43,19 @@ pub fn write(path: &Path, samples: &[Sample], title: &str) -> anyhow::Result<()>
             }],
         ),
         (
-            "server open fds",
-            vec![Series {
-                label: "open fds",
-                color: RGBColor(31, 119, 180),
-                value: |s| s.fds.map(|v| v as f64),
-            }],
+            "server open fds and tasks",
+            vec![
+                Series {
+                    label: "open fds",
+                    color: RGBColor(31, 119, 180),
+                    value: |s| s.fds.map(|v| v as f64),
+                },
+                Series {
+                    label: "tasks (chorus_tasks)",
+                    color: RGBColor(255, 127, 14),
+                    value: |s| s.tasks.map(|v| v as f64),
+                },
+            ],
         ),
         (
             "rooms and connections",

@@ -193,6 +193,7 @@ impl Sampler<'_> {
             fds: server.fds,
             rooms: server.rooms,
             connections: server.connections,
+            tasks: server.tasks,
             clients_open: get(&self.counters.open),
             visits: get(&self.counters.started),
             updates_sent: get(&self.counters.updates_sent),
@@ -293,7 +294,8 @@ pub async fn execute(args: &SoakArgs) -> anyhow::Result<SoakReport> {
         samples.push(sample);
         let back = at_most(sample.rooms, baseline.rooms, 0)
             && at_most(sample.connections, baseline.connections, 0)
-            && at_most(sample.fds, baseline.fds, args.fd_slack);
+            && at_most(sample.fds, baseline.fds, args.fd_slack)
+            && at_most(sample.tasks, baseline.tasks, 0);
         if back || left.elapsed() >= args.settle {
             break;
         }

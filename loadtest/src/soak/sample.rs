@@ -23,6 +23,10 @@ pub const ROOMS_GAUGE: &str = "chorus_rooms";
 /// The gauge of open client connections.
 pub const CONNECTIONS_GAUGE: &str = "chorus_connections";
 
+/// The gauge of tasks alive on the server's runtime, set when `/metrics` is scraped (the scrape's
+/// own connection task included, in every sample alike).
+pub const TASKS_GAUGE: &str = "chorus_tasks";
+
 /// Where the soak is when a sample is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,6 +68,8 @@ pub struct Sample {
     pub rooms: Option<u64>,
     /// Connections the server holds (`chorus_connections`).
     pub connections: Option<u64>,
+    /// Tasks alive on the server's runtime (`chorus_tasks`; `None` for a server without it).
+    pub tasks: Option<u64>,
     /// Connections the generator holds open.
     pub clients_open: u64,
     /// Visits started so far.
@@ -74,20 +80,21 @@ pub struct Sample {
 
 /// The header line of the CSV.
 pub const CSV_HEADER: &str =
-    "t_s,stage,rss_kib,fds,rooms,connections,clients_open,visits,updates_sent";
+    "t_s,stage,rss_kib,fds,rooms,connections,tasks,clients_open,visits,updates_sent";
 
 impl Sample {
     /// One CSV line (no newline); unknown values are empty.
     pub fn csv(&self) -> String {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         format!(
-            "{:.1},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{},{}",
             self.t_s,
             self.stage.name(),
             opt(self.rss_kib),
             opt(self.fds),
             opt(self.rooms),
             opt(self.connections),
+            opt(self.tasks),
             self.clients_open,
             self.visits,
             self.updates_sent
@@ -106,6 +113,8 @@ pub struct ServerView {
     pub rooms: Option<u64>,
     /// From `/metrics`.
     pub connections: Option<u64>,
+    /// From `/metrics`, if the server exports it.
+    pub tasks: Option<u64>,
 }
 
 /// Reads the server's figures: `/proc` when `pid` is known, `/metrics` when `metrics_url` is.
@@ -124,6 +133,8 @@ pub async fn server_view(pid: Option<u32>, metrics_url: Option<&str>) -> ServerV
         // connection, a server that answers holds none.
         view.rooms = Some(gauge(&text, ROOMS_GAUGE).unwrap_or(0));
         view.connections = Some(gauge(&text, CONNECTIONS_GAUGE).unwrap_or(0));
+        // Set at every scrape when the server has it: missing means it does not.
+        view.tasks = gauge(&text, TASKS_GAUGE);
     }
     view
 }

@@ -143,9 +143,9 @@ fn unreachable_servers_fail_with_a_clear_error() {
     assert!(stderr.contains("no connection succeeded"), "{stderr}");
 }
 
-/// Updates of 40,000 characters leave Chorus in 16 KiB fragments. Receivers that keep no document
-/// gather only the head of each, typists gather them whole; with `--verify` every user keeps a
-/// document, so the whole path is checked by convergence as well.
+/// Updates of 40,000 characters leave Chorus in 16 KiB fragments, which every receiver gathers
+/// whole; with `--verify` every user also applies them, so the whole path is checked by
+/// convergence as well.
 #[test]
 fn updates_that_arrive_in_fragments_are_matched_and_applied() {
     let server = start_chorus();
@@ -178,6 +178,48 @@ fn updates_that_arrive_in_fragments_are_matched_and_applied() {
             count(r, "/bytes/received") > 40_000 * count(r, "/updates/delivered"),
             "{r:#}"
         );
+        if verify {
+            assert_eq!(r["verify"]["ok"], true, "{r:#}");
+        }
+    }
+}
+
+/// Typists that send several updates in one write (`--burst`) see Chorus merge them into one
+/// update before fanning it out (`crates/chorus-server/src/burst.rs`). Every update inside a
+/// merged one must count as delivered: a tally that matched an update by its first struct alone
+/// counted all but the first of each burst as lost.
+#[test]
+fn updates_a_server_merged_count_as_delivered() {
+    let server = start_chorus();
+    let url = server.ws_url();
+    for verify in [false, true] {
+        let mut args = with(
+            SHORT_RUN,
+            &[
+                "--url",
+                &url,
+                "--rooms",
+                "1",
+                "--typists",
+                "1",
+                "--rate",
+                "10",
+                "--burst",
+                "6",
+            ],
+        );
+        if verify {
+            args.push("--verify".to_owned());
+        }
+        let out = loadtest(&strs(&args));
+        let r = &out.report;
+        assert_succeeded(&out);
+        assert_all_delivered(r);
+        // The server did merge: the test is only meaningful if it did.
+        assert!(count(r, "/updates/merged") > 0, "{r:#}");
+        assert_eq!(count(r, "/updates/unknown"), 0, "{r:#}");
+        assert_eq!(count(r, "/malformed"), 0, "{r:#}");
+        assert!(count(r, "/updates/latency_ms/count") > 0, "{r:#}");
         if verify {
             assert_eq!(r["verify"]["ok"], true, "{r:#}");
         }

@@ -62,7 +62,11 @@ fn a_short_soak_samples_the_server_and_sees_it_let_go() {
     );
     assert!(report["updates_sent"].as_u64() > Some(0), "{report:#}");
     let criteria = report["verdict"]["criteria"].as_array().expect("criteria");
-    for name in ["open fds back to baseline", "loaded rooms back to baseline"] {
+    for name in [
+        "open fds back to baseline",
+        "loaded rooms back to baseline",
+        "tasks back to baseline",
+    ] {
         let criterion = criteria
             .iter()
             .find(|c| c["name"] == name)
@@ -80,6 +84,13 @@ fn a_short_soak_samples_the_server_and_sees_it_let_go() {
         .filter_map(|row| row.split(',').nth(4)?.parse::<u64>().ok())
         .max();
     assert!(peak_rooms > Some(0), "{csv}");
+    // Chorus exports its task count: every sample has one, and the churn raised it.
+    let tasks: Vec<u64> = rows
+        .iter()
+        .filter_map(|row| row.split(',').nth(6)?.parse::<u64>().ok())
+        .collect();
+    assert_eq!(tasks.len(), rows.len(), "{csv}");
+    assert!(tasks.iter().max() > tasks.first(), "{csv}");
     let svg = std::fs::read_to_string(&chart).expect("chart written");
     assert!(
         svg.contains("<svg") && svg.contains("open fds"),

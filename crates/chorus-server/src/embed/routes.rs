@@ -37,7 +37,10 @@ pub(crate) fn with_state(routes: Router<AppState>, state: AppState) -> Router {
 /// Prometheus text format.
 async fn metrics_page() -> Result<String, StatusCode> {
     crate::metrics::install()
-        .map(|handle| handle.render())
+        .map(|handle| {
+            crate::metrics::sample_runtime();
+            handle.render()
+        })
         .ok_or(StatusCode::NOT_FOUND)
 }
 

@@ -22,7 +22,7 @@ use crate::limits::ConnectionRules;
 use crate::metrics;
 use crate::quarantine::History;
 use crate::room::RoomHandle;
-use crate::room::handle::NotDelivered;
+use crate::room::handle::{Mailbox, NotDelivered};
 
 use super::CLOSE_GRACE;
 use super::socket_wake::SocketWake;
@@ -43,8 +43,9 @@ pub(super) struct Connection<'a> {
     pub(super) close: &'a CloseSignal,
     pub(super) shutdown: &'a CancellationToken,
     pub(super) rules: ConnectionRules,
-    /// The last messages the client sent, kept only with `--quarantine-dir`.
-    pub(super) history: Option<History>,
+    /// The last messages the client sent, kept only with `--quarantine-dir` (boxed: an idle
+    /// connection's task would otherwise keep room for it either way).
+    pub(super) history: Option<Box<History>>,
 }
 
 impl Connection<'_> {
@@ -154,11 +155,9 @@ impl Connection<'_> {
                     }
                     if let Some((code, reason)) = read.close {
                         // What the client sent before the frame that ends it still counts.
-                        for msg in held.drain(..) {
-                            if timeout(CLOSE_GRACE, mailbox.send(msg)).await.is_err() {
-                                break;
-                            }
-                        }
+                        // Boxed: a wait on the room's inbox under a timer is among the largest
+                        // states of this loop, and it is reached once, at the end.
+                        Box::pin(hand_over_within(CLOSE_GRACE, &mailbox, held)).await;
                         self.close.close(code, reason);
                         return;
                     }
@@ -301,6 +300,16 @@ impl Connection<'_> {
         } else {
             self.close
                 .close(close_code::INTERNAL_ERROR, "room closed; reconnect");
+        }
+    }
+}
+
+/// Hands `held` to the room in order, giving each message at most `grace` to find room in its
+/// inbox; stops at the first that does not.
+async fn hand_over_within(grace: Duration, mailbox: &Mailbox, held: VecDeque<Message>) {
+    for msg in held {
+        if timeout(grace, mailbox.send(msg)).await.is_err() {
+            break;
         }
     }
 }
