@@ -22,15 +22,21 @@
 //! advisory `flock`: it holds between processes on one machine (or pods sharing a local volume)
 //! but not on every network file system; use the Redis or S3 store there.
 //!
+//! Update logs are shared the same way: a process appending to a document holds its log's
+//! `flock` (its *lease*, see `deferred`) until its next checkpoint, at most a second, so two
+//! processes appending to one document take turns, each waiting up to that long for the other.
+//!
 //! # Layout
 //! Each module imports only from those listed before it (no import circles):
 //! - `crash_safe`, `lock`, `stats`, `dir`: crash-safe file operations, `flock` locks, the
 //!   [`FsLogStats`] counters, the directory itself (preparing and listing it);
 //! - `store`: [`FsStore`];
 //! - `files`: the update log files, one per document (tail cache, repair, read, truncate);
+//! - `deferred`: records in the write-ahead log only, per document, under its lease, until a
+//!   checkpoint writes them to their files;
 //! - `wal`: the write-ahead log: its format, writer and checkpoint threads, and the replay of
 //!   dead processes' WALs into the log files;
-//! - `log`: [`FsLog`], which appends under its fsync policy through `files` and `wal`.
+//! - `log`: [`FsLog`], which appends through `deferred` and `wal` and reads through `files`.
 mod crash_safe;
 mod deferred;
 mod dir;
