@@ -24,18 +24,20 @@ use crate::{
 pub enum FsyncPolicy {
     /// Every append is durable before it returns: nothing acknowledged is ever lost. Appends
     /// to all documents that arrive together share one fsync of a write-ahead log (group
-    /// commit across documents); the document files are fsynced about once a second.
+    /// commit across documents); the document files are written and fsynced about once a
+    /// second, from memory.
     #[default]
     Always,
-    /// Appends return once written; a background thread fsyncs every this often (like Redis'
-    /// `appendfsync everysec`). A process crash loses nothing, a power cut up to one interval.
+    /// Appends return once written to the write-ahead log; a checkpoint at least this often
+    /// writes and fsyncs the document files (like Redis' `appendfsync everysec`). A process
+    /// crash loses nothing, a power cut up to one interval.
     Interval(Duration),
 }
 
 /// Why a string is not an [`FsyncPolicy`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseFsyncPolicyError {
-    /// An interval of zero (the flusher would spin).
+    /// An interval of zero (checkpoints would spin).
     #[error("the fsync interval must be above zero")]
     Zero,
     /// Neither `always` nor an interval.

@@ -1,7 +1,8 @@
 //! [`LogFiles`]: the update log files of one directory, one per document, each under its own
 //! `flock`: finding where a file ends (cached), repairing a damaged or torn file, writing
-//! records, reading, truncating and deleting. The policies that make appends durable (the
-//! write-ahead log, the interval flusher) are built on top, in [`super::log`] and [`super::wal`].
+//! records, reading, truncating and deleting. What makes appends durable (the write-ahead log,
+//! and the records deferred to its checkpoints) is built on top, in [`super::wal`],
+//! [`super::deferred`] and [`super::log`].
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
