@@ -11,6 +11,10 @@
 //! to the file with one `write`, fsyncs it, and gives the lease back, so another process waits
 //! at most one checkpoint interval for its turn.
 //!
+//! A flush does not hold up the document's appends: they keep numbering and going to the WAL
+//! while it writes and fsyncs what was pending. Only what arrived during that fsync (usually
+//! nothing) is written in a second round with appends held, so that the lease can go.
+//!
 //! # Ordering
 //! Every change to a [`Slot`] happens under its state mutex, held only for memory work (never
 //! I/O), so the async append path can take it. Records are handed to the WAL under that mutex
@@ -26,7 +30,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::mem;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
@@ -60,25 +64,28 @@ pub(crate) struct Slot {
     name: Arc<str>,
     path: PathBuf,
     /// This process's turn at the file (taking a lease, flushing, reading, truncating,
-    /// deleting); never taken under `state`.
-    turn: Mutex<()>,
+    /// deleting), and the locked file while the lease lasts; never taken under `state`.
+    turn: Mutex<Option<Held>>,
     state: Mutex<State>,
 }
 
+/// What appends need of a slot.
 #[derive(Debug, Default)]
 struct State {
-    lease: Option<Lease>,
-    /// Records handed to the WAL and not yet written to the file, in sequence order,
-    /// numbered from `lease.tail.high_water + 1`. Empty without a lease.
+    /// The incarnation of the leased file, while this process holds the lease.
+    lease: Option<Incarnation>,
+    /// The last sequence number handed out under the lease.
+    high_water: u64,
+    /// Records handed to the WAL and not yet written to the file, in sequence order. Empty
+    /// without a lease.
     pending: Vec<(u64, Bytes)>,
 }
 
-/// The document's file, locked, and where it ended when the lease was taken.
+/// The leased file, locked, and where it ends.
 #[derive(Debug)]
-struct Lease {
+struct Held {
     lock: FileLock,
     tail: Tail,
-    incarnation: Incarnation,
 }
 
 /// Records numbered under a lease, for the WAL.
@@ -190,18 +197,15 @@ impl Slot {
         submit: impl FnOnce(Submission) -> io::Result<T>,
     ) -> Option<io::Result<(u64, T)>> {
         let mut state = lock(&self.state);
-        let state = &mut *state;
-        let lease = state.lease.as_ref()?;
-        let high_water = state
-            .pending
-            .last()
-            .map_or(lease.tail.high_water, |(seq, _)| *seq);
+        let incarnation = state.lease?;
+        let high_water = state.high_water;
         let records: Vec<(u64, Bytes)> = (high_water + 1..).zip(updates.iter().cloned()).collect();
         let seq = high_water + records.len() as u64;
         state.pending.extend(records.iter().cloned());
+        state.high_water = seq;
         let submission = Submission {
             doc: Arc::clone(&self.name),
-            file: lease.incarnation,
+            file: incarnation,
             records,
         };
         Some(match submit(submission) {
@@ -209,6 +213,7 @@ impl Slot {
             Err(e) => {
                 let kept = state.pending.len() - updates.len();
                 state.pending.truncate(kept);
+                state.high_water = high_water;
                 Err(e)
             }
         })
@@ -221,11 +226,11 @@ impl Slot {
     /// # Errors
     /// [`StoreError::Io`] naming the file.
     pub(crate) fn take_lease(&self, files: &LogFiles) -> Result<(), StoreError> {
-        let _turn = lock(&self.turn);
-        if lock(&self.state).lease.is_some() {
+        let mut held = lock(&self.turn);
+        if held.is_some() {
             return Ok(());
         }
-        let lease = loop {
+        let (lock_, tail, incarnation) = loop {
             let lock = FileLock::acquire(&self.path)
                 .map_err(StoreError::io("locking update log", &self.path))?;
             let meta = lock
@@ -248,13 +253,14 @@ impl Slot {
                     .map_err(StoreError::io("fsyncing log directory", &files.dir))?;
                 files.remember(&self.path, tail);
             }
-            break Lease {
-                incarnation: Incarnation::of(&meta),
-                lock,
-                tail,
-            };
+            break (lock, tail, Incarnation::of(&meta));
         };
-        lock(&self.state).lease = Some(lease);
+        {
+            let mut state = lock(&self.state);
+            state.lease = Some(incarnation);
+            state.high_water = tail.high_water;
+        }
+        *held = Some(Held { lock: lock_, tail });
         Ok(())
     }
 
@@ -264,8 +270,8 @@ impl Slot {
     /// [`StoreError::Io`] naming the file; the lease and the records are then kept, for the
     /// next flush to write again (the WAL holding them is kept too, for the next start).
     pub(crate) fn flush(&self, files: &LogFiles) -> Result<(), StoreError> {
-        let turn = lock(&self.turn);
-        self.flush_in_turn(&turn, files)
+        let mut held = lock(&self.turn);
+        self.flush_in_turn(&mut held, files)
     }
 
     /// Runs `work` (a read, truncation or deletion of the file) in this process's turn, after
@@ -275,64 +281,61 @@ impl Slot {
         files: &LogFiles,
         work: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let turn = lock(&self.turn);
-        self.flush_in_turn(&turn, files)?;
+        let mut held = lock(&self.turn);
+        self.flush_in_turn(&mut held, files)?;
         work()
     }
 
-    fn flush_in_turn(
-        &self,
-        _turn: &MutexGuard<'_, ()>,
-        files: &LogFiles,
-    ) -> Result<(), StoreError> {
-        let (lease, records) = {
-            let mut state = lock(&self.state);
-            let Some(lease) = state.lease.take() else {
-                return Ok(());
-            };
-            (lease, mem::take(&mut state.pending))
+    fn flush_in_turn(&self, held: &mut Option<Held>, files: &LogFiles) -> Result<(), StoreError> {
+        let Some(file) = held.as_mut() else {
+            return Ok(());
         };
+        // First round: what is pending now, while appends go on.
+        let records = mem::take(&mut lock(&self.state).pending);
+        if let Err(e) = self.write_synced(files, file, &records) {
+            let mut state = lock(&self.state);
+            let newer = mem::take(&mut state.pending);
+            state.pending = records;
+            state.pending.extend(newer);
+            return Err(e);
+        }
+        // Second round: what arrived during the first, with appends held, then the lease goes.
+        let mut state = lock(&self.state);
+        let records = mem::take(&mut state.pending);
+        if let Err(e) = self.write_synced(files, file, &records) {
+            state.pending = records;
+            return Err(e);
+        }
+        state.lease = None;
+        drop(state);
+        *held = None;
+        Ok(())
+    }
+
+    /// Writes `records` at the file's tail with one `write` and fsyncs it. On failure the
+    /// file's tail is unchanged and the caller keeps the records for the next flush.
+    fn write_synced(
+        &self,
+        files: &LogFiles,
+        file: &mut Held,
+        records: &[(u64, Bytes)],
+    ) -> Result<(), StoreError> {
         let Some(&(through, _)) = records.last() else {
             return Ok(());
         };
-        match write_synced(files, &self.path, &self.doc, &lease, &records) {
-            Ok(len) => {
-                files.remember(
-                    &self.path,
-                    Tail {
-                        len,
-                        high_water: through,
-                        ..lease.tail
-                    },
-                );
-                Ok(())
-            }
-            Err(e) => {
-                // Appends made meanwhile waited for our turn to take a lease: none are there.
-                let mut state = lock(&self.state);
-                state.pending = records;
-                state.lease = Some(lease);
-                Err(e)
-            }
-        }
+        let len = files.write_records(&file.lock, &self.path, &self.doc, file.tail, records)?;
+        Counters::add(&files.counters.log_fsyncs, 1);
+        file.lock.file().sync_data().map_err(|e| {
+            // After a failed fsync the kernel may have dropped the pages: rescan next time.
+            files.forget(&self.path);
+            StoreError::io("fsyncing update log", &self.path)(e)
+        })?;
+        file.tail = Tail {
+            len,
+            high_water: through,
+            ..file.tail
+        };
+        files.remember(&self.path, file.tail);
+        Ok(())
     }
-}
-
-/// Writes `records` at the lease's tail with one `write`, then fsyncs the file; returns its
-/// new length.
-fn write_synced(
-    files: &LogFiles,
-    path: &Path,
-    doc: &DocName,
-    lease: &Lease,
-    records: &[(u64, Bytes)],
-) -> Result<u64, StoreError> {
-    let len = files.write_records(&lease.lock, path, doc, lease.tail, records)?;
-    Counters::add(&files.counters.log_fsyncs, 1);
-    lease.lock.file().sync_data().map_err(|e| {
-        // After a failed fsync the kernel may have dropped the pages: rescan next time.
-        files.forget(path);
-        StoreError::io("fsyncing update log", path)(e)
-    })?;
-    Ok(len)
 }

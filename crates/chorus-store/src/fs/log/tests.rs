@@ -539,3 +539,44 @@ fn under_the_interval_policy_appends_skip_the_fsync_and_a_killed_process_loses_n
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn appends_during_checkpoints_keep_their_numbers_and_all_reach_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path(), NO_ROTATION);
+    let d = doc("busy");
+    const WRITERS: usize = 4;
+    const EACH: usize = 200;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let log = log.clone();
+            let d = d.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    log.inner
+                        .append(&d, &[update(&format!("w{w}"), i)])
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    // Checkpoints (each one flushes the document while appends go on) until the writers end.
+    while !writers.iter().all(std::thread::JoinHandle::is_finished) {
+        checkpoint(&log);
+    }
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    checkpoint(&log);
+    let records = log.inner.read(&d).expect("read");
+    let seqs: Vec<u64> = records.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (1..=(WRITERS * EACH) as u64).collect::<Vec<_>>());
+    let mut payloads: Vec<Bytes> = records.into_iter().map(|(_, u)| u).collect();
+    payloads.sort();
+    let mut expected: Vec<Bytes> = (0..WRITERS)
+        .flat_map(|w| (0..EACH).map(move |i| update(&format!("w{w}"), i)))
+        .collect();
+    expected.sort();
+    assert_eq!(payloads, expected, "every update exactly once");
+    assert!(log.stats().checkpoints > 1);
+}
