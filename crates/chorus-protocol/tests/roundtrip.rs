@@ -1,5 +1,6 @@
-//! Properties of the wire format: every message survives encode → decode, no input panics a
-//! decoder, every strict prefix of a frame is refused, varints round-trip; and the CRDT
+//! Properties of the wire format: every message survives encode → decode (y-websocket's, and
+//! Hocuspocus's addressed frames), no input panics a decoder, every strict prefix of a frame is
+//! refused, varints round-trip; and the CRDT
 //! property the server relies on when it relays updates in whatever order they arrive: real
 //! yrs documents converge under reordered and duplicated delivery.
 
@@ -191,5 +192,37 @@ proptest! {
         for doc in &session.docs[1..] {
             prop_assert_eq!(&common::snapshot(doc), &first);
         }
+    }
+}
+
+/// Messages a Hocuspocus frame carries with y-websocket's own numbering (sync, awareness,
+/// query-awareness).
+fn hocuspocus_y_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        state_vector().prop_map(|sv| Message::Sync(SyncMessage::Step1(sv))),
+        payload().prop_map(|u| Message::Sync(SyncMessage::Step2(u))),
+        payload().prop_map(|u| Message::Sync(SyncMessage::Update(u))),
+        awareness().prop_map(Message::Awareness),
+        Just(Message::QueryAwareness),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn no_input_panics_the_hocuspocus_decoder(bytes in vec(any::<u8>(), 0..400)) {
+        let _ = chorus_protocol::hocuspocus::Incoming::decode(&Bytes::from(bytes));
+    }
+
+    #[test]
+    fn addressed_hocuspocus_frames_round_trip(
+        address in "[a-z0-9/._-]{0,40}",
+        message in hocuspocus_y_message(),
+    ) {
+        use chorus_protocol::hocuspocus::{HocusMessage, Incoming, addressed};
+        let frame = addressed(&address, &message.encode());
+        prop_assert_eq!(
+            Incoming::decode(&frame),
+            Ok(Incoming::Addressed { address, message: HocusMessage::Y(message) })
+        );
     }
 }
