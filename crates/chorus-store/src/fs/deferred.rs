@@ -1,6 +1,7 @@
-//! Under [`FsyncPolicy::Always`](crate::FsyncPolicy::Always), records whose one durable write
-//! so far is the write-ahead log: they reach their document's log file later, many at a time,
-//! when the WAL is checkpointed. [`super::log`] explains why; this module keeps them meanwhile.
+//! Records whose only write so far is the write-ahead log (under
+//! [`FsyncPolicy::Always`](crate::FsyncPolicy::Always), their one durable write): they reach
+//! their document's log file later, many at a time, when the WAL is checkpointed.
+//! [`super::log`] explains why; this module keeps them meanwhile.
 //!
 //! # Leases
 //! Sequence numbers must stay strictly increasing per document across every process sharing
@@ -22,9 +23,10 @@
 //! flushing, a whole read, truncation or deletion) takes the slot's *turn* first: one at a time
 //! per document within the process, the `flock` doing the same between processes.
 //!
-//! A record handed to the WAL is in [`Slot`]'s pending list until a flush has written and
-//! fsynced it to the log file. So once the WAL that holds it is retired, flushing every slot
-//! with a lease ([`Deferred::flush_all`]) makes it durable in its log, and the WAL can go.
+//! A record handed to the WAL is in [`Slot`]'s pending list until a flush, in its turn, has
+//! written and fsynced it to the log file (a failed write puts it back). So once the WAL that
+//! holds it is retired, flushing every slot with a lease ([`Deferred::flush_all`], each in its
+//! turn, so after any flush already under way) makes it durable in its log, and the WAL can go.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
