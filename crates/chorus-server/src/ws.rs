@@ -86,17 +86,8 @@ pub(crate) async fn upgrade(
             return ApiError::InvalidDocName(error).into_response();
         }
     };
-    if state.shutdown.is_cancelled() {
-        metrics::connection_rejected("shutting_down");
-        return ApiError::ShuttingDown.into_response();
-    }
-    if state.open_connections.load(Ordering::Relaxed) >= state.config.limits.max_connections {
-        metrics::connection_rejected("node_full");
-        return ApiError::Overloaded.into_response();
-    }
-    if !origin_allowed(&state.config.auth.allowed_origins, &headers) {
-        metrics::connection_rejected("origin");
-        return ApiError::Forbidden("this origin may not connect").into_response();
+    if let Err(refused) = node_accepts(&state, &headers) {
+        return refused.into_response();
     }
     let token = query.get("token").map(String::as_str);
     let grant = match access::admit(&state, &doc, token, &headers).await {
@@ -253,4 +244,22 @@ fn serve(
         state.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
     .instrument(span)
+}
+
+/// What every WebSocket upgrade passes before its protocol's own checks, y-websocket's and
+/// Hocuspocus's alike: the node is not shutting down or full, and the origin may connect. A
+/// refusal is counted under its reason.
+pub(crate) fn node_accepts(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let (reason, error) = if state.shutdown.is_cancelled() {
+        ("shutting_down", ApiError::ShuttingDown)
+    } else if state.open_connections.load(Ordering::Relaxed) >= state.config.limits.max_connections
+    {
+        ("node_full", ApiError::Overloaded)
+    } else if !origin_allowed(&state.config.auth.allowed_origins, headers) {
+        ("origin", ApiError::Forbidden("this origin may not connect"))
+    } else {
+        return Ok(());
+    };
+    metrics::connection_rejected(reason);
+    Err(error)
 }

@@ -185,18 +185,22 @@ mod tests {
             );
             map.insert(&mut txn, "n", yrs::MapPrelim::default());
         }
-        let full = yrs::merge_updates_v1(vec![
-            a.transact()
-                .encode_state_as_update_v1(&StateVector::default())
-                .as_slice(),
-            b.transact()
-                .encode_state_as_update_v1(&StateVector::default())
-                .as_slice(),
-        ])
-        .expect("merges");
+        let full = whole_state_of(&[&a, &b]);
         let mut found = runs(&full);
         found.sort_by_key(|r| r.client);
         assert_eq!(found, [run(1, 0..5), run(2, 0..2)]);
+    }
+
+    /// The documents' whole states merged into one update.
+    fn whole_state_of(docs: &[&Doc]) -> Vec<u8> {
+        let states: Vec<Vec<u8>> = docs
+            .iter()
+            .map(|doc| {
+                doc.transact()
+                    .encode_state_as_update_v1(&StateVector::default())
+            })
+            .collect();
+        yrs::merge_updates_v1(states).expect("merges")
     }
 
     #[test]
@@ -205,15 +209,7 @@ mod tests {
         let b = Doc::with_client_id(2);
         typed(&a, &["hello"]);
         typed(&b, &["world"]);
-        let full = yrs::merge_updates_v1(vec![
-            a.transact()
-                .encode_state_as_update_v1(&StateVector::default())
-                .as_slice(),
-            b.transact()
-                .encode_state_as_update_v1(&StateVector::default())
-                .as_slice(),
-        ])
-        .expect("merges");
+        let full = whole_state_of(&[&a, &b]);
         let mut seen = Vec::new();
         let cut = &full[..full.len() - 4];
         assert!(clock_runs_v1(cut, |r| seen.push(r)).is_err());

@@ -45,10 +45,9 @@ use tokio::time::timeout;
 use tracing::Instrument;
 
 use crate::app::AppState;
-use crate::error::ApiError;
 use crate::handshake::{Socket, WsUpgrade};
 use crate::metrics;
-use crate::ws::{CLOSE_GRACE, origin_allowed, socket_config};
+use crate::ws::{CLOSE_GRACE, node_accepts, socket_config};
 
 use socket::HocusSocket;
 use writer::{Out, SOCKET_QUEUE};
@@ -68,17 +67,8 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    if state.shutdown.is_cancelled() {
-        metrics::connection_rejected("shutting_down");
-        return ApiError::ShuttingDown.into_response();
-    }
-    if state.open_connections.load(Ordering::Relaxed) >= state.config.limits.max_connections {
-        metrics::connection_rejected("node_full");
-        return ApiError::Overloaded.into_response();
-    }
-    if !origin_allowed(&state.config.auth.allowed_origins, &headers) {
-        metrics::connection_rejected("origin");
-        return ApiError::Forbidden("this origin may not connect").into_response();
+    if let Err(refused) = node_accepts(&state, &headers) {
+        return refused.into_response();
     }
     let tracker = state.tracker.clone();
     let config = socket_config(state.config.limits.max_message_bytes);
