@@ -54,12 +54,12 @@ def draw(results: dict, results_dir: Path) -> dict[str, str]:
     bars("latency-a-b", "Delivery latency, A (100 rooms × 10) and B (one room of 500)",
          [("A", 0, "p50_ms", "A p50"), ("A", 0, "p99_ms", "A p99"),
           ("B", 0, "p50_ms", "B p50"), ("B", 0, "p99_ms", "B p99")],
-         "ms (log scale)", log=True, threshold=(13.0, "B target 13 ms"))
+         "ms (log scale)", log=True)
     bars("cpu-per-delivery", "Server CPU per delivered message",
          [("A", 0, "cpu_us_per_delivery", "A"), ("B", 0, "cpu_us_per_delivery", "B"),
           ("S", 0, "best_cpu_us_per_delivery", "S best stage"),
           ("P", 0, "cpu_us_per_delivery", "P 50×10"), ("P", 1, "cpu_us_per_delivery", "P 1×500")],
-         "µs per delivery (log scale)", log=True, threshold=(13.5, "target 13.5 µs"))
+         "µs per delivery (log scale)", log=True)
     bars("idle-memory", "C: server memory per idle connection",
          [("C", 0, "kb_per_conn", "5,000 connections"), ("C", 1, "kb_per_conn", "19,900 connections")],
          "KB per connection (log scale)", log=True, threshold=(4.5, "target 4.5 KB"))

@@ -8,6 +8,7 @@ from typing import Callable
 
 from . import figures as fig
 from .scenarios import SCENARIOS
+from .servers import KINDS
 from .targets import TARGETS, Verdict, evaluate
 
 
@@ -19,20 +20,21 @@ class Row:
     step: int
     metric: str
     kind: str = "num"
-    # Index into TARGETS when Chorus's value is compared with a target.
-    target: int | None = None
+    # Indices into TARGETS of the targets Chorus's value is compared with.
+    targets: tuple[int, ...] = ()
 
 
-def _t(text: str) -> int:
-    """Index of the target whose text starts with ``text``."""
-    return next(i for i, t in enumerate(TARGETS) if t.text.startswith(text))
+def _t(*texts: str) -> tuple[int, ...]:
+    """Indices of the targets whose texts start with ``texts``."""
+    return tuple(next(i for i, t in enumerate(TARGETS) if t.text.startswith(text)) for text in texts)
 
 
-def _run_rows(step: int, verify: bool = False, cpu_target: int | None = None) -> list[Row]:
+def _run_rows(step: int, verify: bool = False, cpu_targets: tuple[int, ...] = (),
+              p99_targets: tuple[int, ...] = ()) -> list[Row]:
     rows = [
         Row("deliveries/s (measured window)", step, "deliveries_per_s", "int"),
         Row("latency p50 (ms)", step, "p50_ms"),
-        Row("latency p99 (ms)", step, "p99_ms"),
+        Row("latency p99 (ms)", step, "p99_ms", "num", p99_targets),
         Row("latency p99.9 (ms)", step, "p999_ms"),
         Row("latency max (ms)", step, "max_ms"),
         Row("lost / duplicated deliveries", step, "lost_dup", "str"),
@@ -42,7 +44,7 @@ def _run_rows(step: int, verify: bool = False, cpu_target: int | None = None) ->
         rows.append(Row("`--verify` (documents converge, exactly once)", step, "verify", "str"))
     rows += [
         Row("server CPU, measured window (% of one core)", step, "server_cpu_pct", "pct"),
-        Row("server CPU per delivery (µs)", step, "cpu_us_per_delivery", "num", cpu_target),
+        Row("server CPU per delivery (µs)", step, "cpu_us_per_delivery", "num", cpu_targets),
         Row("server peak RSS during the step (MiB)", step, "server_peak_rss_mib", "num"),
         Row("generator CPU (% of one core)", step, "generator_cpu_pct", "pct"),
         Row("generator health", step, "generator_flag", "str"),
@@ -50,14 +52,14 @@ def _run_rows(step: int, verify: bool = False, cpu_target: int | None = None) ->
     return rows
 
 
-def _presence_rows(step: int, cpu_target: int | None) -> list[Row]:
+def _presence_rows(step: int, cpu_targets: tuple[int, ...]) -> list[Row]:
     return [
         Row("presence deliveries/s", step, "presence_per_s", "int"),
         Row("presence latency p50 (ms)", step, "presence_p50_ms"),
         Row("presence latency p99 (ms)", step, "presence_p99_ms"),
         Row("receivers missing a sender's final state", step, "presence_missing", "int"),
         Row("connections synced / dropped", step, "synced_dropped", "str"),
-        Row("server CPU, measured window (% of one core)", step, "server_cpu_pct", "pct", cpu_target),
+        Row("server CPU, measured window (% of one core)", step, "server_cpu_pct", "pct", cpu_targets),
         Row("server CPU per presence delivery (µs)", step, "cpu_us_per_delivery"),
         Row("server peak RSS during the step (MiB)", step, "server_peak_rss_mib"),
         Row("generator CPU (% of one core)", step, "generator_cpu_pct", "pct"),
@@ -65,11 +67,11 @@ def _presence_rows(step: int, cpu_target: int | None) -> list[Row]:
     ]
 
 
-def _idle_rows(step: int, kb_target: int, held_target: int | None) -> list[Row]:
+def _idle_rows(step: int, kb_targets: tuple[int, ...], held_targets: tuple[int, ...]) -> list[Row]:
     return [
-        Row("connections synced / attempted", step, "synced_attempted", "str", held_target),
+        Row("connections synced / attempted", step, "synced_attempted", "str", held_targets),
         Row("failed / dropped while held", step, "failed_dropped", "str"),
-        Row("server memory per connection (KB = 1,000 B)", step, "kb_per_conn", "num", kb_target),
+        Row("server memory per connection (KB = 1,000 B)", step, "kb_per_conn", "num", kb_targets),
         Row("server memory per connection (KiB)", step, "kib_per_conn"),
         Row("server RSS before → after (MiB)", step, "rss_before_after", "str"),
         Row("time to open all (s)", step, "open_all_s"),
@@ -77,17 +79,18 @@ def _idle_rows(step: int, kb_target: int, held_target: int | None) -> list[Row]:
     ]
 
 
-def _join_rows(step: int, p50_target: int | None, max_target: int | None, rss_target: int | None) -> list[Row]:
+def _join_rows(step: int, p50_targets: tuple[int, ...], max_targets: tuple[int, ...],
+               rss_targets: tuple[int, ...]) -> list[Row]:
     return [
         Row("joiners that got the whole document", step, "succeeded_joiners", "str"),
-        Row("connect → step 2 received, p50 (ms)", step, "step2_p50_ms", "num", p50_target),
+        Row("connect → step 2 received, p50 (ms)", step, "step2_p50_ms", "num", p50_targets),
         Row("connect → step 2 received, p99 (ms)", step, "step2_p99_ms"),
-        Row("connect → step 2 received, slowest (ms)", step, "step2_max_ms", "num", max_target),
+        Row("connect → step 2 received, slowest (ms)", step, "step2_max_ms", "num", max_targets),
         Row("connect → step 2 applied (client yrs), p50 (ms)", step, "applied_p50_ms"),
         Row("connect → step 2 applied, slowest (ms)", step, "applied_max_ms"),
         Row("step 2 size (MB)", step, "step2_mb"),
         Row("server RSS with the document loaded (MiB)", step, "rss_seeded_mib"),
-        Row("server peak RSS during the joins (MiB, 10 ms samples)", step, "peak_rss_mib", "num", rss_target),
+        Row("server peak RSS during the joins (MiB, 10 ms samples)", step, "peak_rss_mib", "num", rss_targets),
         Row("server VmHWM at the end (MiB)", step, "vm_hwm_mib"),
     ]
 
@@ -116,19 +119,18 @@ def _rooms_title(st: dict) -> str:
 
 # Per scenario: (title from the step's effective settings, rows) per table.
 TABLES: dict[str, list[tuple[Callable[[dict], str], list[Row]]]] = {
-    "A": [(lambda st: "", _run_rows(0, verify=True, cpu_target=_t("A: server CPU")))],
-    "B": [(lambda st: "", [r if r.metric != "p99_ms" else Row(r.label, 0, r.metric, r.kind, _t("B: p99"))
-                           for r in _run_rows(0, cpu_target=_t("B: server CPU"))])],
+    "A": [(lambda st: "", _run_rows(0, verify=True, cpu_targets=_t("A: server CPU per delivery ≤", "A: server CPU per delivery below"), p99_targets=_t("A: p99")))],
+    "B": [(lambda st: "", _run_rows(0, cpu_targets=_t("B: server CPU per delivery ≤", "B: server CPU per delivery below")))],
     "C": [(lambda st: f"{st.get('connections', 0):,} idle connections",
-           _idle_rows(0, _t("C: idle memory ≤ 4.5 KB per connection (5"), None)),
+           _idle_rows(0, _t("C: idle memory ≤ 4.5 KB per connection (5"), ())),
           (lambda st: f"{st.get('connections', 0):,} idle connections",
            _idle_rows(1, _t("C: idle memory ≤ 4.5 KB per connection (19"), _t("C: 19,900")))],
     "D": [(lambda st: f"{st.get('joiners')} joiners of a {st.get('doc_size_mib', 0):g} MiB document, one after another",
-           _join_rows(0, _t("D: 10 MiB"), None, None)),
+           _join_rows(0, _t("D: 10 MiB"), (), ())),
           (lambda st: f"{st.get('joiners')} joiners of a {st.get('doc_size_mib', 0) * 1.048576:.0f} MB document"
                       + (" at once" if st.get("concurrent") else ", one after another"),
-           _join_rows(1, None, _t("D: 150"), _t("D: peak")))],
-    "P": [(_rooms_title, _presence_rows(0, None)), (_rooms_title, _presence_rows(1, _t("P:")))],
+           _join_rows(1, (), _t("D: 150"), _t("D: peak")))],
+    "P": [(_rooms_title, _presence_rows(0, ())), (_rooms_title, _presence_rows(1, _t("P:")))],
     "X": [(lambda st: "", _cross_rows())],
 }
 
@@ -194,7 +196,11 @@ def _server_figures(results: dict, scenario: str, server: str) -> list[dict]:
 
 def verdicts(results: dict, server: str = "chorus") -> list[Verdict]:
     """Every target against one server's figures of this run (Chorus by default)."""
-    return [evaluate(t, _server_figures(results, t.scenario, server)) for t in TARGETS]
+    out = []
+    for t in TARGETS:
+        others = {s: _server_figures(results, t.scenario, s) for s in results["scenarios"].get(t.scenario, {})}
+        out.append(evaluate(t, _server_figures(results, t.scenario, server), others))
+    return out
 
 
 # Configuration variants of Chorus whose figures are shown next to the targets too.
@@ -206,7 +212,13 @@ def _target_text(v: Verdict) -> str:
     symbol = {"le": "≤", "ge": "≥", "lt": "<", "eq": "="}.get(t.compare.__name__, "?")
     if isinstance(t.threshold, bool):
         return "all held"
-    return f"{symbol} {_num(t.threshold)} {t.unit}".strip()
+    if t.relative_to is None:
+        return f"{symbol} {_num(t.threshold)} {t.unit}".strip()
+    ratio = "" if t.threshold == 1.0 else f"{t.threshold:g}× "
+    kind = KINDS.get(t.relative_to)
+    label = kind.label if kind else t.relative_to
+    limit = "" if v.limit is None else f" = {_num(v.limit)} {t.unit}"
+    return f"{symbol} {ratio}{label}{limit}".strip()
 
 
 def _verdict_text(v: Verdict) -> str:
@@ -233,6 +245,8 @@ def render(results: dict, charts: dict[str, str], results_rel: str, notes: str |
           "targets that depend on the full size show as *not comparable*.\n")
     if meta.get("incomplete"):
         w(f"**This run did not finish:** {meta['incomplete']}\n")
+
+    _at_a_glance(w, results, servers, labels)
 
     w("## Targets (Chorus)\n")
     variants = [k for k in VARIANTS if k in servers]
@@ -329,6 +343,53 @@ def render(results: dict, charts: dict[str, str], results_rel: str, notes: str |
     return "\n".join(out).rstrip() + "\n"
 
 
+# The few figures a reader compares first: (label, scenario, step, metric, kind, lower is better).
+GLANCE = [
+    ("A: server CPU per delivery (µs)", "A", 0, "cpu_us_per_delivery", "num", True),
+    ("A: latency p99 (ms)", "A", 0, "p99_ms", "num", True),
+    ("B: server CPU per delivery (µs)", "B", 0, "cpu_us_per_delivery", "num", True),
+    ("B: latency p99 (ms)", "B", 0, "p99_ms", "num", True),
+    ("S: deliveries/s at p99 < 50 ms", "S", 0, "best_deliveries_per_s", "int", False),
+    ("C: memory per idle connection, 5,000 (KB)", "C", 0, "kb_per_conn", "num", True),
+    ("D: 10 MiB document, join p50 (ms)", "D", 0, "step2_p50_ms", "num", True),
+]
+
+# Servers a reader would pick between; variants and yardsticks come after them.
+_ROLE_ORDER = {"under test": 0, "reference": 1, "under test (variant)": 2, "baseline": 3, "yardstick": 4}
+
+
+def _at_a_glance(w, results: dict, servers: list[str], labels: dict[str, str]) -> None:
+    """A short table of the headline figures of every server, best of each row in bold."""
+    ran = [s for s in servers if any(s in results["scenarios"].get(g[1], {}) for g in GLANCE)]
+    cols = sorted(ran, key=lambda s: _ROLE_ORDER.get(results["servers"].get(s, {}).get("role", ""), 5))
+    rows = []
+    for label, scenario, step, metric, kind, lower_is_better in GLANCE:
+        if scenario not in results["scenarios"]:
+            continue
+        values = {}
+        for s in cols:
+            steps = _server_figures(results, scenario, s)
+            value = steps[step].get(metric) if step < len(steps) else None
+            values[s] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        # The yardstick does not keep documents; it is shown, but is never "best".
+        contenders = [v for s, v in values.items()
+                      if v is not None and results["servers"].get(s, {}).get("role") != "yardstick"]
+        best = (min if lower_is_better else max)(contenders) if contenders else None
+        cells = [("**" + cell(v, kind) + "**") if v is not None and v == best else cell(v, kind)
+                 for v in values.values()]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    if not rows:
+        return
+    w("## How Chorus compares\n")
+    w("| | " + " | ".join(labels[s] for s in cols) + " |")
+    w("|---" * (len(cols) + 1) + "|")
+    for row in rows:
+        w(row)
+    w("")
+    w("Lower is better except for S. Bold: the best server of the row (the bare relay keeps no document and "
+      "is a yardstick, not a contender). Every figure is from this one run; details and the targets follow.\n")
+
+
 def _overrides_text(scn, quick: bool) -> str:
     overrides = scn.quick if quick else scn.full
     parts = []
@@ -340,7 +401,7 @@ def _overrides_text(scn, quick: bool) -> str:
 
 def _table(w, results, key, cols, labels, rows, all_verdicts) -> None:
     per_server = {s: fig.scenario_figures(key, results["scenarios"][key][s]) for s in cols}
-    has_target = any(r.target is not None for r in rows)
+    has_target = any(r.targets for r in rows)
     header = "| | " + " | ".join(labels[s] for s in cols) + (" | target | met / missed (Chorus) |" if has_target else " |")
     w(header)
     w("|---" * (len(cols) + 1 + (2 if has_target else 0)) + "|")
@@ -352,9 +413,10 @@ def _table(w, results, key, cols, labels, rows, all_verdicts) -> None:
             cells.append(cell(_derived(f, row.metric), row.kind))
         line = f"| {row.label} | " + " | ".join(cells)
         if has_target:
-            if row.target is not None:
-                v = all_verdicts[row.target]
-                line += f" | {_target_text(v)} | {_verdict_text(v)}"
+            if row.targets:
+                vs = [all_verdicts[i] for i in row.targets]
+                line += (" | " + "; ".join(_target_text(v) for v in vs)
+                         + " | " + "; ".join(_verdict_text(v) for v in vs))
             else:
                 line += " | |"
         w(line + " |")
@@ -363,11 +425,11 @@ def _table(w, results, key, cols, labels, rows, all_verdicts) -> None:
 
 def _ramp_section(w, results, cols, labels) -> None:
     rows = [
-        Row("best deliveries/s with p99 ≤ limit", 0, "best_deliveries_per_s", "int", _t("S: ≥")),
+        Row("best deliveries/s with p99 ≤ limit", 0, "best_deliveries_per_s", "int", _t("S: deliveries/s at p99 < 50 ms ≥ 0.9", "S: deliveries/s at p99 < 50 ms ≥ @")),
         Row("rate per typist at that stage (updates/s)", 0, "best_rate"),
         Row("p99 at that stage (ms)", 0, "best_p99_ms"),
         Row("server CPU at that stage (% of one core)", 0, "best_cpu_pct", "pct"),
-        Row("server CPU per delivery at that stage (µs)", 0, "best_cpu_us_per_delivery", "num", _t("S: server")),
+        Row("server CPU per delivery at that stage (µs)", 0, "best_cpu_us_per_delivery"),
         Row("stages run", 0, "stages_run", "int"),
         Row("why the ramp stopped", 0, "stopped_because", "str"),
     ]

@@ -1,4 +1,9 @@
-"""The issue's targets for Chorus, and whether a run met them."""
+"""The issues' targets for Chorus, and whether a run met them.
+
+Speed targets are ratios to another server's figure in the same run (this machine's speed changes
+between sessions, so only figures of one run compare). Size targets (memory, connections held)
+are absolute.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,19 @@ from typing import Callable
 # 1 GB as the issue writes it: 10^9 bytes, in MiB.
 ONE_GB_MIB = 1e9 / 2**20
 
+# The servers speed targets refer to (keys of servers.KINDS).
+RELAY = "bare-relay"
+NODE_REFERENCE = "ws-0.1.1"
+FSYNC_1S = "chorus-fsync-1s"
+
 
 @dataclass(frozen=True)
 class Target:
-    """One target: which figure of which scenario step, compared how."""
+    """One target: which figure of which scenario step, compared how.
+
+    With ``relative_to`` the threshold is ``threshold`` × that server's same figure in the same
+    run; without it, ``threshold`` itself.
+    """
 
     text: str
     scenario: str
@@ -23,17 +37,26 @@ class Target:
     unit: str
     # Figures that must hold for the measurement to be the one the target is about.
     requires: tuple[tuple[str, object], ...] = ()
+    relative_to: str | None = None
 
 
 LE, GE, LT = operator.le, operator.ge, operator.lt
 
 TARGETS: list[Target] = [
-    Target("B: p99 delivery latency ≤ 13 ms", "B", 0, "p99_ms", LE, 13.0, "ms"),
-    Target("B: server CPU per delivery ≤ 13.5 µs", "B", 0, "cpu_us_per_delivery", LE, 13.5, "µs"),
-    Target("A: server CPU per delivery ≤ 13.5 µs", "A", 0, "cpu_us_per_delivery", LE, 13.5, "µs"),
-    Target("S: ≥ 200,000 deliveries/s at p99 < 50 ms", "S", 0, "best_deliveries_per_s", GE, 200_000, "/s"),
-    Target("S: server CPU per delivery ≤ 13.5 µs (best stage)", "S", 0, "best_cpu_us_per_delivery",
-           LE, 13.5, "µs"),
+    Target("A: server CPU per delivery ≤ 1.25× the bare relay", "A", 0, "cpu_us_per_delivery", LE, 1.25,
+           "µs", relative_to=RELAY),
+    Target("A: server CPU per delivery below @y/websocket-server 0.1.1", "A", 0, "cpu_us_per_delivery",
+           LT, 1.0, "µs", relative_to=NODE_REFERENCE),
+    Target("A: p99 latency ≤ 2× @y/websocket-server 0.1.1", "A", 0, "p99_ms", LE, 2.0, "ms",
+           relative_to=NODE_REFERENCE),
+    Target("B: server CPU per delivery ≤ 1.25× the bare relay", "B", 0, "cpu_us_per_delivery", LE, 1.25,
+           "µs", relative_to=RELAY),
+    Target("B: server CPU per delivery below @y/websocket-server 0.1.1", "B", 0, "cpu_us_per_delivery",
+           LT, 1.0, "µs", relative_to=NODE_REFERENCE),
+    Target("S: deliveries/s at p99 < 50 ms ≥ 0.9× Chorus --fsync 1s", "S", 0, "best_deliveries_per_s",
+           GE, 0.9, "/s", relative_to=FSYNC_1S),
+    Target("S: deliveries/s at p99 < 50 ms ≥ @y/websocket-server 0.1.1", "S", 0, "best_deliveries_per_s",
+           GE, 1.0, "/s", relative_to=NODE_REFERENCE),
     Target("C: idle memory ≤ 4.5 KB per connection (5,000)", "C", 0, "kb_per_conn", LE, 4.5, "KB"),
     Target("C: idle memory ≤ 4.5 KB per connection (19,900)", "C", 1, "kb_per_conn", LE, 4.5, "KB"),
     Target("C: 19,900 idle connections held", "C", 1, "held", operator.eq, True, "",
@@ -56,10 +79,16 @@ class Verdict:
     value: object
     verdict: str
     note: str
+    # The threshold in the figure's unit (for a relative target, computed from the other server).
+    limit: object = None
 
 
-def evaluate(target: Target, steps: list[dict]) -> Verdict:
-    """Compares Chorus's figure with the target; ``steps`` are Chorus's figures of the scenario."""
+def evaluate(target: Target, steps: list[dict], others: dict[str, list[dict]] | None = None) -> Verdict:
+    """Compares a server's figure with the target.
+
+    ``steps`` are that server's figures of the scenario; ``others`` the figures of every server
+    of the run in that scenario, by server key (needed by relative targets).
+    """
     if target.step >= len(steps):
         return Verdict(target, None, "not measured", "")
     figures = steps[target.step]
@@ -72,11 +101,26 @@ def evaluate(target: Target, steps: list[dict]) -> Verdict:
                            f"{key} was {figures.get(key)}, the target needs {wanted}")
     if value is None:
         return Verdict(target, None, "not measured", "")
-    met = target.compare(value, target.threshold)
+    limit = target.threshold
+    if target.relative_to is not None:
+        reference = _reference_value(target, (others or {}).get(target.relative_to, []))
+        if reference is None:
+            return Verdict(target, value, "not comparable", f"{target.relative_to} was not measured")
+        limit = target.threshold * reference
+    met = target.compare(value, limit)
     notes = []
     flag = figures.get("generator_flag")
     if flag and target.unit in ("ms", "/s"):
         notes.append(f"{flag}: latency includes the generator's delay")
     if figures.get("error"):
         notes.append(str(figures["error"]))
-    return Verdict(target, value, "met" if met else "missed", "; ".join(notes))
+    return Verdict(target, value, "met" if met else "missed", "; ".join(notes), limit)
+
+
+def _reference_value(target: Target, steps: list[dict]) -> float | None:
+    if target.step >= len(steps):
+        return None
+    figures = steps[target.step]
+    if figures.get("error"):
+        return None
+    return figures.get(target.metric)
