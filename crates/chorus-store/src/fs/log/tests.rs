@@ -580,3 +580,51 @@ fn appends_during_checkpoints_keep_their_numbers_and_all_reach_the_file() {
     assert_eq!(payloads, expected, "every update exactly once");
     assert!(log.stats().checkpoints > 1);
 }
+
+#[test]
+fn batches_overwrite_space_written_ahead_instead_of_growing_the_wal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path(), NO_ROTATION);
+    let d = doc("d");
+    log.inner.append(&d, &[update("d", 1)]).expect("append");
+    let wal = wal_files(dir.path()).pop().expect("a WAL");
+    let size = len_of(&wal);
+    assert!(size >= crate::fs::wal::MIN_PREALLOC, "{size} bytes");
+    for i in 2..=50 {
+        log.inner.append(&d, &[update("d", i)]).expect("append");
+    }
+    // The fdatasync of each batch had no size to commit.
+    assert_eq!(len_of(&wal), size, "the batches grew the file");
+    let bytes = fs::read(&wal).expect("read the WAL");
+    let scan = log_record::scan(&Bytes::from(bytes.clone()));
+    assert_eq!(scan.records.len(), 50);
+    assert!(
+        bytes[scan.valid_end..].iter().all(|&b| b == 0),
+        "only zeros after the last record"
+    );
+}
+
+#[test]
+fn a_wal_that_outgrows_its_space_ahead_grows_in_chunks_and_replays_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = open(dir.path(), NO_ROTATION);
+    let d = doc("d");
+    let big = |i: usize| Bytes::from(format!("{i}:{}", "y".repeat(1000)));
+    // About 3 × the first space ahead.
+    let count = 3 * crate::fs::wal::MIN_PREALLOC as usize / 1000;
+    let mut sizes = std::collections::BTreeSet::new();
+    for i in 1..=count {
+        log.inner.append(&d, &[big(i)]).expect("append");
+        sizes.insert(len_of(&wal_files(dir.path())[0]));
+    }
+    assert!(
+        sizes.len() < count / 10,
+        "the WAL grew {} times in {count} appends",
+        sizes.len()
+    );
+    log.crash();
+    let log = open(dir.path(), NO_ROTATION);
+    assert_eq!(log.stats().recovered, count as u64);
+    let expected: Vec<(u64, Bytes)> = (1..=count).map(|i| (i as u64, big(i))).collect();
+    assert_eq!(log.inner.read(&d).expect("read"), expected);
+}

@@ -69,7 +69,8 @@ impl Dead {
             }
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)?;
-            let mut scan = log_record::scan(&Bytes::from(bytes));
+            let bytes = Bytes::from(bytes);
+            let mut scan = log_record::scan(&bytes);
             let before = dead.entries.len();
             let mut unreadable = 0;
             for record in std::mem::take(&mut scan.records) {
@@ -81,7 +82,11 @@ impl Dead {
             tracing::info!(
                 wal = %path.display(),
                 entries = dead.entries.len() - before,
-                torn_tail_bytes = scan.torn_tail.as_ref().map_or(0, ExactSizeIterator::len),
+                // Zeros after the last record are space written ahead (see `epoch`), not a
+                // torn write.
+                torn_tail_bytes = scan.torn_tail.clone().map_or(0, |tail| {
+                    bytes[tail].iter().filter(|&&b| b != 0).count()
+                }),
                 "found the write-ahead log of a process that did not shut down cleanly"
             );
             let foreign = scan.name.as_deref().is_some_and(|n| n != WAL_HEADER_NAME);

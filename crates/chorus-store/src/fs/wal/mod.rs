@@ -55,6 +55,8 @@ use writer::Writer;
 
 pub(crate) use channel::{SyncWait, stopped};
 #[cfg(test)]
+pub(crate) use epoch::MIN_PREALLOC;
+#[cfg(test)]
 pub(crate) use format::is_wal_name;
 pub(crate) use format::{ENTRY_HEADER, Submission};
 pub(crate) use replay::replay_dead_wals;
@@ -101,6 +103,7 @@ impl Wal {
             limits,
             counters: Arc::clone(&counters),
             current: None,
+            next_prealloc: epoch::MIN_PREALLOC,
             retired_tx,
             #[cfg(test)]
             gate: Arc::clone(&gate),

@@ -2,7 +2,7 @@
 //! to the current WAL with one `write` and (under `Always`) one `fdatasync`, answers every
 //! appender, and retires the WAL to the checkpointer when it is full or old enough.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 #[cfg(test)]
@@ -14,7 +14,7 @@ use bytes::BytesMut;
 
 use super::channel::{Cmd, Reply, stopped};
 use super::checkpoint::Retired;
-use super::epoch::Epoch;
+use super::epoch::{Epoch, MAX_PREALLOC, MIN_PREALLOC};
 use super::format::{Submission, put_entry};
 use crate::fs::deferred::Deferred;
 use crate::fs::stats::Counters;
@@ -52,6 +52,8 @@ pub(crate) struct Writer {
     pub(crate) limits: WalLimits,
     pub(crate) counters: Arc<Counters>,
     pub(crate) current: Option<Epoch>,
+    /// Space the next WAL starts with: about what the last one took.
+    pub(crate) next_prealloc: u64,
     /// Asked, when idle, whether a lease waits for a checkpoint.
     pub(crate) deferred: Arc<Deferred>,
     pub(crate) retired_tx: SyncSender<Retired>,
@@ -147,7 +149,7 @@ impl Writer {
         let epoch = match &mut self.current {
             Some(epoch) => epoch,
             None => {
-                let epoch = Epoch::create(&self.dir)?;
+                let epoch = Epoch::create(&self.dir, self.next_prealloc)?;
                 Counters::add(&self.counters.wal_files, 1);
                 self.current.insert(epoch)
             }
@@ -162,12 +164,11 @@ impl Writer {
                 put_record(&mut batch, epoch.entries, &entry);
             }
         }
-        (&epoch.file).write_all(&batch)?;
+        epoch.append(&batch)?;
         if self.sync_each_batch {
             Counters::add(&self.counters.wal_fsyncs, 1);
             epoch.file.sync_data()?;
         }
-        epoch.len += batch.len() as u64;
         Ok(())
     }
 
@@ -185,6 +186,12 @@ impl Writer {
     /// Hands the current WAL (if any) to the checkpointer; the next append starts a new one.
     fn retire(&mut self, replies: Vec<Reply>) {
         let epoch = self.current.take();
+        if let Some(epoch) = &epoch {
+            self.next_prealloc = epoch
+                .len
+                .next_power_of_two()
+                .clamp(MIN_PREALLOC, MAX_PREALLOC);
+        }
         if epoch.is_none() && replies.is_empty() {
             return;
         }
