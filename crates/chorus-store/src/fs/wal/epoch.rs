@@ -104,7 +104,7 @@ impl Epoch {
 /// saves work: when it fails (a full disk, say) the records are written anyway, growing the
 /// file as they go, and the batch reports any error of its own.
 fn write_ahead(file: &File, offset: u64, len: u64) -> u64 {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let mut written = 0;
     while written < len {
         let chunk = (len - written).min(ZEROS.len() as u64) as usize;
