@@ -18,6 +18,8 @@ pub struct FsLogStats {
     pub wal_fsyncs: u64,
     /// Write-ahead log files started.
     pub wal_files: u64,
+    /// Of those, how many had been made ready ahead, while the previous one filled.
+    pub wal_files_ready: u64,
     /// Write-ahead log files checkpointed (their documents fsynced) and removed.
     pub checkpoints: u64,
     /// Records replayed from the write-ahead logs of dead processes when this log opened.
@@ -32,6 +34,7 @@ pub(crate) struct Counters {
     pub(crate) wal_submissions: AtomicU64,
     pub(crate) wal_fsyncs: AtomicU64,
     pub(crate) wal_files: AtomicU64,
+    pub(crate) wal_files_ready: AtomicU64,
     pub(crate) checkpoints: AtomicU64,
     pub(crate) recovered: AtomicU64,
 }
@@ -48,6 +51,7 @@ impl Counters {
             wal_submissions: self.wal_submissions.load(Ordering::Relaxed),
             wal_fsyncs: self.wal_fsyncs.load(Ordering::Relaxed),
             wal_files: self.wal_files.load(Ordering::Relaxed),
+            wal_files_ready: self.wal_files_ready.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
         }

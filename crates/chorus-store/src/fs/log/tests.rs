@@ -35,6 +35,15 @@ fn wal_files(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The WALs holding at least one record: not the next WAL made ready while the current one
+/// fills (see `wal::epoch`), which holds none.
+fn wals_in_use(dir: &Path) -> Vec<PathBuf> {
+    wal_files(dir)
+        .into_iter()
+        .filter(|path| records_in(path) > 0)
+        .collect()
+}
+
 fn len_of(path: &Path) -> u64 {
     fs::metadata(path).expect("stat").len()
 }
@@ -441,7 +450,9 @@ fn full_wals_are_checkpointed_and_removed() {
     wait_until("the full WALs are checkpointed", || {
         log.stats().checkpoints >= stats.wal_files - 1
     });
-    assert!(wal_files(dir.path()).len() <= 1);
+    assert!(wals_in_use(dir.path()).len() <= 1);
+    // Besides, at most the next WAL, made ready while the log was being written.
+    assert!(wal_files(dir.path()).len() <= 2);
     for name in names {
         let expected: Vec<(u64, Bytes)> = (0..100)
             .map(|round| (round as u64 + 1, update(name, round)))
@@ -449,8 +460,39 @@ fn full_wals_are_checkpointed_and_removed() {
         assert_eq!(log.inner.read(&doc(name)).expect("read"), expected);
     }
     checkpoint(&log);
-    assert!(wal_files(dir.path()).is_empty());
+    assert!(wals_in_use(dir.path()).is_empty());
     assert_eq!(log.stats().checkpoints, log.stats().wal_files);
+    drop(log);
+    assert!(
+        wal_files(dir.path()).is_empty(),
+        "a clean shutdown removes the spare WAL too"
+    );
+}
+
+#[test]
+fn the_next_wal_is_made_ready_while_the_log_is_written_and_removed_when_it_falls_idle() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = WalLimits {
+        max_bytes: 4096,
+        max_age: Duration::from_millis(200),
+    };
+    let log = open(dir.path(), limits);
+    let d = doc("d");
+    let mut i = 0;
+    // Fill WALs (about 100 appends each) until the writer starts one made ready for it.
+    wait_until("the writer uses a WAL made ready for it", || {
+        i += 1;
+        log.inner.append(&d, &[update("d", i)]).expect("append");
+        log.stats().wal_files_ready >= 2
+    });
+    let stats = log.stats();
+    assert!(stats.wal_files > stats.wal_files_ready, "{stats:?}");
+    // Idle: the current WAL is checkpointed, then the spare removed.
+    wait_until("an idle log leaves no WAL", || {
+        wal_files(dir.path()).is_empty()
+    });
+    let expected: Vec<(u64, Bytes)> = (1..=i).map(|n| (n as u64, update("d", n))).collect();
+    assert_eq!(log.inner.read(&d).expect("read"), expected);
 }
 
 #[test]

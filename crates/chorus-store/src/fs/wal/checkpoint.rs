@@ -4,11 +4,11 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, PoisonError};
 
 use super::channel::Reply;
-use super::epoch::Epoch;
+use super::epoch::{self, Epoch, Spare};
 use crate::fs::crash_safe;
 use crate::fs::deferred::Deferred;
 use crate::fs::stats::Counters;
@@ -17,6 +17,8 @@ use crate::fs::stats::Counters;
 pub(crate) struct Retired {
     pub(crate) epoch: Option<Epoch>,
     pub(crate) replies: Vec<Reply>,
+    /// Make the next WAL ready, with this much space written ahead.
+    pub(crate) spare_prealloc: Option<u64>,
 }
 
 /// The `chorus-wal-checkpoint` thread: writes what a retired WAL covers to the document logs,
@@ -31,11 +33,18 @@ pub(crate) struct Checkpointer {
     pub(crate) kept: Vec<File>,
     /// The last failure, reported to the next checkpoint request.
     pub(crate) failure: Option<io::Error>,
+    /// Where the next WAL is made ready for the writer.
+    pub(crate) spare: Spare,
 }
 
 impl Checkpointer {
     pub(crate) fn run(mut self, retired_rx: Receiver<Retired>) {
         for retired in retired_rx {
+            // First, as the writer will want it before this checkpoint (which may take a
+            // while) is done.
+            if let Some(prealloc) = retired.spare_prealloc {
+                self.make_spare(prealloc);
+            }
             let wal = retired.epoch.as_ref().map(|e| e.path.clone());
             if let Err(e) = self.checkpoint(retired.epoch) {
                 tracing::error!(wal = ?wal, error = %e, "checkpoint failed; the write-ahead log is kept for recovery at the next start");
@@ -50,6 +59,38 @@ impl Checkpointer {
                     None => Ok(()),
                     Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
                 });
+            }
+        }
+        // The writer has ended: a WAL made ready for it will not be used.
+        if let Some(spare) = epoch::take_spare(&self.spare) {
+            epoch::discard(spare);
+        }
+    }
+
+    /// Makes the next WAL ready unless one is. On failure the writer creates it itself.
+    fn make_spare(&self, prealloc: u64) {
+        if self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+        {
+            return;
+        }
+        match Epoch::create(&self.dir, prealloc) {
+            Ok(epoch) => {
+                let stale = self
+                    .spare
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .replace(epoch);
+                // Only this thread makes spares, so none appeared meanwhile.
+                if let Some(stale) = stale {
+                    epoch::discard(stale);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not make the next write-ahead log ready")
             }
         }
     }

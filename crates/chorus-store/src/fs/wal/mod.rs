@@ -96,6 +96,7 @@ impl Wal {
         let (retired_tx, retired_rx) = mpsc::sync_channel(RETIRED_CAPACITY);
         #[cfg(test)]
         let gate = Arc::default();
+        let spare = epoch::Spare::default();
         let writer = Writer {
             dir: dir.to_owned(),
             sync_each_batch,
@@ -104,6 +105,7 @@ impl Wal {
             counters: Arc::clone(&counters),
             current: None,
             next_prealloc: epoch::MIN_PREALLOC,
+            spare: Arc::clone(&spare),
             retired_tx,
             #[cfg(test)]
             gate: Arc::clone(&gate),
@@ -114,6 +116,7 @@ impl Wal {
             counters: Arc::clone(&counters),
             kept: Vec::new(),
             failure: None,
+            spare,
         };
         let checkpoint_thread = std::thread::Builder::new()
             .name("chorus-wal-checkpoint".to_owned())

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 
 use super::channel::{Cmd, Reply, stopped};
 use super::checkpoint::Retired;
-use super::epoch::{Epoch, MAX_PREALLOC, MIN_PREALLOC};
+use super::epoch::{self, Epoch, MAX_PREALLOC, MIN_PREALLOC, Spare};
 use super::format::{Submission, put_entry};
 use crate::fs::deferred::Deferred;
 use crate::fs::stats::Counters;
@@ -54,6 +54,8 @@ pub(crate) struct Writer {
     pub(crate) current: Option<Epoch>,
     /// Space the next WAL starts with: about what the last one took.
     pub(crate) next_prealloc: u64,
+    /// The next WAL, when the checkpointer has made it ready.
+    pub(crate) spare: Spare,
     /// Asked, when idle, whether a lease waits for a checkpoint.
     pub(crate) deferred: Arc<Deferred>,
     pub(crate) retired_tx: SyncSender<Retired>,
@@ -70,7 +72,8 @@ impl Writer {
                     match cmd_rx.recv_timeout(left) {
                         Ok(cmd) => cmd,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.retire(Vec::new());
+                            // No append for a while: the log may be falling idle, so no spare.
+                            self.retire(Vec::new(), false);
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -83,6 +86,10 @@ impl Writer {
                         // has no WAL whose checkpoint would give it back: do it now.
                         if self.deferred.has_leases() {
                             self.checkpoint_leases();
+                        }
+                        // An idle log leaves no WAL behind, not even the next one.
+                        if let Some(spare) = epoch::take_spare(&self.spare) {
+                            epoch::discard(spare);
                         }
                         continue;
                     }
@@ -117,11 +124,12 @@ impl Writer {
                 epoch.len >= self.limits.max_bytes || epoch.opened.elapsed() >= self.limits.max_age
             });
             if full || !checkpoints.is_empty() {
-                self.retire(checkpoints);
+                // Full while appends come: the next WAL will be wanted at once.
+                self.retire(checkpoints, full);
             }
         }
         // The last handle is gone: checkpoint everything, so a clean shutdown leaves no WAL.
-        self.retire(Vec::new());
+        self.retire(Vec::new(), false);
     }
 
     /// Writes a batch with one write and one fdatasync, then answers every appender.
@@ -140,7 +148,7 @@ impl Writer {
                 // After a failed write or fsync what the file holds is unknown: earlier
                 // batches were synced, so checkpoint it as usual and write the next batch to
                 // a new one.
-                self.retire(Vec::new());
+                self.retire(Vec::new(), false);
             }
         }
     }
@@ -149,7 +157,14 @@ impl Writer {
         let epoch = match &mut self.current {
             Some(epoch) => epoch,
             None => {
-                let epoch = Epoch::create(&self.dir, self.next_prealloc)?;
+                let epoch = match epoch::take_spare(&self.spare) {
+                    Some(mut spare) => {
+                        spare.opened = std::time::Instant::now();
+                        Counters::add(&self.counters.wal_files_ready, 1);
+                        spare
+                    }
+                    None => Epoch::create(&self.dir, self.next_prealloc)?,
+                };
                 Counters::add(&self.counters.wal_files, 1);
                 self.current.insert(epoch)
             }
@@ -177,6 +192,7 @@ impl Writer {
         let retired = Retired {
             epoch: None,
             replies: Vec::new(),
+            spare_prealloc: None,
         };
         if self.retired_tx.send(retired).is_err() {
             tracing::error!("write-ahead log checkpointer stopped");
@@ -184,7 +200,8 @@ impl Writer {
     }
 
     /// Hands the current WAL (if any) to the checkpointer; the next append starts a new one.
-    fn retire(&mut self, replies: Vec<Reply>) {
+    /// With `want_spare` the checkpointer also makes the next WAL ready.
+    fn retire(&mut self, replies: Vec<Reply>, want_spare: bool) {
         let epoch = self.current.take();
         if let Some(epoch) = &epoch {
             self.next_prealloc = epoch
@@ -195,7 +212,11 @@ impl Writer {
         if epoch.is_none() && replies.is_empty() {
             return;
         }
-        let retired = Retired { epoch, replies };
+        let retired = Retired {
+            epoch,
+            replies,
+            spare_prealloc: want_spare.then_some(self.next_prealloc),
+        };
         if let Err(mpsc::SendError(retired)) = self.retired_tx.send(retired) {
             // The checkpointer is gone (it panicked): keep the WAL for the next start.
             for reply in retired.replies {
