@@ -9,7 +9,17 @@ pub enum HistoryError {
     /// The update decodes but yrs refused to apply it.
     #[error("update does not apply: {0}")]
     Apply(#[from] yrs::error::UpdateError),
-    /// The state holds content this crate cannot rebuild (named in the message).
+    /// Shared types or values nest deeper than this many levels.
+    #[error("content nests deeper than {0} levels")]
+    TooDeep(usize),
+    /// The state holds content this crate cannot re-create (named in the message).
     #[error("unsupported content: {0}")]
     Unsupported(String),
+    /// The client id is not a Yjs client id (53 bits).
+    #[error("client id {0} is larger than 2^53 - 1")]
+    InvalidClientId(u64),
+    /// The document did not hold what was read from it a moment before (a bug, reported
+    /// instead of letting yrs panic on a bad position).
+    #[error("inconsistent document: {0}")]
+    Inconsistent(String),
 }
