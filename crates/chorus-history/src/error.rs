@@ -3,6 +3,10 @@
 /// Why a state could not be read, diffed or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// The bytes are not a well-formed Yjs v1 update, or one in a class known to hurt yrs
+    /// (checked by Chorus' own bounded validator before yrs sees them).
+    #[error("invalid update: {0}")]
+    Invalid(#[from] chorus_protocol::UpdateError),
     /// The bytes are not a Yjs v1 update.
     #[error("undecodable update: {0}")]
     Decode(#[from] yrs::encoding::read::Error),

@@ -80,6 +80,7 @@ mod seq;
 pub use diff::{Change, DocDiff, ElementEdit, Edits, KeyEdit, TextContent, TextEdit};
 pub use error::HistoryError;
 
+use chorus_protocol::{UpdateLimits, validate_update_v1};
 use yrs::updates::decoder::Decode;
 use yrs::{ClientID, Doc, OffsetKind, Options, Transact, Update};
 
@@ -147,6 +148,17 @@ pub fn diff(a: &[u8], b: &[u8]) -> Result<DocDiff, HistoryError> {
 /// A private document holding `state`, with gc on (as live documents are) and text positions in
 /// UTF-16 code units (as Yjs counts them).
 fn load(state: &[u8], client_id: ClientID) -> Result<Doc, HistoryError> {
+    // yrs trusts its input more than bytes from a store deserve (a 5-byte length can make it
+    // reserve half a gigabyte, a wrapped clock panics): Chorus' validator goes first, with the
+    // limits of state the server already holds (any number of clients over a document's life,
+    // no origin checks), and this crate's depth bound.
+    let limits = UpdateLimits {
+        max_clients: usize::MAX,
+        max_any_depth: model::MAX_DEPTH,
+        max_type_depth: model::MAX_DEPTH,
+        check_origins: false,
+    };
+    validate_update_v1(state, &limits)?;
     let doc = Doc::with_options(Options {
         client_id,
         offset_kind: OffsetKind::Utf16,
