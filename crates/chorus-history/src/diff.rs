@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::HistoryError;
 use crate::model::{self, Kind, List, MAX_DEPTH, Node, Shared};
 use crate::plan::{self, Chunk, KeyStep, ListStep, TextStep};
-use crate::HistoryError;
 
 /// What changed from one document state to another: one entry per root whose content differs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -13,9 +13,12 @@
 //! - `seq` (private): a bounded Myers shortest edit script, used for text and elements.
 //! - `plan` (private): what to change, type by type; shared by restore and diff, so the diff a
 //!   user reads is what a restore does.
-//! - `restore` (private): applies a plan to a yrs document. [`diff`](mod@diff): the public
-//!   [`DocDiff`] types.
+//! - `restore` (private): applies a plan to a yrs document; `diff` (private): renders a plan
+//!   as the public [`DocDiff`] types.
 //! - [`HistoryError`]: the one error type.
+//!
+//! Every state goes through `chorus_protocol`'s bounded validator before yrs decodes it, so
+//! bytes from a store cannot make yrs allocate without bound or panic on a wrapped clock.
 //!
 //! # Content JSON
 //!
@@ -70,14 +73,14 @@
 
 #![warn(missing_docs)]
 
-pub mod diff;
+mod diff;
 mod error;
 mod model;
 mod plan;
 mod restore;
 mod seq;
 
-pub use diff::{Change, DocDiff, ElementEdit, Edits, KeyEdit, TextContent, TextEdit};
+pub use diff::{Change, DocDiff, Edits, ElementEdit, KeyEdit, TextContent, TextEdit};
 pub use error::HistoryError;
 
 use chorus_protocol::{UpdateLimits, validate_update_v1};

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde_json::{Map as JsonMap, Value as Json};
+use yrs::branch::{Branch, BranchPtr};
 use yrs::types::text::YChange;
 use yrs::types::{Attrs, TypeRef};
-use yrs::branch::{Branch, BranchPtr};
 use yrs::{Any, Array, ArrayRef, Map, MapRef, Number, Out, ReadTxn, Text, TextRef};
 
 use crate::HistoryError;
@@ -276,11 +276,10 @@ pub(crate) fn push_run(runs: &mut Vec<Run>, run: Run) {
             piece: Piece::Str(prev),
             format,
         }) = runs.last_mut()
+            && *format == run.format
         {
-            if *format == run.format {
-                prev.push_str(s);
-                return;
-            }
+            prev.push_str(s);
+            return;
         }
     }
     runs.push(run);
@@ -404,7 +403,10 @@ pub(crate) fn shared_json(shared: &Shared) -> Json {
     }
     match &shared.list {
         List::Text(runs) => {
-            o.insert("delta".into(), Json::Array(runs.iter().map(run_json).collect()));
+            o.insert(
+                "delta".into(),
+                Json::Array(runs.iter().map(run_json).collect()),
+            );
         }
         List::Items(items) => {
             let key = match shared.kind {
@@ -413,10 +415,16 @@ pub(crate) fn shared_json(shared: &Shared) -> Json {
                 _ => Some("children"),
             };
             if let Some(key) = key {
-                o.insert(key.into(), Json::Array(items.iter().map(node_json).collect()));
+                o.insert(
+                    key.into(),
+                    Json::Array(items.iter().map(node_json).collect()),
+                );
             } else if !items.is_empty() {
                 // A map that also holds elements (only a hostile or odd state does).
-                o.insert("items".into(), Json::Array(items.iter().map(node_json).collect()));
+                o.insert(
+                    "items".into(),
+                    Json::Array(items.iter().map(node_json).collect()),
+                );
             }
         }
     }

@@ -86,9 +86,15 @@ pub(crate) enum TextStep<'a> {
         changes: Vec<(String, Option<yrs::Any>)>,
     },
     /// Delete these units (with the formatting they had).
-    Delete { chunk: Chunk<'a>, format: &'a Format },
+    Delete {
+        chunk: Chunk<'a>,
+        format: &'a Format,
+    },
     /// Insert these units with exactly this formatting.
-    Insert { chunk: Chunk<'a>, format: &'a Format },
+    Insert {
+        chunk: Chunk<'a>,
+        format: &'a Format,
+    },
 }
 
 /// The plan that turns text `a` into text `b`.

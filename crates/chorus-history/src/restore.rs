@@ -13,18 +13,18 @@
 use std::collections::BTreeMap;
 
 use yrs::branch::BranchPtr;
+use yrs::types::Attrs;
 use yrs::types::text::DeltaPrelim;
 use yrs::types::xml::XmlDeltaPrelim;
-use yrs::types::Attrs;
 use yrs::{
     Any, Array, ArrayPrelim, ArrayRef, Doc, In, Map, MapPrelim, MapRef, Options, Out, Text,
     TextPrelim, TextRef, TransactionMut, WriteTxn, XmlElementPrelim, XmlFragmentPrelim,
     XmlTextPrelim,
 };
 
+use crate::HistoryError;
 use crate::model::{Format, Kind, List, MAX_DEPTH, Node, Shared, branch_of};
 use crate::plan::{self, Chunk, KeyStep, ListStep, TextStep};
-use crate::HistoryError;
 
 /// Applies, in `txn`, the changes that turn every root from `current` into `target`.
 pub(crate) fn restore_roots(
@@ -73,9 +73,7 @@ fn root_branch(txn: &mut TransactionMut, name: &str, kind: &Kind) -> BranchPtr {
         Kind::Text | Kind::XmlText => branch_of(&txn.get_or_insert_text(name)),
         Kind::Map | Kind::XmlHook(_) => branch_of(&txn.get_or_insert_map(name)),
         Kind::Array => branch_of(&txn.get_or_insert_array(name)),
-        Kind::XmlFragment | Kind::XmlElement(_) => {
-            branch_of(&txn.get_or_insert_xml_fragment(name))
-        }
+        Kind::XmlFragment | Kind::XmlElement(_) => branch_of(&txn.get_or_insert_xml_fragment(name)),
     }
 }
 
@@ -197,7 +195,13 @@ fn insert_embed(
         }
         Kind::XmlHook(_) => return Err(unsupported_hook()),
     };
-    sync(txn, branch, &Shared::empty(shared.kind.clone()), shared, depth + 1)
+    sync(
+        txn,
+        branch,
+        &Shared::empty(shared.kind.clone()),
+        shared,
+        depth + 1,
+    )
 }
 
 fn sync_items(
@@ -300,7 +304,13 @@ fn fill(
         .try_branch()
         .map(BranchPtr::from)
         .ok_or_else(|| inconsistent("an inserted shared type has no branch"))?;
-    sync(txn, branch, &Shared::empty(shared.kind.clone()), shared, depth + 1)
+    sync(
+        txn,
+        branch,
+        &Shared::empty(shared.kind.clone()),
+        shared,
+        depth + 1,
+    )
 }
 
 /// An empty shared type of `kind`, ready to insert.
@@ -353,6 +363,8 @@ fn to_u32(n: usize) -> Result<u32, HistoryError> {
 fn check_range(pos: u32, len: u32, live: u32) -> Result<(), HistoryError> {
     match pos.checked_add(len) {
         Some(end) if end <= live => Ok(()),
-        _ => Err(inconsistent("a position read from the document is out of range")),
+        _ => Err(inconsistent(
+            "a position read from the document is out of range",
+        )),
     }
 }

@@ -245,7 +245,11 @@ mod tests {
             vec![
                 Op::Equal { a: 0, b: 0, len: 6 },
                 Op::Insert { b: 6, len: 6 },
-                Op::Equal { a: 6, b: 12, len: 5 },
+                Op::Equal {
+                    a: 6,
+                    b: 12,
+                    len: 5
+                },
             ]
         );
     }

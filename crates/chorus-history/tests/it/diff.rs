@@ -1,7 +1,7 @@
 //! The diff of two versions: its JSON shape, positions in UTF-16 units, and a serde round trip.
 
-use chorus_history::{diff, DocDiff};
-use serde_json::{json, Value};
+use chorus_history::{DocDiff, diff};
+use serde_json::{Value, json};
 use yrs::types::Attrs;
 use yrs::{Any, Array, Map, MapPrelim, MapRef, Text, Transact, WriteTxn};
 
@@ -27,7 +27,12 @@ fn text_insertions_deletions_and_formatting() {
         let mut txn = d.transact_mut();
         t.remove_range(&mut txn, 6, 4); // "old "
         t.insert(&mut txn, 6, "brave ");
-        t.format(&mut txn, 12, 5, Attrs::from([("bold".into(), Any::from(true))]));
+        t.format(
+            &mut txn,
+            12,
+            5,
+            Attrs::from([("bold".into(), Any::from(true))]),
+        );
     }
     let b = state(&d);
     assert_eq!(
@@ -73,7 +78,10 @@ fn map_keys_added_removed_replaced_and_edited() {
         m.remove(&mut txn, "gone");
         m.insert(&mut txn, "new", true);
         m.insert(&mut txn, "value", "one");
-        let inner = m.get(&txn, "inner").and_then(|o| o.cast::<MapRef>().ok()).expect("inner");
+        let inner = m
+            .get(&txn, "inner")
+            .and_then(|o| o.cast::<MapRef>().ok())
+            .expect("inner");
         inner.insert(&mut txn, "n", 2);
     }
     let b = state(&d);
@@ -121,13 +129,15 @@ fn array_elements_added_and_removed() {
 fn xml_tree_edits_in_place_and_roots_added_or_removed() {
     let d = doc(1);
     prosemirror_version(&d);
-    d.get_or_insert_map("old").insert(&mut d.transact_mut(), "k", 1);
+    d.get_or_insert_map("old")
+        .insert(&mut d.transact_mut(), "k", 1);
     let a = state(&d);
     prosemirror_edits(&d);
     {
         let mut txn = d.transact_mut();
         txn.get_or_insert_map("old").remove(&mut txn, "k");
-        txn.get_or_insert_text("fresh").insert(&mut txn, 0, "new root");
+        txn.get_or_insert_text("fresh")
+            .insert(&mut txn, 0, "new root");
     }
     let b = state(&d);
     let v = diff_json(&a, &b);
@@ -154,7 +164,10 @@ fn xml_tree_edits_in_place_and_roots_added_or_removed() {
     // The blockquote is new, the last paragraph gone.
     assert_eq!(elements[1]["op"], "insert");
     assert_eq!(elements[1]["values"][0]["tag"], "blockquote");
-    assert_eq!(elements.last().map(|e| e["op"].clone()), Some(json!("delete")));
+    assert_eq!(
+        elements.last().map(|e| e["op"].clone()),
+        Some(json!("delete"))
+    );
     // The paragraph: italic added, the bold mark removed from "world", ", again" deleted.
     assert_eq!(
         elements[2],

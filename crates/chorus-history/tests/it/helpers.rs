@@ -74,7 +74,11 @@ pub fn assert_restores(current: &[u8], target: &[u8]) -> Vec<u8> {
     let live2 = load(1_001, &after_state);
     let sv = live2.transact().state_vector();
     apply(&live2, &again);
-    assert_eq!(live2.transact().state_vector(), sv, "a second restore still changed something");
+    assert_eq!(
+        live2.transact().state_vector(),
+        sv,
+        "a second restore still changed something"
+    );
     assert_eq!(content(&state(&live2)), content(target));
     after_state
 }

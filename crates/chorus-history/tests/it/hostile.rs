@@ -1,7 +1,7 @@
 //! Bytes from the store are still bytes: garbage, cut or mutated states and hostile nesting give
 //! errors, never panics.
 
-use chorus_history::{content_json, diff, restore_update, HistoryError};
+use chorus_history::{HistoryError, content_json, diff, restore_update};
 use proptest::prelude::*;
 use yrs::{Any, Array, Map, MapPrelim, MapRef, Transact, WriteTxn};
 
@@ -38,7 +38,10 @@ fn cut_and_mutated_states_never_panic() {
 
 #[test]
 fn garbage_is_an_error() {
-    assert!(matches!(content_json(&[0xff, 0xff, 0xff]), Err(HistoryError::Invalid(_))));
+    assert!(matches!(
+        content_json(&[0xff, 0xff, 0xff]),
+        Err(HistoryError::Invalid(_))
+    ));
     assert!(restore_update(&[], &[0x01], 1).is_err());
 }
 
@@ -79,7 +82,8 @@ fn deep_nesting_is_refused_not_overflowed() {
     for _ in 0..300 {
         any = Any::from(vec![any]);
     }
-    d.get_or_insert_array("a").push_back(&mut d.transact_mut(), any);
+    d.get_or_insert_array("a")
+        .push_back(&mut d.transact_mut(), any);
     assert!(too_deep(content_json(&state(&d)).map(|_| ())));
 
     // 200 levels (a deep but honest tree) are fine.

@@ -15,7 +15,7 @@ use yrs::{
 
 use chorus_history::restore_update;
 
-use crate::helpers::{apply, assert_restores, content, doc, load, state, RESTORE_ID};
+use crate::helpers::{RESTORE_ID, apply, assert_restores, content, doc, load, state};
 
 /// Pieces of text, some outside the BMP so UTF-16 positions differ from char counts.
 const WORDS: &[&str] = &["a", "bc", "def ", "é", "😀", "\n", "xyz", "🎉!"];
@@ -24,40 +24,118 @@ const TAGS: &[&str] = &["paragraph", "heading", "blockquote"];
 
 #[derive(Debug, Clone)]
 enum Edit {
-    TextInsert { at: usize, word: usize, fmt: usize },
-    TextDelete { at: usize, len: usize },
-    TextFormat { at: usize, len: usize, fmt: usize },
-    TextEmbed { at: usize },
-    MapSet { key: usize, val: usize },
-    MapRemove { key: usize },
-    MapNestedText { key: usize, at: usize, word: usize },
-    ArrayInsert { at: usize, val: usize },
-    ArrayRemove { at: usize, len: usize },
-    ArrayNestedSet { at: usize, key: usize, val: usize },
-    XmlInsert { at: usize, tag: usize, word: usize },
-    XmlRemove { at: usize },
-    XmlTextInsert { node: usize, at: usize, word: usize, bold: bool },
-    XmlTextDelete { node: usize, at: usize, len: usize },
-    XmlAttr { node: usize, val: usize },
+    TextInsert {
+        at: usize,
+        word: usize,
+        fmt: usize,
+    },
+    TextDelete {
+        at: usize,
+        len: usize,
+    },
+    TextFormat {
+        at: usize,
+        len: usize,
+        fmt: usize,
+    },
+    TextEmbed {
+        at: usize,
+    },
+    MapSet {
+        key: usize,
+        val: usize,
+    },
+    MapRemove {
+        key: usize,
+    },
+    MapNestedText {
+        key: usize,
+        at: usize,
+        word: usize,
+    },
+    ArrayInsert {
+        at: usize,
+        val: usize,
+    },
+    ArrayRemove {
+        at: usize,
+        len: usize,
+    },
+    ArrayNestedSet {
+        at: usize,
+        key: usize,
+        val: usize,
+    },
+    XmlInsert {
+        at: usize,
+        tag: usize,
+        word: usize,
+    },
+    XmlRemove {
+        at: usize,
+    },
+    XmlTextInsert {
+        node: usize,
+        at: usize,
+        word: usize,
+        bold: bool,
+    },
+    XmlTextDelete {
+        node: usize,
+        at: usize,
+        len: usize,
+    },
+    XmlAttr {
+        node: usize,
+        val: usize,
+    },
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
     let n = 0usize..64;
     prop_oneof![
-        (n.clone(), 0..WORDS.len(), 0usize..4).prop_map(|(at, word, fmt)| Edit::TextInsert { at, word, fmt }),
+        (n.clone(), 0..WORDS.len(), 0usize..4).prop_map(|(at, word, fmt)| Edit::TextInsert {
+            at,
+            word,
+            fmt
+        }),
         (n.clone(), 1usize..6).prop_map(|(at, len)| Edit::TextDelete { at, len }),
-        (n.clone(), 1usize..8, 0usize..5).prop_map(|(at, len, fmt)| Edit::TextFormat { at, len, fmt }),
+        (n.clone(), 1usize..8, 0usize..5).prop_map(|(at, len, fmt)| Edit::TextFormat {
+            at,
+            len,
+            fmt
+        }),
         n.clone().prop_map(|at| Edit::TextEmbed { at }),
         (0..KEYS.len(), 0usize..6).prop_map(|(key, val)| Edit::MapSet { key, val }),
         (0..KEYS.len()).prop_map(|key| Edit::MapRemove { key }),
-        (0..KEYS.len(), n.clone(), 0..WORDS.len()).prop_map(|(key, at, word)| Edit::MapNestedText { key, at, word }),
+        (0..KEYS.len(), n.clone(), 0..WORDS.len())
+            .prop_map(|(key, at, word)| Edit::MapNestedText { key, at, word }),
         (n.clone(), 0usize..6).prop_map(|(at, val)| Edit::ArrayInsert { at, val }),
         (n.clone(), 1usize..3).prop_map(|(at, len)| Edit::ArrayRemove { at, len }),
-        (n.clone(), 0..KEYS.len(), 0usize..6).prop_map(|(at, key, val)| Edit::ArrayNestedSet { at, key, val }),
-        (n.clone(), 0..TAGS.len(), 0..WORDS.len()).prop_map(|(at, tag, word)| Edit::XmlInsert { at, tag, word }),
+        (n.clone(), 0..KEYS.len(), 0usize..6).prop_map(|(at, key, val)| Edit::ArrayNestedSet {
+            at,
+            key,
+            val
+        }),
+        (n.clone(), 0..TAGS.len(), 0..WORDS.len()).prop_map(|(at, tag, word)| Edit::XmlInsert {
+            at,
+            tag,
+            word
+        }),
         n.clone().prop_map(|at| Edit::XmlRemove { at }),
-        (n.clone(), n.clone(), 0..WORDS.len(), any::<bool>()).prop_map(|(node, at, word, bold)| Edit::XmlTextInsert { node, at, word, bold }),
-        (n.clone(), n.clone(), 1usize..5).prop_map(|(node, at, len)| Edit::XmlTextDelete { node, at, len }),
+        (n.clone(), n.clone(), 0..WORDS.len(), any::<bool>()).prop_map(|(node, at, word, bold)| {
+            Edit::XmlTextInsert {
+                node,
+                at,
+                word,
+                bold,
+            }
+        }),
+        (n.clone(), n.clone(), 1usize..5).prop_map(|(node, at, len)| Edit::XmlTextDelete {
+            node,
+            at,
+            len
+        }),
         (n.clone(), 0usize..6).prop_map(|(node, val)| Edit::XmlAttr { node, val }),
     ]
 }
@@ -143,7 +221,11 @@ fn run(d: &Doc, edit: &Edit) {
         }
         Edit::TextEmbed { at } => {
             let pos = boundary(&text_units(&text, &txn), at);
-            text.insert_embed(&mut txn, pos, Any::from(HashMap::from([("image".to_string(), Any::from("i.png"))])));
+            text.insert_embed(
+                &mut txn,
+                pos,
+                Any::from(HashMap::from([("image".to_string(), Any::from("i.png"))])),
+            );
         }
         Edit::MapSet { key, val } => match val {
             4 => {
@@ -193,10 +275,10 @@ fn run(d: &Doc, edit: &Edit) {
         }
         Edit::ArrayNestedSet { at, key, val } => {
             let n = arr.len(&txn);
-            if n > 0 {
-                if let Some(Out::YMap(m)) = arr.get(&txn, (at as u32) % n) {
-                    m.insert(&mut txn, KEYS[key], value(val));
-                }
+            if n > 0
+                && let Some(Out::YMap(m)) = arr.get(&txn, (at as u32) % n)
+            {
+                m.insert(&mut txn, KEYS[key], value(val));
             }
         }
         Edit::XmlInsert { at, tag, word } => {
@@ -213,7 +295,12 @@ fn run(d: &Doc, edit: &Edit) {
                 xml.remove_range(&mut txn, (at as u32) % n, 1);
             }
         }
-        Edit::XmlTextInsert { node, at, word, bold } => {
+        Edit::XmlTextInsert {
+            node,
+            at,
+            word,
+            bold,
+        } => {
             if let Some(t) = xml_text(&xml, &txn, node) {
                 let pos = boundary(&text_units(&t, &txn), at);
                 let attrs = if bold { format(0) } else { Attrs::new() };
@@ -230,13 +317,15 @@ fn run(d: &Doc, edit: &Edit) {
         }
         Edit::XmlAttr { node, val } => {
             let n = xml.len(&txn);
-            if n > 0 {
-                if let Some(el) = xml.get(&txn, (node as u32) % n).and_then(|x| x.into_xml_element()) {
-                    if val == 3 {
-                        el.remove_attribute(&mut txn, &"level");
-                    } else {
-                        el.insert_attribute(&mut txn, "level", value(val));
-                    }
+            if n > 0
+                && let Some(el) = xml
+                    .get(&txn, (node as u32) % n)
+                    .and_then(|x| x.into_xml_element())
+            {
+                if val == 3 {
+                    el.remove_attribute(&mut txn, &"level");
+                } else {
+                    el.insert_attribute(&mut txn, "level", value(val));
                 }
             }
         }

@@ -11,7 +11,7 @@ use yrs::{
     Transact, WriteTxn, Xml, XmlElementPrelim, XmlFragment, XmlTextPrelim,
 };
 
-use crate::helpers::{apply, assert_restores, content, doc, load, state, RESTORE_ID};
+use crate::helpers::{RESTORE_ID, apply, assert_restores, content, doc, load, state};
 
 fn attrs(pairs: &[(&str, Any)]) -> Attrs {
     pairs
@@ -24,7 +24,11 @@ fn attrs(pairs: &[(&str, Any)]) -> Attrs {
 fn plain_text_with_deletions() {
     let d = doc(1);
     let text = d.get_or_insert_text("content");
-    text.insert(&mut d.transact_mut(), 0, "The quick brown fox jumps over the lazy dog");
+    text.insert(
+        &mut d.transact_mut(),
+        0,
+        "The quick brown fox jumps over the lazy dog",
+    );
     let version = state(&d);
     {
         let mut txn = d.transact_mut();
@@ -53,18 +57,41 @@ fn text_formatting_and_embeds() {
         text.insert(&mut txn, 0, "Hello world, this is rich text");
         text.format(&mut txn, 0, 5, attrs(&[("italic", true.into())]));
         text.format(&mut txn, 6, 5, attrs(&[("bold", true.into())]));
-        text.format(&mut txn, 13, 4, attrs(&[("link", Any::from("https://x.test"))]));
-        text.insert_embed(&mut txn, 11, Any::from(HashMap::from([("image".to_string(), Any::from("a.png"))])));
+        text.format(
+            &mut txn,
+            13,
+            4,
+            attrs(&[("link", Any::from("https://x.test"))]),
+        );
+        text.insert_embed(
+            &mut txn,
+            11,
+            Any::from(HashMap::from([("image".to_string(), Any::from("a.png"))])),
+        );
     }
     let version = state(&d);
     {
         let mut txn = d.transact_mut();
         text.format(&mut txn, 6, 5, attrs(&[("bold", Any::Null)]));
-        text.format(&mut txn, 0, 3, attrs(&[("underline", true.into()), ("italic", Any::Null)]));
+        text.format(
+            &mut txn,
+            0,
+            3,
+            attrs(&[("underline", true.into()), ("italic", Any::Null)]),
+        );
         text.remove_range(&mut txn, 11, 1); // the embed
         text.insert_with_attributes(&mut txn, 8, "XYZ", attrs(&[("color", Any::from("red"))]));
-        text.format(&mut txn, 14, 6, attrs(&[("link", Any::from("https://y.test"))]));
-        text.insert_embed(&mut txn, 0, Any::from(HashMap::from([("formula".to_string(), Any::from("e=mc2"))])));
+        text.format(
+            &mut txn,
+            14,
+            6,
+            attrs(&[("link", Any::from("https://y.test"))]),
+        );
+        text.insert_embed(
+            &mut txn,
+            0,
+            Any::from(HashMap::from([("formula".to_string(), Any::from("e=mc2"))])),
+        );
     }
     let current = state(&d);
     assert_ne!(content(&current), content(&version));
@@ -92,9 +119,15 @@ fn nested_maps_texts_and_a_kind_change() {
         let mut txn = d.transact_mut();
         map.insert(&mut txn, "title", "Plan B");
         map.remove(&mut txn, "count");
-        let nested = map.get(&txn, "nested").and_then(|o| o.cast::<MapRef>().ok()).expect("nested");
+        let nested = map
+            .get(&txn, "nested")
+            .and_then(|o| o.cast::<MapRef>().ok())
+            .expect("nested");
         nested.insert(&mut txn, "a", 2);
-        let t = nested.get(&txn, "note").and_then(|o| o.cast::<yrs::TextRef>().ok()).expect("note");
+        let t = nested
+            .get(&txn, "note")
+            .and_then(|o| o.cast::<yrs::TextRef>().ok())
+            .expect("note");
         t.remove_range(&mut txn, 0, 3);
         t.push(&mut txn, " and more");
         map.insert(&mut txn, "extra", Any::from(vec![Any::from(1), Any::Null]));
@@ -114,7 +147,10 @@ fn arrays_of_values_and_shared_types() {
         let mut txn = d.transact_mut();
         arr.push_back(&mut txn, 1);
         arr.push_back(&mut txn, "two");
-        arr.push_back(&mut txn, Any::from(HashMap::from([("k".to_string(), Any::from(3))])));
+        arr.push_back(
+            &mut txn,
+            Any::from(HashMap::from([("k".to_string(), Any::from(3))])),
+        );
         let m: MapRef = arr.push_back(&mut txn, MapPrelim::default());
         m.insert(&mut txn, "name", "card");
         let inner = arr.push_back(&mut txn, ArrayPrelim::default());
@@ -126,7 +162,10 @@ fn arrays_of_values_and_shared_types() {
         let mut txn = d.transact_mut();
         arr.remove_range(&mut txn, 0, 2);
         arr.insert(&mut txn, 1, "new");
-        let m = arr.get(&txn, 2).and_then(|o| o.cast::<MapRef>().ok()).expect("map");
+        let m = arr
+            .get(&txn, 2)
+            .and_then(|o| o.cast::<MapRef>().ok())
+            .expect("map");
         m.insert(&mut txn, "name", "renamed");
         m.insert(&mut txn, "done", true);
         arr.push_back(&mut txn, 42);
@@ -145,7 +184,12 @@ pub fn prosemirror_version(d: &yrs::Doc) {
     h.push_back(&mut txn, XmlTextPrelim::new("Title"));
     let p = frag.push_back(&mut txn, XmlElementPrelim::empty("paragraph"));
     let t = p.push_back(&mut txn, XmlTextPrelim::new("Hello world, again"));
-    t.format(&mut txn, 6, 5, attrs(&[("bold", Any::from(HashMap::<String, Any>::new()))]));
+    t.format(
+        &mut txn,
+        6,
+        5,
+        attrs(&[("bold", Any::from(HashMap::<String, Any>::new()))]),
+    );
     let list = frag.push_back(&mut txn, XmlElementPrelim::empty("bulletList"));
     for item in ["one", "two", "three"] {
         let li = list.push_back(&mut txn, XmlElementPrelim::empty("listItem"));
@@ -160,20 +204,49 @@ pub fn prosemirror_version(d: &yrs::Doc) {
 pub fn prosemirror_edits(d: &yrs::Doc) {
     let frag = d.get_or_insert_xml_fragment("prosemirror");
     let mut txn = d.transact_mut();
-    let h = frag.get(&txn, 0).and_then(|n| n.into_xml_element()).expect("heading");
+    let h = frag
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_element())
+        .expect("heading");
     h.insert_attribute(&mut txn, "level", Any::from(2));
-    let ht = h.get(&txn, 0).and_then(|n| n.into_xml_text()).expect("heading text");
+    let ht = h
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_text())
+        .expect("heading text");
     ht.insert(&mut txn, 5, " (draft)");
-    let p = frag.get(&txn, 1).and_then(|n| n.into_xml_element()).expect("paragraph");
-    let t = p.get(&txn, 0).and_then(|n| n.into_xml_text()).expect("text");
+    let p = frag
+        .get(&txn, 1)
+        .and_then(|n| n.into_xml_element())
+        .expect("paragraph");
+    let t = p
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_text())
+        .expect("text");
     t.format(&mut txn, 6, 5, attrs(&[("bold", Any::Null)]));
-    t.format(&mut txn, 0, 5, attrs(&[("italic", Any::from(HashMap::<String, Any>::new()))]));
+    t.format(
+        &mut txn,
+        0,
+        5,
+        attrs(&[("italic", Any::from(HashMap::<String, Any>::new()))]),
+    );
     t.remove_range(&mut txn, 11, 7);
-    let list = frag.get(&txn, 2).and_then(|n| n.into_xml_element()).expect("list");
+    let list = frag
+        .get(&txn, 2)
+        .and_then(|n| n.into_xml_element())
+        .expect("list");
     list.remove_range(&mut txn, 1, 1); // "two", collected with gc on
-    let li = list.get(&txn, 0).and_then(|n| n.into_xml_element()).expect("item");
-    let lp = li.get(&txn, 0).and_then(|n| n.into_xml_element()).expect("item paragraph");
-    let lt = lp.get(&txn, 0).and_then(|n| n.into_xml_text()).expect("item text");
+    let li = list
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_element())
+        .expect("item");
+    let lp = li
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_element())
+        .expect("item paragraph");
+    let lt = lp
+        .get(&txn, 0)
+        .and_then(|n| n.into_xml_text())
+        .expect("item text");
     lt.push(&mut txn, " (first)");
     frag.remove_range(&mut txn, 3, 1); // the last paragraph
     let q = frag.insert(&mut txn, 1, XmlElementPrelim::empty("blockquote"));
@@ -266,7 +339,8 @@ fn restoring_the_same_content_changes_nothing() {
 fn a_replica_editing_meanwhile_converges_with_the_restored_document() {
     let a = doc(1);
     prosemirror_version(&a);
-    a.get_or_insert_text("content").insert(&mut a.transact_mut(), 0, "shared text here");
+    a.get_or_insert_text("content")
+        .insert(&mut a.transact_mut(), 0, "shared text here");
     let version = state(&a);
     prosemirror_edits(&a);
     {
@@ -285,7 +359,10 @@ fn a_replica_editing_meanwhile_converges_with_the_restored_document() {
         p.push_back(&mut txn, XmlTextPrelim::new("MARKER-B"));
         let t = txn.get_or_insert_text("content");
         t.insert(&mut txn, 0, "B>");
-        let h = frag.get(&txn, 1).and_then(|n| n.into_xml_element()).expect("heading");
+        let h = frag
+            .get(&txn, 1)
+            .and_then(|n| n.into_xml_element())
+            .expect("heading");
         h.insert_attribute(&mut txn, "level", Any::from(3));
     }
     let update = restore_update(&current, &version, RESTORE_ID).expect("restore");
@@ -300,7 +377,10 @@ fn a_replica_editing_meanwhile_converges_with_the_restored_document() {
     assert_eq!(ca, cb, "replicas diverge");
     assert_eq!(a.transact().state_vector(), b.transact().state_vector());
     let rendered = ca.to_string();
-    assert!(rendered.contains("MARKER-B"), "B's paragraph was lost: {rendered}");
+    assert!(
+        rendered.contains("MARKER-B"),
+        "B's paragraph was lost: {rendered}"
+    );
     let text = a.get_or_insert_text("content").get_string(&a.transact());
     // B's insertion and the restore's both went to position 0: their order is the CRDT's.
     assert!(
@@ -311,7 +391,13 @@ fn a_replica_editing_meanwhile_converges_with_the_restored_document() {
     // value wins, the same on both.
     let frag = a.get_or_insert_xml_fragment("prosemirror");
     let txn = a.transact();
-    let heading = frag.get(&txn, 1).and_then(|n| n.into_xml_element()).expect("heading");
+    let heading = frag
+        .get(&txn, 1)
+        .and_then(|n| n.into_xml_element())
+        .expect("heading");
     let level = heading.get_attribute(&txn, "level");
-    assert!(matches!(level, Some(yrs::Out::Any(Any::Number(_)))), "{level:?}");
+    assert!(
+        matches!(level, Some(yrs::Out::Any(Any::Number(_)))),
+        "{level:?}"
+    );
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chorus_history::restore_update;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::helpers::{assert_restores, content, doc, state, RESTORE_ID};
+use crate::helpers::{RESTORE_ID, assert_restores, content, doc, state};
 use crate::restore::{prosemirror_edits, prosemirror_version};
 
 fn interop_dir() -> PathBuf {
@@ -26,10 +26,21 @@ fn ensure_yjs() {
         return;
     }
     let status = Command::new("npm")
-        .args(["ci", "--omit=optional", "--no-audit", "--no-fund", "--loglevel=error"])
+        .args([
+            "ci",
+            "--omit=optional",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ])
         .current_dir(&dir)
         .status()
-        .unwrap_or_else(|e| panic!("running npm in {}: {e} (install Node 20+ and npm)", dir.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "running npm in {}: {e} (install Node 20+ and npm)",
+                dir.display()
+            )
+        });
     assert!(status.success(), "npm ci in {} failed", dir.display());
 }
 
@@ -72,7 +83,11 @@ fn yjs_applies_restores_and_reads_the_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let made = dir.path().join("scenarios.json");
     let out = node(&["make", made.to_str().expect("utf-8 path")]);
-    assert!(out.status.success(), "make: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let scenarios: Value =
         serde_json::from_slice(&std::fs::read(&made).expect("scenarios")).expect("json");
 
@@ -93,7 +108,11 @@ fn yjs_applies_restores_and_reads_the_version() {
 
     let mut check = Vec::new();
     for (name, current, version) in &cases {
-        assert_ne!(content(current), content(version), "{name}: nothing to restore");
+        assert_ne!(
+            content(current),
+            content(version),
+            "{name}: nothing to restore"
+        );
         assert_restores(current, version);
         let update = restore_update(current, version, RESTORE_ID).expect("restore");
         check.push(json!({
@@ -108,16 +127,30 @@ fn yjs_applies_restores_and_reads_the_version() {
     std::fs::write(&input, json!({ "cases": check }).to_string()).expect("write cases");
     let out = node(&["check", input.to_str().expect("utf-8 path")]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("check printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "check printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     let results = report["results"].as_array().expect("results");
     assert_eq!(results.len(), cases.len());
     for (r, (name, _, version)) in results.iter().zip(&cases) {
-        assert_eq!(r["equal"], true, "{name}: Yjs reads\n{}\nexpected\n{}", r["got"], r["want"]);
-        assert_eq!(r["converged"], true, "{name}: a concurrent Yjs replica diverged");
+        assert_eq!(
+            r["equal"], true,
+            "{name}: Yjs reads\n{}\nexpected\n{}",
+            r["got"], r["want"]
+        );
+        assert_eq!(
+            r["converged"], true,
+            "{name}: a concurrent Yjs replica diverged"
+        );
         // What Yjs encodes after applying the restore reads here as the version.
         let restored = unhex(r["restored_state"].as_str().expect("state"));
         assert_eq!(content(&restored), content(version), "{name}");
     }
-    assert!(out.status.success(), "check failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "check failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
