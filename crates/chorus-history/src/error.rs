@@ -27,3 +27,13 @@ pub enum HistoryError {
     #[error("inconsistent document: {0}")]
     Inconsistent(String),
 }
+
+#[cfg(test)]
+mod tests {
+    /// The server moves errors across tasks and into `anyhow`.
+    #[test]
+    fn errors_are_send_sync_static() {
+        fn check<T: Send + Sync + 'static + std::error::Error>() {}
+        check::<super::HistoryError>();
+    }
+}

@@ -10,7 +10,7 @@
 //! is replaced whole: still a correct script, only not a minimal one.
 
 /// Differences past which the script stops being minimal: the trace then holds at most
-/// `MAX_EDITS²` = 4 M positions (16 MiB).
+/// `MAX_EDITS²` ≈ 4 M positions (16 MiB as `u32`).
 const MAX_EDITS: usize = 2048;
 
 /// Comparisons past which the script stops being minimal (a few hundred milliseconds of work).
@@ -120,11 +120,16 @@ fn myers(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Option<Vec<(S
     }
     let max_d = (n + m).min(MAX_EDITS);
     let mut comparisons: u64 = 0;
+    // Positions are stored as u32 to halve the trace; the sequences are shorter than that
+    // (lengths in yrs are u32), and longer ones fall back to a whole replacement.
+    if u32::try_from(n).is_err() || u32::try_from(m).is_err() {
+        return None;
+    }
     // trace[d][k + d] = furthest x on diagonal k after d edits (only k ≡ d mod 2 is used).
-    let mut trace: Vec<Vec<usize>> = Vec::new();
+    let mut trace: Vec<Vec<u32>> = Vec::new();
     let mut found = None;
     'search: for d in 0..=max_d {
-        let mut v = vec![0usize; 2 * d + 1];
+        let mut v = vec![0u32; 2 * d + 1];
         for ki in (0..=2 * d).step_by(2) {
             let k = ki as isize - d as isize;
             let mut x = if d == 0 {
@@ -132,7 +137,7 @@ fn myers(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Option<Vec<(S
             } else {
                 let prev = &trace[d - 1];
                 // prev[k' + d - 1] holds diagonal k'.
-                let from_below = |kk: isize| prev[(kk + d as isize - 1) as usize];
+                let from_below = |kk: isize| prev[(kk + d as isize - 1) as usize] as usize;
                 if k == -(d as isize) || (k != d as isize && from_below(k - 1) < from_below(k + 1))
                 {
                     from_below(k + 1)
@@ -149,7 +154,7 @@ fn myers(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Option<Vec<(S
                 x += 1;
                 y += 1;
             }
-            v[ki] = x;
+            v[ki] = x as u32; // x <= n, which fits (checked above)
             if x >= n && y >= m {
                 trace.push(v);
                 found = Some(d);
@@ -168,7 +173,7 @@ fn myers(n: usize, m: usize, eq: impl Fn(usize, usize) -> bool) -> Option<Vec<(S
     let (mut x, mut y) = (n, m);
     for d in (1..=d_total).rev() {
         let prev = &trace[d - 1];
-        let at = |kk: isize| prev[(kk + d as isize - 1) as usize];
+        let at = |kk: isize| prev[(kk + d as isize - 1) as usize] as usize;
         let k = x as isize - y as isize;
         let down = k == -(d as isize) || (k != d as isize && at(k - 1) < at(k + 1));
         let prev_k = if down { k + 1 } else { k - 1 };

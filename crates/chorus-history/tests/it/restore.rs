@@ -401,3 +401,40 @@ fn a_replica_editing_meanwhile_converges_with_the_restored_document() {
         "{level:?}"
     );
 }
+
+#[test]
+fn shared_types_embedded_in_text_and_sub_documents() {
+    let d = doc(1);
+    let text = d.get_or_insert_text("t");
+    let arr = d.get_or_insert_array("docs");
+    {
+        let mut txn = d.transact_mut();
+        text.insert(&mut txn, 0, "before after");
+        let m: MapRef = text.insert_embed(&mut txn, 7, MapPrelim::default());
+        m.insert(&mut txn, "kind", "mention");
+        let sub = yrs::Doc::with_options(yrs::Options {
+            guid: "sub-doc-guid".into(),
+            ..yrs::Options::default()
+        });
+        arr.push_back(&mut txn, sub);
+        arr.push_back(&mut txn, "after the sub-document");
+    }
+    let version = state(&d);
+    {
+        let mut txn = d.transact_mut();
+        text.remove_range(&mut txn, 5, 4); // the embed and the letters around it
+        arr.remove_range(&mut txn, 0, 1);
+    }
+    let current = state(&d);
+    assert_ne!(content(&current), content(&version));
+    let restored = assert_restores(&current, &version);
+    let c = content(&restored);
+    assert_eq!(
+        c["roots"]["docs"]["items"][0],
+        json!({"kind": "doc", "guid": "sub-doc-guid"})
+    );
+    assert_eq!(
+        c["roots"]["t"]["delta"][1]["insert"]["embed"],
+        json!({"kind": "map", "entries": {"kind": {"kind": "value", "value": "mention"}}})
+    );
+}
