@@ -22,6 +22,9 @@ pub enum HistoryError {
     /// The client id is not a Yjs client id (53 bits).
     #[error("client id {0} is larger than 2^53 - 1")]
     InvalidClientId(u64),
+    /// yrs panicked on this input (contained; nothing is kept from it).
+    #[error("yrs panicked on this input")]
+    Panicked,
     /// The document did not hold what was read from it a moment before (a bug, reported
     /// instead of letting yrs panic on a bad position).
     #[error("inconsistent document: {0}")]

@@ -97,9 +97,11 @@ const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
 /// # Errors
 /// [`HistoryError`] when `state` does not decode or apply, or nests too deep.
 pub fn content_json(state: &[u8]) -> Result<serde_json::Value, HistoryError> {
-    let doc = load(state, ClientID::random())?;
-    let roots = model::read_roots(&doc.transact())?;
-    Ok(model::roots_json(&roots))
+    contained(|| {
+        let doc = load(state, ClientID::random())?;
+        let roots = model::read_roots(&doc.transact())?;
+        Ok(model::roots_json(&roots))
+    })
 }
 
 /// A v1 update that, applied to a document whose state is `current` (a full v1 update of the
@@ -122,15 +124,17 @@ pub fn restore_update(
     if client_id > MAX_CLIENT_ID {
         return Err(HistoryError::InvalidClientId(client_id));
     }
-    let target_roots = {
-        let doc = load(target, ClientID::random())?;
-        model::read_roots(&doc.transact())?
-    };
-    let doc = load(current, ClientID::new(client_id))?;
-    let current_roots = model::read_roots(&doc.transact())?;
-    let mut txn = doc.transact_mut();
-    restore::restore_roots(&mut txn, &current_roots, &target_roots)?;
-    Ok(txn.encode_update_v1())
+    contained(|| {
+        let target_roots = {
+            let doc = load(target, ClientID::random())?;
+            model::read_roots(&doc.transact())?
+        };
+        let doc = load(current, ClientID::new(client_id))?;
+        let current_roots = model::read_roots(&doc.transact())?;
+        let mut txn = doc.transact_mut();
+        restore::restore_roots(&mut txn, &current_roots, &target_roots)?;
+        Ok(txn.encode_update_v1())
+    })
 }
 
 /// What changed from `a` to `b`, for a UI: text insertions and deletions (with positions and
@@ -140,12 +144,24 @@ pub fn restore_update(
 /// # Errors
 /// [`HistoryError`] when a state does not decode or apply, or nests too deep.
 pub fn diff(a: &[u8], b: &[u8]) -> Result<DocDiff, HistoryError> {
-    let read = |state: &[u8]| -> Result<_, HistoryError> {
-        let doc = load(state, ClientID::random())?;
-        let roots = model::read_roots(&doc.transact())?;
-        Ok(roots)
-    };
-    diff::diff_roots(&read(a)?, &read(b)?)
+    contained(|| {
+        let read = |state: &[u8]| -> Result<_, HistoryError> {
+            let doc = load(state, ClientID::random())?;
+            let roots = model::read_roots(&doc.transact())?;
+            Ok(roots)
+        };
+        diff::diff_roots(&read(a)?, &read(b)?)
+    })
+}
+
+/// Runs `f`, turning a panic into [`HistoryError::Panicked`].
+///
+/// The validator and the range checks keep yrs from the panics known to this crate, but yrs
+/// still has panicking paths in integration that well-formed input can reach (see
+/// `crates/chorus-protocol/fuzz/README.md`). A history request must fail alone, not take its
+/// caller down; the private documents `f` built are dropped with it and never reused.
+fn contained<T>(f: impl FnOnce() -> Result<T, HistoryError>) -> Result<T, HistoryError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(Err(HistoryError::Panicked))
 }
 
 /// A private document holding `state`, with gc on (as live documents are) and text positions in

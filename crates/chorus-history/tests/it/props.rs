@@ -23,7 +23,7 @@ const KEYS: &[&str] = &["k0", "k1", "k2", "k3"];
 const TAGS: &[&str] = &["paragraph", "heading", "blockquote"];
 
 #[derive(Debug, Clone)]
-enum Edit {
+pub enum Edit {
     TextInsert {
         at: usize,
         word: usize,
@@ -91,7 +91,8 @@ enum Edit {
     },
 }
 
-fn edit() -> impl Strategy<Value = Edit> {
+/// One random edit of any kind.
+pub fn edit() -> impl Strategy<Value = Edit> {
     let n = 0usize..64;
     prop_oneof![
         (n.clone(), 0..WORDS.len(), 0usize..4).prop_map(|(at, word, fmt)| Edit::TextInsert {
@@ -341,7 +342,8 @@ fn xml_text(xml: &yrs::XmlFragmentRef, txn: &TransactionMut, node: usize) -> Opt
     el.get(txn, 0)?.into_xml_text()
 }
 
-fn build(edits: &[Edit], d: &Doc) {
+/// Applies `edits` in order.
+pub fn build(edits: &[Edit], d: &Doc) {
     for e in edits {
         run(d, e);
     }

@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chorus_history::restore_update;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
 use crate::helpers::{RESTORE_ID, assert_restores, content, doc, state};
+use crate::props;
 use crate::restore::{prosemirror_edits, prosemirror_version};
 
 fn interop_dir() -> PathBuf {
@@ -105,6 +108,22 @@ fn yjs_applies_restores_and_reads_the_version() {
     let v = state(&d);
     prosemirror_edits(&d);
     cases.push(("yrs-prosemirror".into(), state(&d), v));
+    // And random yrs documents (every kind of root, formatting, embeds, nested types), from a
+    // fixed seed so that a failure repeats.
+    let mut runner = TestRunner::deterministic();
+    let edits = proptest::collection::vec(props::edit(), 5..40);
+    while cases.len() < 4 + 25 {
+        let before = edits.new_tree(&mut runner).expect("sample").current();
+        let after = edits.new_tree(&mut runner).expect("sample").current();
+        let d = doc(11);
+        props::build(&before, &d);
+        let v = state(&d);
+        props::build(&after, &d);
+        let c = state(&d);
+        if content(&c) != content(&v) {
+            cases.push((format!("yrs-random-{}", cases.len()), c, v));
+        }
+    }
 
     let mut check = Vec::new();
     for (name, current, version) in &cases {
