@@ -65,10 +65,13 @@
 //!
 //! # Limits
 //!
-//! Shared types nested deeper than 256 levels are refused ([`HistoryError::TooDeep`]), so that
-//! reading a hostile state cannot overflow the stack. Text and element alignment is minimal up
-//! to 2,048 differences per sequence; past that the differing middle is replaced whole (still
-//! exact, only a larger change). A `Y.XmlHook` is edited in place but cannot be re-created
+//! Shared types or values nested deeper than 256 levels are refused ([`HistoryError::Invalid`]
+//! from the validator, or [`HistoryError::TooDeep`]), so that reading a hostile state cannot
+//! overflow the stack. Text (compared by Unicode scalar value, so a surrogate pair is never
+//! split) and elements are aligned with a shortest edit script up to 2,048 differences (or 50 M
+//! comparisons) per sequence; past that the differing middle is replaced whole (still exact,
+//! only a larger change). Content a state holds only as pending (waiting for missing updates)
+//! is not visible, so it is neither shown nor restored. A `Y.XmlHook` is edited in place but cannot be re-created
 //! (yrs cannot create one), and a sub-document is kept by guid only.
 
 #![warn(missing_docs)]
