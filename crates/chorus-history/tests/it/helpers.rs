@@ -50,6 +50,9 @@ pub fn assert_restores(current: &[u8], target: &[u8]) -> Vec<u8> {
     let live = load(1_000, current);
     let before = live.transact().state_vector();
     let update = restore_update(current, target, RESTORE_ID).expect("restore_update");
+    // The server's own validator, with the limits it applies to what clients send, accepts it.
+    chorus_protocol::validate_update_v1(&update, &chorus_protocol::UpdateLimits::default())
+        .expect("the restore update passes the client-update validator");
     apply(&live, &update);
     let after_state = state(&live);
     assert_eq!(
