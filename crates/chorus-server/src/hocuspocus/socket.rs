@@ -308,10 +308,23 @@ impl HocusSocket {
         };
         match message {
             HocusMessage::Y(msg) => {
-                let checked = check_message(msg, &mut session.rules).map_err(|(code, reason)| {
-                    tracing::info!(conn = %session.conn, doc = %session.info.doc, code, %reason, "refused a message");
-                    (code, Cow::Owned(reason))
-                })?;
+                if let Some(history) = &mut session.history {
+                    // Re-encoded: the same bytes as the frame's body (lib0 writes one
+                    // encoding), and a sync reply becomes the sync message it stands for.
+                    history.record(&msg.encode());
+                }
+                let checked = match check_message(msg, &mut session.rules) {
+                    Ok(checked) => checked,
+                    Err((code, reason)) => {
+                        tracing::info!(conn = %session.conn, doc = %session.info.doc, code, %reason, "refused a message");
+                        let reason = CloseReason {
+                            code,
+                            reason: Cow::Owned(reason),
+                        };
+                        session.keep_evidence(self.state.quarantine.as_ref(), &reason);
+                        return Err((reason.code, reason.reason));
+                    }
+                };
                 let Some(msg) = checked else {
                     return Ok(wait);
                 };
@@ -320,14 +333,27 @@ impl HocusSocket {
                     Message::Sync(SyncMessage::Update(_) | SyncMessage::Step2(_))
                 );
                 if is_update && session.read_only {
-                    // Never applied. Hocuspocus acknowledges a read-only step 2 that adds
-                    // nothing; the empty update ([0, 0]: no structs, no deletions) surely does not.
-                    // The answer still goes through the room, behind the frames it has queued
-                    // for this session: the provider counts itself synced at its last sync
-                    // status, so it must not overtake the room's sync step 2.
-                    let adds_nothing = matches!(&msg, Message::Sync(SyncMessage::Step2(update)) if update.as_ref() == [0, 0]);
-                    let status = sync_status_body(adds_nothing);
-                    if session.mailbox.when_durable(status).await.is_err() {
+                    // Never applied. As `@hocuspocus/server` does: a read-only step 2 that
+                    // adds nothing to the document (its delete set is always there, so it is
+                    // rarely empty) is acknowledged, since the provider has no edits to lose;
+                    // one with edits, and any update, gets sync status 0. The answer goes
+                    // through the room, behind the frames it has queued for this session: the
+                    // provider counts itself synced at its last sync status, so it must not
+                    // overtake the room's sync step 2.
+                    let answered = match msg {
+                        Message::Sync(SyncMessage::Step2(update)) => {
+                            session
+                                .mailbox
+                                .answer_read_only(
+                                    update,
+                                    sync_status_body(true),
+                                    sync_status_body(false),
+                                )
+                                .await
+                        }
+                        _ => session.mailbox.when_durable(sync_status_body(false)).await,
+                    };
+                    if answered.is_err() {
                         return Err(self.room_gone());
                     }
                     return Ok(wait);
@@ -384,9 +410,11 @@ impl HocusSocket {
         if session.conn != ended.conn {
             return Ok(());
         }
-        let Some(session) = self.sessions.remove(address) else {
+        let Some(mut session) = self.sessions.remove(address) else {
             return Ok(());
         };
+        // The room refused an update (a rule only it can check): the evidence is kept too.
+        session.keep_evidence(self.state.quarantine.as_ref(), &ended.reason);
         Box::pin(session.room.leave(session.conn)).await;
         self.state.hooks.on_disconnect(&session.info).await;
         let reason = ended.reason;
