@@ -788,3 +788,57 @@ async fn a_refused_hocuspocus_update_is_kept_in_the_quarantine() {
     );
     app.stop().await;
 }
+
+/// Updates a provider sent back to back (a script inserting in a loop) reach the room merged
+/// into one, as on the y-websocket path (`chorus_server::burst`): a reader gets far fewer
+/// frames than were sent, and the whole text; the sender still gets one sync status per update,
+/// since the provider counts them one by one.
+#[tokio::test]
+async fn a_burst_of_hocuspocus_updates_is_merged_and_each_update_acknowledged() {
+    const UPDATES: usize = 200;
+    let (app, _dir) = spawn_app().await;
+    let mut reader = TestClient::connect_synced(&app.ws_url("burst")).await;
+    let mut writer = RawHocus::connect(&app).await;
+    writer.open("burst").await;
+    let mut expected = String::new();
+    for n in 0..UPDATES {
+        let word = format!("{n} ");
+        expected.push_str(&word);
+        let update = {
+            let shared = writer.doc.get_or_insert_text("t");
+            let mut txn = writer.doc.transact_mut();
+            let end = shared.len(&txn);
+            shared.insert(&mut txn, end, &word);
+            txn.encode_update_v1()
+        };
+        // Buffered, then written at once: the server reads them back to back.
+        writer
+            .socket
+            .feed(WsMessage::Binary(frame(
+                "burst",
+                &sync_frame(SYNC_UPDATE, &update),
+            )))
+            .await
+            .expect("feed");
+    }
+    writer.socket.flush().await.expect("flush");
+    let mut acknowledged = 0;
+    while acknowledged < UPDATES {
+        let status = next_sync_status(&mut writer, "burst").await;
+        assert_eq!(status, [8, 1]);
+        acknowledged += 1;
+    }
+    reader
+        .until("the reader has every edit", |c| c.text() == expected)
+        .await;
+    let frames = reader
+        .received
+        .iter()
+        .filter(|f| f.starts_with(&[0, 2]))
+        .count();
+    assert!(
+        frames <= UPDATES / 4,
+        "{frames} update frames for {UPDATES} updates: not merged"
+    );
+    app.stop().await;
+}
