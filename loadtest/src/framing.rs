@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(framing.frame(&[0, 0, 1, 0]).as_ref(), [1, b'd', 0, 0, 1, 0]);
         // As `@hocuspocus/provider` 4.8.0 writes a token (see chorus_protocol::hocuspocus).
         assert_eq!(
-            framing.token_frame(Some("4.8.0")).expect("hocuspocus").as_ref(),
+            framing
+                .token_frame(Some("4.8.0"))
+                .expect("hocuspocus")
+                .as_ref(),
             [1, b'd', 2, 0, 1, b't', 5, b'4', b'.', b'8', b'.', b'0']
         );
         let step1 = sync_frame(SYNC_STEP1, &[0]);
@@ -198,7 +201,9 @@ mod tests {
             Unwrapped::Message(step1)
         );
         assert_eq!(
-            framing.unwrap(&addressed("d", &sync_status_body(true))).expect("ok"),
+            framing
+                .unwrap(&addressed("d", &sync_status_body(true)))
+                .expect("ok"),
             Unwrapped::Skip
         );
         assert_eq!(
@@ -206,6 +211,10 @@ mod tests {
             Unwrapped::Ping
         );
         assert!(framing.unwrap(&permission_denied_frame("d", "no")).is_err());
-        assert!(framing.unwrap(&addressed("e", &sync_status_body(true))).is_err());
+        assert!(
+            framing
+                .unwrap(&addressed("e", &sync_status_body(true)))
+                .is_err()
+        );
     }
 }

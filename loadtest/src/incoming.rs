@@ -296,8 +296,7 @@ mod tests {
     #[test]
     fn reads_hocuspocus_frames_as_the_provider_does() {
         use chorus_protocol::hocuspocus::{
-            addressed, authenticated_frame, close_frame, permission_denied_frame,
-            sync_status_body,
+            addressed, authenticated_frame, close_frame, permission_denied_frame, sync_status_body,
         };
         let update = [
             0x01, 0x01, 0x05, 0x00, 0x04, 0x01, 0x01, 0x74, 0x02, 0x61, 0x62, 0x00,
@@ -315,7 +314,10 @@ mod tests {
             Ok(Incoming::Step1(&[0x00][..]))
         );
         let ok = addressed("d", &sync_status_body(true));
-        assert_eq!(parse_hocuspocus(&ok, true, "d"), Ok(Incoming::SyncStatus(true)));
+        assert_eq!(
+            parse_hocuspocus(&ok, true, "d"),
+            Ok(Incoming::SyncStatus(true))
+        );
         let refused = addressed("d", &sync_status_body(false));
         assert_eq!(
             parse_hocuspocus(&refused, true, "d"),
@@ -340,7 +342,10 @@ mod tests {
             parse_hocuspocus(&session, true, "d"),
             Ok(Incoming::SyncStatus(true))
         );
-        assert_eq!(parse_hocuspocus(&ok, true, "e"), Ok(Incoming::OtherDocument));
+        assert_eq!(
+            parse_hocuspocus(&ok, true, "e"),
+            Ok(Incoming::OtherDocument)
+        );
         let mut trailing = ok.to_vec();
         trailing.push(0);
         assert_eq!(

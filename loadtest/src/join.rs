@@ -172,9 +172,10 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
     let started = Instant::now();
     let seeder = Doc::with_client_id(fastrand::u64(1..u64::from(u32::MAX)));
     let text = seeder.get_or_insert_text("t");
-    let synced = client::connect_and_sync(&seed_url, &framing, Some(&seeder), args.handshake_timeout)
-        .await
-        .context("seeder")?;
+    let synced =
+        client::connect_and_sync(&seed_url, &framing, Some(&seeder), args.handshake_timeout)
+            .await
+            .context("seeder")?;
     let mut ws = synced.ws;
     let chunk_chars = args.chunk_kib * 1024;
     let block = text_block(chunk_chars);
@@ -249,9 +250,9 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
             .enumerate()
             .map(|(i, url)| {
                 let framing = framing.clone();
-                tokio::spawn(async move {
-                    receive_once(&url, &framing, args_timeout, i == 0).await
-                })
+                tokio::spawn(
+                    async move { receive_once(&url, &framing, args_timeout, i == 0).await },
+                )
             })
             .collect();
         let mut received = Vec::with_capacity(tasks.len());

@@ -18,8 +18,8 @@ use crate::procfs::{self, Pid};
 use crate::progress::Live;
 use crate::recorder::{self, Recorder, Window, micros_histogram};
 use crate::report::{
-    self, AckReport, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport, RunReport,
-    RunSettings, ServerReport, UpdateReport, VerifyReport,
+    self, AckReport, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport,
+    RunReport, RunSettings, ServerReport, UpdateReport, VerifyReport,
 };
 use crate::shards::Shards;
 use crate::user::{Counters, Outcome, Phase, Settings, Shared, UserSpec, run_user};

@@ -56,8 +56,18 @@ fn a_y_websocket_run_reports_no_acknowledgements() {
     let server = start_chorus();
     let url = server.ws_url();
     let out = loadtest(&[
-        "run", "--url", &url, "--rooms", "1", "--users", "2", "--warmup", "100ms",
-        "--duration", "500ms", "--no-progress",
+        "run",
+        "--url",
+        &url,
+        "--rooms",
+        "1",
+        "--users",
+        "2",
+        "--warmup",
+        "100ms",
+        "--duration",
+        "500ms",
+        "--no-progress",
     ]);
     assert_succeeded(&out);
     assert!(out.report["acks"].is_null(), "{:#}", out.report);

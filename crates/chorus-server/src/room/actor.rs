@@ -300,9 +300,7 @@ impl Room {
                 update,
                 known,
                 unknown,
-            } => self
-                .core
-                .answer_read_only(conn, &update, known, unknown)?,
+            } => self.core.answer_read_only(conn, &update, known, unknown)?,
             RoomCmd::Stateless { from, payload } => {
                 self.stateless(from, &payload);
                 if let Some(relay) = &self.ctx.relay {

@@ -619,15 +619,23 @@ async fn at_shutdown_every_stored_edit_is_acknowledged_before_the_close() {
     let stored = Doc::new();
     let snapshot = snapshots.load(&name).await.expect("snapshot readable");
     let records = log.read(&name).await.expect("log readable");
-    for update in snapshot.into_iter().chain(records.into_iter().map(|(_, u)| u)) {
+    for update in snapshot
+        .into_iter()
+        .chain(records.into_iter().map(|(_, u)| u))
+    {
         stored
             .transact_mut()
             .apply_update(yrs::updates::decoder::Decode::decode_v1(&update).expect("decodes"))
             .expect("applies");
     }
     let text = yrs::GetString::get_string(&stored.get_or_insert_text("t"), &stored.transact());
-    let stored_edits = (0..HELD).filter(|n| text.contains(&format!("<{n}>"))).count();
-    assert_eq!(stored_edits, HELD, "every edit that reached the room is stored: {text}");
+    let stored_edits = (0..HELD)
+        .filter(|n| text.contains(&format!("<{n}>")))
+        .count();
+    assert_eq!(
+        stored_edits, HELD,
+        "every edit that reached the room is stored: {text}"
+    );
     assert_eq!(acknowledged, HELD, "and acknowledged before the close");
 }
 
@@ -651,7 +659,9 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
 /// The next sync status for `address`, whatever it says.
 async fn next_sync_status(client: &mut RawHocus, address: &str) -> Vec<u8> {
     client
-        .next_of(address, |body| body.first() == Some(&(MSG_SYNC_STATUS as u8)))
+        .next_of(address, |body| {
+            body.first() == Some(&(MSG_SYNC_STATUS as u8))
+        })
         .await
         .body
 }
