@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
 
 use crate::{idle, join, ramp, run, scenario, soak};
 
@@ -71,13 +72,45 @@ fn duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
 
+/// The wire protocol the simulated users speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// `WebsocketProvider`'s: one document per socket, its name in the URL path.
+    #[default]
+    YWebsocket,
+    /// `@hocuspocus/provider`'s: the document named in every frame, a token message before
+    /// sync, and a sync status answering each update (its latency is reported as "ack").
+    Hocuspocus,
+}
+
+/// The protocol flags of `run`, `idle` and `join`.
+#[derive(Debug, Clone, Args)]
+pub struct ProtocolArgs {
+    /// The protocol every client speaks.
+    #[arg(long, value_enum, default_value_t = Protocol::YWebsocket)]
+    pub protocol: Protocol,
+    /// Hocuspocus only: the token each client sends before syncing (a server without
+    /// authentication takes any, the empty one included).
+    #[arg(long, default_value = "")]
+    pub token: String,
+}
+
+/// How `--url` reads, per protocol (shared by `run`, `idle` and `join`).
+const URL_HELP: &str = "Server endpoint. y-websocket: the document name is appended to it, \
+    e.g. `ws://127.0.0.1:8080/ws`. Hocuspocus: the socket URL as the provider takes it, used \
+    as is, e.g. `ws://127.0.0.1:8080/hocuspocus` for Chorus or `ws://127.0.0.1:8080` for \
+    `@hocuspocus/server`. Repeat for several nodes.";
+
 /// Flags of `run` (and of each `ramp` stage).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server endpoint the document name is appended to, e.g. `ws://127.0.0.1:8080/ws`.
-    /// Repeat for several nodes: the users of every room are spread over them.
-    #[arg(long = "url", required = true)]
+    /// Server endpoint(s); the users of every room are spread over them.
+    #[arg(long = "url", required = true, long_help = URL_HELP)]
     pub urls: Vec<String>,
+    /// The protocol.
+    #[command(flatten)]
+    pub wire: ProtocolArgs,
     /// Number of rooms (documents).
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
@@ -163,9 +196,12 @@ pub struct RampArgs {
 /// Flags of `idle`.
 #[derive(Debug, Clone, Args)]
 pub struct IdleArgs {
-    /// Server endpoint, e.g. `ws://127.0.0.1:8080/ws`; repeat to spread connections over nodes.
-    #[arg(long = "url", required = true)]
+    /// Server endpoint(s); connections are spread over them.
+    #[arg(long = "url", required = true, long_help = URL_HELP)]
     pub urls: Vec<String>,
+    /// The protocol.
+    #[command(flatten)]
+    pub wire: ProtocolArgs,
     /// Connections to open.
     #[arg(long)]
     pub connections: usize,
@@ -201,9 +237,12 @@ pub struct IdleArgs {
 /// Flags of `join`.
 #[derive(Debug, Clone, Args)]
 pub struct JoinArgs {
-    /// Server endpoint; the seeder uses the first, joiners are spread over all.
-    #[arg(long = "url", required = true)]
+    /// Server endpoint(s); the seeder uses the first, joiners are spread over all.
+    #[arg(long = "url", required = true, long_help = URL_HELP)]
     pub urls: Vec<String>,
+    /// The protocol.
+    #[command(flatten)]
+    pub wire: ProtocolArgs,
     /// Size of the document's text, in MiB.
     #[arg(long, default_value_t = 10.0)]
     pub doc_size_mib: f64,

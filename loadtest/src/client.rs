@@ -1,9 +1,12 @@
-//! One y-websocket connection: connect, run the sync handshake, send and read frames.
+//! One y-websocket (or Hocuspocus) connection: connect, run the sync handshake, send and read
+//! frames.
 //!
 //! The handshake follows what `WebsocketProvider` does: on open it sends its sync step 1 at once
 //! (it does not wait for the server's), answers the server's step 1 with a step 2, and counts as
 //! synced when the server's step 2 has arrived. We also insist on the server's step 1, which
-//! Chorus always sends first, so a server that skips it shows up as a failed handshake.
+//! Chorus always sends first, so a server that skips it shows up as a failed handshake. A
+//! Hocuspocus client sends its token first and frames every message for its document
+//! ([`crate::framing`]); `@hocuspocus/server` sends its step 1 as a sync reply, which counts.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact};
+
+use crate::framing::{Framing, Unwrapped};
 
 /// A client WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -58,8 +63,8 @@ pub struct Synced {
     pub connect_elapsed: Duration,
     /// The server's step 2 (the document as the server had it).
     pub step2: Bytes,
-    /// Frames that arrived during the handshake and are not part of it (awareness, updates),
-    /// in order, for the caller to handle.
+    /// Messages that arrived during the handshake and are not part of it (awareness, updates),
+    /// in order, for the caller to handle (y-websocket-shaped whatever the protocol).
     pub early: Vec<Bytes>,
     /// Bytes of every frame sent and received during the handshake.
     pub bytes_sent: u64,
@@ -67,7 +72,7 @@ pub struct Synced {
     pub bytes_received: u64,
 }
 
-/// Connects to `url` and completes the sync handshake within `timeout`.
+/// Connects to `url` and completes the sync handshake within `timeout`, framed by `framing`.
 ///
 /// `doc` is the client's own document, if it keeps one: its state vector goes into our step 1
 /// and its diff into the step 2 we answer the server with. Without one we act as an empty
@@ -77,11 +82,12 @@ pub struct Synced {
 /// Connect failure, a close or malformed frame before the handshake completes, or the timeout.
 pub async fn connect_and_sync(
     url: &str,
+    framing: &Framing,
     doc: Option<&Doc>,
     timeout: Duration,
 ) -> anyhow::Result<Synced> {
     let started = Instant::now();
-    handshake_within(timeout, handshake(url, doc, started, ws_config())).await
+    handshake_within(timeout, handshake(url, framing, doc, started)).await
 }
 
 /// Runs a handshake under `timeout`, which fails it with the same words everywhere.
@@ -104,16 +110,26 @@ pub async fn handshake_within<T>(
 
 async fn handshake(
     url: &str,
+    framing: &Framing,
     doc: Option<&Doc>,
     started: Instant,
-    config: WebSocketConfig,
 ) -> anyhow::Result<Synced> {
-    let (mut ws, _response) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
+    let (mut ws, _response) =
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
     let connect_elapsed = started.elapsed();
-    let step1 = sync_frame(SYNC_STEP1, &local_state_vector(doc));
-    let mut bytes_sent = step1.len() as u64;
+    let mut bytes_sent = 0;
+    // No provider version: these clients read only during the handshake, so they answer
+    // WebSocket pings (tungstenite does) but not bare Hocuspocus ones.
+    if let Some(token) = framing.token_frame(None) {
+        bytes_sent += token.len() as u64;
+        ws.feed(WsMessage::Binary(token))
+            .await
+            .context("sending the token")?;
+    }
+    let step1 = framing.frame(&sync_frame(SYNC_STEP1, &local_state_vector(doc)));
+    bytes_sent += step1.len() as u64;
     ws.send(WsMessage::Binary(step1))
         .await
         .context("sending step 1")?;
@@ -133,10 +149,20 @@ async fn handshake(
             None => bail!("connection ended during the handshake"),
         };
         bytes_received += frame.len() as u64;
+        let frame = match framing.unwrap(&frame)? {
+            Unwrapped::Message(message) => message,
+            Unwrapped::Ping => {
+                ws.send(WsMessage::Binary(Framing::pong()))
+                    .await
+                    .context("sending a pong")?;
+                continue;
+            }
+            Unwrapped::Skip => continue,
+        };
         match Message::decode(&frame) {
             Ok(Message::Sync(SyncMessage::Step1(sv))) => {
                 got_step1 = true;
-                let reply = step2_reply(doc, &sv.encode())?;
+                let reply = framing.frame(&step2_reply(doc, &sv.encode())?);
                 bytes_sent += reply.len() as u64;
                 ws.send(WsMessage::Binary(reply))
                     .await

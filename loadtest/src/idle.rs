@@ -14,7 +14,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::cli::IdleArgs;
-use crate::client::{self, doc_url};
+use crate::client;
+use crate::framing::Framing;
 use crate::procfs::{self, Pid};
 use crate::progress::Live;
 use crate::recorder::micros_histogram;
@@ -172,12 +173,15 @@ pub async fn execute(args: &IdleArgs) -> anyhow::Result<IdleReport> {
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.connections)
         .map(|i| {
-            let url = doc_url(
-                &args.urls[i % args.urls.len()],
+            let framing = Framing::new(
+                args.wire.protocol,
                 &format!("{prefix}-{}", i / args.users_per_room),
+                &args.wire.token,
             );
+            let url = framing.socket_url(&args.urls[i % args.urls.len()]);
             tokio::spawn(hold(
                 url,
+                framing,
                 args.handshake_timeout,
                 Arc::clone(&gate),
                 Arc::clone(&counters),
@@ -243,6 +247,7 @@ pub async fn execute(args: &IdleArgs) -> anyhow::Result<IdleReport> {
 
 async fn hold(
     url: String,
+    framing: Framing,
     timeout: Duration,
     gate: Arc<Semaphore>,
     counters: Arc<Counters>,
@@ -251,7 +256,7 @@ async fn hold(
 ) -> Result<(), String> {
     let synced = {
         let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
-        client::connect_and_sync(&url, None, timeout).await
+        client::connect_and_sync(&url, &framing, None, timeout).await
     };
     let synced = match synced {
         Ok(synced) => synced,

@@ -1,5 +1,9 @@
-//! A y-websocket message from the server, seen in place: what a simulated user needs from it,
-//! as slices of the frame, without allocating.
+//! A y-websocket or Hocuspocus message from the server, seen in place: what a simulated user
+//! needs from it, as slices of the frame, without allocating.
+//!
+//! A Hocuspocus frame is `varString(document) • varUint(type) • payload`, and its sync,
+//! awareness and query-awareness bodies are exactly y-websocket messages
+//! ([`chorus_protocol::hocuspocus`]), so both protocols share one reader past the address.
 //!
 //! The checks are those of `chorus_protocol::Message::decode` (one message per frame, nothing
 //! left over, awareness entries well formed), so a frame counts as malformed exactly when it
@@ -7,6 +11,10 @@
 //! not kept whole ([`crate::wire::Message::whole`]) cannot be checked to its end.
 
 use chorus_protocol::ProtocolError;
+use chorus_protocol::hocuspocus::{
+    self as hocus, AUTH_AUTHENTICATED, AUTH_TOKEN, MSG_CLOSE, MSG_STATELESS, MSG_SYNC_REPLY,
+    MSG_SYNC_STATUS, PING, PONG,
+};
 use chorus_protocol::lib0::Decoder;
 use chorus_protocol::message::{
     AUTH_PERMISSION_DENIED, AUTH_PERMISSION_GRANTED, MSG_AUTH, MSG_AWARENESS, MSG_QUERY_AWARENESS,
@@ -28,6 +36,15 @@ pub enum Incoming<'a> {
     PermissionDenied,
     /// Permission granted, or a query for our awareness: nothing to do.
     Ignored,
+    /// Hocuspocus: the server's answer to one of our updates (or to our sync step 2), in the
+    /// order they were sent: `true` applied (in Chorus: durable), `false` refused.
+    SyncStatus(bool),
+    /// Hocuspocus: a bare ping frame, to be answered with a bare pong.
+    Ping,
+    /// Hocuspocus: the server ended our session for the document.
+    Closed,
+    /// Hocuspocus: a frame addressed to a document this socket never opened.
+    OtherDocument,
 }
 
 /// Reads the message in `frame`; `whole` is false when the frame holds only the head of a
@@ -39,32 +56,8 @@ pub enum Incoming<'a> {
 pub fn parse(frame: &[u8], whole: bool) -> Result<Incoming<'_>, ProtocolError> {
     let mut decoder = Decoder::new(frame);
     let message = match decoder.read_var_uint()? {
-        MSG_SYNC => {
-            let sync_type = decoder.read_var_uint()?;
-            let payload = if whole {
-                decoder.read_var_bytes()?
-            } else {
-                // The length covers bytes that were not kept: take what there is.
-                decoder.read_var_uint()?;
-                decoder.read_rest()
-            };
-            match sync_type {
-                SYNC_STEP1 => {
-                    chorus_protocol::StateVector::decode(payload)?;
-                    Incoming::Step1(payload)
-                }
-                SYNC_STEP2 => Incoming::Step2(payload),
-                SYNC_UPDATE => Incoming::Update(payload),
-                other => return Err(ProtocolError::UnknownSyncType(other)),
-            }
-        }
-        MSG_AWARENESS => {
-            let payload = decoder.read_var_bytes()?;
-            for entry in awareness_entries(payload) {
-                entry?;
-            }
-            Incoming::Awareness(payload)
-        }
+        MSG_SYNC => sync(&mut decoder, whole)?,
+        MSG_AWARENESS => awareness(&mut decoder)?,
         MSG_AUTH => match decoder.read_var_uint()? {
             AUTH_PERMISSION_DENIED => {
                 decoder.read_var_string()?;
@@ -76,6 +69,96 @@ pub fn parse(frame: &[u8], whole: bool) -> Result<Incoming<'_>, ProtocolError> {
         MSG_QUERY_AWARENESS => Incoming::Ignored,
         other => return Err(ProtocolError::UnknownMessageType(other)),
     };
+    finish(&decoder, message)
+}
+
+/// Reads the Hocuspocus frame in `frame`, which should be addressed to `document` (a frame for
+/// another document is [`Incoming::OtherDocument`]); `whole` as for [`parse`].
+///
+/// # Errors
+/// What [`parse`] refuses in the body, a malformed address, or a type or auth sub-type the
+/// Hocuspocus server does not send.
+pub fn parse_hocuspocus<'a>(
+    frame: &'a [u8],
+    whole: bool,
+    document: &str,
+) -> Result<Incoming<'a>, ProtocolError> {
+    match frame {
+        [PING] => return Ok(Incoming::Ping),
+        [PONG] => return Ok(Incoming::Ignored),
+        _ => {}
+    }
+    let mut decoder = Decoder::new(frame);
+    if hocus::document_of(decoder.read_var_string()?) != document {
+        return Ok(Incoming::OtherDocument);
+    }
+    let message = match decoder.read_var_uint()? {
+        // A sync reply is the server's step 1 (`@hocuspocus/server` sends its step 1 so, and
+        // the provider answers it with a step 2 like any other).
+        MSG_SYNC | MSG_SYNC_REPLY => sync(&mut decoder, whole)?,
+        MSG_AWARENESS => awareness(&mut decoder)?,
+        MSG_QUERY_AWARENESS => Incoming::Ignored,
+        MSG_AUTH => match decoder.read_var_uint()? {
+            // The server asks for a fresh token: the run's token does not change.
+            AUTH_TOKEN => Incoming::Ignored,
+            hocus::AUTH_PERMISSION_DENIED => {
+                decoder.read_var_string()?;
+                Incoming::PermissionDenied
+            }
+            AUTH_AUTHENTICATED => {
+                decoder.read_var_string()?;
+                Incoming::Ignored
+            }
+            other => return Err(ProtocolError::UnknownAuthType(other)),
+        },
+        MSG_STATELESS => {
+            decoder.read_var_string()?;
+            Incoming::Ignored
+        }
+        MSG_CLOSE => {
+            if !decoder.is_empty() {
+                decoder.read_var_string()?;
+            }
+            Incoming::Closed
+        }
+        MSG_SYNC_STATUS => Incoming::SyncStatus(decoder.read_var_uint()? == 1),
+        other => return Err(ProtocolError::UnknownMessageType(other)),
+    };
+    finish(&decoder, message)
+}
+
+/// A sync message's body, after its type.
+fn sync<'a>(decoder: &mut Decoder<'a>, whole: bool) -> Result<Incoming<'a>, ProtocolError> {
+    let sync_type = decoder.read_var_uint()?;
+    let payload = if whole {
+        decoder.read_var_bytes()?
+    } else {
+        // The length covers bytes that were not kept: take what there is.
+        decoder.read_var_uint()?;
+        decoder.read_rest()
+    };
+    Ok(match sync_type {
+        SYNC_STEP1 => {
+            chorus_protocol::StateVector::decode(payload)?;
+            Incoming::Step1(payload)
+        }
+        SYNC_STEP2 => Incoming::Step2(payload),
+        SYNC_UPDATE => Incoming::Update(payload),
+        other => return Err(ProtocolError::UnknownSyncType(other)),
+    })
+}
+
+/// An awareness message's body, after its type, with every entry checked.
+fn awareness<'a>(decoder: &mut Decoder<'a>) -> Result<Incoming<'a>, ProtocolError> {
+    let payload = decoder.read_var_bytes()?;
+    for entry in awareness_entries(payload) {
+        entry?;
+    }
+    Ok(Incoming::Awareness(payload))
+}
+
+/// One message per frame: nothing may follow it.
+fn finish<'a>(decoder: &Decoder<'a>, message: Incoming<'a>) -> Result<Incoming<'a>, ProtocolError> {
     if !decoder.is_empty() {
         return Err(ProtocolError::TrailingBytes(decoder.remaining()));
     }
@@ -208,5 +291,67 @@ mod tests {
             .collect();
         assert_eq!(ours, theirs);
         assert!(ours[1].removal && !ours[0].removal);
+    }
+
+    #[test]
+    fn reads_hocuspocus_frames_as_the_provider_does() {
+        use chorus_protocol::hocuspocus::{
+            addressed, authenticated_frame, close_frame, permission_denied_frame, sync_status_body,
+        };
+        let update = [
+            0x01, 0x01, 0x05, 0x00, 0x04, 0x01, 0x01, 0x74, 0x02, 0x61, 0x62, 0x00,
+        ];
+        let frame = addressed("d", &sync_frame(SYNC_UPDATE, &update));
+        assert_eq!(
+            parse_hocuspocus(&frame, true, "d"),
+            Ok(Incoming::Update(&update[..]))
+        );
+        // `@hocuspocus/server` sends its step 1 as a sync reply (type 4).
+        let mut reply = vec![1, b'd', 4];
+        reply.extend_from_slice(&sync_frame(SYNC_STEP1, &[0x00])[1..]);
+        assert_eq!(
+            parse_hocuspocus(&reply, true, "d"),
+            Ok(Incoming::Step1(&[0x00][..]))
+        );
+        let ok = addressed("d", &sync_status_body(true));
+        assert_eq!(
+            parse_hocuspocus(&ok, true, "d"),
+            Ok(Incoming::SyncStatus(true))
+        );
+        let refused = addressed("d", &sync_status_body(false));
+        assert_eq!(
+            parse_hocuspocus(&refused, true, "d"),
+            Ok(Incoming::SyncStatus(false))
+        );
+        assert_eq!(
+            parse_hocuspocus(&authenticated_frame("d", false), true, "d"),
+            Ok(Incoming::Ignored)
+        );
+        assert_eq!(
+            parse_hocuspocus(&permission_denied_frame("d", "no"), true, "d"),
+            Ok(Incoming::PermissionDenied)
+        );
+        assert_eq!(
+            parse_hocuspocus(&close_frame("d", "gone"), true, "d"),
+            Ok(Incoming::Closed)
+        );
+        assert_eq!(parse_hocuspocus(&[PING], true, "d"), Ok(Incoming::Ping));
+        // v4 session awareness addresses the document as `name\0session`.
+        let session = addressed("d\0s1", &sync_status_body(true));
+        assert_eq!(
+            parse_hocuspocus(&session, true, "d"),
+            Ok(Incoming::SyncStatus(true))
+        );
+        assert_eq!(
+            parse_hocuspocus(&ok, true, "e"),
+            Ok(Incoming::OtherDocument)
+        );
+        let mut trailing = ok.to_vec();
+        trailing.push(0);
+        assert_eq!(
+            parse_hocuspocus(&trailing, true, "d"),
+            Err(ProtocolError::TrailingBytes(1))
+        );
+        assert!(parse_hocuspocus(&[1, b'd', 99], true, "d").is_err());
     }
 }

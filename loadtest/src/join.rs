@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::{Doc, GetString, ReadTxn, Text, Transact};
 
 use crate::cli::JoinArgs;
-use crate::client::{self, doc_url};
+use crate::client;
+use crate::framing::Framing;
 use crate::procfs::{self, Pid};
 use crate::recorder::micros_histogram;
 use crate::report::{LatencySummary, kib};
@@ -162,7 +163,8 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
         .clone()
         .unwrap_or_else(|| format!("join-{:08x}", fastrand::u32(..)));
     let doc_chars = (args.doc_size_mib * 1048576.0) as usize;
-    let seed_url = doc_url(&args.urls[0], &doc_name);
+    let framing = Framing::new(args.wire.protocol, &doc_name, &args.wire.token);
+    let seed_url = framing.socket_url(&args.urls[0]);
     let server_pid = args.server_pid.map(Pid::Other);
     let rss_before = server_pid.and_then(procfs::rss_kib);
 
@@ -170,9 +172,10 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
     let started = Instant::now();
     let seeder = Doc::with_client_id(fastrand::u64(1..u64::from(u32::MAX)));
     let text = seeder.get_or_insert_text("t");
-    let synced = client::connect_and_sync(&seed_url, Some(&seeder), args.handshake_timeout)
-        .await
-        .context("seeder")?;
+    let synced =
+        client::connect_and_sync(&seed_url, &framing, Some(&seeder), args.handshake_timeout)
+            .await
+            .context("seeder")?;
     let mut ws = synced.ws;
     let chunk_chars = args.chunk_kib * 1024;
     let block = text_block(chunk_chars);
@@ -187,7 +190,7 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
             text.insert(&mut txn, len, &block[..n]);
             txn.encode_update_v1()
         };
-        let frame = sync_frame(SYNC_UPDATE, &update);
+        let frame = framing.frame(&sync_frame(SYNC_UPDATE, &update));
         largest_seed_frame = largest_seed_frame.max(frame.len());
         ws.send(WsMessage::Binary(frame))
             .await
@@ -207,7 +210,7 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
             "the server did not hold the whole document ({doc_chars} chars) within {}: {last_check}",
             humantime::format_duration(args.seed_timeout),
         );
-        match fetch_text_len(&seed_url, remaining).await {
+        match fetch_text_len(&seed_url, &framing, remaining).await {
             Ok(len) if len == doc_chars => break,
             Ok(len) => last_check = format!("the last check saw {len} chars"),
             Err(e) => last_check = format!("the last check failed: {e:#}"),
@@ -234,8 +237,9 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
         })
     });
     let urls: Vec<String> = (0..args.joiners)
-        .map(|i| doc_url(&args.urls[i % args.urls.len()], &doc_name))
+        .map(|i| framing.socket_url(&args.urls[i % args.urls.len()]))
         .collect();
+    let args_timeout = args.handshake_timeout;
     let results = if args.concurrent {
         // Joiners only stream their step 2 through a CRC (see `streaming`); the first also
         // keeps it, and that one copy is decoded afterwards. Holding and decoding 150 copies of
@@ -244,7 +248,12 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
         let tasks: Vec<_> = urls
             .into_iter()
             .enumerate()
-            .map(|(i, url)| tokio::spawn(receive_once(url, args.handshake_timeout, i == 0)))
+            .map(|(i, url)| {
+                let framing = framing.clone();
+                tokio::spawn(
+                    async move { receive_once(&url, &framing, args_timeout, i == 0).await },
+                )
+            })
             .collect();
         let mut received = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -257,7 +266,7 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
     } else {
         let mut results = Vec::with_capacity(urls.len());
         for url in urls {
-            results.push(join_once(url, doc_chars, args.handshake_timeout).await);
+            results.push(join_once(&url, &framing, doc_chars, args.handshake_timeout).await);
         }
         results
     };
@@ -309,8 +318,8 @@ pub async fn execute(args: &JoinArgs) -> anyhow::Result<JoinReport> {
 }
 
 /// Connects, syncs, applies the server's step 2 to a fresh document; returns its text length.
-async fn fetch_text_len(url: &str, timeout: Duration) -> anyhow::Result<usize> {
-    let synced = client::connect_and_sync(url, None, timeout).await?;
+async fn fetch_text_len(url: &str, framing: &Framing, timeout: Duration) -> anyhow::Result<usize> {
+    let synced = client::connect_and_sync(url, framing, None, timeout).await?;
     let mut ws = synced.ws;
     let _ = ws.close(None).await;
     let step2 = synced.step2;
@@ -332,8 +341,13 @@ struct Received {
     message: Option<Bytes>,
 }
 
-async fn receive_once(url: String, timeout: Duration, keep: bool) -> Result<Received, String> {
-    let streamed = streaming::receive_step2(&url, timeout, keep)
+async fn receive_once(
+    url: &str,
+    framing: &Framing,
+    timeout: Duration,
+    keep: bool,
+) -> Result<Received, String> {
+    let streamed = streaming::receive_step2(url, framing, timeout, keep)
         .await
         .map_err(|e| format!("{e:#}"))?;
     Ok(Received {
@@ -407,12 +421,13 @@ struct Joined {
 }
 
 async fn join_once(
-    url: String,
+    url: &str,
+    framing: &Framing,
     expected_chars: usize,
     timeout: Duration,
 ) -> Result<Joined, String> {
     let started = Instant::now();
-    let synced = client::connect_and_sync(&url, None, timeout)
+    let synced = client::connect_and_sync(url, framing, None, timeout)
         .await
         .map_err(|e| format!("{e:#}"))?;
     let step2_bytes = synced.step2.len();

@@ -1,5 +1,6 @@
 //! Latency histograms (HdrHistogram, microseconds): overall for the measured window, split by
-//! same-node and cross-node delivery, and one per second of load for the chart.
+//! same-node and cross-node delivery, and one per second of load for the chart; and the same
+//! for acknowledgements (Hocuspocus sync statuses).
 //!
 //! Users buffer their samples and hand them over in batches ([`SampleBuffer`]), so the shared
 //! recorder's lock is taken a few hundred times a second rather than once per delivery.
@@ -111,6 +112,8 @@ pub enum Kind {
     Update,
     /// Presence (awareness) states.
     Presence,
+    /// Hocuspocus sync statuses: from an update's send to the status that answers it.
+    Ack,
 }
 
 /// Everything the users of a run measure, behind one lock.
@@ -122,6 +125,8 @@ pub struct Recorder {
     pub updates: LatencySeries,
     /// Presence latency.
     pub presence: LatencySeries,
+    /// Ack latency (Hocuspocus only).
+    pub acks: LatencySeries,
 }
 
 impl Recorder {
@@ -131,6 +136,7 @@ impl Recorder {
         let series = match kind {
             Kind::Update => &mut self.updates,
             Kind::Presence => &mut self.presence,
+            Kind::Ack => &mut self.acks,
         };
         for sample in samples {
             series.record(&window, sample);

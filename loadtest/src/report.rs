@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::cli::Protocol;
+
 /// Percentiles of a latency histogram recorded in microseconds, given in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct LatencySummary {
@@ -62,6 +64,8 @@ impl LatencySummary {
 pub struct RunSettings {
     /// Server endpoints.
     pub urls: Vec<String>,
+    /// The protocol the users spoke.
+    pub protocol: Protocol,
     /// Rooms.
     pub rooms: usize,
     /// Users per room.
@@ -130,6 +134,25 @@ pub struct UpdateReport {
     pub latency_ms: LatencySummary,
     /// The cross-node subset (several URLs only).
     pub cross_node_latency_ms: Option<LatencySummary>,
+}
+
+/// Acknowledgements (Hocuspocus sync statuses) of the typists' updates. Chorus sends
+/// `SyncStatus(1)` once an update is durable under its `--fsync` policy; `@hocuspocus/server`
+/// once it is applied in memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckReport {
+    /// Statuses expected: one per update sent.
+    pub expected: u64,
+    /// Statuses received for updates (applied or refused).
+    pub received: u64,
+    /// Of those, refusals (`SyncStatus(0)`).
+    pub refused: u64,
+    /// Statuses with no update left to answer (a server that acknowledges more than it got).
+    pub unmatched: u64,
+    /// Updates still unanswered when their users stopped.
+    pub pending: u64,
+    /// From an update's send to its `SyncStatus(1)`, for updates sent in the measured window.
+    pub latency_ms: LatencySummary,
 }
 
 /// Presence delivery.
@@ -225,6 +248,8 @@ pub struct RunReport {
     pub connections: ConnectionReport,
     /// Document updates.
     pub updates: UpdateReport,
+    /// Acknowledgements, with `--protocol hocuspocus`.
+    pub acks: Option<AckReport>,
     /// Presence, when enabled.
     pub presence: Option<PresenceReport>,
     /// Traffic.
@@ -292,7 +317,7 @@ impl RunReport {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "run: {} rooms × {} users ({} typists at {}/s, {} presence users at {}/s), warm-up {}s, measured {}s, {} url(s)",
+            "run: {} rooms × {} users ({} typists at {}/s, {} presence users at {}/s), warm-up {}s, measured {}s, {} url(s), {}",
             s.rooms,
             s.users_per_room,
             s.typists_per_room,
@@ -301,7 +326,11 @@ impl RunReport {
             s.presence_rate,
             s.warmup_s,
             s.duration_s,
-            s.urls.len()
+            s.urls.len(),
+            match s.protocol {
+                Protocol::YWebsocket => "y-websocket",
+                Protocol::Hocuspocus => "hocuspocus",
+            }
         );
         let _ = writeln!(
             out,
@@ -328,6 +357,14 @@ impl RunReport {
         let _ = writeln!(out, "latency:     {}", u.latency_ms.line());
         if let Some(cross) = &u.cross_node_latency_ms {
             let _ = writeln!(out, "cross-node:  {}", cross.line());
+        }
+        if let Some(a) = &self.acks {
+            let _ = writeln!(
+                out,
+                "acks:        {} of {} updates answered, refused {}, unmatched {}, pending at the end {}",
+                a.received, a.expected, a.refused, a.unmatched, a.pending
+            );
+            let _ = writeln!(out, "ack latency: {}", a.latency_ms.line());
         }
         if let Some(p) = &self.presence {
             let _ = writeln!(

@@ -11,15 +11,15 @@ use tokio::sync::{Semaphore, watch};
 use yrs::updates::encoder::Encode;
 use yrs::{GetString, ReadTxn, Transact};
 
-use crate::cli::RunArgs;
+use crate::cli::{Protocol, RunArgs};
 use crate::client::doc_url;
 use crate::ledger::{LossCount, RoomLedger, SentLog};
 use crate::procfs::{self, Pid};
 use crate::progress::Live;
 use crate::recorder::{self, Recorder, Window, micros_histogram};
 use crate::report::{
-    self, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport, RunReport,
-    RunSettings, ServerReport, UpdateReport, VerifyReport,
+    self, AckReport, ByteReport, ConnectionReport, GeneratorReport, LatencySummary, PresenceReport,
+    RunReport, RunSettings, ServerReport, UpdateReport, VerifyReport,
 };
 use crate::shards::Shards;
 use crate::user::{Counters, Outcome, Phase, Settings, Shared, UserSpec, run_user};
@@ -147,7 +147,12 @@ fn plan(args: &RunArgs) -> anyhow::Result<Plan> {
                 room,
                 client,
                 node,
-                url: doc_url(&args.urls[node], &url_doc),
+                url: match args.wire.protocol {
+                    Protocol::YWebsocket => doc_url(&args.urls[node], &url_doc),
+                    // The provider's socket URL is used as given; the name goes in-band.
+                    Protocol::Hocuspocus => args.urls[node].clone(),
+                },
+                doc: url_doc.clone(),
                 typist,
                 presence,
                 connect_at: args.ramp_up.mul_f64(global as f64 / total as f64),
@@ -232,6 +237,8 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
             burst: args.burst,
             verify: args.verify,
             handshake_timeout: args.handshake_timeout,
+            protocol: args.wire.protocol,
+            token: args.wire.token.clone(),
         },
         counters: Counters::default(),
         recorder: Mutex::new(Recorder::default()),
@@ -314,6 +321,9 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<RunReport> {
             && get(&counters.updates_delivered) >= get(&counters.updates_expected)
             && (!presence_on
                 || get(&counters.presence_delivered) >= get(&counters.presence_expected))
+            // Acks may trail deliveries (with `--fsync 1s` by up to a second): the last
+            // measured updates' acks must be in before the histogram is read.
+            && get(&counters.acks_received) >= get(&counters.acks_expected)
     };
     while !drained() && drain_started.elapsed() < args.drain_timeout {
         tokio::time::sleep(POLL).await;
@@ -408,6 +418,7 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
     let recorder = recorder::lock(&shared.recorder);
     let update_latency = recorder.updates.summary();
     let presence_latency = recorder.presence.summary();
+    let ack_latency = recorder.acks.summary();
     let cross_node =
         (args.urls.len() > 1).then(|| LatencySummary::from_histogram(&recorder.updates.cross_node));
     drop(recorder);
@@ -454,6 +465,14 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
         final_state_missing: presence_missing,
         latency_ms: presence_latency,
     });
+    let acks = (args.wire.protocol == Protocol::Hocuspocus).then(|| AckReport {
+        expected: get(&c.acks_expected),
+        received: get(&c.acks_received),
+        refused: get(&c.acks_refused),
+        unmatched: get(&c.acks_unmatched),
+        pending: outcomes.iter().map(|o| o.acks_pending).sum(),
+        latency_ms: ack_latency,
+    });
     let errors = {
         let mut errors: Vec<String> = outcomes.iter().filter_map(|o| o.error.clone()).collect();
         errors.sort();
@@ -482,6 +501,7 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
     RunReport {
         settings: RunSettings {
             urls: args.urls.clone(),
+            protocol: args.wire.protocol,
             rooms: args.rooms,
             users_per_room: args.users,
             typists_per_room: args.typists,
@@ -496,6 +516,7 @@ fn build_report(inputs: Inputs<'_>) -> RunReport {
         },
         connections,
         updates,
+        acks,
         presence,
         bytes: ByteReport {
             sent: get(&c.bytes_sent),

@@ -7,20 +7,24 @@
 //! upgrades, sends its step 1, answers the server's, and runs the server's step 2 through a
 //! CRC-32 as the bytes arrive, keeping them only when asked to (one joiner keeps them, so that
 //! the document can be decoded and checked once). Frame headers are parsed and written by
-//! tungstenite; only the reading loop is ours.
+//! tungstenite; only the reading loop is ours. A Hocuspocus joiner does the same with its token
+//! first and its document's name before every message ([`crate::framing`]).
 
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use bytes::{Buf, Bytes, BytesMut};
-use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, sync_frame};
+use chorus_protocol::hocuspocus::MSG_SYNC_REPLY;
+use chorus_protocol::message::{MSG_SYNC, SYNC_STEP1, SYNC_STEP2, sync_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
+use crate::cli::Protocol;
 use crate::client::{self, EMPTY_UPDATE};
+use crate::framing::Framing;
 use crate::wire;
 
 /// What each read asks the kernel for.
@@ -30,10 +34,34 @@ const READ_CHUNK: usize = 256 * 1024;
 /// what one may make us hold.
 const MAX_SMALL_MESSAGE: usize = 1024 * 1024;
 
-/// The first two bytes of a sync message of `sync_type`: y-websocket's message type `sync`,
-/// then the sync type (both varints below 128, so one byte each).
-const fn sync_prefix(sync_type: u64) -> [u8; 2] {
-    [0x00, sync_type as u8]
+/// How the messages that matter start: the address (Hocuspocus), the message type `sync`
+/// and the sync type (both varints below 128, so one byte each).
+#[derive(Debug, Clone)]
+struct Heads {
+    step2: Vec<u8>,
+    step1: Vec<u8>,
+    /// `@hocuspocus/server` sends its step 1 as a sync reply.
+    step1_reply: Option<Vec<u8>>,
+}
+
+impl Heads {
+    fn new(framing: &Framing) -> Self {
+        let head = |message_type: u64, sync_type: u64| {
+            let mut head = framing.prefix().to_vec();
+            head.extend_from_slice(&[message_type as u8, sync_type as u8]);
+            head
+        };
+        Self {
+            step2: head(MSG_SYNC, SYNC_STEP2),
+            step1: head(MSG_SYNC, SYNC_STEP1),
+            step1_reply: (framing.protocol() == Protocol::Hocuspocus)
+                .then(|| head(MSG_SYNC_REPLY, SYNC_STEP1)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.step2.len()
+    }
 }
 
 /// A step 2 received by [`receive_step2`].
@@ -45,7 +73,8 @@ pub struct StreamedStep2 {
     pub crc: u32,
     /// Length of the whole step 2 message.
     pub len: usize,
-    /// The whole step 2 message, when `keep` was asked for.
+    /// The whole step 2 message (y-websocket-shaped: without a Hocuspocus address), when
+    /// `keep` was asked for.
     pub message: Option<Bytes>,
 }
 
@@ -57,11 +86,12 @@ pub struct StreamedStep2 {
 /// step 2 before the server's step 1, or the timeout.
 pub async fn receive_step2(
     url: &str,
+    framing: &Framing,
     timeout: Duration,
     keep: bool,
 ) -> anyhow::Result<StreamedStep2> {
     let started = Instant::now();
-    tokio::time::timeout(timeout, join(url, started, keep))
+    tokio::time::timeout(timeout, join(url, framing, started, keep))
         .await
         .with_context(|| {
             format!(
@@ -71,9 +101,19 @@ pub async fn receive_step2(
         })?
 }
 
-async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<StreamedStep2> {
+async fn join(
+    url: &str,
+    framing: &Framing,
+    started: Instant,
+    keep: bool,
+) -> anyhow::Result<StreamedStep2> {
     let (mut stream, buf) = wire::upgrade(url, READ_CHUNK).await?;
-    let step1 = sync_frame(SYNC_STEP1, &client::local_state_vector(None));
+    let heads = Heads::new(framing);
+    // No provider version: no bare pings to answer.
+    if let Some(token) = framing.token_frame(None) {
+        send(&mut stream, binary(token)).await?;
+    }
+    let step1 = framing.frame(&sync_frame(SYNC_STEP1, &client::local_state_vector(None)));
     send(&mut stream, binary(step1)).await?;
     let mut reader = Reader { stream, buf };
     // The message being received; `None` between messages.
@@ -96,7 +136,7 @@ async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<Streame
                 .context("a continuation frame outside a message")?,
             OpCode::Data(_) => {
                 ensure!(message.is_none(), "a new message inside a fragmented one");
-                message.insert(Incoming::new(keep))
+                message.insert(Incoming::new(keep, heads.clone()))
             }
         };
         reader.stream_payload(len, incoming).await?;
@@ -115,7 +155,7 @@ async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<Streame
         if done.is_step1() {
             got_step1 = true;
             reader
-                .send(binary(sync_frame(SYNC_STEP2, EMPTY_UPDATE)))
+                .send(binary(framing.frame(&sync_frame(SYNC_STEP2, EMPTY_UPDATE))))
                 .await?;
         }
     }
@@ -125,6 +165,7 @@ async fn join(url: &str, started: Instant, keep: bool) -> anyhow::Result<Streame
 /// anything else is small and kept whole.
 struct Incoming {
     keep_step2: bool,
+    heads: Heads,
     len: usize,
     head: Vec<u8>,
     crc: crc32fast::Hasher,
@@ -132,11 +173,12 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn new(keep_step2: bool) -> Self {
+    fn new(keep_step2: bool, heads: Heads) -> Self {
         Self {
             keep_step2,
             len: 0,
-            head: Vec::with_capacity(2),
+            head: Vec::with_capacity(heads.len()),
+            heads,
             crc: crc32fast::Hasher::new(),
             kept: Vec::new(),
         }
@@ -145,8 +187,8 @@ impl Incoming {
     fn push(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.len += bytes.len();
         self.crc.update(bytes);
-        if self.head.len() < 2 {
-            let missing = 2 - self.head.len();
+        if self.head.len() < self.heads.len() {
+            let missing = self.heads.len() - self.head.len();
             self.head
                 .extend_from_slice(&bytes[..missing.min(bytes.len())]);
         }
@@ -165,11 +207,11 @@ impl Incoming {
     }
 
     fn is_step2(&self) -> bool {
-        self.head == sync_prefix(SYNC_STEP2)
+        self.head == self.heads.step2
     }
 
     fn is_step1(&self) -> bool {
-        self.head == sync_prefix(SYNC_STEP1)
+        self.head == self.heads.step1 || self.heads.step1_reply.as_ref() == Some(&self.head)
     }
 
     fn finish(self, elapsed: Duration) -> StreamedStep2 {
@@ -177,7 +219,10 @@ impl Incoming {
             elapsed,
             crc: self.crc.finalize(),
             len: self.len,
-            message: self.keep_step2.then(|| Bytes::from(self.kept)),
+            // The address goes: callers decode the message as y-websocket's.
+            message: self
+                .keep_step2
+                .then(|| Bytes::from(self.kept).slice(self.heads.len() - 2..)),
         }
     }
 }
@@ -297,6 +342,28 @@ mod tests {
         url
     }
 
+    fn y_websocket() -> Framing {
+        Framing::new(Protocol::YWebsocket, "doc", "")
+    }
+
+    #[tokio::test]
+    async fn a_hocuspocus_step2_after_a_sync_reply_is_kept_without_its_address() {
+        let framing = Framing::new(Protocol::Hocuspocus, "doc", "");
+        let step2 = sync_frame(SYNC_STEP2, &[7u8; 100]);
+        // `@hocuspocus/server`'s step 1: a sync reply (type 4).
+        let mut reply = framing.prefix().to_vec();
+        reply.push(MSG_SYNC_REPLY as u8);
+        reply.extend_from_slice(&sync_frame(SYNC_STEP1, &[0x00])[1..]);
+        let framed = framing.frame(&step2);
+        let url = fake_server(vec![binary(Bytes::from(reply)), binary(framed.clone())]).await;
+        let got = receive_step2(&url, &framing, Duration::from_secs(10), true)
+            .await
+            .expect("step 2");
+        assert_eq!(got.len, framed.len());
+        assert_eq!(got.crc, crc32fast::hash(&framed));
+        assert_eq!(got.message.as_deref(), Some(&step2[..]));
+    }
+
     fn fragment(payload: &[u8], opcode: OpCode, is_final: bool) -> Frame {
         Frame::message(Bytes::copy_from_slice(payload), opcode, is_final)
     }
@@ -313,7 +380,7 @@ mod tests {
             fragment(&step2[40..], cont, true),
         ])
         .await;
-        let got = receive_step2(&url, Duration::from_secs(10), true)
+        let got = receive_step2(&url, &y_websocket(), Duration::from_secs(10), true)
             .await
             .expect("step 2");
         assert_eq!(got.len, step2.len());
@@ -321,7 +388,7 @@ mod tests {
         assert_eq!(got.message.as_deref(), Some(&step2[..]));
 
         let url = fake_server(vec![binary(sync_frame(SYNC_STEP1, &[0x00])), binary(step2)]).await;
-        let unkept = receive_step2(&url, Duration::from_secs(10), false)
+        let unkept = receive_step2(&url, &y_websocket(), Duration::from_secs(10), false)
             .await
             .expect("step 2");
         assert_eq!((unkept.crc, unkept.len), (got.crc, got.len));
@@ -331,7 +398,7 @@ mod tests {
     #[tokio::test]
     async fn a_step2_before_the_step1_is_an_error() {
         let url = fake_server(vec![binary(sync_frame(SYNC_STEP2, &[0, 0]))]).await;
-        let error = receive_step2(&url, Duration::from_secs(10), false)
+        let error = receive_step2(&url, &y_websocket(), Duration::from_secs(10), false)
             .await
             .expect_err("must fail");
         assert!(
@@ -343,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn a_close_before_the_step2_is_an_error() {
         let url = fake_server(vec![Frame::close(None)]).await;
-        let error = receive_step2(&url, Duration::from_secs(10), false)
+        let error = receive_step2(&url, &y_websocket(), Duration::from_secs(10), false)
             .await
             .expect_err("must fail");
         assert!(format!("{error:#}").contains("closed"), "{error:#}");

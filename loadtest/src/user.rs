@@ -6,7 +6,14 @@
 //! and no decoding beyond the struct headers that tell which clocks an update covers (or, for
 //! presence, the entry headers). Only a user that keeps a document (a typist, or any user with
 //! `--verify`) applies what it receives.
+//!
+//! With `--protocol hocuspocus` a user does what `@hocuspocus/provider` does on its own socket:
+//! a token message, then the same sync and awareness messages, each prefixed with the document
+//! name. The server answers every update and sync step 2 with a sync status, in order; a typist
+//! matches each status to the oldest update still waiting for one, which gives the ack latency
+//! (from send to status) beside the delivery latency.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,6 +22,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use chorus_protocol::AwarenessEntry;
 use chorus_protocol::awareness::encode_entries;
+use chorus_protocol::hocuspocus::PONG;
 use chorus_protocol::message::{SYNC_STEP1, SYNC_UPDATE, awareness_frame, sync_frame};
 use chorus_protocol::update::{ClockRun, clock_runs_v1};
 use futures_util::StreamExt;
@@ -23,7 +31,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::MissedTickBehavior;
 use yrs::{Doc, Text, TextRef, Transact};
 
+use crate::cli::Protocol;
 use crate::client;
+use crate::framing::{Framing, PROVIDER_VERSION};
 use crate::incoming::{self, Incoming};
 use crate::ledger::{DeliveryTally, IdMap, RoomLedger, SentLog};
 use crate::recorder::{Kind, Sample, SampleBuffer, SharedRecorder};
@@ -58,8 +68,10 @@ pub struct UserSpec {
     pub client: u64,
     /// Index of the server URL it connects to.
     pub node: usize,
-    /// The document's WebSocket URL.
+    /// The WebSocket URL: y-websocket, the document's; Hocuspocus, the socket's.
     pub url: String,
+    /// The document name (Hocuspocus frames carry it).
+    pub doc: String,
     /// Its update log, if it types.
     pub typist: Option<Arc<SentLog>>,
     /// Its presence log, if it sends presence.
@@ -83,6 +95,10 @@ pub struct Settings {
     pub verify: bool,
     /// Connect + handshake limit.
     pub handshake_timeout: Duration,
+    /// The protocol users speak.
+    pub protocol: Protocol,
+    /// Hocuspocus: the token sent before syncing.
+    pub token: String,
 }
 
 /// Run-wide counters, read live by the progress line and at the end by the report.
@@ -128,6 +144,14 @@ pub struct Counters {
     pub malformed: AtomicU64,
     /// Permission-denied messages received.
     pub denied: AtomicU64,
+    /// Hocuspocus: sync statuses the typists' updates call for (one per update).
+    pub acks_expected: AtomicU64,
+    /// Hocuspocus: sync statuses received for updates, applied or refused.
+    pub acks_received: AtomicU64,
+    /// Hocuspocus: sync statuses that refused an update (`SyncStatus(0)`).
+    pub acks_refused: AtomicU64,
+    /// Hocuspocus: sync statuses with nothing sent left to answer.
+    pub acks_unmatched: AtomicU64,
     /// WebSocket payload bytes sent.
     pub bytes_sent: AtomicU64,
     /// WebSocket payload bytes received.
@@ -190,6 +214,8 @@ pub struct Outcome {
     pub presence_seen: IdMap<u32>,
     /// Its document, when it kept one.
     pub doc: Option<Doc>,
+    /// Hocuspocus: its updates still waiting for a sync status when it stopped.
+    pub acks_pending: u64,
 }
 
 /// Runs one user until the run stops. Never panics on what the server sends.
@@ -209,6 +235,7 @@ pub async fn run_user(
         tally: user.tally,
         presence_seen: user.presence_seen,
         doc: user.doc.map(|(doc, _)| doc),
+        acks_pending: user.acks.iter().filter(|sent| sent.is_some()).count() as u64,
     }
 }
 struct User {
@@ -223,8 +250,14 @@ struct User {
     presence_clock: u32,
     update_samples: SampleBuffer,
     presence_samples: SampleBuffer,
+    ack_samples: SampleBuffer,
     counts: LocalCounts,
     chunk: String,
+    /// Hocuspocus: what the next sync statuses answer, oldest first: an update's send time,
+    /// or `None` for our sync step 2 (acknowledged too, but not a typist's update).
+    acks: VecDeque<Option<u64>>,
+    /// How its messages go on the wire.
+    framing: Framing,
 }
 
 /// How far the sync handshake is.
@@ -280,6 +313,8 @@ impl User {
         });
         let letter = char::from(b'a' + (spec.client % 26) as u8);
         let chunk = std::iter::repeat_n(letter, shared.settings.update_chars.max(1)).collect();
+        let settings = &shared.settings;
+        let framing = Framing::new(settings.protocol, &spec.doc, &settings.token);
         Self {
             spec,
             ledger,
@@ -292,8 +327,11 @@ impl User {
             presence_clock: 0,
             update_samples: SampleBuffer::new(Kind::Update),
             presence_samples: SampleBuffer::new(Kind::Presence),
+            ack_samples: SampleBuffer::new(Kind::Ack),
             counts: LocalCounts::default(),
             chunk,
+            acks: VecDeque::new(),
+            framing,
         }
     }
 
@@ -301,6 +339,26 @@ impl User {
         self.counts.flush(&self.shared.counters);
         self.update_samples.flush(&self.shared.recorder);
         self.presence_samples.flush(&self.shared.recorder);
+        self.ack_samples.flush(&self.shared.recorder);
+    }
+
+    fn hocuspocus(&self) -> bool {
+        self.shared.settings.protocol == Protocol::Hocuspocus
+    }
+
+    /// Queues a y-websocket-shaped message (`varUint(type) • payload`) for the server, in the
+    /// run's protocol: as is, or prefixed with the document name.
+    fn queue(&self, out: &mut Vec<u8>, body: &[u8]) {
+        let prefix = self.framing.prefix();
+        add(
+            &self.shared.counters.bytes_sent,
+            (prefix.len() + body.len()) as u64,
+        );
+        if prefix.is_empty() {
+            wire::queue_binary(out, body);
+        } else {
+            wire::queue_binary(out, &self.framing.frame(body));
+        }
     }
 
     async fn run(&mut self, phase: watch::Receiver<Phase>) -> anyhow::Result<()> {
@@ -330,10 +388,15 @@ impl User {
 
     /// Does what `WebsocketProvider` does (see [`crate::client`]): sends step 1 on open,
     /// answers the server's step 1, and is synced once the server's step 2 is in as well.
-    /// Frames that arrive meanwhile (presence, updates) are handled as they come.
+    /// Frames that arrive meanwhile (presence, updates) are handled as they come. A Hocuspocus
+    /// user sends its token first, in the same write, as the provider does on open.
     async fn handshake(&mut self) -> anyhow::Result<Conn> {
         self.handshake.started = Some(Instant::now());
         let mut conn = Conn::connect(&self.spec.url, self.doc.is_some()).await?;
+        if let Some(token) = self.framing.token_frame(Some(PROVIDER_VERSION)) {
+            add(&self.shared.counters.bytes_sent, token.len() as u64);
+            wire::queue_binary(conn.out(), &token);
+        }
         let step1 = sync_frame(
             SYNC_STEP1,
             &client::local_state_vector(self.doc.as_ref().map(|(doc, _)| doc)),
@@ -436,7 +499,12 @@ impl User {
 
     fn handle(&mut self, message: wire::Message<'_>, out: &mut Vec<u8>) -> anyhow::Result<()> {
         self.counts.bytes_received += message.len as u64;
-        match incoming::parse(message.bytes, message.whole) {
+        let parsed = if self.hocuspocus() {
+            incoming::parse_hocuspocus(message.bytes, message.whole, &self.spec.doc)
+        } else {
+            incoming::parse(message.bytes, message.whole)
+        };
+        match parsed {
             // Updates always come whole ([`wire`] cuts only a step 2 short).
             Ok(Incoming::Update(update)) => self.on_update(update),
             Ok(Incoming::Step2(update)) => {
@@ -447,13 +515,23 @@ impl User {
             }
             Ok(Incoming::Step1(sv)) => {
                 let reply = client::step2_reply(self.doc.as_ref().map(|(doc, _)| doc), sv)?;
-                add(&self.shared.counters.bytes_sent, reply.len() as u64);
-                wire::queue_binary(out, &reply);
+                self.queue(out, &reply);
+                if self.hocuspocus() {
+                    // The server acknowledges our step 2 too, in turn with our updates.
+                    self.acks.push_back(None);
+                }
                 self.handshake.got_step1 = true;
             }
             Ok(Incoming::Awareness(payload)) => self.on_awareness(payload),
             Ok(Incoming::PermissionDenied) => add(&self.shared.counters.denied, 1),
             Ok(Incoming::Ignored) => {}
+            Ok(Incoming::SyncStatus(applied)) => self.on_sync_status(applied),
+            Ok(Incoming::Ping) => {
+                add(&self.shared.counters.bytes_sent, 1);
+                wire::queue_binary(out, &[PONG]);
+            }
+            Ok(Incoming::Closed) => anyhow::bail!("the server closed the document's session"),
+            Ok(Incoming::OtherDocument) => add(&self.shared.counters.malformed, 1),
             Err(e) if !self.synced => {
                 anyhow::bail!("malformed frame from the server during the handshake: {e}")
             }
@@ -539,6 +617,30 @@ impl User {
         }
     }
 
+    /// A Hocuspocus sync status: the answer to the oldest of our updates (or our step 2)
+    /// still waiting for one.
+    fn on_sync_status(&mut self, applied: bool) {
+        let received_ns = self.shared.now_ns();
+        let counters = &self.shared.counters;
+        match self.acks.pop_front() {
+            None => add(&counters.acks_unmatched, 1),
+            Some(None) => {}
+            Some(Some(sent_ns)) => {
+                add(&counters.acks_received, 1);
+                if applied {
+                    let sample = Sample {
+                        sent_ns,
+                        received_ns,
+                        cross_node: false,
+                    };
+                    self.ack_samples.push(sample, &self.shared.recorder);
+                } else {
+                    add(&counters.acks_refused, 1);
+                }
+            }
+        }
+    }
+
     /// An awareness update `incoming::parse` has checked.
     fn on_awareness(&mut self, payload: &[u8]) {
         let received_ns = self.shared.now_ns();
@@ -606,11 +708,15 @@ impl User {
             let id = first_struct_id(&update)?
                 .ok_or_else(|| anyhow::anyhow!("yrs produced an update without structs"))?;
             let frame = sync_frame(SYNC_UPDATE, &update);
-            log.record(id.clock, self.shared.now_ns());
+            let sent_ns = self.shared.now_ns();
+            log.record(id.clock, sent_ns);
             add(&counters.updates_sent, 1);
             add(&counters.updates_expected, self.receivers());
-            add(&counters.bytes_sent, frame.len() as u64);
-            wire::queue_binary(conn.out(), &frame);
+            if self.hocuspocus() {
+                self.acks.push_back(Some(sent_ns));
+                add(&counters.acks_expected, 1);
+            }
+            self.queue(conn.out(), &frame);
         }
         conn.flush().await
     }
@@ -639,8 +745,7 @@ impl User {
     }
 
     async fn send(&self, conn: &mut Conn, frame: &[u8]) -> anyhow::Result<()> {
-        add(&self.shared.counters.bytes_sent, frame.len() as u64);
-        wire::queue_binary(conn.out(), frame);
+        self.queue(conn.out(), frame);
         conn.flush().await
     }
 }

@@ -307,6 +307,32 @@ impl RoomDoc {
         })
     }
 
+    /// True when applying the v1 `update` would change nothing: every struct in it is already
+    /// in the document and every deletion already made. This is Yjs's
+    /// `snapshotContainsUpdate`, which `@hocuspocus/server` asks of a read-only client's sync
+    /// step 2: a client that only says what it already has (its step 2 always repeats the
+    /// whole delete set) has no edits to lose. Malformed input contains nothing.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`] if yrs panicked.
+    pub fn contains(&self, update: &[u8]) -> Result<bool, DocError> {
+        let sv = guard(|| self.doc.transact().state_vector())?;
+        let mut structs_known = true;
+        let runs = chorus_protocol::update::clock_runs_v1(update, |run| {
+            structs_known &= run.clocks.end <= sv.get(&ClientID::new(run.client));
+        });
+        if runs.is_err() || !structs_known {
+            return Ok(false);
+        }
+        guard(|| {
+            let Ok(update) = Update::decode_v1(update) else {
+                return false;
+            };
+            let known = self.doc.transact().snapshot().delete_set;
+            update.delete_set().diff(&known).is_empty()
+        })
+    }
+
     /// True when `other` has seen something of some client that this document has not.
     ///
     /// # Errors

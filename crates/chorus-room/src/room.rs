@@ -355,6 +355,30 @@ impl<R> RoomCore<R> {
         self.push_durable(conn, frame);
     }
 
+    /// A read-only connection's sync step 2, which is never applied: `known` goes back (like
+    /// [`RoomCore::when_durable`], in order behind what the room sent before) when the update
+    /// adds nothing to the document ([`RoomDoc::contains`]), `unknown` when it carries edits
+    /// the connection may not make. Hocuspocus answers a read-only provider so; a provider
+    /// that only repeats what it has must not be told it has unsaved changes.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`]: the room must be dropped ([`RoomCore::fail`]).
+    pub fn answer_read_only(
+        &mut self,
+        conn: ConnId,
+        update: &[u8],
+        known: Bytes,
+        unknown: Bytes,
+    ) -> Result<(), DocError> {
+        let frame = if self.doc.contains(update)? {
+            known
+        } else {
+            unknown
+        };
+        self.when_durable(conn, frame);
+        Ok(())
+    }
+
     fn push_durable(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(reply) = self
             .log

@@ -6,7 +6,9 @@
 //! outboxes overflow long before the writer is done. The updates a connection has already
 //! received when it reads the first of them are merged into one (Yjs updates merge like the
 //! documents they describe), so a burst costs about as much as one update. Nothing waits for a
-//! burst to form: only frames already read off the socket are merged.
+//! burst to form: only frames already read off the socket are merged. Both endpoints merge
+//! through here: `ws::connection` and, per document of a socket, `hocuspocus::socket` (which
+//! still answers every update of a burst with its own sync status).
 
 use bytes::Bytes;
 use chorus_protocol::{UpdateLimits, validate_update_v1};

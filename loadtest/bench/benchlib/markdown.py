@@ -39,6 +39,7 @@ def _run_rows(step: int, verify: bool = False, cpu_targets: tuple[int, ...] = ()
         Row("latency max (ms)", step, "max_ms"),
         Row("lost / duplicated deliveries", step, "lost_dup", "str"),
         Row("updates echoed to their sender", step, "echoed", "int"),
+        Row("ack (Hocuspocus SyncStatus) p50 / p99 / p99.9 (ms)", step, "ack_p50_p99_p999", "str"),
     ]
     if verify:
         rows.append(Row("`--verify` (documents converge, exactly once)", step, "verify", "str"))
@@ -147,11 +148,20 @@ _PAIRS = {
     "cross_p50_p99": ("cross_p50_ms", "cross_p99_ms", "cross_p50_ms", " / "),
 }
 
+# Cells that combine three figures: metric -> (the figures, the one that must be present).
+_TRIPLES = {
+    "ack_p50_p99_p999": (("ack_p50_ms", "ack_p99_ms", "ack_p999_ms"), "ack_p50_ms"),
+}
+
 
 def _derived(f: dict, metric: str):
     """Figures shown combined in one cell."""
     def n(v):
         return "—" if v is None else f"{v:,}" if isinstance(v, int) else _num(v)
+    triple = _TRIPLES.get(metric)
+    if triple is not None:
+        names, present = triple
+        return None if f.get(present) is None else " / ".join(n(f.get(name)) for name in names)
     pair = _PAIRS.get(metric)
     if pair is None:
         return f.get(metric)

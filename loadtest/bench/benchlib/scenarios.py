@@ -83,9 +83,13 @@ def _pid_flags(command: str, pids: list[int]) -> list[str]:
     return ["--server-pid", str(pids[0])] if pids else []
 
 
-def _step_argv(step: dict, urls: list[str], pids: list[int], chart: Path | None) -> list[str]:
+def _step_argv(step: dict, urls: list[str], pids: list[int], chart: Path | None,
+               protocol: str = "y-websocket") -> list[str]:
     command = step["command"]
     flags = {k: v for k, v in step.items() if k != "command"}
+    if protocol != "y-websocket":
+        # `run`, `idle` and `join` all speak it; the server kind decides, not the scenario.
+        flags["protocol"] = protocol
     if command == "run":
         # The file's chart name is relative to the working directory; charts go to results/.
         flags.pop("chart", None)
@@ -144,7 +148,7 @@ def run_steps(ctx: Context, scn: Scenario, server: str) -> dict:
             steps.append({"step": i + 1, "error": str(err)})
             continue
         chart = _chart(ctx, scn.key, i, server) if step["command"] == "run" else None
-        argv = _step_argv(step, [running.url], [running.pid], chart)
+        argv = _step_argv(step, [running.url], [running.pid], chart, running.kind.protocol)
         log(f"{scn.key} step {i + 1} on {server}: {' '.join(argv[:12])} ...")
         try:
             record = _measure(ctx, [running], argv)
@@ -186,7 +190,7 @@ def run_ramp(ctx: Context, scn: Scenario, server: str) -> dict:
     try:
         for n in range(max_stages):
             this = {**stage_step, "rate": round(rate, 4), "doc_prefix": f"{prefix}-s{n}"}
-            argv = _step_argv(this, [running.url], [running.pid], None)
+            argv = _step_argv(this, [running.url], [running.pid], None, running.kind.protocol)
             record = _measure(ctx, [running], argv)
             record["rate"] = rate
             stages.append(record)
@@ -236,7 +240,8 @@ def run_cross_node(ctx: Context, scn: Scenario, server: str) -> dict:
             continue
         chart = _chart(ctx, scn.key, i, server)
         used = nodes[:nodes_used]
-        argv = _step_argv(step, [n.url for n in used], [n.pid for n in nodes], chart)
+        argv = _step_argv(step, [n.url for n in used], [n.pid for n in nodes], chart,
+                          used[0].kind.protocol)
         log(f"X {label}: redis prefix {prefix}")
         try:
             record = _measure(ctx, nodes, argv)
@@ -269,6 +274,9 @@ def _say(what: str, server: str, record: dict) -> None:
                    f" lost {u['lost']}")
         if p:
             summary += f"; presence {p['deliveries_per_sec']:.0f}/s p99 {p['latency_ms']['p99_ms']:.1f} ms"
+        a = report.get("acks") or {}
+        if a:
+            summary += f"; ack p99 {a['latency_ms']['p99_ms']:.1f} ms ({a['received']}/{a['expected']})"
         summary += f"; generator {report['generator']['cpu_percent'] or 0:.0f}%"
     elif "synced" in report:
         server_mem = report.get("server") or {}

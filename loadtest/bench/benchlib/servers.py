@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +43,13 @@ class ServerKind:
     args: tuple[str, ...] = ()
     # For another build of Chorus: the environment variable naming its binary.
     binary_env: str | None = None
+    # The protocol the generator speaks to it (`chorus-loadtest --protocol`), and the path of
+    # its endpoint: y-websocket appends the document name to it, Hocuspocus uses it as is.
+    protocol: str = "y-websocket"
+    path: str = "/ws"
+    # For Node servers started by a script of this repository (relative to the repository
+    # root): copied next to the installed package, and run instead of ``entry``.
+    script: str = ""
 
 
 KINDS: dict[str, ServerKind] = {
@@ -84,6 +92,20 @@ KINDS: dict[str, ServerKind] = {
             "node",
             npm_spec="y-websocket@2.1.0",
             entry="node_modules/y-websocket/bin/server.cjs",
+        ),
+        # The same binary, driven by `@hocuspocus/provider`'s protocol on its /hocuspocus
+        # route: its sync statuses (acks) are durable under --fsync, and measured.
+        ServerKind("chorus-hocuspocus", "Chorus /hocuspocus", "under test (Hocuspocus protocol)",
+                   "chorus", protocol="hocuspocus", path="/hocuspocus"),
+        ServerKind(
+            "hocuspocus-4",
+            "@hocuspocus/server 4.x",
+            "reference (Hocuspocus protocol)",
+            "node",
+            npm_spec="@hocuspocus/server@4",
+            script="loadtest/bench/servers/hocuspocus-server.mjs",
+            protocol="hocuspocus",
+            path="",
         ),
         ServerKind("bare-relay", "bare relay (yardstick)", "yardstick", "relay"),
         # Not run by default: another build of Chorus (the binary at $CHORUS_BASELINE_BIN, e.g.
@@ -139,7 +161,7 @@ def prepare(kind: ServerKind, repo: Path, workdir: Path) -> Prepared:
             version="loadtest/src/bin/bare-relay.rs (this repository)",
             error=_missing(binary),
         )
-    return install_node(kind, workdir / kind.key)
+    return install_node(kind, workdir / kind.key, repo)
 
 
 def _missing(binary: Path) -> str | None:
@@ -157,8 +179,10 @@ def _first_line(argv: list[str]) -> str:
     return lines[0] if lines else "unknown"
 
 
-def install_node(kind: ServerKind, directory: Path) -> Prepared:
-    """``npm install`` of the package into its own directory; falls back to its overrides."""
+def install_node(kind: ServerKind, directory: Path, repo: Path) -> Prepared:
+    """``npm install`` of the package into its own directory; falls back to its overrides. A
+    kind with a ``script`` gets a copy of it in that directory (so it resolves the package
+    from there), which is what runs."""
     prepared = Prepared(kind)
     attempts = [{}]
     if kind.fallback_overrides:
@@ -185,9 +209,18 @@ def install_node(kind: ServerKind, directory: Path) -> Prepared:
             reason = _npm_error(out.stderr)
             prepared.notes.append(f"`{shown}` failed: {reason}")
             continue
-        entry = directory / kind.entry
+        if kind.script:
+            source = repo / kind.script
+            entry = directory / source.name
+            try:
+                shutil.copyfile(source, entry)
+            except OSError as err:
+                prepared.notes.append(f"could not copy {kind.script}: {err}")
+                continue
+        else:
+            entry = directory / kind.entry
         if not entry.is_file():
-            prepared.notes.append(f"`{shown}` installed but {kind.entry} is missing")
+            prepared.notes.append(f"`{shown}` installed but {entry.name} is missing")
             continue
         prepared.argv = ["node", str(entry)]
         prepared.cwd = directory
@@ -221,7 +254,8 @@ def _resolved_versions(directory: Path) -> str:
     def walk(deps: dict) -> None:
         for name, info in deps.items():
             if name in ("@y/websocket-server", "y-websocket", "yjs", "@y/y", "y-protocols",
-                        "@y/protocols", "ws", "lib0") and "version" in info:
+                        "@y/protocols", "ws", "lib0", "@hocuspocus/server",
+                        "@hocuspocus/common", "crossws") and "version" in info:
                 found.setdefault(name, info["version"])
             walk(info.get("dependencies", {}))
 
@@ -302,7 +336,7 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.port}{self.kind.path}"
 
     def _wait_for_listening_line(self) -> int:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -94,6 +94,25 @@ class Servers(unittest.TestCase):
                 if saved is not None:
                     os.environ["CHORUS_BASELINE_BIN"] = saved
 
+    def test_hocuspocus_kinds_speak_hocuspocus_on_their_endpoint(self):
+        chorus = servers.KINDS["chorus-hocuspocus"]
+        self.assertEqual((chorus.family, chorus.protocol, chorus.path), ("chorus", "hocuspocus", "/hocuspocus"))
+        node = servers.KINDS["hocuspocus-4"]
+        self.assertEqual((node.family, node.protocol, node.path), ("node", "hocuspocus", ""))
+        self.assertTrue(node.npm_spec.startswith("@hocuspocus/server@4"))
+        repo = Path(__file__).resolve().parents[3]
+        self.assertTrue((repo / node.script).is_file(), node.script)
+        self.assertEqual(servers.KINDS["chorus"].protocol, "y-websocket")
+
+    def test_step_argv_passes_the_protocol_of_the_server_kind(self):
+        from benchlib import scenarios
+        step = {"command": "idle", "connections": 10}
+        argv = scenarios._step_argv(step, ["ws://h:1/hocuspocus"], [7], None, "hocuspocus")
+        self.assertEqual(argv[:5], ["idle", "--connections", "10", "--protocol", "hocuspocus"])
+        self.assertIn("ws://h:1/hocuspocus", argv)
+        plain = scenarios._step_argv(step, ["ws://h:1/ws"], [7], None)
+        self.assertNotIn("--protocol", plain)
+
     def test_free_port_is_free(self):
         port = servers.free_port()
         self.assertFalse(servers.accepts(port))
@@ -135,6 +154,17 @@ class Figures(unittest.TestCase):
         self.assertEqual(f["verify"], "OK")
         self.assertEqual(f["server_peak_rss_mib"], 2.0)
         self.assertIsNone(f["error"])
+
+    def test_ack_latency_is_a_figure_of_hocuspocus_runs_only(self):
+        record = run_record()
+        self.assertIsNone(figures.run_figures(record)["ack_p99_ms"])
+        self.assertIsNone(markdown._derived(figures.run_figures(record), "ack_p50_p99_p999"))
+        record["generator"]["report"]["acks"] = {
+            "expected": 10, "received": 10, "refused": 0, "unmatched": 0, "pending": 0,
+            "latency_ms": {"p50_ms": 1.5, "p99_ms": 4.25, "p999_ms": 12.0}}
+        f = figures.run_figures(record)
+        self.assertEqual((f["ack_p50_ms"], f["ack_p99_ms"], f["ack_p999_ms"]), (1.5, 4.25, 12.0))
+        self.assertEqual(markdown._derived(f, "ack_p50_p99_p999"), "1.50 / 4.25 / 12.0")
 
     def test_presence_only_runs_divide_by_presence_deliveries(self):
         presence = {"deliveries_per_sec": 5000.0, "latency_ms": {"p50_ms": 1, "p99_ms": 2}, "final_state_missing": 0}

@@ -29,6 +29,11 @@ impl Server {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// `ws://ADDR/hocuspocus`, the socket URL of Chorus's Hocuspocus endpoint.
+    pub fn hocuspocus_url(&self) -> String {
+        format!("ws://{}/hocuspocus", self.addr)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -5,6 +5,7 @@
 //! (`cargo build -p chorus-cli` first); a missing binary fails the tests with that hint.
 
 mod helpers;
+mod hocuspocus;
 mod idle;
 mod join;
 mod run;

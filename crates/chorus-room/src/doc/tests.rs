@@ -558,3 +558,38 @@ fn malformed_updates_are_refused() {
     ));
     assert_eq!(room.snapshot().expect("snapshot").as_ref(), [0, 0]);
 }
+
+#[test]
+fn contains_says_whether_an_update_would_change_nothing() {
+    let mut room = RoomDoc::new().expect("new doc");
+    let writer = Doc::with_client_id(7);
+    room.apply(&edit(&writer, 0, "hello")).expect("apply");
+    let before = writer.transact().state_vector();
+    writer
+        .get_or_insert_text("t")
+        .remove_range(&mut writer.transact_mut(), 0, 2);
+    let deletion = writer.transact().encode_state_as_update_v1(&before);
+    assert!(
+        !room.contains(&deletion).expect("checks"),
+        "a deletion not made yet"
+    );
+    room.apply(&deletion).expect("apply");
+    // What a read-only provider's step 2 holds once it has everything: no structs, but the
+    // whole delete set (Yjs always sends it).
+    let repeat = writer
+        .transact()
+        .encode_state_as_update_v1(&writer.transact().state_vector());
+    assert_ne!(repeat, EMPTY_UPDATE, "the delete set comes along");
+    assert!(room.contains(&repeat).expect("checks"));
+    assert!(room.contains(EMPTY_UPDATE).expect("checks"));
+    assert!(
+        !room.contains(&edit(&writer, 0, "x")).expect("checks"),
+        "a new edit"
+    );
+    let other = Doc::with_client_id(9);
+    assert!(
+        !room.contains(&edit(&other, 0, "y")).expect("checks"),
+        "another client's edit"
+    );
+    assert!(!room.contains(&[0xff, 0xff]).expect("checks"), "malformed");
+}

@@ -18,7 +18,9 @@
 //!   frame once everything applied is in the update log
 //!   ([`chorus_room::RoomCore::when_durable`]): the provider's `unsyncedChanges` reaches 0
 //!   only when its edits are stored under the node's `--fsync` policy. A read-only session's
-//!   update gets sync status 0; a refused one closes the socket as it would a y-websocket
+//!   update gets sync status 0, and so does its sync step 2 when it carries edits; a step 2
+//!   that adds nothing to the document gets 1, as `@hocuspocus/server` answers (the provider
+//!   has nothing unsaved). A refused update closes the socket as it would a y-websocket
 //!   connection.
 //! - **Stateless messages** go to the document's other Hocuspocus clients on every node (via
 //!   the relay) and to [`Hooks::on_stateless`](crate::Hooks::on_stateless).

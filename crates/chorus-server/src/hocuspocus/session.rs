@@ -20,6 +20,7 @@ use crate::auth_callback::AuthCallback;
 use crate::conn::{CloseReason, CloseSignal, ConnId, OutboxReceiver, Peer, close_code, outbox};
 use crate::hooks::ConnectionInfo;
 use crate::limits::ConnectionRules;
+use crate::quarantine::{History, Quarantine};
 use crate::room::RoomHandle;
 use crate::room::handle::Mailbox;
 
@@ -29,10 +30,27 @@ pub(super) struct Session {
     pub room: RoomHandle,
     pub mailbox: Mailbox,
     pub close: CloseSignal,
-    /// Granted `read` only: updates are answered with sync status 0 and never reach the room.
+    /// Granted `read` only: updates never reach the room's document; they are answered with
+    /// sync status 0, a step 2 that adds nothing with 1.
     pub read_only: bool,
     pub rules: ConnectionRules,
     pub info: ConnectionInfo,
+    /// The last sync and awareness messages the provider sent for this document (their
+    /// y-websocket-shaped bodies, the honest corpus' format), kept only with
+    /// `--quarantine-dir`; boxed, as for a y-websocket connection.
+    pub history: Option<Box<History>>,
+}
+
+impl Session {
+    /// Keeps the evidence of a refused update (`crate::quarantine`), when the session was
+    /// closed for one and a quarantine directory is set.
+    pub fn keep_evidence(&mut self, quarantine: Option<&Arc<Quarantine>>, reason: &CloseReason) {
+        if let (Some(quarantine), Some(history)) = (quarantine, self.history.take())
+            && Quarantine::is_refusal(reason)
+        {
+            quarantine.keep(&self.info.doc, self.conn, reason, *history);
+        }
+    }
 }
 
 /// A token checked and, when it passed, the room joined.
@@ -160,6 +178,7 @@ impl Joined {
                 limits.max_message_bytes,
             ),
             info: self.info,
+            history: state.quarantine.as_ref().map(|_| Box::default()),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! One Hocuspocus socket's reading half: frames in, routed by address to the document's
 //! session, or queued until its token is checked; token checks run beside the reading, so a
-//! slow auth callback for one document holds up no other.
+//! slow auth callback for one document holds up no other. The updates a socket has already
+//! received for one document when it reads the first of them are merged into one before the
+//! room sees them (`crate::burst`), as on the y-websocket path; each still gets its own sync
+//! status, since the provider counts them one by one.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,7 +19,7 @@ use chorus_protocol::hocuspocus::{
 };
 use chorus_protocol::{Message, SyncMessage};
 use futures_util::stream::{FuturesUnordered, SplitStream};
-use futures_util::{Future, StreamExt};
+use futures_util::{Future, FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tungstenite::Message as WsMessage;
@@ -26,6 +29,7 @@ use super::session::{Ended, Opened, Session, open};
 use super::writer::Out;
 use super::{CONNECTION_TIMEOUT, NORMAL_CLOSURE, RESET_CONNECTION};
 use crate::app::AppState;
+use crate::burst;
 use crate::conn::{CloseReason, close_code};
 use crate::handshake::Socket;
 use crate::hooks::StatelessMessage;
@@ -51,6 +55,22 @@ pub(super) struct HocusSocket {
     app_pings: bool,
     /// Whether any document has been let in on this socket (then it lives like any other).
     admitted: bool,
+    /// Updates for one open, writable document read back to back, waiting to be merged
+    /// (`crate::burst`); handed over before anything else is.
+    burst: Option<Burst>,
+}
+
+/// Updates of one session read in one go ([`HocusSocket::flush_burst`]).
+struct Burst {
+    address: String,
+    updates: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Burst {
+    fn has_room(&self) -> bool {
+        self.updates.len() < burst::MAX_UPDATES && self.bytes < burst::MAX_BYTES
+    }
 }
 
 impl HocusSocket {
@@ -67,6 +87,7 @@ impl HocusSocket {
             ended_rx,
             app_pings: false,
             admitted: false,
+            burst: None,
         }
     }
 
@@ -111,7 +132,21 @@ impl HocusSocket {
                 }
                 next = stream.next() => {
                     heard = Instant::now();
-                    match self.receive(next).await {
+                    let mut received = self.receive(next).await;
+                    // Frames already read off the socket join a burst of updates; nothing
+                    // waits for one that has not arrived.
+                    while matches!(&received, Ok(wait) if wait.is_zero())
+                        && self.burst.as_ref().is_some_and(Burst::has_room)
+                    {
+                        let Some(next) = stream.next().now_or_never() else {
+                            break;
+                        };
+                        received = self.receive(next).await;
+                    }
+                    if let Err(closing) = self.flush_burst().await {
+                        break closing;
+                    }
+                    match received {
                         Ok(wait) if wait.is_zero() => {}
                         // Over the rate: the socket stays unread, so TCP makes the client wait.
                         Ok(wait) => {
@@ -188,6 +223,9 @@ impl HocusSocket {
 
     async fn frame(&mut self, bytes: Bytes) -> Result<Duration, Closing> {
         let len = bytes.len();
+        if self.burst.as_ref().is_some_and(|burst| !burst.has_room()) {
+            self.flush_burst().await?;
+        }
         let incoming = Incoming::decode(&bytes).map_err(|error| {
             tracing::info!(%error, "refused a hocuspocus frame");
             (
@@ -208,6 +246,17 @@ impl HocusSocket {
         crate::metrics::get().message_in(bytes.get(body_at..).unwrap_or_default());
         if matches!(message, HocusMessage::BroadcastStateless) {
             return Err(broadcast_refused());
+        }
+        let joins_burst = matches!(
+            message,
+            HocusMessage::Y(Message::Sync(SyncMessage::Update(_)))
+        ) && self
+            .burst
+            .as_ref()
+            .is_some_and(|burst| burst.address == address);
+        if !joins_burst {
+            // Anything else goes after the burst, as it was sent.
+            self.flush_burst().await?;
         }
         if self.sessions.contains_key(&address) {
             return self.deliver(&address, message, len).await;
@@ -281,6 +330,7 @@ impl HocusSocket {
             self.ended_tx.clone(),
         );
         self.sessions.insert(address.clone(), session);
+        self.flush_burst().await?;
         for message in queued {
             if !self.sessions.contains_key(&address) {
                 break;
@@ -288,6 +338,7 @@ impl HocusSocket {
             // Already counted against the socket's queue; the rate does not pause replay.
             let _ = self.deliver(&address, message, 0).await?;
         }
+        self.flush_burst().await?;
         Ok(())
     }
 
@@ -301,17 +352,36 @@ impl HocusSocket {
         let Some(session) = self.sessions.get_mut(address) else {
             return Ok(Duration::ZERO);
         };
-        let wait = if len > 0 {
-            session.rules.admit(len, Instant::now())
-        } else {
+        let in_burst = self
+            .burst
+            .as_ref()
+            .is_some_and(|burst| burst.address == address);
+        let wait = if len == 0 {
             Duration::ZERO
+        } else if in_burst {
+            session.rules.admit_in_burst(len, Instant::now())
+        } else {
+            session.rules.admit(len, Instant::now())
         };
         match message {
             HocusMessage::Y(msg) => {
-                let checked = check_message(msg, &mut session.rules).map_err(|(code, reason)| {
-                    tracing::info!(conn = %session.conn, doc = %session.info.doc, code, %reason, "refused a message");
-                    (code, Cow::Owned(reason))
-                })?;
+                if let Some(history) = &mut session.history {
+                    // Re-encoded: the same bytes as the frame's body (lib0 writes one
+                    // encoding), and a sync reply becomes the sync message it stands for.
+                    history.record(&msg.encode());
+                }
+                let checked = match check_message(msg, &mut session.rules) {
+                    Ok(checked) => checked,
+                    Err((code, reason)) => {
+                        tracing::info!(conn = %session.conn, doc = %session.info.doc, code, %reason, "refused a message");
+                        let reason = CloseReason {
+                            code,
+                            reason: Cow::Owned(reason),
+                        };
+                        session.keep_evidence(self.state.quarantine.as_ref(), &reason);
+                        return Err((reason.code, reason.reason));
+                    }
+                };
                 let Some(msg) = checked else {
                     return Ok(wait);
                 };
@@ -320,16 +390,40 @@ impl HocusSocket {
                     Message::Sync(SyncMessage::Update(_) | SyncMessage::Step2(_))
                 );
                 if is_update && session.read_only {
-                    // Never applied. Hocuspocus acknowledges a read-only step 2 that adds
-                    // nothing; the empty update ([0, 0]: no structs, no deletions) surely does not.
-                    // The answer still goes through the room, behind the frames it has queued
-                    // for this session: the provider counts itself synced at its last sync
-                    // status, so it must not overtake the room's sync step 2.
-                    let adds_nothing = matches!(&msg, Message::Sync(SyncMessage::Step2(update)) if update.as_ref() == [0, 0]);
-                    let status = sync_status_body(adds_nothing);
-                    if session.mailbox.when_durable(status).await.is_err() {
+                    // Never applied. As `@hocuspocus/server` does: a read-only step 2 that
+                    // adds nothing to the document (its delete set is always there, so it is
+                    // rarely empty) is acknowledged, since the provider has no edits to lose;
+                    // one with edits, and any update, gets sync status 0. The answer goes
+                    // through the room, behind the frames it has queued for this session: the
+                    // provider counts itself synced at its last sync status, so it must not
+                    // overtake the room's sync step 2.
+                    let answered = match msg {
+                        Message::Sync(SyncMessage::Step2(update)) => {
+                            session
+                                .mailbox
+                                .answer_read_only(
+                                    update,
+                                    sync_status_body(true),
+                                    sync_status_body(false),
+                                )
+                                .await
+                        }
+                        _ => session.mailbox.when_durable(sync_status_body(false)).await,
+                    };
+                    if answered.is_err() {
                         return Err(self.room_gone());
                     }
+                    return Ok(wait);
+                }
+                if let Message::Sync(SyncMessage::Update(update)) = msg {
+                    // Joins the burst; handed over (and acknowledged) by `flush_burst`.
+                    let burst = self.burst.get_or_insert_with(|| Burst {
+                        address: address.to_owned(),
+                        updates: Vec::new(),
+                        bytes: 0,
+                    });
+                    burst.bytes += update.len();
+                    burst.updates.push(update);
                     return Ok(wait);
                 }
                 let delivered = session.mailbox.send(msg).await;
@@ -371,6 +465,56 @@ impl HocusSocket {
         Ok(wait)
     }
 
+    /// Hands the burst's updates to their session's room: merged into one when there are
+    /// several and they merge (else one by one, which is always correct), then one durable
+    /// sync status per update the provider sent, in order.
+    async fn flush_burst(&mut self) -> Result<(), Closing> {
+        let Some(Burst {
+            address, updates, ..
+        }) = self.burst.take()
+        else {
+            return Ok(());
+        };
+        // A session closed meanwhile: its provider gets no answer, as it would not anyway.
+        let Some(session) = self.sessions.get(&address) else {
+            return Ok(());
+        };
+        let merged = match updates.len() {
+            0 => return Ok(()),
+            1 => None,
+            _ => burst::merge(&updates),
+        };
+        let mut delivered = match merged {
+            Some(update) => {
+                session
+                    .mailbox
+                    .send(Message::Sync(SyncMessage::Update(update)))
+                    .await
+            }
+            None => {
+                let mut sent = Ok(());
+                for update in &updates {
+                    sent = session
+                        .mailbox
+                        .send(Message::Sync(SyncMessage::Update(update.clone())))
+                        .await;
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                sent
+            }
+        };
+        for _ in &updates {
+            if delivered.is_err() {
+                break;
+            }
+            // Answered by the room once the updates are in the update log.
+            delivered = session.mailbox.when_durable(sync_status_body(true)).await;
+        }
+        delivered.map_err(|_| self.room_gone())
+    }
+
     /// A session ended from the server's side. A lost grant (expired or revoked token) or a
     /// deleted document ends that document only: the provider gets a close message for it.
     /// Anything else (a refused update, a slow reader, a failed room, shutdown) closes the
@@ -384,9 +528,11 @@ impl HocusSocket {
         if session.conn != ended.conn {
             return Ok(());
         }
-        let Some(session) = self.sessions.remove(address) else {
+        let Some(mut session) = self.sessions.remove(address) else {
             return Ok(());
         };
+        // The room refused an update (a rule only it can check): the evidence is kept too.
+        session.keep_evidence(self.state.quarantine.as_ref(), &ended.reason);
         Box::pin(session.room.leave(session.conn)).await;
         self.state.hooks.on_disconnect(&session.info).await;
         let reason = ended.reason;

@@ -295,6 +295,12 @@ impl Room {
             RoomCmd::Message { conn, msg } => self.core.receive(conn, msg, now)?,
             RoomCmd::Leave { conn } => self.forget_peer(conn),
             RoomCmd::WhenDurable { conn, frame } => self.core.when_durable(conn, frame),
+            RoomCmd::AnswerReadOnly {
+                conn,
+                update,
+                known,
+                unknown,
+            } => self.core.answer_read_only(conn, &update, known, unknown)?,
             RoomCmd::Stateless { from, payload } => {
                 self.stateless(from, &payload);
                 if let Some(relay) = &self.ctx.relay {

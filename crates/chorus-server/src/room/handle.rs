@@ -25,6 +25,14 @@ pub(super) enum RoomCmd {
     Leave { conn: ConnId },
     /// Send `frame` to `conn` once everything the room applied so far is durable.
     WhenDurable { conn: ConnId, frame: Bytes },
+    /// A read-only connection's sync step 2, never applied: answer `known` (as `WhenDurable`
+    /// would) when it adds nothing to the document, `unknown` when it carries edits.
+    AnswerReadOnly {
+        conn: ConnId,
+        update: Bytes,
+        known: Bytes,
+        unknown: Bytes,
+    },
     /// A stateless message for the document's Hocuspocus clients here and on the other nodes,
     /// but not for `from` (the sender; `None` for the HTTP API).
     Stateless {
@@ -314,6 +322,24 @@ impl Mailbox {
         let cmd = RoomCmd::WhenDurable {
             conn: self.conn,
             frame,
+        };
+        self.tx.send(cmd).await.map_err(|_| RoomGone)
+    }
+
+    /// Waits for space, then asks the room to answer a read-only connection's sync step 2:
+    /// `known` when `update` adds nothing to the document, `unknown` otherwise
+    /// ([`chorus_room::RoomCore::answer_read_only`]).
+    pub(crate) async fn answer_read_only(
+        &self,
+        update: Bytes,
+        known: Bytes,
+        unknown: Bytes,
+    ) -> Result<(), RoomGone> {
+        let cmd = RoomCmd::AnswerReadOnly {
+            conn: self.conn,
+            update,
+            known,
+            unknown,
         };
         self.tx.send(cmd).await.map_err(|_| RoomGone)
     }

@@ -9,15 +9,15 @@ use crate::helpers::{
     TestApp, TestClient, refused_edit_then_writer_edit, spawn_app_with, upgrade_status,
 };
 
-const SECRET: &str = "a test secret that is long enough for HS256";
+pub(crate) const SECRET: &str = "a test secret that is long enough for HS256";
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn token(secret: &str, doc: &str, mode: &str, exp: u64) -> String {
+pub(crate) fn token(secret: &str, doc: &str, mode: &str, exp: u64) -> String {
     signed(
         Algorithm::HS256,
         &EncodingKey::from_secret(secret.as_bytes()),

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use chorus_protocol::hocuspocus::{MSG_CLOSE, MSG_STATELESS, MSG_SYNC_STATUS, PING, PONG};
 use chorus_protocol::lib0::{Decoder, write_var_string, write_var_uint};
-use chorus_protocol::message::{SYNC_STEP1, SYNC_UPDATE, sync_frame};
+use chorus_protocol::message::{SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE, sync_frame};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -476,48 +476,167 @@ async fn query_awareness_is_answered_with_every_state() {
     app.stop().await;
 }
 
+/// An update log whose appends wait while its gate is shut, so a test decides when the edits
+/// in flight become durable (and so acknowledged).
+struct GatedLog {
+    inner: chorus_store::MemoryLog,
+    open: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl GatedLog {
+    fn new() -> Self {
+        Self {
+            inner: chorus_store::MemoryLog::new(),
+            open: tokio::sync::watch::Sender::new(true),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl chorus_store::UpdateLog for GatedLog {
+    async fn append(
+        &self,
+        doc: &chorus_protocol::DocName,
+        updates: &[Bytes],
+    ) -> Result<u64, chorus_store::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut open = self.open.subscribe();
+        self.waiting.fetch_add(1, SeqCst);
+        let _ = open.wait_for(|open| *open).await;
+        self.waiting.fetch_sub(1, SeqCst);
+        self.inner.append(doc, updates).await
+    }
+
+    async fn read(
+        &self,
+        doc: &chorus_protocol::DocName,
+    ) -> Result<Vec<(u64, Bytes)>, chorus_store::StoreError> {
+        self.inner.read(doc).await
+    }
+
+    async fn truncate(
+        &self,
+        doc: &chorus_protocol::DocName,
+        through: u64,
+    ) -> Result<(), chorus_store::StoreError> {
+        self.inner.truncate(doc, through).await
+    }
+
+    async fn delete(&self, doc: &chorus_protocol::DocName) -> Result<(), chorus_store::StoreError> {
+        self.inner.delete(doc).await
+    }
+
+    async fn list(&self) -> Result<Vec<chorus_protocol::DocName>, chorus_store::StoreError> {
+        self.inner.list().await
+    }
+}
+
 /// Shutdown: the rooms store what they applied and release its sync statuses before they close
-/// their sessions (1001), so every edit that reached a room is acknowledged as well as stored,
-/// and every one acknowledged is stored.
+/// their sessions (1001), so every edit that reached a room is acknowledged as well as stored.
+/// The edits' appends are held at a gate until the shutdown has begun: a socket that closed at
+/// once, or a session that dropped what its room queued before the goodbye, loses their sync
+/// statuses, and this test fails.
 #[tokio::test]
 async fn at_shutdown_every_stored_edit_is_acknowledged_before_the_close() {
-    const EDITS: usize = 400;
+    use chorus_store::{SnapshotStore as _, UpdateLog as _};
+    const HELD: usize = 20;
     let dir = tempfile::tempdir().expect("temp dir");
-    for round in 0..3 {
-        let doc = format!("shutdown-{round}");
-        let app = crate::helpers::spawn_app_with(dir.path().into(), |_| {}).await;
-        let mut client = RawHocus::connect(&app).await;
-        client.open(&doc).await;
-        client.next_of(&doc, |body| body.starts_with(&[0, 0])).await;
-        // The stop starts in the middle of a burst: some edits are on their way to the log,
-        // some still in the socket.
-        for n in 0..EDITS / 4 {
-            client.type_text(&doc, &format!("<{n}>")).await;
-        }
-        let stopping = tokio::spawn(app.stop());
-        for n in EDITS / 4..EDITS {
-            if !client.try_type_text(&doc, &format!("<{n}>")).await {
-                break;
-            }
-        }
-        let mut acknowledged = 0;
-        let code = loop {
-            match client.next().await {
-                Ok(received) if received.body == [MSG_SYNC_STATUS as u8, 1] => acknowledged += 1,
-                Ok(_) => {}
-                Err(code) => break code,
-            }
-        };
-        assert_eq!(code, Some(1001), "round {round}");
-        stopping.await.expect("stopped");
-        let app = crate::helpers::spawn_app_with(dir.path().into(), |_| {}).await;
-        let reader = TestClient::connect_synced(&app.ws_url(&doc)).await;
-        let stored = (0..EDITS)
-            .filter(|n| reader.text().contains(&format!("<{n}>")))
-            .count();
-        assert_eq!(acknowledged, stored, "round {round}: acknowledged, stored");
-        app.stop().await;
+    let log = std::sync::Arc::new(GatedLog::new());
+    let snapshots = std::sync::Arc::new(chorus_store::MemoryStore::new());
+    let chorus = chorus_server::Chorus::builder()
+        .config(chorus_server::Config::local(dir.path()))
+        .store(snapshots.clone(), log.clone())
+        .build()
+        .await
+        .expect("chorus builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stop = chorus.shutdown_token();
+    let router = chorus.router();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    });
+    let mut client = RawHocus::connect_url(&format!("ws://{addr}/hocuspocus")).await;
+    client.open("held").await;
+    client.type_text("held", "<start>").await;
+    client.next_of("held", is_sync_status(1)).await;
+
+    log.set_open(false);
+    for n in 0..HELD {
+        client.type_text("held", &format!("<{n}>")).await;
     }
+    crate::helpers::eventually("an append waits at the gate", || async {
+        log.waiting() > 0
+    })
+    .await;
+    // Every held edit has reached the room (a read answers from its document, not the log).
+    let last = format!("<{}>", HELD - 1);
+    crate::helpers::eventually("the room has applied every edit", || async {
+        let Ok(state) = chorus.read_update("held", None).await else {
+            return false;
+        };
+        crate::helpers::text_of(&state).contains(&last)
+    })
+    .await;
+    let cancelled = chorus.shutdown_token();
+    let stopping = tokio::spawn(chorus.stop());
+    crate::helpers::eventually("the shutdown has begun", || async {
+        cancelled.is_cancelled()
+    })
+    .await;
+    // Time for a socket that does not wait for its rooms to close early; one that waits stays
+    // open until the gate opens, however long that takes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    log.set_open(true);
+
+    let mut acknowledged = 0;
+    let code = loop {
+        match client.next().await {
+            Ok(received) if received.body == [MSG_SYNC_STATUS as u8, 1] => acknowledged += 1,
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1001));
+    stopping.await.expect("stopped");
+    let _ = server.await;
+
+    let name = chorus_protocol::DocName::parse("held").expect("a name");
+    let stored = Doc::new();
+    let snapshot = snapshots.load(&name).await.expect("snapshot readable");
+    let records = log.read(&name).await.expect("log readable");
+    for update in snapshot
+        .into_iter()
+        .chain(records.into_iter().map(|(_, u)| u))
+    {
+        stored
+            .transact_mut()
+            .apply_update(yrs::updates::decoder::Decode::decode_v1(&update).expect("decodes"))
+            .expect("applies");
+    }
+    let text = yrs::GetString::get_string(&stored.get_or_insert_text("t"), &stored.transact());
+    let stored_edits = (0..HELD)
+        .filter(|n| text.contains(&format!("<{n}>")))
+        .count();
+    assert_eq!(
+        stored_edits, HELD,
+        "every edit that reached the room is stored: {text}"
+    );
+    assert_eq!(acknowledged, HELD, "and acknowledged before the close");
 }
 
 #[tokio::test]
@@ -534,5 +653,202 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
     write_var_string(&mut body, &"x".repeat(100 * 1024));
     client.send(frame("doc", &body)).await;
     assert_eq!(client.closed_code().await, Some(1009));
+    app.stop().await;
+}
+
+/// The next sync status for `address`, whatever it says.
+async fn next_sync_status(client: &mut RawHocus, address: &str) -> Vec<u8> {
+    client
+        .next_of(address, |body| {
+            body.first() == Some(&(MSG_SYNC_STATUS as u8))
+        })
+        .await
+        .body
+}
+
+/// As `@hocuspocus/server` answers a read-only provider: a sync step 2 that only repeats what
+/// the document has (no structs it lacks, only deletions it made: Yjs always sends the whole
+/// delete set) is acknowledged, so the provider does not show unsaved changes it does not
+/// have; one with an edit of its own gets sync status 0, and the edit goes nowhere.
+#[tokio::test]
+async fn a_read_only_step2_is_acknowledged_only_when_it_adds_nothing() {
+    use crate::auth::{SECRET, now, token};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = crate::helpers::spawn_app_with(dir.path().into(), |c| {
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    let later = now() + 60;
+    let mut writer = RawHocus::connect(&app).await;
+    writer
+        .send(token_frame("ro", &token(SECRET, "ro", "write", later)))
+        .await;
+    writer.next_of("ro", |body| body.starts_with(&[2, 2])).await;
+    writer.type_text("ro", "hello world").await;
+    assert_eq!(next_sync_status(&mut writer, "ro").await, [8, 1]);
+    let update = {
+        let text = writer.doc.get_or_insert_text("t");
+        let mut txn = writer.doc.transact_mut();
+        yrs::Text::remove_range(&text, &mut txn, 0, 6);
+        txn.encode_update_v1()
+    };
+    writer
+        .send(frame("ro", &sync_frame(SYNC_UPDATE, &update)))
+        .await;
+    assert_eq!(next_sync_status(&mut writer, "ro").await, [8, 1]);
+
+    // A reader that holds the same document, deletion included.
+    let mut reader = RawHocus::connect(&app).await;
+    let everything = writer
+        .doc
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    reader
+        .doc
+        .transact_mut()
+        .apply_update(yrs::updates::decoder::Decode::decode_v1(&everything).expect("decodes"))
+        .expect("applies");
+    reader
+        .send(token_frame("ro", &token(SECRET, "ro", "read", later)))
+        .await;
+    let scope = reader.next_of("ro", |body| body.starts_with(&[2, 2])).await;
+    assert!(scope.body.ends_with(b"readonly"), "{scope:?}");
+    let server_sv = writer.doc.transact().state_vector();
+    let nothing_new = reader.doc.transact().encode_state_as_update_v1(&server_sv);
+    assert_ne!(nothing_new, [0, 0], "the delete set comes along");
+    reader
+        .send(frame("ro", &sync_frame(SYNC_STEP2, &nothing_new)))
+        .await;
+    assert_eq!(
+        next_sync_status(&mut reader, "ro").await,
+        [8, 1],
+        "nothing to lose"
+    );
+
+    reader.type_text("ro", "!").await;
+    assert_eq!(next_sync_status(&mut reader, "ro").await, [8, 0]);
+    let with_edit = reader.doc.transact().encode_state_as_update_v1(&server_sv);
+    reader
+        .send(frame("ro", &sync_frame(SYNC_STEP2, &with_edit)))
+        .await;
+    assert_eq!(
+        next_sync_status(&mut reader, "ro").await,
+        [8, 0],
+        "an edit it may not make"
+    );
+    let check = TestClient::connect_synced(&format!(
+        "{}?token={}",
+        app.ws_url("ro"),
+        token(SECRET, "ro", "read", later)
+    ))
+    .await;
+    assert_eq!(check.text(), "world", "the read-only edit went nowhere");
+    app.stop().await;
+}
+
+/// `--quarantine-dir` keeps a refused Hocuspocus update with what its session sent before it,
+/// as y-websocket bodies (the honest corpus' format), exactly as for a y-websocket connection.
+#[tokio::test]
+async fn a_refused_hocuspocus_update_is_kept_in_the_quarantine() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let quarantine = tempfile::tempdir().expect("quarantine dir");
+    let kept_in = quarantine.path().to_owned();
+    let app = crate::helpers::spawn_app_with(dir.path().into(), move |c| {
+        c.operations.quarantine_dir = Some(kept_in);
+    })
+    .await;
+    let mut client = RawHocus::connect(&app).await;
+    client.open("evidence").await;
+    client.type_text("evidence", "fine").await;
+    client.next_of("evidence", is_sync_status(1)).await;
+    // "x" at clock 0 of client 9 right of clock 5 of client 9: no encoder writes that.
+    let forged = vec![0, 2, 10, 1, 1, 9, 0, 0x84, 9, 5, 1, b'x', 0];
+    client.send(frame("evidence", &forged)).await;
+    assert_eq!(client.closed_code().await, Some(1007));
+
+    crate::helpers::eventually("the refusal is written", || async {
+        std::fs::read_dir(quarantine.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|entry| entry.path().join("refusal.json").exists())
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    let kept = std::fs::read_dir(quarantine.path())
+        .expect("dir")
+        .flatten()
+        .map(|entry| entry.path())
+        .next()
+        .expect("one entry");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.join("refusal.json")).expect("refusal.json"))
+            .expect("json");
+    assert_eq!(summary["doc"], "evidence");
+    assert_eq!(summary["code"], 1007);
+    let sent = crate::helpers::length_prefixed(
+        &std::fs::read(kept.join("frames.bin")).expect("frames.bin"),
+        "frames.bin",
+    );
+    assert_eq!(sent.last(), Some(&forged), "the refused update comes last");
+    assert!(
+        sent.iter().any(|m| m.starts_with(&[0, 2])) && sent.len() >= 2,
+        "the honest edit comes before it: {sent:?}"
+    );
+    app.stop().await;
+}
+
+/// Updates a provider sent back to back (a script inserting in a loop) reach the room merged
+/// into one, as on the y-websocket path (`chorus_server::burst`): a reader gets far fewer
+/// frames than were sent, and the whole text; the sender still gets one sync status per update,
+/// since the provider counts them one by one.
+#[tokio::test]
+async fn a_burst_of_hocuspocus_updates_is_merged_and_each_update_acknowledged() {
+    const UPDATES: usize = 200;
+    let (app, _dir) = spawn_app().await;
+    let mut reader = TestClient::connect_synced(&app.ws_url("burst")).await;
+    let mut writer = RawHocus::connect(&app).await;
+    writer.open("burst").await;
+    let mut expected = String::new();
+    for n in 0..UPDATES {
+        let word = format!("{n} ");
+        expected.push_str(&word);
+        let update = {
+            let shared = writer.doc.get_or_insert_text("t");
+            let mut txn = writer.doc.transact_mut();
+            let end = shared.len(&txn);
+            shared.insert(&mut txn, end, &word);
+            txn.encode_update_v1()
+        };
+        // Buffered, then written at once: the server reads them back to back.
+        writer
+            .socket
+            .feed(WsMessage::Binary(frame(
+                "burst",
+                &sync_frame(SYNC_UPDATE, &update),
+            )))
+            .await
+            .expect("feed");
+    }
+    writer.socket.flush().await.expect("flush");
+    let mut acknowledged = 0;
+    while acknowledged < UPDATES {
+        let status = next_sync_status(&mut writer, "burst").await;
+        assert_eq!(status, [8, 1]);
+        acknowledged += 1;
+    }
+    reader
+        .until("the reader has every edit", |c| c.text() == expected)
+        .await;
+    let frames = reader
+        .received
+        .iter()
+        .filter(|f| f.starts_with(&[0, 2]))
+        .count();
+    assert!(
+        frames <= UPDATES / 4,
+        "{frames} update frames for {UPDATES} updates: not merged"
+    );
     app.stop().await;
 }
