@@ -43,6 +43,7 @@ pub mod error;
 pub mod export;
 mod handshake;
 pub mod hocuspocus;
+pub mod history;
 pub mod hooks;
 pub mod limits;
 pub mod metrics;

@@ -16,6 +16,7 @@ mod home_page;
 mod honest_corpus;
 mod honest_sessions;
 mod hostile;
+mod history;
 mod hostile_corpus;
 mod http;
 mod limits;
