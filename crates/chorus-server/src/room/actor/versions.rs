@@ -17,7 +17,7 @@ pub(crate) type VersionReply = oneshot::Sender<Result<VersionMeta, String>>;
 /// The deadlines of the room's history work.
 #[derive(Debug, Default)]
 pub(super) struct HistoryClock {
-    /// When the tally of the current minute is stored: the next minute boundary after the
+    /// When the tally of the current minute is stored: by the next minute boundary after the
     /// first accepted update, `None` while nothing was counted.
     flush_at: Option<(Instant, u64)>,
     /// When the next automatic version is made: the interval after the first accepted update
@@ -56,7 +56,14 @@ impl Room {
             return;
         }
         let now = Instant::now();
-        self.history_clock.flush_at = Some((now + until_next_minute(), current_minute()));
+        // At the minute's end, or sooner with a short version interval: other nodes' versions
+        // read this node's activity for their authors, so it must be stored well within one
+        // interval.
+        let mut flush_in = until_next_minute();
+        if let Some(interval) = self.ctx.history.interval() {
+            flush_in = flush_in.min(interval / 4);
+        }
+        self.history_clock.flush_at = Some((now + flush_in, current_minute()));
         if self.history_clock.version_at.is_none()
             && let Some(interval) = self.ctx.history.interval()
         {
