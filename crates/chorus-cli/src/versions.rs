@@ -94,7 +94,11 @@ fn describe(v: &VersionMeta) -> String {
         (VersionKind::Restored, Some(from)) => format!("restored from {from}"),
         (kind, _) => format!("{kind:?}").to_lowercase(),
     };
-    let label = v.label.as_deref().map(|l| format!(" \"{l}\"")).unwrap_or_default();
+    let label = v
+        .label
+        .as_deref()
+        .map(|l| format!(" \"{l}\""))
+        .unwrap_or_default();
     format!(
         "{}  {when}  {kind}{label}  by {}  {} bytes",
         v.id,
@@ -168,13 +172,10 @@ impl VersionsCommand {
                     .unwrap_or_else(|| vec![0, 0]);
                 let client = u64::from(fastrand::u32(..));
                 let update = chorus_history::restore_update(&current, &target.state, client)?;
-                let restored = chorus_store::merge::merge_stored([
-                    current.as_slice(),
-                    update.as_slice(),
-                ])?;
+                let restored =
+                    chorus_store::merge::merge_stored([current.as_slice(), update.as_slice()])?;
                 ops::import(store.as_ref(), &doc, restored.clone()).await?;
-                let state_vector =
-                    state_vector_of(&restored).map_err(|e| anyhow::anyhow!(e))?;
+                let state_vector = state_vector_of(&restored).map_err(|e| anyhow::anyhow!(e))?;
                 let created_ms = now_ms();
                 let meta = VersionMeta {
                     id: VersionId::new(created_ms),

@@ -29,7 +29,12 @@ impl Tally {
     /// Counts one accepted update of `bytes` by `identity`.
     pub fn count(&mut self, identity: &Identity, bytes: usize) {
         let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        if let Some(entry) = self.entries.iter_mut().rev().find(|e| &e.identity == identity) {
+        if let Some(entry) = self
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| &e.identity == identity)
+        {
             entry.updates += 1;
             entry.bytes = entry.bytes.saturating_add(bytes);
             return;

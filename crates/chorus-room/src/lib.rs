@@ -69,10 +69,10 @@ pub mod room;
 pub mod settings;
 mod write_ahead;
 
+pub use activity::{Activity, Tally};
 pub use doc::{DocError, DocLimits, RoomDoc};
 pub use effect::{Counted, Effect, Publish, Snapshot, WriteRefused};
 pub use held::HeldLimits;
-pub use activity::{Activity, Tally};
 pub use ids::{ConnId, Identity, NodeId};
 pub use room::relay::Remote;
 pub use room::{LoadError, RoomCore, Wake};

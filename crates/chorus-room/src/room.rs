@@ -22,10 +22,10 @@ use chorus_protocol::{AwarenessEntry, Message, StateVector, SyncFrame, SyncMessa
 pub use lifecycle::LoadError;
 pub use timers::Wake;
 
+use crate::activity::{Activity, Tally};
 use crate::close_code;
 use crate::doc::{ClientUpdateError, DocError, RoomDoc};
 use crate::effect::{Counted, Effect, WriteRefused};
-use crate::activity::{Activity, Tally};
 use crate::held::Held;
 use crate::ids::{ConnId, Identity};
 use crate::presence::{Owner, Presence};

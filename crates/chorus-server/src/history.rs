@@ -17,11 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use chorus_protocol::DocName;
 use chorus_room::Activity;
+use chorus_store::StoreError;
 use chorus_store::versions::{
     ActivityRecord, Retention, Version, VersionId, VersionKind, VersionMeta, VersionStore, now_ms,
     prune,
 };
-use chorus_store::StoreError;
 
 use crate::config::HistoryConfig;
 use crate::metrics;
@@ -104,7 +104,9 @@ impl History {
     ) -> Result<Option<VersionMeta>, StoreError> {
         let store = self.store();
         if !tally.is_empty() {
-            store.record_activity(doc, &to_records(minute, tally)).await?;
+            store
+                .record_activity(doc, &to_records(minute, tally))
+                .await?;
         }
         let created_ms = now_ms();
         let versions = store.list(doc).await?;
@@ -194,7 +196,13 @@ pub async fn record_offline(
     version: Version,
 ) -> Result<(), StoreError> {
     history.store().put(doc, &version).await?;
-    prune(history.store(), doc, history.inner.retention, version.meta.created_ms).await?;
+    prune(
+        history.store(),
+        doc,
+        history.inner.retention,
+        version.meta.created_ms,
+    )
+    .await?;
     Ok(())
 }
 
@@ -225,6 +233,8 @@ pub(crate) fn current_minute() -> u64 {
 pub(crate) fn until_next_minute() -> Duration {
     let into = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(Duration::ZERO, |d| Duration::from_millis(u64::try_from(d.as_millis() % 60_000).unwrap_or(0)));
+        .map_or(Duration::ZERO, |d| {
+            Duration::from_millis(u64::try_from(d.as_millis() % 60_000).unwrap_or(0))
+        });
     Duration::from_secs(60).saturating_sub(into)
 }

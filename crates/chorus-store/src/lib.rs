@@ -56,12 +56,12 @@ pub use error::{FormatError, StoreError};
 pub use fs::{FsLog, FsLogStats, FsStore};
 pub use memory::{MemoryLog, MemoryStore};
 pub use redis::{RedisLog, RedisStore};
+#[cfg(feature = "s3")]
+pub use s3::S3Store;
 pub use versions::{
     FsVersions, MemoryVersions, RedisVersions, Retention, Version, VersionId, VersionMeta,
     VersionStore,
 };
-#[cfg(feature = "s3")]
-pub use s3::S3Store;
 
 /// A place to keep one snapshot per document.
 ///

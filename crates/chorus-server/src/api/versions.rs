@@ -115,7 +115,12 @@ pub(super) async fn list(
         }
     };
     let before = query.cursor.map(version_id).transpose()?;
-    let mut versions = state.history.store().list(&doc).await.map_err(store_error)?;
+    let mut versions = state
+        .history
+        .store()
+        .list(&doc)
+        .await
+        .map_err(store_error)?;
     versions.reverse();
     let mut page: Vec<VersionMeta> = versions
         .into_iter()
@@ -269,10 +274,8 @@ pub(super) async fn restore(
     let current = state.read_doc(&doc, None).await?;
     // A client id of its own, like a Yjs client's: 32 random bits.
     let client = u64::from(fastrand::u32(..));
-    let update = blocking(move || {
-        chorus_history::restore_update(&current, &target.state, client)
-    })
-    .await?;
+    let update =
+        blocking(move || chorus_history::restore_update(&current, &target.state, client)).await?;
     let update = Bytes::from(update);
     // Not validated like a client's update: the server encoded it itself, from states it holds.
     state
@@ -355,8 +358,16 @@ pub(super) async fn activity(
     check_key(&state, &headers)?;
     let doc = DocName::parse(doc)?;
     let Api(Query(query)) = query?;
-    let from = query.from.as_deref().map(|v| parse_time("from", v)).transpose()?;
-    let to = query.to.as_deref().map(|v| parse_time("to", v)).transpose()?;
+    let from = query
+        .from
+        .as_deref()
+        .map(|v| parse_time("from", v))
+        .transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|v| parse_time("to", v))
+        .transpose()?;
     let records: Vec<ActivityRecord> = state
         .history
         .store()

@@ -16,10 +16,10 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::history::History;
 use crate::hooks::Hooks;
-use crate::room::actor_versions::api_identity;
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::room::Rooms;
+use crate::room::actor_versions::api_identity;
 
 /// What every request handler can reach.
 #[derive(Clone)]

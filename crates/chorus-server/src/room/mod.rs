@@ -13,9 +13,9 @@ mod actor;
 pub mod handle;
 pub mod registry;
 
+pub(crate) use actor::versions as actor_versions;
 pub use chorus_room::{DocLimits, RoomSettings, doc, held, presence};
 pub use handle::{DeleteFailed, JoinRefused, RoomGone, RoomHandle};
-pub(crate) use actor::versions as actor_versions;
 pub use registry::Rooms;
 
 /// Commands a room buffers. When full, connections wait to hand over their messages, which

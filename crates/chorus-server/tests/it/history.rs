@@ -67,7 +67,11 @@ async fn versions(app: &TestApp, doc: &str) -> Vec<Value> {
 fn authors(version: &Value) -> Vec<String> {
     version["authors"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -83,10 +87,12 @@ async fn versions_come_on_the_interval_and_on_request_attributed_to_token_subjec
     let mut ada = TestClient::connect_synced(&url("ada")).await;
     let mut bob = TestClient::connect_synced(&url("bob")).await;
     ada.type_text("hello ").await;
-    ada.until("ada's edit is in", |c| c.text() == "hello ").await;
+    ada.until("ada's edit is in", |c| c.text() == "hello ")
+        .await;
     bob.until("bob sees ada", |c| c.text() == "hello ").await;
     bob.type_text("world").await;
-    ada.until("ada sees bob", |c| c.text() == "hello world").await;
+    ada.until("ada sees bob", |c| c.text() == "hello world")
+        .await;
 
     // The interval's version, with both authors (a client's edits are counted once each).
     eventually("an automatic version names ada and bob", || async {
@@ -117,12 +123,21 @@ async fn versions_come_on_the_interval_and_on_request_attributed_to_token_subjec
     let (status, activity) = api(&app, "GET", "/api/v1/docs/notes/activity", "").await;
     assert_eq!(status, 200, "{activity}");
     let totals = activity["totals"].as_array().expect("totals");
-    let who: Vec<&str> = totals.iter().filter_map(|t| t["identity"].as_str()).collect();
+    let who: Vec<&str> = totals
+        .iter()
+        .filter_map(|t| t["identity"].as_str())
+        .collect();
     assert_eq!(who, ["ada", "bob"]);
     assert!(totals.iter().all(|t| t["updates"].as_u64() >= Some(1)));
     let (_, only_bob) = api(&app, "GET", "/api/v1/docs/notes/activity?by=bob", "").await;
     assert_eq!(only_bob["totals"].as_array().map(Vec::len), Some(1));
-    let (status, _) = api(&app, "GET", "/api/v1/docs/notes/activity?from=yesterday", "").await;
+    let (status, _) = api(
+        &app,
+        "GET",
+        "/api/v1/docs/notes/activity?from=yesterday",
+        "",
+    )
+    .await;
     assert_eq!(status, 400);
 
     // Binary state of a version is what a Yjs client reads.
@@ -130,8 +145,14 @@ async fn versions_come_on_the_interval_and_on_request_attributed_to_token_subjec
     let binary = http(
         app.addr,
         "GET",
-        &format!("/api/v1/docs/notes/versions/{}", made["id"].as_str().expect("id")),
-        &[("Authorization", &auth), ("Accept", "application/octet-stream")],
+        &format!(
+            "/api/v1/docs/notes/versions/{}",
+            made["id"].as_str().expect("id")
+        ),
+        &[
+            ("Authorization", &auth),
+            ("Accept", "application/octet-stream"),
+        ],
         b"",
     )
     .await;
@@ -191,7 +212,11 @@ async fn retention_keeps_the_newest_versions_and_reports_pruning() {
         assert_eq!(status, 201);
         made.push(version["id"].clone());
     }
-    let listed: Vec<Value> = versions(&app, "kept").await.iter().map(|v| v["id"].clone()).collect();
+    let listed: Vec<Value> = versions(&app, "kept")
+        .await
+        .iter()
+        .map(|v| v["id"].clone())
+        .collect();
     assert_eq!(listed, [made[3].clone(), made[2].clone()]);
     app.stop().await;
 }
@@ -202,7 +227,13 @@ async fn versions_survive_a_restart() {
     let app = app_on(dir.path(), |_| {}).await;
     let mut client = TestClient::connect_synced(&app.ws_url("kept")).await;
     client.type_text("before restart").await;
-    let (status, made) = api(&app, "POST", "/api/v1/docs/kept/versions", r#"{"label":"v1"}"#).await;
+    let (status, made) = api(
+        &app,
+        "POST",
+        "/api/v1/docs/kept/versions",
+        r#"{"label":"v1"}"#,
+    )
+    .await;
     assert_eq!(status, 201);
     drop(client);
     app.stop().await;
@@ -221,5 +252,8 @@ async fn version_settings_that_cannot_work_are_named() {
     let mut config = chorus_server::Config::local(dir.path());
     config.history.version_interval = Duration::from_millis(10);
     let problems = config.validate().expect_err("refused").to_string();
-    assert!(problems.contains("--version-interval (CHORUS_VERSION_INTERVAL)"), "{problems}");
+    assert!(
+        problems.contains("--version-interval (CHORUS_VERSION_INTERVAL)"),
+        "{problems}"
+    );
 }

@@ -199,8 +199,8 @@ impl VersionStore for FsVersions {
             let dir = this.dir_of(&doc);
             fs::create_dir_all(&dir).map_err(StoreError::io("creating version directory", &dir))?;
             let lock_path = dir.join(ACTIVITY_LOCK);
-            let _lock =
-                FileLock::acquire(&lock_path).map_err(StoreError::io("locking activity", &lock_path))?;
+            let _lock = FileLock::acquire(&lock_path)
+                .map_err(StoreError::io("locking activity", &lock_path))?;
             let path = dir.join(ACTIVITY_FILE);
             let mut file = OpenOptions::new()
                 .create(true)
@@ -231,8 +231,8 @@ impl VersionStore for FsVersions {
                 return Ok(0);
             }
             let lock_path = dir.join(ACTIVITY_LOCK);
-            let _lock =
-                FileLock::acquire(&lock_path).map_err(StoreError::io("locking activity", &lock_path))?;
+            let _lock = FileLock::acquire(&lock_path)
+                .map_err(StoreError::io("locking activity", &lock_path))?;
             let merged = merge_activity(Self::read_activity(&path)?);
             let before = merged.len();
             let mut kept = Vec::new();
@@ -242,7 +242,8 @@ impl VersionStore for FsVersions {
             }
             let after = kept.iter().filter(|&&b| b == b'\n').count();
             // Rewritten merged even when nothing is dropped: pruning also compacts the file.
-            write_atomically(&dir, &path, &kept).map_err(StoreError::io("pruning activity", &path))?;
+            write_atomically(&dir, &path, &kept)
+                .map_err(StoreError::io("pruning activity", &path))?;
             Ok(before - after)
         })
         .await

@@ -20,8 +20,9 @@ const MAGIC: &[u8] = b"CHVER1\n";
 pub fn encode_version(version: &Version) -> Vec<u8> {
     // Serialising plain strings and numbers cannot fail.
     let meta = serde_json::to_vec(&version.meta).unwrap_or_default();
-    let mut out =
-        Vec::with_capacity(MAGIC.len() + 12 + meta.len() + version.state.len() + version.state_vector.len());
+    let mut out = Vec::with_capacity(
+        MAGIC.len() + 12 + meta.len() + version.state.len() + version.state_vector.len(),
+    );
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&len32(meta.len()).to_le_bytes());
     out.extend_from_slice(&meta);
@@ -71,7 +72,9 @@ pub fn decode_version(bytes: &[u8], location: &str) -> Result<Version, StoreErro
 /// # Errors
 /// What is wrong with the start.
 pub(crate) fn read_meta(bytes: &[u8]) -> Result<(VersionMeta, &[u8]), &'static str> {
-    let rest = bytes.strip_prefix(MAGIC).ok_or("not a Chorus version (bad magic)")?;
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or("not a Chorus version (bad magic)")?;
     let (len, rest) = take_u32(rest).ok_or("truncated description")?;
     if rest.len() < len {
         return Err("truncated description");

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-pub use format::{decode_version, encode_version};
 pub use crate::fs::FsVersions;
+pub use format::{decode_version, encode_version};
 pub use memory::MemoryVersions;
 pub use redis::RedisVersions;
 #[cfg(feature = "s3")]
@@ -70,7 +70,11 @@ impl VersionId {
         let fits = !id.is_empty()
             && id.len() <= MAX_ID_LEN
             && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if fits { Ok(Self(id)) } else { Err(BadVersionId) }
+        if fits {
+            Ok(Self(id))
+        } else {
+            Err(BadVersionId)
+        }
     }
 
     /// The id as text.
@@ -295,9 +299,9 @@ impl Retention {
         let over_count = self
             .max_count
             .map_or(0, |max| versions.len().saturating_sub(max));
-        let cutoff = self.max_age.map(|age| {
-            now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
-        });
+        let cutoff = self
+            .max_age
+            .map(|age| now_ms.saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)));
         older
             .iter()
             .enumerate()

@@ -72,7 +72,8 @@ impl S3Versions {
 
     async fn meta_of(&self, object: &object_store::ObjectMeta) -> Result<VersionMeta, StoreError> {
         let path = &object.location;
-        let fail = |e: object_store::Error| StoreError::backend("reading version", path.as_ref(), e);
+        let fail =
+            |e: object_store::Error| StoreError::backend("reading version", path.as_ref(), e);
         let size = usize::try_from(object.size).unwrap_or(usize::MAX);
         let first = self
             .store
@@ -194,7 +195,9 @@ impl VersionStore for S3Versions {
                 .map_err(fail)?;
             match serde_json::from_slice::<Vec<ActivityRecord>>(&bytes) {
                 Ok(records) => all.extend(records),
-                Err(error) => tracing::warn!(object = %path, %error, "skipping unreadable activity"),
+                Err(error) => {
+                    tracing::warn!(object = %path, %error, "skipping unreadable activity")
+                }
             }
         }
         Ok(merge_activity(all))
@@ -210,10 +213,9 @@ impl VersionStore for S3Versions {
                 .and_then(|f| f.split_once('-'))
                 .and_then(|(m, _)| m.parse::<u64>().ok());
             if newest.is_some_and(|m| m < minute) {
-                self.store
-                    .delete(&object.location)
-                    .await
-                    .map_err(|e| StoreError::backend("pruning activity", object.location.as_ref(), e))?;
+                self.store.delete(&object.location).await.map_err(|e| {
+                    StoreError::backend("pruning activity", object.location.as_ref(), e)
+                })?;
                 removed += 1;
             }
         }

@@ -58,7 +58,10 @@ fn retention_keeps_the_newest_and_drops_by_count_and_age() {
     };
     assert_eq!(ids(by_age.expired(&versions, 4000)), ["v0", "v1"]);
     // Everything is old, but the newest stays.
-    assert_eq!(ids(by_age.expired(&versions, 1_000_000)), ["v0", "v1", "v2", "v3"]);
+    assert_eq!(
+        ids(by_age.expired(&versions, 1_000_000)),
+        ["v0", "v1", "v2", "v3"]
+    );
 }
 
 #[test]

@@ -52,8 +52,16 @@ async fn exercise(store: &dyn VersionStore) {
     let pruned = prune(store, &doc, keep_one, 10).await.expect("prune");
     assert_eq!(pruned.removed.len(), 2);
     assert_eq!(pruned.kept, 1);
-    assert_eq!(store.list(&doc).await.expect("list"), [versions[2].meta.clone()]);
-    assert!(!store.remove(&doc, &versions[0].meta.id).await.expect("remove"));
+    assert_eq!(
+        store.list(&doc).await.expect("list"),
+        [versions[2].meta.clone()]
+    );
+    assert!(
+        !store
+            .remove(&doc, &versions[0].meta.id)
+            .await
+            .expect("remove")
+    );
 
     let r = |minute, updates| ActivityRecord {
         minute,
@@ -61,9 +69,18 @@ async fn exercise(store: &dyn VersionStore) {
         updates,
         bytes: updates * 10,
     };
-    store.record_activity(&doc, &[r(1, 1), r(5, 2)]).await.expect("record");
-    store.record_activity(&doc, &[r(5, 3)]).await.expect("record");
-    assert_eq!(store.activity(&doc).await.expect("activity"), [r(1, 1), r(5, 5)]);
+    store
+        .record_activity(&doc, &[r(1, 1), r(5, 2)])
+        .await
+        .expect("record");
+    store
+        .record_activity(&doc, &[r(5, 3)])
+        .await
+        .expect("record");
+    assert_eq!(
+        store.activity(&doc).await.expect("activity"),
+        [r(1, 1), r(5, 5)]
+    );
     assert_eq!(store.prune_activity(&doc, 5).await.expect("prune"), 1);
     assert_eq!(store.activity(&doc).await.expect("activity"), [r(5, 5)]);
 }
