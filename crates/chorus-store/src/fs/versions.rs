@@ -127,7 +127,7 @@ fn read_meta_file(path: &Path) -> Result<VersionMeta, StoreError> {
     }
     read_meta(&start)
         .map(|(meta, _)| meta)
-        .map_err(|reason| corrupt(reason))
+        .map_err(corrupt)
 }
 
 #[async_trait]

@@ -53,7 +53,7 @@ pub fn decode_version(bytes: &[u8], location: &str) -> Result<Version, StoreErro
     if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
         return Err(corrupt("version checksum mismatch"));
     }
-    let (meta, rest) = read_meta(body).map_err(|reason| corrupt(reason))?;
+    let (meta, rest) = read_meta(body).map_err(&corrupt)?;
     let (sv_len, rest) = take_u32(rest).ok_or_else(|| corrupt("truncated state vector"))?;
     if rest.len() < sv_len {
         return Err(corrupt("truncated state vector"));

@@ -96,7 +96,7 @@ impl S3Versions {
         };
         read_meta(&start)
             .map(|(meta, _)| meta)
-            .map_err(|reason| corrupt(reason))
+            .map_err(corrupt)
     }
 }
 
