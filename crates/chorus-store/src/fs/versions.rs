@@ -125,9 +125,7 @@ fn read_meta_file(path: &Path) -> Result<VersionMeta, StoreError> {
     if read < len {
         return Err(corrupt("truncated description"));
     }
-    read_meta(&start)
-        .map(|(meta, _)| meta)
-        .map_err(corrupt)
+    read_meta(&start).map(|(meta, _)| meta).map_err(corrupt)
 }
 
 #[async_trait]

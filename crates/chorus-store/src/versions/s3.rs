@@ -94,9 +94,7 @@ impl S3Versions {
             let end = u64::try_from(HEADER_LEN + len).unwrap_or(u64::MAX);
             self.store.get_range(path, 0..end).await.map_err(fail)?
         };
-        read_meta(&start)
-            .map(|(meta, _)| meta)
-            .map_err(corrupt)
+        read_meta(&start).map(|(meta, _)| meta).map_err(corrupt)
     }
 }
 
