@@ -49,6 +49,9 @@ pub enum DocCommand {
         #[command(flatten)]
         config: Config,
     },
+    /// A document's versions: list, show, restore, prune.
+    #[command(subcommand)]
+    Versions(crate::versions::VersionsCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +106,7 @@ impl DocCommand {
                 ops::import(store.as_ref(), &doc, bytes.into()).await?;
                 eprintln!("imported into {doc:?}");
             }
+            DocCommand::Versions(command) => command.run().await?,
             DocCommand::Compact { name, config } => {
                 let (store, log) = open(&config).await?;
                 let doc = doc_name(name)?;
@@ -123,11 +127,11 @@ impl DocCommand {
     }
 }
 
-fn doc_name(name: String) -> anyhow::Result<DocName> {
+pub(crate) fn doc_name(name: String) -> anyhow::Result<DocName> {
     DocName::parse(name).context("invalid document name")
 }
 
-async fn open(config: &Config) -> anyhow::Result<chorus_store::config::Backends> {
+pub(crate) async fn open(config: &Config) -> anyhow::Result<chorus_store::config::Backends> {
     let store_config = config.store_config()?;
     chorus_store::open(&store_config)
         .await

@@ -1,6 +1,7 @@
 //! `chorus`: the Chorus collaboration server, and operator commands on its store.
 
 mod doc;
+mod versions;
 
 use clap::{Parser, Subcommand};
 

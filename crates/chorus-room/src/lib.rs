@@ -51,10 +51,12 @@
 //! - [`presence`]: the awareness table.
 //! - `write_ahead`: what waits for the update log.
 //! - [`effect`]: what the room asks its driver to do.
+//! - [`activity`]: who edited how much, counted as updates are accepted.
 //! - [`settings`], [`ids`], [`close_code`]: the room's settings, who is who, close codes.
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod close_code;
 pub mod doc;
 pub mod effect;
@@ -67,10 +69,11 @@ pub mod room;
 pub mod settings;
 mod write_ahead;
 
+pub use activity::{Activity, Tally};
 pub use doc::{DocError, DocLimits, RoomDoc};
 pub use effect::{Counted, Effect, Publish, Snapshot, WriteRefused};
 pub use held::HeldLimits;
-pub use ids::{ConnId, NodeId};
+pub use ids::{ConnId, Identity, NodeId};
 pub use room::relay::Remote;
 pub use room::{LoadError, RoomCore, Wake};
 pub use settings::{RoomSettings, Surroundings};

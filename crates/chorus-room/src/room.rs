@@ -22,11 +22,12 @@ use chorus_protocol::{AwarenessEntry, Message, StateVector, SyncFrame, SyncMessa
 pub use lifecycle::LoadError;
 pub use timers::Wake;
 
+use crate::activity::{Activity, Tally};
 use crate::close_code;
 use crate::doc::{ClientUpdateError, DocError, RoomDoc};
 use crate::effect::{Counted, Effect, WriteRefused};
 use crate::held::Held;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, Identity};
 use crate::presence::{Owner, Presence};
 use crate::settings::{RoomSettings, Surroundings};
 use crate::write_ahead::{Outgoing, WriteAhead};
@@ -39,6 +40,8 @@ struct Peer {
     /// Client ids new to the document that this peer's updates brought so far; bounded by
     /// [`DocLimits::max_clients_per_connection`](crate::DocLimits).
     clients_introduced: usize,
+    /// Who this peer's accepted updates are attributed to.
+    identity: Identity,
 }
 
 /// One room without I/O. `R` is how the driver answers a server-side write (a oneshot sender
@@ -61,6 +64,8 @@ pub struct RoomCore<R> {
     around: Surroundings,
     timers: timers::Timers,
     effects: VecDeque<Effect<R>>,
+    /// Accepted updates per identity since the driver last took them.
+    activity: Tally,
 }
 
 impl<R> RoomCore<R> {
@@ -85,7 +90,18 @@ impl<R> RoomCore<R> {
             settings,
             around,
             effects: VecDeque::new(),
+            activity: Tally::default(),
         })
+    }
+
+    /// Whether updates were accepted since [`RoomCore::take_activity`] was last called.
+    pub fn has_activity(&self) -> bool {
+        !self.activity.is_empty()
+    }
+
+    /// Updates accepted per identity since the last call (see [`crate::activity`]).
+    pub fn take_activity(&mut self) -> Vec<Activity> {
+        self.activity.take()
     }
 
     /// The next effect to carry out, oldest first.
@@ -117,12 +133,27 @@ impl<R> RoomCore<R> {
         self.doc.snapshot()
     }
 
-    /// Adds a connection: queues sync step 1 and the current awareness for it, the first frames
-    /// it gets. Returns false, and adds nothing, when the room is full.
+    /// Adds a connection whose updates are attributed to [`Identity::anonymous`]; see
+    /// [`RoomCore::join_as`].
     ///
     /// # Errors
     /// [`DocError::Panicked`]: the room must be dropped ([`RoomCore::fail`]).
     pub fn join(&mut self, conn: ConnId, can_write: bool) -> Result<bool, DocError> {
+        self.join_as(conn, can_write, Identity::anonymous())
+    }
+
+    /// Adds a connection: queues sync step 1 and the current awareness for it, the first frames
+    /// it gets. Its accepted updates are attributed to `identity`. Returns false, and adds
+    /// nothing, when the room is full.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`]: the room must be dropped ([`RoomCore::fail`]).
+    pub fn join_as(
+        &mut self,
+        conn: ConnId,
+        can_write: bool,
+        identity: Identity,
+    ) -> Result<bool, DocError> {
         if self.peers.len() >= self.settings.max_peers {
             return Ok(false);
         }
@@ -132,6 +163,7 @@ impl<R> RoomCore<R> {
             Peer {
                 can_write,
                 clients_introduced: 0,
+                identity,
             },
         );
         self.timers.occupied();
@@ -251,6 +283,8 @@ impl<R> RoomCore<R> {
             Err(ClientUpdateError::Doc(DocError::Panicked)) => return Err(DocError::Panicked),
         };
         if let Some(delta) = applied.delta {
+            // Counted only once accepted: attribution never changes what is accepted.
+            self.activity.count(&peer.identity, delta.payload().len());
             // The sender has what it sent; anything else that integrated with it, it may lack.
             let except = (!applied.sender_may_lack).then_some(from);
             self.record_change(delta, except, true, now);
@@ -311,15 +345,30 @@ impl<R> RoomCore<R> {
         Ok(self.doc.step2(&since)?.payload())
     }
 
-    /// A server-side write (the HTTP API): applied, logged and relayed like a client's update,
-    /// and sent to every connection; answered with [`Effect::Answer`] once it is durable, or
-    /// at once when the document refuses it.
+    /// A server-side write attributed to `anonymous`; see [`RoomCore::write_as`].
     ///
     /// # Errors
     /// [`DocError::Panicked`]: the room must be dropped.
     pub fn write(&mut self, update: &[u8], answer: R, now: Instant) -> Result<(), DocError> {
+        self.write_as(update, &Identity::anonymous(), answer, now)
+    }
+
+    /// A server-side write (the HTTP API, a restore): applied, logged and relayed like a
+    /// client's update, and sent to every connection; answered with [`Effect::Answer`] once it
+    /// is durable, or at once when the document refuses it. Attributed to `identity`.
+    ///
+    /// # Errors
+    /// [`DocError::Panicked`]: the room must be dropped.
+    pub fn write_as(
+        &mut self,
+        update: &[u8],
+        identity: &Identity,
+        answer: R,
+        now: Instant,
+    ) -> Result<(), DocError> {
         match self.doc.apply(update) {
             Ok(Some(delta)) => {
+                self.activity.count(identity, delta.payload().len());
                 self.record_change(delta, None, true, now);
                 self.release_held(now)?;
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
 use chorus_protocol::DocName;
+use chorus_room::Identity;
 
 use crate::app::AppState;
 use crate::auth::Mode;
@@ -21,6 +22,17 @@ pub(crate) struct Admitted {
     /// Set when the auth callback granted it: the callback is asked again every
     /// `--auth-callback-cache`, so a revoked permission closes the connection (4403).
     pub recheck: Option<Arc<AuthCallback>>,
+}
+
+impl Admitted {
+    /// Who the connection's edits are attributed to: what the token, the callback or the hook
+    /// named, else `anonymous`.
+    pub fn identity(&self) -> Identity {
+        self.access
+            .identity
+            .as_deref()
+            .map_or_else(Identity::anonymous, Identity::new)
+    }
 }
 
 /// What `token` grants on `doc`.
@@ -50,6 +62,7 @@ pub(crate) async fn admit(
             access: Access {
                 mode: claims.mode,
                 expires_at: Some(UNIX_EPOCH + Duration::from_secs(claims.exp)),
+                identity: claims.sub,
             },
             recheck: None,
         });

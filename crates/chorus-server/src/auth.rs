@@ -31,6 +31,10 @@ pub struct Claims {
     pub mode: Mode,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// Who holds it (the standard JWT subject): edits are attributed to it in the document's
+    /// history. Tokens without it edit as `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 impl Claims {
@@ -224,11 +228,13 @@ mod tests {
             doc: "team/*".into(),
             mode: Mode::Read,
             exp: now() + 60,
+            sub: Some("ada".into()),
         };
         let token = TokenMinter::hs256(b"secret").mint(&claims).expect("mints");
         let auth = Authenticator::hs256(b"secret");
         let granted = auth.authorize(Some(&token), &doc("team/a")).expect("valid");
         assert_eq!(granted.mode, Mode::Read);
+        assert_eq!(granted.sub.as_deref(), Some("ada"));
         assert_eq!(
             auth.authorize(Some(&token), &doc("other")).map(|c| c.mode),
             Err(AuthError::WrongDocument)

@@ -2,8 +2,9 @@
 //!
 //! With `--auth-callback-url`, each connection's token and document are posted to that URL as
 //! `{"doc": "notes", "token": "..."}` (token `null` when the client sent none). The backend
-//! answers `200` with `{"access": "write" | "read" | "deny"}`; any other status counts as
-//! `deny`. Answers are cached for `--auth-callback-cache` per (token, document), so a hundred
+//! answers `200` with `{"access": "write" | "read" | "deny"}`, optionally with
+//! `"identity": "<who>"`, the name the connection's edits are attributed to in the document's
+//! history (`anonymous` without it); any other status counts as `deny`. Answers are cached for `--auth-callback-cache` per (token, document), so a hundred
 //! tabs reconnecting after a deploy cost the backend one request each, not one per retry. A
 //! backend that cannot be reached refuses the connection with 503 (never opens it): the client
 //! retries.
@@ -33,7 +34,12 @@ enum Verdict {
 #[derive(Deserialize)]
 struct Answer {
     access: Verdict,
+    #[serde(default)]
+    identity: Option<String>,
 }
+
+/// A cached answer: when it came, the verdict, the identity it named.
+type CachedAnswer = (Instant, Verdict, Option<String>);
 
 /// Asks the backend at a URL, with a short cache.
 pub struct AuthCallback {
@@ -41,7 +47,7 @@ pub struct AuthCallback {
     client: reqwest::Client,
     ttl: Duration,
     /// Keyed by a hash of (token, document): the cache never holds a token itself.
-    cache: Mutex<HashMap<[u8; 32], (Instant, Verdict)>>,
+    cache: Mutex<HashMap<[u8; 32], CachedAnswer>>,
 }
 
 impl AuthCallback {
@@ -76,24 +82,29 @@ impl AuthCallback {
         let cached = self
             .cache()
             .get(&key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, verdict)| *verdict);
-        let verdict = match cached {
-            Some(verdict) => verdict,
+            .filter(|(at, _, _)| at.elapsed() < self.ttl)
+            .map(|(_, verdict, identity)| (*verdict, identity.clone()));
+        let (verdict, identity) = match cached {
+            Some(answer) => answer,
             None => {
-                let verdict = self.ask(token, doc).await?;
-                self.remember(key, verdict);
-                verdict
+                let (verdict, identity) = self.ask(token, doc).await?;
+                self.remember(key, verdict, identity.clone());
+                (verdict, identity)
             }
         };
-        match verdict {
-            Verdict::Write => Ok(Access::WRITE),
-            Verdict::Read => Ok(Access::READ),
-            Verdict::Deny => Err(Denied::forbidden("access to this document was denied")),
-        }
+        let access = match verdict {
+            Verdict::Write => Access::WRITE,
+            Verdict::Read => Access::READ,
+            Verdict::Deny => return Err(Denied::forbidden("access to this document was denied")),
+        };
+        Ok(Access { identity, ..access })
     }
 
-    async fn ask(&self, token: Option<&str>, doc: &DocName) -> Result<Verdict, Denied> {
+    async fn ask(
+        &self,
+        token: Option<&str>,
+        doc: &DocName,
+    ) -> Result<(Verdict, Option<String>), Denied> {
         let unavailable = |detail: String| {
             tracing::warn!(%detail, "auth callback failed; refusing the connection");
             Denied {
@@ -111,7 +122,7 @@ impl AuthCallback {
             .map_err(|e| unavailable(e.without_url().to_string()))?;
         if !response.status().is_success() {
             tracing::info!(status = %response.status(), %doc, "auth callback refused a connection");
-            return Ok(Verdict::Deny);
+            return Ok((Verdict::Deny, None));
         }
         let body = response
             .bytes()
@@ -122,22 +133,22 @@ impl AuthCallback {
                 "answer is not {{\"access\": \"write\"|\"read\"|\"deny\"}}: {e}"
             ))
         })?;
-        Ok(answer.access)
+        Ok((answer.access, answer.identity))
     }
 
-    fn remember(&self, key: [u8; 32], verdict: Verdict) {
+    fn remember(&self, key: [u8; 32], verdict: Verdict, identity: Option<String>) {
         let mut cache = self.cache();
         if cache.len() >= MAX_CACHED {
             let ttl = self.ttl;
-            cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            cache.retain(|_, (at, _, _)| at.elapsed() < ttl);
             if cache.len() >= MAX_CACHED {
                 cache.clear();
             }
         }
-        cache.insert(key, (Instant::now(), verdict));
+        cache.insert(key, (Instant::now(), verdict, identity));
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], (Instant, Verdict)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], CachedAnswer>> {
         // One map operation per critical section: a poisoned lock holds a consistent map.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -4,7 +4,7 @@
 //! The settings come in groups by concern, one struct each, and `chorus serve --help` lists
 //! them under one heading each: [`ServerConfig`], [`StorageConfig`], [`ScaleOutConfig`],
 //! [`AuthConfig`], [`LimitsConfig`], [`WebhookConfig`], [`SessionConfig`],
-//! [`OperationsConfig`]. Each group checks its own settings; [`Config::validate`] lists every
+//! [`OperationsConfig`], [`HistoryConfig`]. Each group checks its own settings; [`Config::validate`] lists every
 //! problem at once, each naming the flag, its environment variable and the fix.
 
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use chorus_store::StoreConfig;
 use clap::{Args, FromArgMatches, Parser};
 
 mod auth;
+mod history;
 mod limits;
 mod operations;
 mod scale_out;
@@ -25,6 +26,7 @@ mod tests;
 mod webhooks;
 
 pub use auth::{AuthConfig, Secret};
+pub use history::HistoryConfig;
 pub use limits::LimitsConfig;
 pub use operations::{LogFormat, OperationsConfig};
 pub use scale_out::ScaleOutConfig;
@@ -62,6 +64,9 @@ pub struct Config {
     /// Logs, quarantine, draining and shutdown.
     #[command(flatten)]
     pub operations: OperationsConfig,
+    /// Versions and their retention.
+    #[command(flatten)]
+    pub history: HistoryConfig,
 }
 
 macro_rules! group_defaults {
@@ -84,6 +89,7 @@ group_defaults!(
     WebhookConfig,
     SessionConfig,
     OperationsConfig,
+    HistoryConfig,
 );
 
 impl Default for Config {
@@ -175,6 +181,7 @@ impl Config {
         self.limits.check(&mut problems);
         self.webhooks.check(&mut problems);
         self.sessions.check(&mut problems);
+        self.history.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

@@ -6,6 +6,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Poll;
 
+use chorus_room::Identity;
+
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
@@ -283,6 +285,8 @@ pub struct Peer {
     /// True for Hocuspocus sessions: they get the document's stateless messages, which a
     /// y-websocket client would not understand.
     pub takes_stateless: bool,
+    /// Who this connection's accepted updates are attributed to.
+    pub identity: Identity,
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use anyhow::Context;
 use axum::Router;
 use bytes::Bytes;
 use chorus_protocol::{DocName, StateVector};
-use chorus_store::{SnapshotStore, UpdateLog};
+use chorus_store::{SnapshotStore, UpdateLog, VersionStore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,10 +42,11 @@ use crate::auth::Authenticator;
 use crate::auth_callback::AuthCallback;
 use crate::changes::Changes;
 use crate::config::{
-    AuthConfig, Config, LimitsConfig, OperationsConfig, ScaleOutConfig, SessionConfig,
-    StorageConfig, WebhookConfig,
+    AuthConfig, Config, HistoryConfig, LimitsConfig, OperationsConfig, ScaleOutConfig,
+    SessionConfig, StorageConfig, WebhookConfig,
 };
 use crate::error::ApiError;
+use crate::history::History;
 use crate::hooks::{Hooks, NoHooks};
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
@@ -69,6 +70,7 @@ pub struct ChorusBuilder {
     config: Config,
     hooks: Arc<dyn Hooks>,
     backends: Option<(Arc<dyn SnapshotStore>, Arc<dyn UpdateLog>)>,
+    versions: Option<Arc<dyn VersionStore>>,
 }
 
 impl Chorus {
@@ -78,6 +80,7 @@ impl Chorus {
             config: Config::local("./data"),
             hooks: Arc::new(NoHooks),
             backends: None,
+            versions: None,
         }
     }
 
@@ -190,12 +193,22 @@ impl ChorusBuilder {
         sessions: SessionConfig,
         /// Quarantine, draining and shutdown.
         operations: OperationsConfig,
+        /// Version history (`--version-interval`, `--version-retention`).
+        history: HistoryConfig,
     }
 
     /// The application's hooks.
     #[must_use]
     pub fn hooks(mut self, hooks: impl Hooks) -> Self {
         self.hooks = Arc::new(hooks);
+        self
+    }
+
+    /// A version store of the host's choice, instead of the one beside the settings' store
+    /// (with [`ChorusBuilder::store`] and no version store, versions are kept in memory).
+    #[must_use]
+    pub fn versions(mut self, versions: Arc<dyn VersionStore>) -> Self {
+        self.versions = Some(versions);
         self
     }
 
@@ -218,11 +231,20 @@ impl ChorusBuilder {
             config,
             hooks,
             backends,
+            versions,
         } = self;
         config.validate()?;
+        let custom_store = backends.is_some();
         let backends = match backends {
             Some(backends) => backends,
             None => open_store(&config).await?,
+        };
+        let versions = match versions {
+            Some(versions) => versions,
+            // A host that brings its own store and no version store gets versions in memory:
+            // the settings' store is not the one it uses.
+            None if custom_store => Arc::new(chorus_store::MemoryVersions::new()),
+            None => open_versions(&config).await?,
         };
         let quarantine = match &config.operations.quarantine_dir {
             Some(dir) => Some(
@@ -276,10 +298,12 @@ impl ChorusBuilder {
             .context("--webhook-url: cannot build an HTTP client")?;
         let changes = Changes::start(Arc::clone(&hooks), webhooks);
         let settings = config.room_settings();
+        let history = History::new(versions, &config.history);
         let services = Services {
             relay: relay.clone(),
             hooks: Arc::clone(&hooks),
             changes: changes.clone(),
+            history: history.clone(),
         };
         let state = AppState {
             auth,
@@ -288,6 +312,7 @@ impl ChorusBuilder {
             changes,
             open_connections: Arc::default(),
             quarantine,
+            history,
             rooms: Rooms::new(
                 backends,
                 services,
@@ -315,6 +340,13 @@ async fn open_store(
              writable directory; for Redis: check --store-redis-url)"
         )
     })
+}
+
+async fn open_versions(config: &Config) -> anyhow::Result<Arc<dyn VersionStore>> {
+    let store_config = config.store_config()?;
+    chorus_store::open_versions(&store_config)
+        .await
+        .with_context(|| format!("opening the version store beside {store_config:?}"))
 }
 
 fn token_checks(config: &AuthConfig) -> anyhow::Result<Option<Arc<Authenticator>>> {

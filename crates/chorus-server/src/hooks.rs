@@ -42,12 +42,15 @@ pub struct ConnectRequest<'a> {
 }
 
 /// What a connection is granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     /// Read only, or read and write.
     pub mode: Mode,
     /// The connection is closed with 4403 at this moment, if set.
     pub expires_at: Option<SystemTime>,
+    /// Who the connection's edits are attributed to in the document's history; `None` means
+    /// `anonymous`. Set it with [`Access::as_identity`].
+    pub identity: Option<String>,
 }
 
 impl Access {
@@ -55,12 +58,22 @@ impl Access {
     pub const WRITE: Self = Self {
         mode: Mode::Write,
         expires_at: None,
+        identity: None,
     };
     /// Read only, without expiry.
     pub const READ: Self = Self {
         mode: Mode::Read,
         expires_at: None,
+        identity: None,
     };
+
+    /// The same access, with edits attributed to `identity` (a user id, an email: whatever
+    /// the application wants the history to show).
+    #[must_use]
+    pub fn as_identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = Some(identity.into());
+        self
+    }
 }
 
 /// A refused connection: it gets the status before the upgrade, with `message` in the JSON body.

@@ -42,6 +42,7 @@ pub mod embed;
 pub mod error;
 pub mod export;
 mod handshake;
+pub mod history;
 pub mod hocuspocus;
 pub mod hooks;
 pub mod limits;

@@ -16,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::DocName;
+use chorus_room::Identity;
 use tokio::time::{Instant, timeout};
 use tracing::Instrument;
 use tungstenite::protocol::WebSocketConfig;
@@ -64,6 +65,8 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// What a connection was granted at the upgrade.
 struct Grant {
     mode: Mode,
+    /// Who the connection's edits are attributed to.
+    identity: Identity,
     /// When the token expires; the connection is closed with 4403 then.
     expires_at: Option<Instant>,
     /// The auth callback to ask again while connected, with the token it was asked about.
@@ -93,6 +96,7 @@ pub(crate) async fn upgrade(
     let grant = match access::admit(&state, &doc, token, &headers).await {
         Ok(admitted) => Grant {
             mode: admitted.access.mode,
+            identity: admitted.identity(),
             expires_at: admitted.access.expires_at.map(access::deadline),
             recheck: admitted
                 .recheck
@@ -163,6 +167,7 @@ fn serve(
             close: close.clone(),
             can_write: grant.mode == Mode::Write,
             takes_stateless: false,
+            identity: grant.identity,
         };
         // Boxed, like the other one-off steps (hooks, the goodbye): the task's future keeps room
         // for its largest state for the connection's whole life.

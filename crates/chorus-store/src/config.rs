@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::redis::{RedisConnection, redact_url};
 use crate::{
-    FsLog, FsStore, MemoryLog, MemoryStore, RedisLog, RedisStore, SnapshotStore, StoreError,
-    UpdateLog,
+    FsLog, FsStore, FsVersions, MemoryLog, MemoryStore, MemoryVersions, RedisLog, RedisStore,
+    RedisVersions, SnapshotStore, StoreError, UpdateLog, VersionStore,
 };
 
 /// When an append to a file log is durable.
@@ -235,6 +235,33 @@ pub async fn open(config: &StoreConfig) -> Result<Backends, StoreError> {
         LogBackend::Redis { url, prefix } => Arc::new(RedisLog::new(connect(url, prefix).await?)),
     };
     Ok((snapshots, log))
+}
+
+/// Opens the version store that goes with `config`'s snapshots: versions live where snapshots
+/// do (files in the same directory, the same Redis, the same bucket).
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_versions(config: &StoreConfig) -> Result<Arc<dyn VersionStore>, StoreError> {
+    Ok(match &config.snapshots {
+        SnapshotBackend::Fs { dir } => Arc::new(FsVersions::open(dir)?),
+        SnapshotBackend::Memory => Arc::new(MemoryVersions::new()),
+        SnapshotBackend::Redis { url, prefix } => Arc::new(RedisVersions::new(
+            RedisConnection::connect(url, prefix.clone()).await?,
+        )),
+        SnapshotBackend::S3(s3) => open_s3_versions(s3)?,
+    })
+}
+
+#[cfg(feature = "s3")]
+fn open_s3_versions(config: &S3Config) -> Result<Arc<dyn VersionStore>, StoreError> {
+    Ok(Arc::new(crate::versions::S3Versions::new(config)?))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_s3_versions(config: &S3Config) -> Result<Arc<dyn VersionStore>, StoreError> {
+    // Fails with the same message as opening the snapshots.
+    open_s3(config).map(|_| -> Arc<dyn VersionStore> { Arc::new(MemoryVersions::new()) })
 }
 
 #[cfg(feature = "s3")]

@@ -23,6 +23,8 @@
 //!   shared backends run, and their one policy for a damaged stored snapshot.
 //! - [`snapshot_file`], [`log_record`]: the checksummed formats written to disk and Redis.
 //! - [`naming`]: document names as file names and keys.
+//! - [`versions`]: version history and the activity timeline: [`VersionStore`] and its
+//!   backends, [`Retention`].
 
 #![warn(missing_docs)]
 
@@ -40,6 +42,7 @@ pub mod redis;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod snapshot_file;
+pub mod versions;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -47,6 +50,7 @@ use chorus_protocol::DocName;
 
 pub use config::{
     FsyncPolicy, LogBackend, ParseFsyncPolicyError, S3Config, SnapshotBackend, StoreConfig, open,
+    open_versions,
 };
 pub use error::{FormatError, StoreError};
 pub use fs::{FsLog, FsLogStats, FsStore};
@@ -54,6 +58,10 @@ pub use memory::{MemoryLog, MemoryStore};
 pub use redis::{RedisLog, RedisStore};
 #[cfg(feature = "s3")]
 pub use s3::S3Store;
+pub use versions::{
+    FsVersions, MemoryVersions, RedisVersions, Retention, Version, VersionId, VersionMeta,
+    VersionStore,
+};
 
 /// A place to keep one snapshot per document.
 ///

@@ -80,6 +80,11 @@ impl S3Store {
         Ok(Self { store, prefix })
     }
 
+    /// The client and prefix, for the version store beside the snapshots.
+    pub(crate) fn parts(self) -> (Arc<dyn ObjectStore>, String) {
+        (self.store, self.prefix.to_string())
+    }
+
     /// The object that holds the snapshot of `doc`.
     pub fn path_of(&self, doc: &DocName) -> Path {
         self.prefix
@@ -275,7 +280,7 @@ impl SnapshotStore for S3Store {
 }
 
 /// The stem of `doc` in URL-unreserved characters; see the module docs.
-fn object_stem(doc: &DocName) -> String {
+pub(crate) fn object_stem(doc: &DocName) -> String {
     let stem = naming::stem(doc);
     match stem.strip_prefix(naming::HASHED_PREFIX) {
         Some(hash) => format!("..{hash}"),

@@ -148,7 +148,8 @@ pub(super) async fn read_update(
 }
 
 /// `POST /api/v1/docs/{doc}/update`: applies a binary Yjs v1 update; connected clients on every
-/// node receive it. Answers once the update is durable.
+/// node receive it. Answers once the update is durable. Attributed in the document's history
+/// to the `X-Chorus-Author` header, else `api`.
 pub(super) async fn write_update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -156,7 +157,8 @@ pub(super) async fn write_update(
     Api(body): Api<Bytes>,
 ) -> Result<Response, ApiError> {
     let doc = authorized(&state, &headers, doc)?;
-    state.write_doc(&doc, body).await?;
+    let author = super::versions::author(&headers)?;
+    state.write_doc_as(&doc, body, author).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

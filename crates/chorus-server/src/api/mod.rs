@@ -7,12 +7,14 @@
 //! - `docs`: one document (read, write, delete) and the paged list of stored documents.
 //! - `extract`: axum's extractors with JSON refusals.
 //! - `tokens`: client tokens signed with `--auth-secret`.
+//! - `versions`: version history: list, make, read, diff, restore; the activity timeline.
 //! - `openapi`: the OpenAPI 3.1 description, the one route that needs no key.
 
 mod docs;
 mod extract;
 mod openapi;
 mod tokens;
+mod versions;
 
 use axum::http::{HeaderMap, header};
 use axum::routing::{any, get, post};
@@ -29,6 +31,11 @@ pub const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/docs/{doc}", &["GET", "DELETE"]),
     ("/api/v1/docs/{doc}/update", &["GET", "POST"]),
     ("/api/v1/docs/{doc}/stateless", &["POST"]),
+    ("/api/v1/docs/{doc}/versions", &["GET", "POST"]),
+    ("/api/v1/docs/{doc}/versions/{id}", &["GET"]),
+    ("/api/v1/docs/{doc}/versions/{a}/diff/{b}", &["GET"]),
+    ("/api/v1/docs/{doc}/versions/{id}/restore", &["POST"]),
+    ("/api/v1/docs/{doc}/activity", &["GET"]),
     ("/api/v1/tokens", &["POST"]),
     ("/api/v1/openapi.json", &["GET"]),
 ];
@@ -46,6 +53,20 @@ pub(crate) fn routes() -> axum::Router<AppState> {
             get(docs::read_update).post(docs::write_update),
         )
         .route("/api/v1/docs/{doc}/stateless", post(docs::send_stateless))
+        .route(
+            "/api/v1/docs/{doc}/versions",
+            get(versions::list).post(versions::create),
+        )
+        .route("/api/v1/docs/{doc}/versions/{id}", get(versions::read))
+        .route(
+            "/api/v1/docs/{doc}/versions/{a}/diff/{b}",
+            get(versions::diff),
+        )
+        .route(
+            "/api/v1/docs/{doc}/versions/{id}/restore",
+            post(versions::restore),
+        )
+        .route("/api/v1/docs/{doc}/activity", get(versions::activity))
         .route("/api/v1/tokens", post(tokens::mint))
         .route("/api/v1/openapi.json", get(openapi::serve))
         // Without these, unknown API paths would reach the static-file fallback or axum's

@@ -33,6 +33,9 @@ pub(super) struct TokenRequest {
     mode: Mode,
     /// Lifetime in seconds, 1 to [`MAX_TTL`]; [`DEFAULT_TTL`] if absent.
     ttl_seconds: Option<u64>,
+    /// Who the holder is: the token's `sub`, which the document's history shows as the author
+    /// of its edits.
+    sub: Option<String>,
 }
 
 /// A signed token and when it stops working.
@@ -68,7 +71,7 @@ pub(super) async fn mint(
     // insists on a content type: every refusal here is a JSON 400 naming the problem.
     let request: TokenRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
-            "the body must be JSON {{\"doc\", \"mode\": \"read\"|\"write\", \"ttl_seconds\"}}: {e}"
+            "the body must be JSON {{\"doc\", \"mode\": \"read\"|\"write\", \"ttl_seconds\", \"sub\"}}: {e}"
         ))
     })?;
     check_pattern(&request.doc)?;
@@ -90,6 +93,7 @@ pub(super) async fn mint(
         doc: request.doc,
         mode: request.mode,
         exp: expires_at,
+        sub: request.sub,
     };
     let token = TokenMinter::hs256(secret.0.as_bytes())
         .mint(&claims)

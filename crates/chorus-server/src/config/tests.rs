@@ -144,6 +144,8 @@ fn a_command_line_of_every_old_flag_parses_into_its_group() {
         "--node-timeout=28s",
         "--shutdown-timeout=29s",
         "--drain-delay=5s",
+        "--version-interval=31s",
+        "--version-retention=7,2d",
     ])
     .expect("every flag parses");
     let secs = Duration::from_secs;
@@ -156,7 +158,11 @@ fn a_command_line_of_every_old_flag_parses_into_its_group() {
         webhooks,
         sessions,
         operations,
+        history,
     } = config;
+    assert_eq!(history.version_interval, secs(31));
+    assert_eq!(history.version_retention.max_count, Some(7));
+    assert_eq!(history.version_retention.max_age, Some(secs(2 * 86_400)));
     assert_eq!(server.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(server.static_dir, Some("/srv/demo".into()));
 
@@ -280,6 +286,12 @@ fn every_default_parses_and_stays_what_it_was() {
     assert_eq!(config.operations.quarantine_max, 100);
     assert_eq!(config.operations.shutdown_timeout, Duration::from_secs(10));
     assert_eq!(config.operations.drain_delay, Duration::ZERO);
+    assert_eq!(config.history.version_interval, Duration::from_secs(600));
+    assert_eq!(config.history.version_retention.max_count, Some(500));
+    assert_eq!(
+        config.history.version_retention.max_age,
+        Some(Duration::from_secs(90 * 86_400))
+    );
     assert_eq!(LimitsConfig::default().outbox_capacity, 1024);
 }
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use chorus_protocol::{DocName, StateVector, UpdateLimits, validate_update_v1};
+use chorus_room::Identity;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -13,10 +14,12 @@ use crate::auth_callback::AuthCallback;
 use crate::changes::Changes;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::history::History;
 use crate::hooks::Hooks;
 use crate::quarantine::Quarantine;
 use crate::relay::Relay;
 use crate::room::Rooms;
+use crate::room::actor_versions::api_identity;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -43,6 +46,8 @@ pub struct AppState {
     pub open_connections: Arc<AtomicUsize>,
     /// Where refused updates are kept, with `--quarantine-dir`.
     pub quarantine: Option<Arc<Quarantine>>,
+    /// Versions and activity.
+    pub history: History,
     pub(crate) ready: Arc<AtomicBool>,
 }
 
@@ -62,14 +67,26 @@ impl AppState {
             .map_err(|error| ApiError::Internal(error.to_string()))
     }
 
-    /// Validates and applies a Yjs v1 update as the server; returns once it is durable.
+    /// Validates and applies a Yjs v1 update as the server, attributed to `api`; returns once
+    /// it is durable.
     pub(crate) async fn write_doc(&self, doc: &DocName, update: Bytes) -> Result<(), ApiError> {
+        self.write_doc_as(doc, update, api_identity(None)).await
+    }
+
+    /// Validates and applies a Yjs v1 update as the server, attributed to `identity`; returns
+    /// once it is durable.
+    pub(crate) async fn write_doc_as(
+        &self,
+        doc: &DocName,
+        update: Bytes,
+        identity: Identity,
+    ) -> Result<(), ApiError> {
         validate_update_v1(&update, &UpdateLimits::default())
             .map_err(|e| ApiError::BadRequest(format!("not an acceptable Yjs v1 update: {e}")))?;
         self.rooms
             .with_room(doc, |room| {
-                let update = update.clone();
-                async move { room.write(update).await }
+                let (update, identity) = (update.clone(), identity.clone());
+                async move { room.write(update, identity).await }
             })
             .await?
             .map_err(|refused| ApiError::BadRequest(refused.to_string()))

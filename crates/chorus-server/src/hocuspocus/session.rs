@@ -118,6 +118,7 @@ async fn join(
         close: close.clone(),
         can_write: mode == Mode::Write,
         takes_stateless: true,
+        identity: admitted.identity(),
     };
     let room = Box::pin(state.rooms.join(&doc, conn, peer))
         .await

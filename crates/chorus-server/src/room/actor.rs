@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod effects;
+pub(crate) mod versions;
 mod writes;
 
 use writes::{Task, append_until_done, call_store_hook, finished, save_compacted, timed_save};
@@ -32,6 +33,7 @@ use super::RoomSettings;
 use super::handle::{DeleteFailed, JoinRefused, RoomCmd};
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
+use crate::history::History;
 use crate::hooks::Hooks;
 use crate::metrics;
 use crate::relay::{Body, Relay};
@@ -72,6 +74,8 @@ pub(super) struct RoomContext {
     pub changes: Option<Changes>,
     pub store: Arc<dyn SnapshotStore>,
     pub log: Arc<dyn UpdateLog>,
+    /// Versions and activity.
+    pub history: History,
     pub settings: RoomSettings,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -87,6 +91,8 @@ pub(super) struct Room {
     peers: HashMap<ConnId, Peer>,
     appending: Option<Appending>,
     saving: Option<Task<()>>,
+    /// Deadlines of the activity flush and the next automatic version.
+    history_clock: versions::HistoryClock,
 }
 
 /// How the room's loop ended.
@@ -132,6 +138,7 @@ impl Room {
             peers: HashMap::new(),
             appending: None,
             saving: None,
+            history_clock: versions::HistoryClock::default(),
         })
     }
 
@@ -209,6 +216,11 @@ impl Room {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        // The history deadlines (a minute's activity, the next version), apart from the
+        // core's: they move at most once a minute.
+        let history_timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(history_timer);
+        let mut history_armed: Option<Instant> = None;
         let cancelled = self.ctx.shutdown.clone().cancelled_owned();
         tokio::pin!(cancelled);
         loop {
@@ -218,6 +230,13 @@ impl Room {
                     timer.as_mut().reset(at);
                 }
                 armed = deadline;
+            }
+            let history_deadline = self.history_clock.next();
+            if history_deadline != history_armed {
+                if let Some(at) = history_deadline {
+                    history_timer.as_mut().reset(at);
+                }
+                history_armed = history_deadline;
             }
             tokio::select! {
                 // In this order, so that what frees waiting frames (an append done) goes first;
@@ -249,6 +268,12 @@ impl Room {
                         Ok(Wake::Continue) => {}
                     }
                 }
+                () = &mut history_timer, if history_armed.is_some() => {
+                    history_armed = None;
+                    if self.history_due().is_err() {
+                        return self.fail();
+                    }
+                }
                 cmd = self.cmd_rx.recv() => {
                     // The registry keeps a sender while the room is listed, so `None` means the
                     // room was removed; nothing can reach it any more.
@@ -266,6 +291,7 @@ impl Room {
                     if self.handle(cmd).is_err() {
                         return self.fail();
                     }
+                    self.notice_edits();
                 }
             }
             self.carry_out();
@@ -278,9 +304,9 @@ impl Room {
         let now = now();
         match cmd {
             RoomCmd::Join { conn, peer, joined } => {
-                let can_write = peer.can_write;
+                let (can_write, identity) = (peer.can_write, peer.identity.clone());
                 self.peers.insert(conn, peer);
-                if !self.core.join(conn, can_write)? {
+                if !self.core.join_as(conn, can_write, identity)? {
                     self.peers.remove(&conn);
                     let _ = joined.send(Err(JoinRefused::RoomFull));
                     return Ok(());
@@ -329,7 +355,12 @@ impl Room {
                     return Err(Panicked);
                 }
             }
-            RoomCmd::Write { update, reply } => self.core.write(&update, reply, now)?,
+            RoomCmd::Write {
+                update,
+                identity,
+                reply,
+            } => self.core.write_as(&update, &identity, reply, now)?,
+            RoomCmd::Version { request, reply } => self.make_version(request, Some(reply))?,
             // `serve` handles deletions; this is a room shutting down, which saves its state.
             RoomCmd::Delete { reply } => {
                 let _ = reply.send(Err(DeleteFailed::ShuttingDown));
@@ -382,8 +413,22 @@ impl Room {
         }
     }
 
-    /// Waits for the snapshot in flight, then saves what is still unsaved.
+    /// Waits for the snapshot in flight, then saves what is still unsaved; stores the activity
+    /// counted so far, and the automatic version that was due later (the document was edited
+    /// since the last one).
     async fn flush(&mut self) -> Result<(), Panicked> {
+        if self.history_clock.next().is_some() {
+            if self.history_clock.version_pending() {
+                let request = versions::VersionRequest {
+                    kind: chorus_store::versions::VersionKind::Auto,
+                    label: None,
+                    restored_from: None,
+                };
+                self.make_version(request, None)?;
+            } else {
+                self.flush_activity().await;
+            }
+        }
         if let Some(saving) = self.saving.take() {
             let saved = finished("snapshot", saving.await);
             self.core.snapshot_saved(saved.is_some(), now());

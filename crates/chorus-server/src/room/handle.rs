@@ -2,11 +2,13 @@
 
 use bytes::Bytes;
 use chorus_protocol::{DocName, Message, StateVector};
-use chorus_room::{DocError, WriteRefused};
+use chorus_room::{DocError, Identity, WriteRefused};
+use chorus_store::versions::VersionMeta;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::conn::{ConnId, Peer};
 use crate::relay::{Body, Delivery, NodeId};
+use crate::room::actor::versions::{VersionReply, VersionRequest};
 
 /// Commands a room's actor takes, in the order they were sent. Only this module builds them:
 /// everything outside the room goes through [`RoomHandle`] and [`Mailbox`].
@@ -49,7 +51,15 @@ pub(super) enum RoomCmd {
     /// answered once it is durable.
     Write {
         update: Bytes,
+        /// Who the write is attributed to.
+        identity: Identity,
         reply: oneshot::Sender<Result<(), WriteRefused>>,
+    },
+    /// Record a version of the document as it is now (the state is encoded by the room, stored
+    /// in the background); answered once it is stored.
+    Version {
+        request: VersionRequest,
+        reply: VersionReply,
     },
     /// Delete the document (the HTTP API): connections are closed with 4404, the other nodes
     /// drop their rooms, nothing is saved, and the snapshot and update log are deleted; answered
@@ -201,14 +211,39 @@ impl RoomHandle {
         answer.await.map_err(|_| RoomGone)
     }
 
-    /// Applies a Yjs v1 update as the server; returns once it is durable.
+    /// Applies a Yjs v1 update as the server, attributed to `identity`; returns once it is
+    /// durable.
     ///
     /// # Errors
     /// [`RoomGone`] when the room stopped; the inner error when the update was refused.
-    pub(crate) async fn write(&self, update: Bytes) -> Result<Result<(), WriteRefused>, RoomGone> {
+    pub(crate) async fn write(
+        &self,
+        update: Bytes,
+        identity: Identity,
+    ) -> Result<Result<(), WriteRefused>, RoomGone> {
         let (reply, answer) = oneshot::channel();
         self.cmd_tx
-            .send(RoomCmd::Write { update, reply })
+            .send(RoomCmd::Write {
+                update,
+                identity,
+                reply,
+            })
+            .await
+            .map_err(|_| RoomGone)?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Records a version of the document as it is now; returns once it is stored.
+    ///
+    /// # Errors
+    /// [`RoomGone`] when the room stopped; the inner error when the store failed.
+    pub(crate) async fn version(
+        &self,
+        request: VersionRequest,
+    ) -> Result<Result<VersionMeta, String>, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.cmd_tx
+            .send(RoomCmd::Version { request, reply })
             .await
             .map_err(|_| RoomGone)?;
         answer.await.map_err(|_| RoomGone)

@@ -13,6 +13,7 @@ mod actor;
 pub mod handle;
 pub mod registry;
 
+pub(crate) use actor::versions as actor_versions;
 pub use chorus_room::{DocLimits, RoomSettings, doc, held, presence};
 pub use handle::{DeleteFailed, JoinRefused, RoomGone, RoomHandle};
 pub use registry::Rooms;

@@ -21,6 +21,7 @@ use super::actor::{Listing, Room, RoomContext};
 use super::handle::{DeleteFailed, JoinRefused, RoomCmd, RoomHandle};
 use crate::changes::Changes;
 use crate::conn::{ConnId, Peer};
+use crate::history::History;
 use crate::hooks::Hooks;
 use crate::relay::{Delivery, Relay, Subscribers};
 
@@ -42,6 +43,7 @@ struct Inner {
     relay: Option<Relay>,
     hooks: Arc<dyn Hooks>,
     changes: Option<Changes>,
+    history: History,
     settings: RoomSettings,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -54,6 +56,7 @@ pub(crate) struct Services {
     pub relay: Option<Relay>,
     pub hooks: Arc<dyn Hooks>,
     pub changes: Option<Changes>,
+    pub history: History,
 }
 
 impl Rooms {
@@ -72,6 +75,7 @@ impl Rooms {
             relay,
             hooks,
             changes,
+            history,
         } = services;
         let rooms = Self {
             inner: Arc::new(Inner {
@@ -82,6 +86,7 @@ impl Rooms {
                 relay,
                 hooks,
                 changes,
+                history,
                 settings,
                 shutdown,
                 tracker,
@@ -189,6 +194,7 @@ impl Rooms {
             changes: self.inner.changes.clone(),
             store: Arc::clone(&self.inner.store),
             log: Arc::clone(&self.inner.log),
+            history: self.inner.history.clone(),
             settings: self.inner.settings.clone(),
             shutdown: self.inner.shutdown.child_token(),
             tracker: self.inner.tracker.clone(),

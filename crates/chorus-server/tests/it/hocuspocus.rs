@@ -343,7 +343,10 @@ impl chorus_server::Hooks for HostHooks {
         request: &chorus_server::hooks::ConnectRequest<'_>,
     ) -> Result<Option<chorus_server::hooks::Access>, chorus_server::hooks::Denied> {
         match request.token {
-            Some("editor") => Ok(Some(chorus_server::hooks::Access::WRITE)),
+            // Edits are attributed to whom the application says.
+            Some("editor") => Ok(Some(
+                chorus_server::hooks::Access::WRITE.as_identity("user-42"),
+            )),
             _ => Err(chorus_server::hooks::Denied::unauthorized(
                 "unknown session",
             )),
@@ -366,8 +369,10 @@ impl chorus_server::Hooks for HostHooks {
 async fn an_embedding_application_authenticates_and_hears_stateless_messages() {
     let dir = tempfile::tempdir().expect("temp dir");
     let heard = std::sync::Arc::new(Heard::default());
+    let mut config = chorus_server::Config::local(dir.path());
+    config.auth.api_key = Some(chorus_server::config::Secret("host-key".into()));
     let chorus = chorus_server::Chorus::builder()
-        .config(chorus_server::Config::local(dir.path()))
+        .config(config)
         .hooks(HostHooks(std::sync::Arc::clone(&heard)))
         .build()
         .await
@@ -413,6 +418,20 @@ async fn an_embedding_application_authenticates_and_hears_stateless_messages() {
         *heard.stateless.lock().expect("not poisoned"),
         [("notes".to_owned(), "hello".to_owned())]
     );
+
+    // The hook's identity is the author of the Hocuspocus client's edits.
+    sender.type_text("notes", "typed").await;
+    sender.next_of("notes", is_sync_status(1)).await;
+    let made = crate::helpers::http(
+        addr,
+        "POST",
+        "/collab/api/v1/docs/notes/versions",
+        &[("Authorization", "Bearer host-key")],
+        b"",
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.text());
+    assert_eq!(made.json()["authors"], serde_json::json!(["user-42"]));
 
     chorus.stop().await;
     let _ = server.await;

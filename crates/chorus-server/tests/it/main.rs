@@ -11,6 +11,7 @@ mod drain_delay;
 mod embed;
 mod engine_panic;
 mod helpers;
+mod history;
 mod hocuspocus;
 mod home_page;
 mod honest_corpus;

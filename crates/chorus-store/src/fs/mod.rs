@@ -11,7 +11,10 @@
 //! and, for the logs:
 //! - `wal-<hex>.wal`: a process's write-ahead log, locked by it while it exists; one left
 //!   unlocked is replayed by the next [`FsLog::open`];
-//! - `.wal-recovery.lock`: an empty file whose `flock` serialises that replay.
+//! - `.wal-recovery.lock`: an empty file whose `flock` serialises that replay;
+//!
+//! and, for version history ([`FsVersions`]), a directory `versions/s/` per document with
+//! `<id>.version` files and `activity.jsonl`.
 //!
 //! # Several nodes on one directory
 //! Saving is the compare-and-swap (`cas` module) every shared backend runs: read the
@@ -36,7 +39,8 @@
 //!   checkpoint writes them to their files;
 //! - `wal`: the write-ahead log: its format, writer and checkpoint threads, and the replay of
 //!   dead processes' WALs into the log files;
-//! - `log`: [`FsLog`], which appends through `deferred` and `wal` and reads through `files`.
+//! - `log`: [`FsLog`], which appends through `deferred` and `wal` and reads through `files`;
+//! - `versions`: [`FsVersions`], version history under `versions/`.
 mod crash_safe;
 mod deferred;
 mod dir;
@@ -45,8 +49,10 @@ mod lock;
 mod log;
 mod stats;
 mod store;
+mod versions;
 mod wal;
 
 pub use log::FsLog;
 pub use stats::FsLogStats;
 pub use store::FsStore;
+pub use versions::FsVersions;

@@ -4,7 +4,10 @@
 //! - `p{s}:snap`: hash `{d: snapshot (snapshot_file format), v: version token}`;
 //! - `p{s}:log`: stream of records `{u: update, c: CRC-32 LE}` with ids `<seq>-0`;
 //! - `p{s}:meta`: hash `{n: highest sequence number handed out, name: document name}`;
-//! - `p{s}:snap.corrupt-<ms>`, `p{s}:log.corrupt-<ms>`: damaged data kept aside.
+//! - `p{s}:snap.corrupt-<ms>`, `p{s}:log.corrupt-<ms>`: damaged data kept aside;
+//! - `p{s}:vmeta`, `p{s}:versions`: hashes of version id to its description (JSON) and to the
+//!   whole stored version;
+//! - `p{s}:activity`: hash of `<minute>|<identity>|n` (updates) and `…|b` (bytes) counters.
 //!
 //! The braces make `{s}` the Redis Cluster hash tag, so each document's keys share a slot and the
 //! scripts that touch two of them stay legal there. Stems hold no braces or glob characters.
@@ -19,6 +22,12 @@ pub const SNAP: &str = ":snap";
 pub const LOG: &str = ":log";
 /// Suffix of log metadata keys.
 pub const META: &str = ":meta";
+/// Suffix of version description hashes.
+pub const VERSION_META: &str = ":vmeta";
+/// Suffix of version hashes.
+pub const VERSIONS: &str = ":versions";
+/// Suffix of activity counter hashes.
+pub const ACTIVITY: &str = ":activity";
 
 /// Key names under one prefix.
 #[derive(Debug, Clone)]

@@ -11,3 +11,4 @@ mod log_contract;
 mod ops;
 mod redis_log;
 mod snapshots;
+mod versions;
