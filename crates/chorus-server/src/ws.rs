@@ -107,7 +107,13 @@ pub(crate) async fn upgrade(
     let tracker = state.tracker.clone();
     let config = socket_config(state.config.limits.max_message_bytes);
     ws.on_upgrade(config, move |socket| {
-        tracker.track_future(serve(socket, doc, grant, state))
+        let task = serve(socket, doc, grant, state);
+        // What every idle connection costs besides its buffers: watch it when changing `serve`.
+        tracing::debug!(
+            future_bytes = std::mem::size_of_val(&task),
+            "connection task"
+        );
+        tracker.track_future(task)
     })
 }
 

@@ -203,7 +203,10 @@ impl Rooms {
         };
         // A root span: the room outlives the connection that happened to start it.
         let span = tracing::info_span!(parent: None, "room", doc = %doc);
-        self.inner.tracker.spawn(room.run().instrument(span));
+        let task = room.run();
+        // What every loaded room costs besides its document: watch it when changing the room.
+        tracing::debug!(%doc, future_bytes = std::mem::size_of_val(&task), "room task");
+        self.inner.tracker.spawn(task.instrument(span));
         Ok(handle)
     }
 
