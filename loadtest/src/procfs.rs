@@ -46,6 +46,13 @@ pub fn rss_kib(pid: Pid) -> Option<u64> {
     status_kib(pid, "VmRSS")
 }
 
+/// Resident anonymous memory in KiB (`RssAnon`): heap, stacks and other private memory, without
+/// the pages of the executable and libraries mapped from files, which fault in as code paths
+/// first run and are not the process's data.
+pub fn anon_rss_kib(pid: Pid) -> Option<u64> {
+    status_kib(pid, "RssAnon")
+}
+
 /// Peak resident set size since the process started, in KiB (`VmHWM`).
 pub fn peak_rss_kib(pid: Pid) -> Option<u64> {
     status_kib(pid, "VmHWM")

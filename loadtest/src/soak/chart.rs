@@ -36,11 +36,18 @@ pub fn write(path: &Path, samples: &[Sample], title: &str) -> anyhow::Result<()>
     let panel_specs: [(&str, Vec<Series>); 3] = [
         (
             "server RSS, MiB",
-            vec![Series {
-                label: "RSS",
-                color: RGBColor(214, 39, 40),
-                value: |s| s.rss_kib.map(|kib| kib as f64 / 1024.0),
-            }],
+            vec![
+                Series {
+                    label: "RSS",
+                    color: RGBColor(214, 39, 40),
+                    value: |s| s.rss_kib.map(|kib| kib as f64 / 1024.0),
+                },
+                Series {
+                    label: "anonymous (heap, stacks)",
+                    color: RGBColor(148, 103, 189),
+                    value: |s| s.anon_rss_kib.map(|kib| kib as f64 / 1024.0),
+                },
+            ],
         ),
         (
             "server open fds and tasks",

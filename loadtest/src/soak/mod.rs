@@ -190,6 +190,7 @@ impl Sampler<'_> {
             t_s: self.started.elapsed().as_secs_f64(),
             stage,
             rss_kib: server.rss_kib,
+            anon_rss_kib: server.anon_rss_kib,
             fds: server.fds,
             rooms: server.rooms,
             connections: server.connections,

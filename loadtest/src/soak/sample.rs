@@ -62,6 +62,9 @@ pub struct Sample {
     pub stage: Stage,
     /// Server resident memory, KiB (`VmRSS`).
     pub rss_kib: Option<u64>,
+    /// The anonymous part of it, KiB (`RssAnon`: the heap and stacks, without the executable's
+    /// pages, which fault in as code paths first run).
+    pub anon_rss_kib: Option<u64>,
     /// Server open file descriptors (sockets included).
     pub fds: Option<u64>,
     /// Rooms the server holds in memory (`chorus_rooms`).
@@ -80,17 +83,18 @@ pub struct Sample {
 
 /// The header line of the CSV.
 pub const CSV_HEADER: &str =
-    "t_s,stage,rss_kib,fds,rooms,connections,tasks,clients_open,visits,updates_sent";
+    "t_s,stage,rss_kib,anon_rss_kib,fds,rooms,connections,tasks,clients_open,visits,updates_sent";
 
 impl Sample {
     /// One CSV line (no newline); unknown values are empty.
     pub fn csv(&self) -> String {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         format!(
-            "{:.1},{},{},{},{},{},{},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{},{},{}",
             self.t_s,
             self.stage.name(),
             opt(self.rss_kib),
+            opt(self.anon_rss_kib),
             opt(self.fds),
             opt(self.rooms),
             opt(self.connections),
@@ -107,6 +111,8 @@ impl Sample {
 pub struct ServerView {
     /// From `/proc/PID/status`.
     pub rss_kib: Option<u64>,
+    /// From `/proc/PID/status`.
+    pub anon_rss_kib: Option<u64>,
     /// From `/proc/PID/fd`.
     pub fds: Option<u64>,
     /// From `/metrics`.
@@ -123,6 +129,7 @@ pub struct ServerView {
 pub async fn server_view(pid: Option<u32>, metrics_url: Option<&str>) -> ServerView {
     let mut view = ServerView {
         rss_kib: pid.and_then(|pid| procfs::rss_kib(Pid::Other(pid))),
+        anon_rss_kib: pid.and_then(|pid| procfs::anon_rss_kib(Pid::Other(pid))),
         fds: pid.and_then(|pid| procfs::open_fds(Pid::Other(pid))),
         ..ServerView::default()
     };
