@@ -1,0 +1,103 @@
+// The history panel end to end: the built demo, served by the real chorus binary (an open
+// server, no API key), in real headless Chromium. Two users on one document; one saves a
+// version, writes more, previews the version with the later text marked as inserted since, and
+// restores it; both editors must then show exactly the version's text.
+
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { randomUUID } from 'node:crypto'
+import { startChorus } from './chorus.mjs'
+import { SYNC_TIMEOUT_MS, editorText, launchBrowser, openUser, waitForText } from './browser.mjs'
+
+const DIST = fileURLToPath(new URL('../dist', import.meta.url))
+const SCREENSHOTS = fileURLToPath(new URL('./screenshots', import.meta.url))
+
+const DESKTOP = { width: 1180, height: 760 }
+
+const DRAFT_TEXT = 'Release plan\n\n- Freeze the API\n- Tag v1.0'
+const LATER_TEXT = '\n- Announce on the blog'
+const LABEL = 'First draft'
+
+describe('history panel against the chorus binary', { timeout: 180_000 }, () => {
+  /** @type {string} */ let dataDir
+  /** @type {import('./chorus.mjs').RunningChorus} */ let server
+  /** @type {import('playwright-core').Browser} */ let browser
+  /** @type {Awaited<ReturnType<typeof openUser>>} */ let ada
+  /** @type {Awaited<ReturnType<typeof openUser>>} */ let grace
+  // A slash and a space: the API path must carry the name percent-encoded.
+  const doc = `e2e/history ${randomUUID().slice(0, 8)}`
+
+  before(async () => {
+    assert.ok(existsSync(join(DIST, 'index.html')), `no build in ${DIST}: run \`npm run build\` first`)
+    await mkdir(SCREENSHOTS, { recursive: true })
+    dataDir = await mkdtemp(join(tmpdir(), 'chorus-web-demo-history-'))
+    server = await startChorus({ dataDir, staticDir: DIST })
+    browser = await launchBrowser()
+    ada = await openUser(browser, { url: server.url, doc, name: 'Ada Lovelace', color: '#2563eb', viewport: DESKTOP })
+    grace = await openUser(browser, { url: server.url, doc, name: 'Grace Hopper', color: '#c026d3', viewport: DESKTOP })
+  })
+
+  after(async () => {
+    await browser?.close()
+    server?.kill()
+    if (dataDir) await rm(dataDir, { recursive: true, force: true })
+  })
+
+  it('saves a labelled version and lists it with its time and author', async () => {
+    await ada.page.locator('.cm-content').click()
+    await ada.page.keyboard.type(DRAFT_TEXT)
+    // Grace seeing the text means the server has it, so the version will contain it.
+    await waitForText(grace.page, DRAFT_TEXT)
+
+    await ada.page.locator('.version-label').fill(LABEL)
+    await ada.page.getByRole('button', { name: 'Save version' }).click()
+    const saved = ada.page.locator('.version', { hasText: LABEL })
+    await saved.waitFor({ timeout: SYNC_TIMEOUT_MS })
+    // Open server: the WebSocket's edits are attributed to "anonymous".
+    assert.match(await saved.locator('.version-authors').textContent() ?? '', /^by anonymous$/)
+    assert.ok(await saved.locator('time').getAttribute('datetime'), 'the version shows when it was made')
+  })
+
+  it('previews the version with what was written since marked as inserted', async () => {
+    await ada.page.locator('.cm-content').click()
+    await ada.page.keyboard.press('Control+End')
+    await ada.page.keyboard.type(LATER_TEXT)
+    await waitForText(grace.page, DRAFT_TEXT + LATER_TEXT)
+
+    await ada.page.locator('.version', { hasText: LABEL }).click()
+    const preview = ada.page.locator('.version-preview')
+    await preview.waitFor({ state: 'visible', timeout: SYNC_TIMEOUT_MS })
+    const inserted = await preview.locator('.preview-text ins').allTextContents()
+    const deleted = await preview.locator('.preview-text del').allTextContents()
+    assert.deepEqual(inserted, [LATER_TEXT], 'the later text is marked as inserted since the version')
+    assert.deepEqual(deleted, [], 'nothing was deleted since the version')
+    assert.equal(await preview.locator('.preview-text').textContent(), DRAFT_TEXT + LATER_TEXT)
+    // Inserted runs are drawn in the "added" colour, not as plain text.
+    const background = await preview.locator('.preview-text ins').evaluate(el => getComputedStyle(el).backgroundColor)
+    assert.equal(background, 'rgb(220, 252, 231)')
+    await ada.page.screenshot({ path: join(SCREENSHOTS, 'history-panel.png') })
+  })
+
+  it('restores the version, and both users see exactly its text', async () => {
+    await ada.page.getByRole('button', { name: 'Restore this version' }).click()
+    await waitForText(grace.page, DRAFT_TEXT)
+    await waitForText(ada.page, DRAFT_TEXT)
+    assert.equal(await editorText(grace.page), DRAFT_TEXT)
+    assert.equal(await editorText(ada.page), DRAFT_TEXT)
+    // The restore is recorded as a version of its own, on top of the list.
+    await ada.page.locator('.versions li:first-child .version', { hasText: 'After a restore' })
+      .waitFor({ timeout: SYNC_TIMEOUT_MS })
+    assert.equal(await ada.page.locator('.version-preview').isVisible(), false)
+  })
+
+  it('raised no uncaught errors in any page', () => {
+    for (const { name, errors } of [ada, grace]) {
+      assert.deepEqual(errors.map(String), [], `uncaught errors in ${name}'s page`)
+    }
+  })
+})
