@@ -1,7 +1,7 @@
 // The history panel end to end: the built demo, served by the real chorus binary (an open
 // server, no API key), in real headless Chromium. Two users on one document; one saves a
-// version, writes more, previews the version with the later text marked as inserted since, and
-// restores it; both editors must then show exactly the version's text.
+// version, both write more, the version's preview marks the later text as inserted since (and a
+// removed character as deleted), and a restore brings it back; both editors must then show exactly the version's text.
 
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -20,6 +20,8 @@ const SCREENSHOTS = fileURLToPath(new URL('./screenshots', import.meta.url))
 const DESKTOP = { width: 1180, height: 760 }
 
 const DRAFT_TEXT = 'Release plan\n\n- Freeze the API\n- Tag v1.0'
+/** The draft as it is after Grace's edit. */
+const EDITED_TEXT = DRAFT_TEXT.replace('v1.0', 'v2.0')
 const LATER_TEXT = '\n- Announce on the blog'
 const LABEL = 'First draft'
 
@@ -64,22 +66,31 @@ describe('history panel against the chorus binary', { timeout: 180_000 }, () => 
   })
 
   it('previews the version with what was written since marked as inserted', async () => {
+    // Grace turns "v1.0" into "v2.0": one character removed and one inserted since the version.
+    await grace.page.locator('.cm-content').click()
+    await grace.page.keyboard.press('Control+End')
+    for (let i = 0; i < 3; i++) await grace.page.keyboard.press('Backspace')
+    await grace.page.keyboard.type('2.0')
+    await waitForText(ada.page, EDITED_TEXT)
     await ada.page.locator('.cm-content').click()
     await ada.page.keyboard.press('Control+End')
     await ada.page.keyboard.type(LATER_TEXT)
-    await waitForText(grace.page, DRAFT_TEXT + LATER_TEXT)
+    await waitForText(grace.page, EDITED_TEXT + LATER_TEXT)
 
     await ada.page.locator('.version', { hasText: LABEL }).click()
     const preview = ada.page.locator('.version-preview')
     await preview.waitFor({ state: 'visible', timeout: SYNC_TIMEOUT_MS })
     const inserted = await preview.locator('.preview-text ins').allTextContents()
     const deleted = await preview.locator('.preview-text del').allTextContents()
-    assert.deepEqual(inserted, [LATER_TEXT], 'the later text is marked as inserted since the version')
-    assert.deepEqual(deleted, [], 'nothing was deleted since the version')
-    assert.equal(await preview.locator('.preview-text').textContent(), DRAFT_TEXT + LATER_TEXT)
-    // Inserted runs are drawn in the "added" colour, not as plain text.
-    const background = await preview.locator('.preview-text ins').evaluate(el => getComputedStyle(el).backgroundColor)
-    assert.equal(background, 'rgb(220, 252, 231)')
+    assert.deepEqual(inserted, ['2', LATER_TEXT], 'the later text is marked as inserted since the version')
+    assert.deepEqual(deleted, ['1'], "Grace's deletion is marked where it was")
+    // The preview reads as the version with both changes laid over it at their places.
+    assert.equal(await preview.locator('.preview-text').textContent(), DRAFT_TEXT.replace('v1.0', 'v12.0') + LATER_TEXT)
+    // Marked runs are drawn in the "added" and "removed" colours, not as plain text.
+    const background = (/** @type {string} */ tag) =>
+      preview.locator(`.preview-text ${tag}`).first().evaluate(el => getComputedStyle(el).backgroundColor)
+    assert.equal(await background('ins'), 'rgb(220, 252, 231)')
+    assert.equal(await background('del'), 'rgb(254, 226, 226)')
     await ada.page.screenshot({ path: join(SCREENSHOTS, 'history-panel.png') })
   })
 
