@@ -298,7 +298,9 @@ async fn browsers_get_the_history_routes_with_the_access_their_websocket_has() {
     let id = saved["id"].as_str().expect("an id").to_owned();
 
     writer.type_text(" later").await;
-    watcher.until("second edit", |c| c.text() == "first later").await;
+    watcher
+        .until("second edit", |c| c.text() == "first later")
+        .await;
     let (status, diff) =
         as_client(&open, "GET", &format!("{path}/{id}/diff/current"), None, "").await;
     assert_eq!(status, 200, "{diff}");
@@ -334,9 +336,18 @@ async fn browsers_get_the_history_routes_with_the_access_their_websocket_has() {
     let ada = token_for("ada", "panel");
     assert_eq!(as_client(&secured, "GET", path, None, "").await.0, 401);
     let other = token_for("ada", "other");
-    assert_eq!(as_client(&secured, "GET", path, Some(&other), "").await.0, 403);
-    assert_eq!(as_client(&secured, "GET", path, Some(&reader), "").await.0, 200);
-    assert_eq!(as_client(&secured, "POST", path, Some(&reader), "").await.0, 403);
+    assert_eq!(
+        as_client(&secured, "GET", path, Some(&other), "").await.0,
+        403
+    );
+    assert_eq!(
+        as_client(&secured, "GET", path, Some(&reader), "").await.0,
+        200
+    );
+    assert_eq!(
+        as_client(&secured, "POST", path, Some(&reader), "").await.0,
+        403
+    );
     let mut client =
         TestClient::connect_synced(&format!("{}?token={ada}", secured.ws_url("panel"))).await;
     client.type_text("by ada").await;
