@@ -25,6 +25,31 @@ const EDITED_TEXT = DRAFT_TEXT.replace('v1.0', 'v2.0')
 const LATER_TEXT = '\n- Announce on the blog'
 const LABEL = 'First draft'
 
+/**
+ * The Tiptap document as its editor shows it, one line per block, without other people's
+ * carets. Runs in the page, so it must be self-contained.
+ */
+function visibleRichText () {
+  return Array.from(document.querySelectorAll('#editor .tiptap > *'), block => {
+    const copy = /** @type {Element} */ (block.cloneNode(true))
+    copy.querySelectorAll('.collaboration-carets__caret').forEach(node => node.remove())
+    return copy.textContent ?? ''
+  }).join('\n')
+}
+
+/**
+ * @param {import('playwright-core').Page} page
+ * @param {string} expected
+ */
+async function waitForRichText (page, expected) {
+  try {
+    await page.waitForFunction(`(${visibleRichText})() === ${JSON.stringify(expected)}`, undefined, { timeout: SYNC_TIMEOUT_MS })
+  } catch (error) {
+    const shown = await page.evaluate(visibleRichText)
+    throw new Error(`editor never showed ${JSON.stringify(expected)}; it shows ${JSON.stringify(shown)}`, { cause: error })
+  }
+}
+
 describe('history panel against the chorus binary', { timeout: 180_000 }, () => {
   /** @type {string} */ let dataDir
   /** @type {import('./chorus.mjs').RunningChorus} */ let server
@@ -33,6 +58,8 @@ describe('history panel against the chorus binary', { timeout: 180_000 }, () => 
   /** @type {Awaited<ReturnType<typeof openUser>>} */ let grace
   // A slash and a space: the API path must carry the name percent-encoded.
   const doc = `e2e/history ${randomUUID().slice(0, 8)}`
+  /** @type {Awaited<ReturnType<typeof openUser>>[]} the Tiptap page's users */
+  const rich = []
 
   before(async () => {
     assert.ok(existsSync(join(DIST, 'index.html')), `no build in ${DIST}: run \`npm run build\` first`)
@@ -106,8 +133,47 @@ describe('history panel against the chorus binary', { timeout: 180_000 }, () => 
     assert.equal(await ada.page.locator('.version-preview').isVisible(), false)
   })
 
+  it('does the same on the Tiptap page, block by block', async () => {
+    const richDoc = `e2e/rich history ${randomUUID().slice(0, 8)}`
+    const open = (/** @type {string} */ name, /** @type {string} */ color) =>
+      openUser(browser, { url: server.url, doc: richDoc, name, color, viewport: DESKTOP, path: '/tiptap.html' })
+    const [adaRich, graceRich] = [await open('Ada Lovelace', '#2563eb'), await open('Grace Hopper', '#c026d3')]
+    rich.push(adaRich, graceRich)
+
+    await adaRich.page.locator('.tiptap').click()
+    await adaRich.page.keyboard.type('Agenda')
+    await adaRich.page.keyboard.press('Enter')
+    await adaRich.page.keyboard.type('Budget review')
+    await waitForRichText(graceRich.page, 'Agenda\nBudget review')
+    await adaRich.page.locator('.version-label').fill('Rich draft')
+    await adaRich.page.getByRole('button', { name: 'Save version' }).click()
+    await adaRich.page.locator('.version', { hasText: 'Rich draft' }).waitFor({ timeout: SYNC_TIMEOUT_MS })
+
+    // Grace extends a paragraph, Ada adds one.
+    await graceRich.page.locator('.tiptap').click()
+    await graceRich.page.keyboard.press('Control+End')
+    await graceRich.page.keyboard.type(' and vote')
+    await waitForRichText(adaRich.page, 'Agenda\nBudget review and vote')
+    await adaRich.page.locator('.tiptap').click()
+    await adaRich.page.keyboard.press('Control+End')
+    await adaRich.page.keyboard.press('Enter')
+    await adaRich.page.keyboard.type('Next steps')
+    await waitForRichText(graceRich.page, 'Agenda\nBudget review and vote\nNext steps')
+
+    await adaRich.page.locator('.version', { hasText: 'Rich draft' }).click()
+    const preview = adaRich.page.locator('.version-preview')
+    await preview.waitFor({ state: 'visible', timeout: SYNC_TIMEOUT_MS })
+    assert.deepEqual(await preview.locator('.preview-text ins').allTextContents(), [' and vote\nNext steps'])
+    assert.deepEqual(await preview.locator('.preview-text del').allTextContents(), [])
+    assert.equal(await preview.locator('.preview-text').textContent(), 'Agenda\nBudget review and vote\nNext steps')
+
+    await adaRich.page.getByRole('button', { name: 'Restore this version' }).click()
+    await waitForRichText(graceRich.page, 'Agenda\nBudget review')
+    await waitForRichText(adaRich.page, 'Agenda\nBudget review')
+  })
+
   it('raised no uncaught errors in any page', () => {
-    for (const { name, errors } of [ada, grace]) {
+    for (const { name, errors } of [ada, grace, ...rich]) {
       assert.deepEqual(errors.map(String), [], `uncaught errors in ${name}'s page`)
     }
   })

@@ -3,10 +3,30 @@
 // (`/api/v1/docs/{doc}/versions`). A restore is an ordinary edit on the server, so this tab
 // and every other one see the text change through their WebSocket like anyone's typing.
 
-import { diffSegments, textOfNode, versionTitle } from './history-diff.js'
+import { versionTitle } from './history-diff.js'
 
 /** How often the list is fetched again, so versions saved elsewhere show up. */
 const REFRESH_MS = 30_000
+
+/** The panel's parts; static markup (no data goes in here), shared by both pages. */
+const MARKUP = `
+  <h2 id="history-title">History</h2>
+  <form class="save-version">
+    <input class="field version-label" type="text" maxlength="200" placeholder="Label" aria-label="Version label" />
+    <button type="submit" class="button">Save version</button>
+  </form>
+  <p class="hint history-message" role="status" aria-live="polite"></p>
+  <ol class="versions" aria-label="Versions, newest first"></ol>
+  <div class="version-preview" hidden>
+    <div class="preview-head">
+      <strong class="preview-title"></strong>
+      <button type="button" class="button close-preview" aria-label="Close the preview">Close</button>
+    </div>
+    <p class="hint">Compared with the document now: <ins>added since</ins>, <del>removed since</del>.</p>
+    <pre class="preview-text" aria-label="The version, with changes since marked"></pre>
+    <button type="button" class="button primary wide restore-version">Restore this version</button>
+  </div>
+`
 
 /**
  * @typedef {{ id: string, created_ms: number, kind: string, label?: string,
@@ -45,11 +65,15 @@ export function historyApi (docName) {
 }
 
 /**
- * @param {HTMLElement} panel the `.history-panel` section (see index.html for its parts)
+ * Fills `panel` (an empty `.history-panel` section) and runs it.
+ * @param {HTMLElement} panel
  * @param {string} docName
- * @param {string} root the shared text's name in the document (`codemirror`)
+ * @param {(content: any, diff: any) => import('./history-diff.js').Segment[]} compare
+ *   a version's content JSON and the diff from it to the live document → what the preview
+ *   shows; the page knows which root its editor uses and what shape it has
  */
-export function mountHistoryPanel (panel, docName, root) {
+export function mountHistoryPanel (panel, docName, compare) {
+  panel.innerHTML = MARKUP
   const api = historyApi(docName)
   const part = (/** @type {string} */ selector) => {
     const found = panel.querySelector(selector)
@@ -112,8 +136,7 @@ export function mountHistoryPanel (panel, docName, root) {
     try {
       const [content, diff] = await Promise.all([api.read(version.id), api.diffToCurrent(version.id)])
       if (previewed !== version) return // another version was clicked meanwhile
-      const oldText = textOfNode(content.content.roots[root])
-      previewText.replaceChildren(...diffSegments(oldText, diff.roots[root]).map(({ kind, text }) => {
+      previewText.replaceChildren(...compare(content.content, diff).map(({ kind, text }) => {
         const run = document.createElement(kind === 'same' ? 'span' : kind)
         run.textContent = text
         return run

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { diffSegments, textOfNode, versionTitle } from '../src/history-diff.js'
+import { diffSegments, joinLines, textOfNode, treeLines, versionTitle } from '../src/history-diff.js'
 
 describe('textOfNode', () => {
   it('joins the runs of a delta, embeds as one object character', () => {
@@ -62,5 +62,44 @@ describe('versionTitle', () => {
     assert.equal(versionTitle({ kind: 'requested', label: 'Draft 1' }), 'Draft 1')
     assert.equal(versionTitle({ kind: 'auto' }), 'Saved automatically')
     assert.equal(versionTitle({ kind: 'restored', restored_from: 'x' }), 'After a restore')
+  })
+})
+
+describe('treeLines and joinLines (Tiptap documents)', () => {
+  const text = (/** @type {string} */ s) => ({ kind: 'xml_text', delta: [{ insert: s }], attributes: {} })
+  const paragraph = (/** @type {string} */ s) => ({ kind: 'xml_element', tag: 'paragraph', attributes: {}, children: [text(s)] })
+  const fragment = { kind: 'xml_fragment', children: [paragraph('Agenda'), paragraph('Budget review')] }
+
+  it('shows one line per block, containers only through their blocks', () => {
+    const list = { kind: 'xml_element', tag: 'bulletList', attributes: {}, children: [{ kind: 'xml_element', tag: 'listItem', attributes: {}, children: [paragraph('item')] }] }
+    const lines = treeLines({ kind: 'xml_fragment', children: [paragraph('a'), list] }, undefined)
+    assert.deepEqual(joinLines(lines), [{ kind: 'same', text: 'a\nitem' }])
+  })
+
+  it('marks text edited inside a block, and blocks added or removed whole, newline included', () => {
+    const change = {
+      change: 'edited',
+      kind: 'xml_fragment',
+      elements: [
+        { op: 'delete', index_a: 0, index_b: 0, values: [paragraph('Agenda')] },
+        {
+          op: 'edit',
+          index_a: 1,
+          index_b: 0,
+          edits: { kind: 'xml_element', tag: 'paragraph', elements: [{ op: 'edit', index_a: 0, index_b: 0, edits: { kind: 'xml_text', text: [{ op: 'insert', pos_a: 13, pos_b: 13, text: ' and vote', len: 9 }] } }] }
+        },
+        { op: 'insert', index_a: 2, index_b: 1, values: [paragraph('Next steps')] }
+      ]
+    }
+    assert.deepEqual(joinLines(treeLines(fragment, change)), [
+      { kind: 'del', text: 'Agenda' },
+      { kind: 'same', text: '\nBudget review' },
+      { kind: 'ins', text: ' and vote\nNext steps' }
+    ])
+  })
+
+  it('shows a whole tree added to an empty document as inserted', () => {
+    assert.deepEqual(joinLines(treeLines(undefined, { change: 'added', value: fragment })),
+      [{ kind: 'ins', text: 'Agenda\nBudget review' }])
   })
 })
