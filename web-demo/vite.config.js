@@ -1,6 +1,6 @@
 import { defineConfig } from 'vite'
 
-// `npm run dev` proxies /ws and /hocuspocus to a running `chorus serve`, so the pages' same-origin
+// `npm run dev` proxies /ws, /hocuspocus and /api to a running `chorus serve`, so the pages' same-origin
 // URLs work in development exactly as they do when the server hosts dist/.
 const chorus = process.env.CHORUS_URL ?? 'http://127.0.0.1:1234'
 
@@ -20,7 +20,9 @@ export default defineConfig({
   server: {
     proxy: {
       '/ws': { target: chorus, ws: true },
-      '/hocuspocus': { target: chorus, ws: true }
+      '/hocuspocus': { target: chorus, ws: true },
+      // The history panel's HTTP calls.
+      '/api': { target: chorus }
     }
   }
 })

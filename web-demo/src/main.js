@@ -9,6 +9,8 @@ import { element, openDocumentFromUrl, shareIdentity, wireShareButton } from './
 import { trackConnection } from './connection-status.js'
 import { watchPresence } from './presence.js'
 import { createEditor } from './editor.js'
+import { mountHistoryPanel } from './history-panel.js'
+import { diffSegments, textOfNode } from './history-diff.js'
 
 const docName = openDocumentFromUrl('Chorus')
 
@@ -52,4 +54,8 @@ toggle.addEventListener('click', () => {
 
 wireShareButton(element('share'))
 
-createEditor(element('editor'), ydoc.getText('codemirror'), provider.awareness).focus()
+/** The shared text's name in the document: y-codemirror's convention, and the history panel's root. */
+const TEXT_ROOT = 'codemirror'
+createEditor(element('editor'), ydoc.getText(TEXT_ROOT), provider.awareness).focus()
+mountHistoryPanel(element('history'), docName, (content, diff) =>
+  diffSegments(textOfNode(content.roots[TEXT_ROOT]), diff.roots[TEXT_ROOT]))

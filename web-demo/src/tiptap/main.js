@@ -11,6 +11,8 @@ import { element, openDocumentFromUrl, shareIdentity, wireShareButton } from '..
 import { watchPresence } from '../presence.js'
 import { trackProvider } from './provider-status.js'
 import { createRichTextEditor, createToolbar } from './editor.js'
+import { mountHistoryPanel } from '../history-panel.js'
+import { joinLines, treeLines } from '../history-diff.js'
 
 const docName = openDocumentFromUrl('Chorus rich text')
 
@@ -51,3 +53,6 @@ wireShareButton(element('share'))
 const editor = createRichTextEditor(element('editor'), provider, identity.user())
 createToolbar(element('toolbar'), editor)
 editor.commands.focus()
+// The preview shows the document's blocks as lines; 'default' is the fragment Collaboration edits.
+mountHistoryPanel(element('history'), docName, (content, diff) =>
+  joinLines(treeLines(content.roots.default, diff.roots.default)))

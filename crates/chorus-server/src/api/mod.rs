@@ -1,6 +1,7 @@
 //! The HTTP API for servers (`/api/v1`): read, write, list and delete documents and mint client
 //! tokens from a backend, behind a bearer API key (`--api-key`). Without a key configured the
-//! API answers 403. Every error is JSON `{ "error": <code>, "message": <text> }` (see
+//! API answers 403, except the version-history routes, which also let in whoever the
+//! document's WebSocket would let in (see `versions`). Every error is JSON `{ "error": <code>, "message": <text> }` (see
 //! [`ApiError`]), unknown paths and methods included.
 //!
 //! # Layout

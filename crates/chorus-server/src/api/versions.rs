@@ -1,5 +1,14 @@
 //! Version history over HTTP: list, make, read, compare and restore versions of a document, and
-//! its activity timeline. Same API key as the rest of `/api/v1`.
+//! its activity timeline.
+//!
+//! Unlike the rest of `/api/v1`, these routes also serve browsers (the web demo's history
+//! panel): a request that does not present the API key is let in exactly as the document's
+//! WebSocket would let it in (the `authenticate` hook, a client token as `Authorization: Bearer
+//! <token>`, the auth callback, or nobody asked on an open server). Reading needs read access;
+//! making a version and restoring need write access, and are attributed to the caller's
+//! identity. Anything such a caller could do here it could already do over the WebSocket (read
+//! the document, edit it back to an earlier content by hand), so this adds no power; earlier
+//! content it could not see live is the one thing it gains, which is what history is for.
 //!
 //! Rendering a version as JSON, comparing two and computing a restore are CPU work on whole
 //! documents: they run on the blocking pool, never on a room's task or the async workers.
@@ -15,9 +24,11 @@ use chorus_store::StoreError;
 use chorus_store::versions::{ActivityRecord, Version, VersionId, VersionKind, VersionMeta};
 use serde::{Deserialize, Serialize};
 
+use super::constant_time_eq;
 use super::extract::Api;
-use super::{authorized, check_key};
+use crate::access;
 use crate::app::AppState;
+use crate::auth::Mode;
 use crate::error::ApiError;
 use crate::room::actor_versions::{VersionRequest, api_identity};
 
@@ -77,6 +88,52 @@ pub(crate) fn author(headers: &HeaderMap) -> Result<Identity, ApiError> {
     }
 }
 
+/// Who is asking, once let in: the backend with the API key, or a client.
+struct Caller {
+    doc: DocName,
+    /// Whom a version or restore made by this request is attributed to.
+    identity: Identity,
+}
+
+/// Lets a request in with the API key, or else as the document's WebSocket would (see the module
+/// docs), needing `need` on the document.
+///
+/// # Errors
+/// 400 for a bad document name or `X-Chorus-Author`; 401/403 as for the WebSocket; 403 when a
+/// read-only client asks to write.
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    doc: String,
+    need: Mode,
+) -> Result<Caller, ApiError> {
+    let doc = DocName::parse(doc)?;
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let is_key = match (&state.config.auth.api_key, bearer) {
+        (Some(key), Some(presented)) => constant_time_eq(presented.as_bytes(), key.0.as_bytes()),
+        _ => false,
+    };
+    if is_key {
+        return Ok(Caller {
+            identity: author(headers)?,
+            doc,
+        });
+    }
+    let admitted = access::admit(state, &doc, bearer, headers).await?;
+    if need == Mode::Write && admitted.access.mode == Mode::Read {
+        return Err(ApiError::Forbidden(
+            "read-only access: making or restoring a version needs write access",
+        ));
+    }
+    Ok(Caller {
+        identity: admitted.identity(),
+        doc,
+    })
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, chorus_history::HistoryError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -103,7 +160,7 @@ pub(super) async fn list(
     Api(Path(doc)): Api<Path<String>>,
     query: Result<Api<Query<PageQuery>>, ApiError>,
 ) -> Result<Json<VersionPage>, ApiError> {
-    let doc = authorized(&state, &headers, doc)?;
+    let doc = caller(&state, &headers, doc, Mode::Read).await?.doc;
     let Api(Query(query)) = query?;
     let limit = match query.limit {
         None => DEFAULT_PAGE,
@@ -152,7 +209,7 @@ pub(super) async fn create(
     Api(Path(doc)): Api<Path<String>>,
     Api(body): Api<Bytes>,
 ) -> Result<Response, ApiError> {
-    let doc = authorized(&state, &headers, doc)?;
+    let doc = caller(&state, &headers, doc, Mode::Write).await?.doc;
     let body: NewVersionBody = if body.iter().all(u8::is_ascii_whitespace) {
         NewVersionBody::default()
     } else {
@@ -205,7 +262,7 @@ pub(super) async fn read(
     headers: HeaderMap,
     Api(Path((doc, id))): Api<Path<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let doc = authorized(&state, &headers, doc)?;
+    let doc = caller(&state, &headers, doc, Mode::Read).await?.doc;
     let version = load(&state, &doc, &version_id(id)?).await?;
     let binary = headers
         .get(header::ACCEPT)
@@ -234,7 +291,7 @@ pub(super) async fn diff(
     headers: HeaderMap,
     Api(Path((doc, a, b))): Api<Path<(String, String, String)>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = authorized(&state, &headers, doc)?;
+    let doc = caller(&state, &headers, doc, Mode::Read).await?.doc;
     let from = load(&state, &doc, &version_id(a)?).await?;
     let to = if b == CURRENT {
         state.read_doc(&doc, None).await?
@@ -257,8 +314,9 @@ struct Restored {
 
 /// `POST /api/v1/docs/{doc}/versions/{id}/restore`: makes the live document's content equal to
 /// the version's with one forward update, applied like any edit (connected clients on every
-/// node receive it and can undo it; history is not rewritten), attributed to `X-Chorus-Author`
-/// (else `api`); then records a version "restored from" it.
+/// node receive it and can undo it; history is not rewritten), attributed to the caller (a
+/// client's identity, or for the backend `X-Chorus-Author`, else `api`); then records a version
+/// "restored from" it.
 ///
 /// The update is computed against the document as read just before: an edit that lands in
 /// between is kept beside the restored content (CRDT merge), not lost.
@@ -267,8 +325,7 @@ pub(super) async fn restore(
     headers: HeaderMap,
     Api(Path((doc, id))): Api<Path<(String, String)>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let doc = authorized(&state, &headers, doc)?;
-    let identity = author(&headers)?;
+    let Caller { doc, identity } = caller(&state, &headers, doc, Mode::Write).await?;
     let id = version_id(id)?;
     let target = load(&state, &doc, &id).await?;
     let current = state.read_doc(&doc, None).await?;
@@ -355,8 +412,7 @@ pub(super) async fn activity(
     Api(Path(doc)): Api<Path<String>>,
     query: Result<Api<Query<ActivityQuery>>, ApiError>,
 ) -> Result<Json<ActivityPage>, ApiError> {
-    check_key(&state, &headers)?;
-    let doc = DocName::parse(doc)?;
+    let doc = caller(&state, &headers, doc, Mode::Read).await?.doc;
     let Api(Query(query)) = query?;
     let from = query
         .from

@@ -257,3 +257,105 @@ async fn version_settings_that_cannot_work_are_named() {
         "{problems}"
     );
 }
+
+/// A browser's request: no API key, only what it would show the WebSocket.
+async fn as_client(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let response = http(app.addr, method, path, &headers, body.as_bytes()).await;
+    let json = if response.body.is_empty() {
+        Value::Null
+    } else {
+        response.json()
+    };
+    (response.status, json)
+}
+
+#[tokio::test]
+async fn browsers_get_the_history_routes_with_the_access_their_websocket_has() {
+    // An open server without an API key: the web demo's case. Everyone may edit, so everyone
+    // may save, compare and restore versions.
+    let dir = tempfile::tempdir().expect("dir");
+    let open = spawn_app_with(dir.path().into(), |_| {}).await;
+    let mut writer = TestClient::connect_synced(&open.ws_url("panel")).await;
+    let mut watcher = TestClient::connect_synced(&open.ws_url("panel")).await;
+    writer.type_text("first").await;
+    watcher.until("first edit", |c| c.text() == "first").await;
+    let path = "/api/v1/docs/panel/versions";
+    let (status, saved) = as_client(&open, "POST", path, None, r#"{"label":"v1"}"#).await;
+    assert_eq!(status, 201, "{saved}");
+    assert_eq!(saved["label"], "v1");
+    assert_eq!(authors(&saved), ["anonymous"]);
+    let id = saved["id"].as_str().expect("an id").to_owned();
+
+    writer.type_text(" later").await;
+    watcher
+        .until("second edit", |c| c.text() == "first later")
+        .await;
+    let (status, diff) =
+        as_client(&open, "GET", &format!("{path}/{id}/diff/current"), None, "").await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(diff["roots"]["t"]["text"][0]["op"], "insert", "{diff}");
+    assert_eq!(diff["roots"]["t"]["text"][0]["text"], " later", "{diff}");
+
+    let (status, restored) =
+        as_client(&open, "POST", &format!("{path}/{id}/restore"), None, "").await;
+    assert_eq!(status, 200, "{restored}");
+    watcher.until("restored", |c| c.text() == "first").await;
+    writer.until("restored", |c| c.text() == "first").await;
+    let (status, page) = as_client(&open, "GET", path, None, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["versions"][0]["kind"], "restored", "{page}");
+    assert_eq!(page["versions"][0]["restored_from"], id.as_str(), "{page}");
+    open.stop().await;
+
+    // With tokens, the same token as the WebSocket's, as a bearer: a token for another
+    // document, none, or a read-only one for a write are refused.
+    let dir = tempfile::tempdir().expect("dir");
+    let secured = spawn_app_with(dir.path().into(), |c| {
+        c.auth.auth_secret = Some(chorus_server::config::Secret(SECRET.to_owned()));
+    })
+    .await;
+    let reader = TokenMinter::hs256(SECRET.as_bytes())
+        .mint(&Claims {
+            doc: "panel".into(),
+            mode: Mode::Read,
+            exp: unix_now() + 600,
+            sub: Some("reader".into()),
+        })
+        .expect("mints");
+    let ada = token_for("ada", "panel");
+    assert_eq!(as_client(&secured, "GET", path, None, "").await.0, 401);
+    let other = token_for("ada", "other");
+    assert_eq!(
+        as_client(&secured, "GET", path, Some(&other), "").await.0,
+        403
+    );
+    assert_eq!(
+        as_client(&secured, "GET", path, Some(&reader), "").await.0,
+        200
+    );
+    assert_eq!(
+        as_client(&secured, "POST", path, Some(&reader), "").await.0,
+        403
+    );
+    let mut client =
+        TestClient::connect_synced(&format!("{}?token={ada}", secured.ws_url("panel"))).await;
+    client.type_text("by ada").await;
+    let mut watcher =
+        TestClient::connect_synced(&format!("{}?token={reader}", secured.ws_url("panel"))).await;
+    watcher.until("ada's edit", |c| c.text() == "by ada").await;
+    let (status, saved) = as_client(&secured, "POST", path, Some(&ada), "").await;
+    assert_eq!(status, 201, "{saved}");
+    assert_eq!(authors(&saved), ["ada"]);
+    secured.stop().await;
+}
