@@ -116,3 +116,17 @@ async fn redis_backend_keeps_versions_and_activity() {
     exercise(&RedisVersions::new(conn.clone())).await;
     redis_cleanup(&conn).await;
 }
+
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_backend_keeps_versions_and_activity() {
+    use std::sync::Arc;
+
+    use crate::helpers::MotoServer;
+
+    let moto = MotoServer::start();
+    moto.create_bucket("versions").await;
+    let store = chorus_store::versions::S3Versions::with_object_store(Arc::new(moto.client("versions")), "chorus")
+        .expect("store");
+    exercise(&store).await;
+}
