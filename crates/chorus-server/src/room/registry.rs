@@ -309,6 +309,10 @@ mod tests {
                 relay: None,
                 hooks: Arc::new(NoHooks),
                 changes: None,
+                history: History::new(
+                    Arc::new(chorus_store::MemoryVersions::new()),
+                    &crate::config::HistoryConfig::default(),
+                ),
             },
             Config::default().room_settings(),
             CancellationToken::new(),
@@ -320,6 +324,7 @@ mod tests {
             relay: None,
             hooks: Arc::new(NoHooks),
             changes: None,
+            history: rooms.inner.history.clone(),
             store: Arc::clone(&rooms.inner.store),
             log: Arc::clone(&rooms.inner.log),
             settings: rooms.inner.settings.clone(),
