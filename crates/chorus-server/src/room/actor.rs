@@ -226,32 +226,25 @@ impl Room {
     async fn serve(&mut self) -> Exit {
         // One timer and one shutdown waiter for the room's whole life: made afresh on every
         // turn, each would enter and leave a timer wheel or a waiter list per command. The
-        // timer is re-armed only when the core's next deadline moves, which a stream of
-        // updates rarely does (the snapshot deadline is set by the first of them).
+        // timer is re-armed only when the next deadline moves, which a stream of updates rarely
+        // does (the snapshot deadline is set by the first of them). It serves the core's
+        // deadlines and the history's (a minute's activity, the next version): a second timer
+        // would be a part of every idle room.
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
-        // The history deadlines (a minute's activity, the next version), apart from the
-        // core's: they move at most once a minute.
-        let history_timer = tokio::time::sleep_until(Instant::now());
-        tokio::pin!(history_timer);
-        let mut history_armed: Option<Instant> = None;
         let cancelled = self.ctx.shutdown.clone().cancelled_owned();
         tokio::pin!(cancelled);
         loop {
-            let deadline = self.core.deadline().map(Instant::from_std);
+            let core_at = self.core.deadline().map(Instant::from_std);
+            let history_at = self.history_clock.next();
+            let history_first = history_at.is_some_and(|h| core_at.is_none_or(|c| h < c));
+            let deadline = if history_first { history_at } else { core_at };
             if deadline != armed {
                 if let Some(at) = deadline {
                     timer.as_mut().reset(at);
                 }
                 armed = deadline;
-            }
-            let history_deadline = self.history_clock.next();
-            if history_deadline != history_armed {
-                if let Some(at) = history_deadline {
-                    history_timer.as_mut().reset(at);
-                }
-                history_armed = history_deadline;
             }
             tokio::select! {
                 // In this order, so that what frees waiting frames (an append done) goes first;
@@ -273,20 +266,20 @@ impl Room {
                 () = &mut timer, if armed.is_some() => {
                     // Fired: re-armed on the next turn even if the deadline stays the same.
                     armed = None;
-                    match self.core.wake(now()) {
-                        Err(_) => return self.fail(),
-                        Ok(Wake::Unload) => {
-                            if let Some(exit) = Box::pin(self.try_unload()).await {
-                                return exit;
-                            }
+                    if history_first {
+                        if self.history_due().is_err() {
+                            return self.fail();
                         }
-                        Ok(Wake::Continue) => {}
-                    }
-                }
-                () = &mut history_timer, if history_armed.is_some() => {
-                    history_armed = None;
-                    if self.history_due().is_err() {
-                        return self.fail();
+                    } else {
+                        match self.core.wake(now()) {
+                            Err(_) => return self.fail(),
+                            Ok(Wake::Unload) => {
+                                if let Some(exit) = Box::pin(self.try_unload()).await {
+                                    return exit;
+                                }
+                            }
+                            Ok(Wake::Continue) => {}
+                        }
                     }
                 }
                 cmd = self.cmd_rx.recv() => {

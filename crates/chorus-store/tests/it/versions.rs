@@ -126,7 +126,10 @@ async fn s3_backend_keeps_versions_and_activity() {
 
     let moto = MotoServer::start();
     moto.create_bucket("versions").await;
-    let store = chorus_store::versions::S3Versions::with_object_store(Arc::new(moto.client("versions")), "chorus")
-        .expect("store");
+    let store = chorus_store::versions::S3Versions::with_object_store(
+        Arc::new(moto.client("versions")),
+        "chorus",
+    )
+    .expect("store");
     exercise(&store).await;
 }
