@@ -568,3 +568,66 @@ export function render (doc) {
 export function stateVectorHex (doc) {
   return Buffer.from(Y.encodeStateVector(doc)).toString('hex')
 }
+
+// ------------------------------------------------- comparison of content, not of history
+
+/**
+ * Adjacent text inserts with equal attributes, merged. Two documents with the same text can
+ * split it differently in `toDelta()`: a run ends at every formatting marker, even one that
+ * changes nothing, and a restore writes its own markers. Replicas of one document agree on the
+ * split (`render` compares them as is); a restored document and its version need not.
+ */
+function mergedDelta (delta) {
+  const out = []
+  for (const op of delta) {
+    const prev = out.at(-1)
+    const attrs = JSON.stringify(contentValue(op.attributes ?? {}))
+    if (prev !== undefined && typeof prev.insert === 'string' && typeof op.insert === 'string' && prev.attrs === attrs) {
+      prev.insert += op.insert
+    } else {
+      out.push({ insert: typeof op.insert === 'string' ? op.insert : contentValue(op.insert), attrs })
+    }
+  }
+  return out.map(({ insert, attrs }) => attrs === '{}' ? { insert } : { insert, attributes: JSON.parse(attrs) })
+}
+
+function contentValue (value) {
+  if (value instanceof Y.AbstractType) return contentType(value)
+  if (Array.isArray(value)) return value.map(contentValue)
+  if (value instanceof Uint8Array) return { binary: Buffer.from(value).toString('hex') }
+  if (value !== null && typeof value === 'object') {
+    const out = {}
+    for (const key of Object.keys(value).sort()) out[key] = contentValue(value[key])
+    return out
+  }
+  return value
+}
+
+function contentType (type) {
+  if (type instanceof Y.XmlText) return { xmlText: mergedDelta(type.toDelta()) }
+  if (type instanceof Y.XmlElement) {
+    return { element: type.nodeName, attributes: contentValue(type.getAttributes()), children: type.toArray().map(contentType) }
+  }
+  if (type instanceof Y.XmlFragment) return { fragment: type.toArray().map(contentType) }
+  if (type instanceof Y.Text) return { delta: mergedDelta(type.toDelta()) }
+  if (type instanceof Y.Map) {
+    const out = {}
+    for (const key of [...type.keys()].sort()) out[key] = contentValue(type.get(key))
+    return { map: out }
+  }
+  if (type instanceof Y.Array) return { array: type.toArray().map(contentValue) }
+  return { unknown: String(type) }
+}
+
+/**
+ * What a reader of the document sees, with the text runs merged (see `mergedDelta`): equal for
+ * a restored document and its version, where `render` may still differ in how runs are split.
+ */
+export function renderContent (doc) {
+  return JSON.stringify({
+    text: contentType(doc.getText(ROOTS.text)),
+    prosemirror: contentType(doc.getXmlFragment(ROOTS.xml)),
+    meta: contentType(doc.getMap(ROOTS.map)),
+    items: contentType(doc.getArray(ROOTS.array))
+  })
+}

@@ -14,6 +14,9 @@
 //   --paste-kib A-B   size of a large paste in KiB (10-40)
 //   --gc-off SHARE    share of clients with gc: false (0.3)
 //   --no-restart      do not restart a node mid-session
+//   --restores N      about N version actions per room (make or restore a version through the
+//                     HTTP API of either node) while the clients edit, then one restore with no
+//                     edit in flight that must leave exactly the version's content (0: off)
 //   --record DIR      write each connection's frames and a manifest per room under DIR
 //   --keep-going      run every seed even after a failure (default: stop at the first)
 //   --json FILE       write every result as JSON to FILE
@@ -61,6 +64,7 @@ function parseArgs (argv) {
       case '--paste-kib': args.opts.pasteKiB = parseRange(value()); break
       case '--gc-off': args.opts.gcOffShare = Number(value()); break
       case '--no-restart': args.opts.restart = false; break
+      case '--restores': args.opts.restores = Number(value()); break
       case '--record': args.opts.record = value(); break
       case '--keep-going': args.keepGoing = true; break
       case '--json': args.json = value(); break
@@ -68,13 +72,14 @@ function parseArgs (argv) {
       case '--converge-timeout-ms': args.opts.convergeTimeoutMs = Number(value()); break
       case '-h': case '--help':
         process.stdout.write('usage: node tests/interop/honest/run.mjs [--seeds 1-200] [--nodes 1|2] [--rooms N] [--clients N] ' +
-          '[--steps N] [--pause-ms N] [--paste-kib A-B] [--gc-off SHARE] [--no-restart] [--record DIR] [--keep-going] [--json FILE]\n')
+          '[--steps N] [--pause-ms N] [--paste-kib A-B] [--gc-off SHARE] [--no-restart] [--restores N] [--record DIR] [--keep-going] [--json FILE]\n')
         process.exit(0)
         break
       default: throw new Error(`unknown option ${flag} (try --help)`)
     }
   }
   if (![1, 2].includes(args.opts.nodes ?? 1)) throw new Error('--nodes must be 1 or 2')
+  if (!(Number.isInteger(args.opts.restores ?? 0) && (args.opts.restores ?? 0) >= 0)) throw new Error('--restores must be a whole number')
   return args
 }
 

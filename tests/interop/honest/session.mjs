@@ -15,6 +15,7 @@ import {
   mapEdits, paste, pickTarget, render, stateVectorHex, textEdits, textInside, typeById, typeInto, xmlEdits, ROOTS
 } from './edits.mjs'
 import { Recorder } from './record.mjs'
+import { Restorer } from './restorer.mjs'
 import { Rng, subSeed } from './rng.mjs'
 
 // Node 20 has no global WebSocket, and y-websocket reads the global in its resync timer.
@@ -41,6 +42,13 @@ export const DEFAULTS = {
   /** Share of clients with `new Y.Doc({ gc: false })`. */
   gcOffShare: 0.3,
   convergeTimeoutMs: 60_000,
+  /**
+   * Version history under load (issue #20): expected number of version actions per room (each
+   * one a version made or restored through the HTTP API of a node, at a seeded random step,
+   * while the clients keep editing); 0 turns it off. Off by default, so the seeds of the plain
+   * suite replay as before.
+   */
+  restores: 0,
   record: null,
   log: msg => process.stderr.write(msg + '\n')
 }
@@ -208,6 +216,7 @@ class Room {
     this.name = `honest-s${session.seed}-n${session.opts.nodes}-r${index}`
     this.rng = new Rng(subSeed(session.seed, 'room', index))
     this.clients = []
+    this.restorer = session.opts.restores > 0 ? new Restorer(this, API_KEY) : null
     const n = session.opts.clients
     for (let i = 0; i < n; i++) {
       const node = session.nodes[(index + i) % session.nodes.length]
@@ -280,6 +289,7 @@ class Room {
   async run (steps) {
     for (let s = 0; s < steps; s++) {
       this.step()
+      this.restorer?.maybeAct(steps)
       this.session.progress++
       await delay(this.rng.int(this.session.opts.maxPauseMs + 1))
     }
@@ -362,7 +372,8 @@ export class Session {
 
   describeSetup () {
     const o = this.opts
-    return `seed ${this.seed}: nodes ${o.nodes}, rooms ${o.rooms}, clients ${o.clients}, steps ${o.steps}, restart ${o.restart}`
+    return `seed ${this.seed}: nodes ${o.nodes}, rooms ${o.rooms}, clients ${o.clients}, steps ${o.steps}, restart ${o.restart}` +
+      (o.restores > 0 ? `, restores ${o.restores}` : '')
   }
 
   async start () {
@@ -409,6 +420,8 @@ export class Session {
     const work = this.rooms.map(r => r.run(this.opts.steps))
     if (this.opts.restart) work.push(this.restartNode())
     await Promise.all(work)
+    // Version requests still in flight belong to the edits: converge only after them.
+    await Promise.all(this.rooms.map(r => r.restorer?.idle()))
   }
 
   /** Everyone back online, then every replica of each room equal. */
@@ -429,6 +442,14 @@ export class Session {
           `${render(c.doc).length} chars${whereItDiffers(render(room.clients[0].doc), render(c.doc))}, ` +
           `delete set ${deleteSetHex(c.doc)}, recent ${JSON.stringify(c.recent)}`).join('; '))
     }))
+  }
+
+  /**
+   * With `restores` on: once every room has converged, restore one known version per room with
+   * no edit in flight; every client must then hold exactly that version's content.
+   */
+  async quietRestores () {
+    for (const room of this.rooms) await room.restorer?.quietRestore()
   }
 
   /** A fresh client on every node joins each room and must hold exactly what the clients hold. */
@@ -512,7 +533,7 @@ export class Session {
       this.recorder.writeRoom(dir, `seed-${this.seed}-nodes-${this.opts.nodes}/room-${room.index}`, room.name, {
         seed: this.seed,
         nodes: this.opts.nodes,
-        settings: Object.fromEntries(['rooms', 'clients', 'steps', 'maxPauseMs', 'pasteKiB', 'gcOffShare', 'restart'].map(k => [k, this.opts[k]])),
+        settings: Object.fromEntries(['rooms', 'clients', 'steps', 'maxPauseMs', 'pasteKiB', 'gcOffShare', 'restart', 'restores'].map(k => [k, this.opts[k]])),
         final,
         render: render(union),
         ok: this.problems.length === 0 && this.refusals().length === 0,
@@ -544,6 +565,7 @@ export async function runSession (seed, opts = {}) {
     await session.drive()
     try {
       await session.converge()
+      await session.quietRestores()
       await session.lateJoiners()
       await session.serverExport()
     } catch (err) {
