@@ -250,6 +250,10 @@ def render(results: dict, charts: dict[str, str], results_rel: str, notes: str |
       f"{meta['elapsed_min']:.0f} min). "
       f"The load generator is `chorus-loadtest` (`loadtest/README.md`), which every server saw unchanged. "
       f"Raw data: [`{results_rel}/results.json`]({results_rel}/results.json).\n")
+    if rerun := meta.get("rerun"):
+        w(f"**Scenarios {', '.join(rerun['scenarios'])} were run again for every server** "
+          f"({rerun['started']} – {rerun['finished']}, commit `{rerun['git_commit']}`): "
+          f"{rerun['why']}. Their figures come from that run; see the notes at the end.\n")
     if meta["quick"]:
         w("**Quick mode:** shorter durations and fewer connections and joiners than the scenario files; "
           "targets that depend on the full size show as *not comparable*.\n")
@@ -397,7 +401,7 @@ def _at_a_glance(w, results: dict, servers: list[str], labels: dict[str, str]) -
         w(row)
     w("")
     w("Lower is better except for S. Bold: the best server of the row (the bare relay keeps no document and "
-      "is a yardstick, not a contender). Every figure is from this one run; details and the targets follow.\n")
+      "is a yardstick, not a contender). Within a row, every figure is from one run; details and the targets follow.\n")
 
 
 def _overrides_text(scn, quick: bool) -> str:
