@@ -308,6 +308,8 @@ pub(super) async fn diff(
 struct Restored {
     /// The version whose content the document now has.
     restored_from: VersionId,
+    /// The content the restore replaced, kept first.
+    before: VersionMeta,
     /// The version recorded right after the restore.
     version: VersionMeta,
 }
@@ -328,6 +330,17 @@ pub(super) async fn restore(
     let Caller { doc, identity } = caller(&state, &headers, doc, Mode::Write).await?;
     let id = version_id(id)?;
     let target = load(&state, &doc, &id).await?;
+    // What the restore replaces is kept first: edits made since the last version would
+    // otherwise be reachable only through the CRDT's history, which gc removes, so a mistaken
+    // restore could not be taken back.
+    let before = record(
+        &state,
+        &doc,
+        VersionKind::Requested,
+        Some(format!("before restoring {id}")),
+        None,
+    )
+    .await?;
     let current = state.read_doc(&doc, None).await?;
     // A client id of its own, like a Yjs client's: 32 random bits.
     let client = u64::from(fastrand::u32(..));
@@ -346,6 +359,7 @@ pub(super) async fn restore(
     let version = record(&state, &doc, VersionKind::Restored, None, Some(id.clone())).await?;
     let json = serde_json::to_value(Restored {
         restored_from: id,
+        before,
         version,
     })
     .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -316,6 +316,22 @@ async fn browsers_get_the_history_routes_with_the_access_their_websocket_has() {
     assert_eq!(status, 200, "{page}");
     assert_eq!(page["versions"][0]["kind"], "restored", "{page}");
     assert_eq!(page["versions"][0]["restored_from"], id.as_str(), "{page}");
+    // What the restore replaced was kept first, and restoring it takes the restore back.
+    let before = restored["before"]["id"]
+        .as_str()
+        .expect("a version of what was replaced");
+    assert_eq!(page["versions"][1]["id"], before, "{page}");
+    assert_eq!(
+        page["versions"][1]["label"],
+        format!("before restoring {id}"),
+        "{page}"
+    );
+    let (status, undone) =
+        as_client(&open, "POST", &format!("{path}/{before}/restore"), None, "").await;
+    assert_eq!(status, 200, "{undone}");
+    watcher
+        .until("the restore taken back", |c| c.text() == "first later")
+        .await;
     open.stop().await;
 
     // With tokens, the same token as the WebSocket's, as a bearer: a token for another

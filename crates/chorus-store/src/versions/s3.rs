@@ -141,7 +141,7 @@ impl VersionStore for S3Versions {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(fail(e)),
         };
-        decode_version(&bytes, &path.to_string()).map(Some)
+        decode_version(&bytes, path.as_ref()).map(Some)
     }
 
     async fn remove(&self, doc: &DocName, id: &VersionId) -> Result<bool, StoreError> {
