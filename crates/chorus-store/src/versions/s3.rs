@@ -202,20 +202,41 @@ impl VersionStore for S3Versions {
     }
 
     async fn prune_activity(&self, doc: &DocName, minute: u64) -> Result<usize, StoreError> {
+        // One object per flush, which may hold minutes on both sides of the cut: each object
+        // is read, and removed or written back with only its newer records.
         let dir = self.dir_of(doc).join("activity");
         let mut removed = 0;
         for object in self.objects(&dir).await? {
-            let newest = object
-                .location
-                .filename()
-                .and_then(|f| f.split_once('-'))
-                .and_then(|(m, _)| m.parse::<u64>().ok());
-            if newest.is_some_and(|m| m < minute) {
-                self.store.delete(&object.location).await.map_err(|e| {
-                    StoreError::backend("pruning activity", object.location.as_ref(), e)
-                })?;
-                removed += 1;
+            let path = &object.location;
+            let fail = |e| StoreError::backend("pruning activity", path.as_ref(), e);
+            let bytes = self
+                .store
+                .get(path)
+                .await
+                .map_err(fail)?
+                .bytes()
+                .await
+                .map_err(fail)?;
+            let Ok(records) = serde_json::from_slice::<Vec<ActivityRecord>>(&bytes) else {
+                // Unreadable: `activity` skips it; leave it for an operator to look at.
+                continue;
+            };
+            let (old, kept): (Vec<_>, Vec<_>) =
+                records.into_iter().partition(|r| r.minute < minute);
+            if old.is_empty() {
+                continue;
             }
+            if kept.is_empty() {
+                self.store.delete(path).await.map_err(fail)?;
+            } else {
+                // Plain strings and numbers: serialising cannot fail.
+                let body = serde_json::to_vec(&kept).unwrap_or_default();
+                self.store
+                    .put(path, PutPayload::from(body))
+                    .await
+                    .map_err(fail)?;
+            }
+            removed += old.len();
         }
         Ok(removed)
     }
