@@ -54,6 +54,30 @@ impl S3Versions {
         Self::with_object_store(store, &prefix)
     }
 
+    /// The records of one activity object; `None` (logged) when it does not parse.
+    async fn activity_object(
+        &self,
+        path: &Path,
+        doing: &'static str,
+    ) -> Result<Option<Vec<ActivityRecord>>, StoreError> {
+        let fail = |e| StoreError::backend(doing, path.as_ref(), e);
+        let bytes = self
+            .store
+            .get(path)
+            .await
+            .map_err(fail)?
+            .bytes()
+            .await
+            .map_err(fail)?;
+        match serde_json::from_slice::<Vec<ActivityRecord>>(&bytes) {
+            Ok(records) => Ok(Some(records)),
+            Err(error) => {
+                tracing::warn!(object = %path, %error, "skipping unreadable activity");
+                Ok(None)
+            }
+        }
+    }
+
     fn dir_of(&self, doc: &DocName) -> Path {
         self.root.clone().join(object_stem(doc))
     }
@@ -181,21 +205,11 @@ impl VersionStore for S3Versions {
         let dir = self.dir_of(doc).join("activity");
         let mut all = Vec::new();
         for object in self.objects(&dir).await? {
-            let path = &object.location;
-            let fail = |e| StoreError::backend("reading activity", path.as_ref(), e);
-            let bytes = self
-                .store
-                .get(path)
-                .await
-                .map_err(fail)?
-                .bytes()
-                .await
-                .map_err(fail)?;
-            match serde_json::from_slice::<Vec<ActivityRecord>>(&bytes) {
-                Ok(records) => all.extend(records),
-                Err(error) => {
-                    tracing::warn!(object = %path, %error, "skipping unreadable activity")
-                }
+            if let Some(records) = self
+                .activity_object(&object.location, "reading activity")
+                .await?
+            {
+                all.extend(records);
             }
         }
         Ok(merge_activity(all))
@@ -209,16 +223,8 @@ impl VersionStore for S3Versions {
         for object in self.objects(&dir).await? {
             let path = &object.location;
             let fail = |e| StoreError::backend("pruning activity", path.as_ref(), e);
-            let bytes = self
-                .store
-                .get(path)
-                .await
-                .map_err(fail)?
-                .bytes()
-                .await
-                .map_err(fail)?;
-            let Ok(records) = serde_json::from_slice::<Vec<ActivityRecord>>(&bytes) else {
-                // Unreadable: `activity` skips it; leave it for an operator to look at.
+            // Unreadable: `activity` skips it; leave it for an operator to look at.
+            let Some(records) = self.activity_object(path, "pruning activity").await? else {
                 continue;
             };
             let (old, kept): (Vec<_>, Vec<_>) =
