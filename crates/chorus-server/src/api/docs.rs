@@ -57,15 +57,7 @@ pub(super) async fn list(
     // The key is checked first: without it, nothing about the query is answered.
     check_key(&state, &headers)?;
     let Api(Query(query)) = query?;
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(limit @ 1..=MAX_PAGE) => limit,
-        Some(limit) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit is {limit}; it must be between 1 and {MAX_PAGE}"
-            )));
-        }
-    };
+    let limit = super::page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = query
         .cursor
         .map(|cursor| {

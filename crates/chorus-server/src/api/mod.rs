@@ -112,3 +112,15 @@ fn authorized(state: &AppState, headers: &HeaderMap, doc: String) -> Result<DocN
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// A listing's page size: `default` when the request names none, else `requested` if it is
+/// between 1 and `max`.
+fn page_limit(requested: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(limit) => Err(ApiError::BadRequest(format!(
+            "limit is {limit}; it must be between 1 and {max}"
+        ))),
+    }
+}

@@ -162,15 +162,7 @@ pub(super) async fn list(
 ) -> Result<Json<VersionPage>, ApiError> {
     let doc = caller(&state, &headers, doc, Mode::Read).await?.doc;
     let Api(Query(query)) = query?;
-    let limit = match query.limit {
-        None => DEFAULT_PAGE,
-        Some(limit @ 1..=MAX_PAGE) => limit,
-        Some(limit) => {
-            return Err(ApiError::BadRequest(format!(
-                "limit is {limit}; it must be between 1 and {MAX_PAGE}"
-            )));
-        }
-    };
+    let limit = super::page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = query.cursor.map(version_id).transpose()?;
     let mut versions = state
         .history
